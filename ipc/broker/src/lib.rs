@@ -1,0 +1,250 @@
+//! Weft's message broker.
+//!
+//! The broker listens on a local socket, authenticates every connection by the token in
+//! its handshake, stamps each message with the identity bound to that token, and routes
+//! it to the subscribers of its topic. Payloads are opaque bytes: the broker never
+//! parses them.
+//!
+//! It is not the shell: control requests from the command line and status reports from
+//! app hosts are handed to the shell as [`BrokerEvent`]s, and the shell decides.
+//!
+//! Invariants:
+//! - A connection's identity comes only from the token it presented; nothing a client
+//!   sends can change it.
+//! - An app token authenticates at most one live connection at a time.
+//! - Messages from one connection are routed in the order they were received, and each
+//!   subscriber's outbound queue is FIFO, so one publisher's messages on one topic reach
+//!   every subscriber in publish order.
+//! - Outbound queues are bounded; a subscriber whose queue is full is disconnected with
+//!   the reason `SlowConsumer` instead of slowing anyone else down.
+
+mod connection;
+mod routes;
+mod tokens;
+
+use std::{
+    io,
+    path::{Path, PathBuf},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use tokio::{net::UnixListener, sync::mpsc};
+use tokio_util::sync::CancellationToken;
+use weft_proto::{
+    Identity, Token,
+    frame::{ControlReply, ControlRequest, PageStatus},
+};
+
+use crate::{routes::Routes, tokens::Tokens};
+
+/// How a broker is set up.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// Where to listen. A stale socket file there is replaced.
+    pub socket_path: PathBuf,
+    /// Largest frame body accepted, in bytes.
+    pub max_frame_len: usize,
+    /// Frames that may wait in one connection's outbound queue before it counts as slow.
+    pub outbound_queue_frames: usize,
+    /// How long a new connection may take to send its handshake.
+    pub handshake_timeout: Duration,
+}
+
+impl BrokerConfig {
+    /// Defaults for a broker listening at `socket_path`.
+    pub fn new(socket_path: impl Into<PathBuf>) -> Self {
+        Self {
+            socket_path: socket_path.into(),
+            max_frame_len: weft_proto::DEFAULT_MAX_FRAME_LEN,
+            outbound_queue_frames: 8192,
+            handshake_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What kind of client a connection is, decided by the token it presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientKind {
+    /// An app host (`weft-app`), with the identity of its app instance.
+    App,
+    /// A command-line client, acting as `weft-cli`.
+    Cli,
+}
+
+/// Something the shell should know about or decide.
+#[derive(Debug)]
+pub enum BrokerEvent {
+    /// An app host connected.
+    AppConnected(Identity),
+    /// An app host's connection ended.
+    AppDisconnected(Identity),
+    /// An app host reported its page's state.
+    PageStatus(Identity, PageStatus),
+    /// A command-line client asks the shell to act; answer on `reply`.
+    Control {
+        /// Who asks.
+        from: Identity,
+        /// What it asks.
+        request: ControlRequest,
+        /// Where the answer goes: a reply, or a message saying why it failed.
+        reply: tokio::sync::oneshot::Sender<Result<ControlReply, String>>,
+    },
+}
+
+/// A broker that has bound its socket and is ready to [`run`](Broker::run).
+pub struct Broker {
+    listener: UnixListener,
+    shared: Arc<Shared>,
+}
+
+/// A cheap, cloneable handle to a running broker.
+#[derive(Clone)]
+pub struct BrokerHandle {
+    shared: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    config: BrokerConfig,
+    tokens: Mutex<Tokens>,
+    routes: Mutex<Routes>,
+    events: mpsc::UnboundedSender<BrokerEvent>,
+    shutdown: CancellationToken,
+    next_conn: AtomicU64,
+    next_message: AtomicU64,
+    /// Random per broker run, so message ids stay unique across shell restarts.
+    epoch: String,
+}
+
+/// The broker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// Binding the socket failed.
+    #[error("cannot listen on {path}: {source}")]
+    Bind {
+        /// The socket path.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+}
+
+impl Broker {
+    /// Binds the socket (mode 0600) and returns the broker, a handle to it, and the stream
+    /// of events the shell must consume.
+    pub fn bind(
+        config: BrokerConfig,
+    ) -> Result<(Broker, BrokerHandle, mpsc::UnboundedReceiver<BrokerEvent>), BrokerError> {
+        let path = config.socket_path.clone();
+        let bind_err = |source| BrokerError::Bind {
+            path: path.clone(),
+            source,
+        };
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(bind_err(e)),
+        }
+        let listener = UnixListener::bind(&path).map_err(bind_err)?;
+        set_mode_0600(&path).map_err(bind_err)?;
+        let (events, rx) = mpsc::unbounded_channel();
+        let mut epoch = [0u8; 4];
+        getrandom::fill(&mut epoch).expect("the operating system's random source failed");
+        let shared = Arc::new(Shared {
+            config,
+            tokens: Mutex::new(Tokens::default()),
+            routes: Mutex::new(Routes::default()),
+            events,
+            shutdown: CancellationToken::new(),
+            next_conn: AtomicU64::new(1),
+            next_message: AtomicU64::new(1),
+            epoch: hex::encode(epoch),
+        });
+        let handle = BrokerHandle {
+            shared: shared.clone(),
+        };
+        Ok((Broker { listener, shared }, handle, rx))
+    }
+
+    /// Accepts and serves connections until [`BrokerHandle::shutdown`] is called; then
+    /// tells every client it is closing and removes the socket file.
+    pub async fn run(self) {
+        let shared = self.shared;
+        loop {
+            tokio::select! {
+                _ = shared.shutdown.cancelled() => break,
+                accepted = self.listener.accept() => match accepted {
+                    Ok((stream, _)) => {
+                        let id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+                        tokio::spawn(connection::serve(shared.clone(), id, stream));
+                    }
+                    Err(e) => {
+                        tracing::warn!("accepting a connection failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                },
+            }
+        }
+        let _ = std::fs::remove_file(&shared.config.socket_path);
+    }
+}
+
+impl BrokerHandle {
+    /// Allows `token` to connect as the app instance `identity`.
+    pub fn grant_app(&self, token: Token, identity: Identity) {
+        lock(&self.shared.tokens).grant(token, ClientKind::App, Some(identity));
+    }
+
+    /// Allows `token` to connect as a command-line client (any number at once).
+    pub fn grant_cli(&self, token: Token) {
+        lock(&self.shared.tokens).grant(token, ClientKind::Cli, None);
+    }
+
+    /// Withdraws `token`; connections it already authenticated stay open.
+    pub fn revoke(&self, token: &Token) {
+        lock(&self.shared.tokens).revoke(token);
+    }
+
+    /// Closes every connection and stops accepting new ones.
+    pub fn shutdown(&self) {
+        self.shared.shutdown.cancel();
+    }
+
+    /// Number of authenticated connections.
+    pub fn connection_count(&self) -> usize {
+        lock(&self.shared.routes).connection_count()
+    }
+
+    /// The socket the broker listens on.
+    pub fn socket_path(&self) -> &Path {
+        &self.shared.config.socket_path
+    }
+}
+
+impl Shared {
+    fn message_id(&self) -> String {
+        let n = self.next_message.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{n:x}", self.epoch)
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Locks a mutex, recovering the data if a panicking thread poisoned it: every critical
+/// section here leaves the tables consistent between statements.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn set_mode_0600(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+}

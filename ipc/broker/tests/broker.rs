@@ -1,0 +1,346 @@
+//! The broker against real clients over a real Unix socket.
+
+use std::{path::PathBuf, time::Duration};
+
+use bytes::{BufMut, BytesMut};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::UnixStream,
+    sync::mpsc,
+};
+use weft_broker::{Broker, BrokerConfig, BrokerEvent, BrokerHandle};
+use weft_client::{Client, ClientError};
+use weft_proto::{
+    ErrorCode, Identity, Token, Topic,
+    frame::{ControlReply, ControlRequest, PageStatus},
+    handshake::{Hello, Refusal},
+};
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+struct TestBroker {
+    _dir: tempfile::TempDir,
+    socket: PathBuf,
+    handle: BrokerHandle,
+    events: mpsc::UnboundedReceiver<BrokerEvent>,
+    cli: Token,
+}
+
+impl TestBroker {
+    fn start_with(config: impl FnOnce(&mut BrokerConfig)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("bus.sock");
+        let mut cfg = BrokerConfig::new(&socket);
+        config(&mut cfg);
+        let (broker, handle, events) = Broker::bind(cfg).unwrap();
+        tokio::spawn(broker.run());
+        let cli = Token::random();
+        handle.grant_cli(cli.clone());
+        Self {
+            _dir: dir,
+            socket,
+            handle,
+            events,
+            cli,
+        }
+    }
+
+    fn start() -> Self {
+        Self::start_with(|_| {})
+    }
+
+    async fn cli(&self) -> Client {
+        Client::connect(&self.socket, &self.cli).await.unwrap()
+    }
+
+    async fn app(&self, app_id: &str) -> Client {
+        let token = Token::random();
+        self.handle
+            .grant_app(token.clone(), Identity::new_instance(app_id));
+        Client::connect(&self.socket, &token).await.unwrap()
+    }
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        self.handle.shutdown();
+    }
+}
+
+fn topic(s: &str) -> Topic {
+    Topic::new(s).unwrap()
+}
+
+async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(DEADLINE, f).await.expect("timed out")
+}
+
+#[tokio::test]
+async fn publish_reaches_subscriber_with_sender_stamped_by_broker() {
+    let b = TestBroker::start();
+    let app = b.app("watchlist").await;
+    let cli = b.cli().await;
+    let mut sub = cli.subscribe(&topic("fx.EURUSD")).await.unwrap();
+    app.publish(&topic("fx.EURUSD"), &br#"{"px":1.1}"#[..])
+        .await
+        .unwrap();
+    let d = within(sub.next()).await.unwrap();
+    assert_eq!(&d.payload[..], br#"{"px":1.1}"#);
+    assert_eq!(d.sender, *app.identity());
+    assert_eq!(d.sender.app_id, "watchlist");
+    assert_eq!(d.topic.as_str(), "fx.EURUSD");
+    assert!(d.ts_ms > 1_600_000_000_000);
+    assert_eq!(cli.identity().app_id, "weft-cli");
+}
+
+#[tokio::test]
+async fn messages_from_one_publisher_arrive_in_order_and_only_on_their_topic() {
+    let b = TestBroker::start();
+    let publisher = b.cli().await;
+    let consumer = b.cli().await;
+    let mut sub = consumer.subscribe(&topic("seq")).await.unwrap();
+    let mut other = consumer.subscribe(&topic("seq.other")).await.unwrap();
+    let n = 5000u32;
+    let p = publisher.clone();
+    let send = tokio::spawn(async move {
+        for i in 0..n {
+            p.publish(&topic("seq"), i.to_string()).await.unwrap();
+        }
+        p.publish(&topic("seq.other"), "end").await.unwrap();
+    });
+    for i in 0..n {
+        let d = within(sub.next()).await.unwrap();
+        assert_eq!(d.payload, i.to_string().as_bytes());
+    }
+    assert_eq!(&within(other.next()).await.unwrap().payload[..], b"end");
+    send.await.unwrap();
+}
+
+#[tokio::test]
+async fn unsubscribed_messages_stop() {
+    let b = TestBroker::start();
+    let c = b.cli().await;
+    let sub = c.subscribe(&topic("a")).await.unwrap();
+    let mut keep = c.subscribe(&topic("b")).await.unwrap();
+    sub.unsubscribe().await.unwrap();
+    c.publish(&topic("a"), "lost").await.unwrap();
+    c.publish(&topic("b"), "kept").await.unwrap();
+    assert_eq!(&within(keep.next()).await.unwrap().payload[..], b"kept");
+}
+
+#[tokio::test]
+async fn wrong_token_is_refused() {
+    let b = TestBroker::start();
+    match Client::connect(&b.socket, &Token::random()).await {
+        Err(ClientError::Refused { reason, .. }) => assert_eq!(reason, Refusal::BadToken),
+        other => panic!(
+            "expected refusal, got {:?}",
+            other.map(|c| c.identity().clone())
+        ),
+    }
+}
+
+#[tokio::test]
+async fn wrong_protocol_version_is_refused_even_with_a_good_token() {
+    let b = TestBroker::start();
+    let mut hello = Hello::new(&b.cli);
+    hello.version = weft_proto::PROTOCOL_VERSION + 1;
+    match Client::connect_with_hello(&b.socket, &hello.encode()).await {
+        Err(ClientError::Refused { reason, message }) => {
+            assert_eq!(reason, Refusal::VersionMismatch);
+            assert!(message.contains("version"), "{message}");
+        }
+        other => panic!("expected refusal, got {:?}", other.is_ok()),
+    }
+}
+
+#[tokio::test]
+async fn missing_token_or_garbage_handshake_is_refused() {
+    let b = TestBroker::start();
+    let mut hello = Hello::new(&b.cli);
+    hello.token.clear();
+    for body in [hello.encode(), b"GET / HTTP/1.1".to_vec(), vec![]] {
+        match Client::connect_with_hello(&b.socket, &body).await {
+            Err(ClientError::Refused { reason, .. }) => assert_eq!(reason, Refusal::Malformed),
+            other => panic!("expected refusal, got {:?}", other.is_ok()),
+        }
+    }
+}
+
+/// A client that skips the handshake and sends a publish frame first cannot publish.
+#[tokio::test]
+async fn a_publish_before_the_handshake_is_not_routed() {
+    let b = TestBroker::start();
+    let c = b.cli().await;
+    let mut sub = c.subscribe(&topic("secret")).await.unwrap();
+
+    let mut raw = UnixStream::connect(&b.socket).await.unwrap();
+    let frame = weft_proto::ClientFrame::Publish {
+        req: 1,
+        topic: topic("secret"),
+        payload: "forged".into(),
+    };
+    raw.write_all(&framed(&frame.encode())).await.unwrap();
+    let mut rest = vec![];
+    within(raw.read_to_end(&mut rest)).await.unwrap();
+    assert!(!rest.is_empty(), "expected a refusal frame");
+
+    c.publish(&topic("secret"), "genuine").await.unwrap();
+    assert_eq!(&within(sub.next()).await.unwrap().payload[..], b"genuine");
+}
+
+#[tokio::test]
+async fn an_app_token_serves_one_connection_at_a_time() {
+    let b = TestBroker::start();
+    let token = Token::random();
+    b.handle
+        .grant_app(token.clone(), Identity::new_instance("chart"));
+    let first = Client::connect(&b.socket, &token).await.unwrap();
+    match Client::connect(&b.socket, &token).await {
+        Err(ClientError::Refused { reason, .. }) => assert_eq!(reason, Refusal::TokenInUse),
+        other => panic!("expected refusal, got {:?}", other.is_ok()),
+    }
+    drop(first);
+    within(async {
+        loop {
+            if Client::connect(&b.socket, &token).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn control_is_for_the_command_line_and_status_for_apps() {
+    let mut b = TestBroker::start();
+    let app = b.app("news").await;
+    match app.control(ControlRequest::ListApps).await {
+        Err(ClientError::Broker { code, .. }) => assert_eq!(code, ErrorCode::NotPermitted),
+        other => panic!("expected NotPermitted, got {other:?}"),
+    }
+    let cli = b.cli().await;
+    match cli.report_status(PageStatus::Ready).await {
+        Err(ClientError::Broker { code, .. }) => assert_eq!(code, ErrorCode::NotPermitted),
+        other => panic!("expected NotPermitted, got {other:?}"),
+    }
+    app.report_status(PageStatus::Ready).await.unwrap();
+
+    let ask = tokio::spawn(async move { cli.control(ControlRequest::ListApps).await });
+    let mut saw_status = false;
+    loop {
+        match within(b.events.recv()).await.unwrap() {
+            BrokerEvent::AppConnected(id) => assert_eq!(id.app_id, "news"),
+            BrokerEvent::PageStatus(id, PageStatus::Ready) => {
+                assert_eq!(id.app_id, "news");
+                saw_status = true;
+            }
+            BrokerEvent::Control {
+                from,
+                request,
+                reply,
+            } => {
+                assert_eq!(from.app_id, "weft-cli");
+                assert_eq!(request, ControlRequest::ListApps);
+                reply.send(Ok(ControlReply::Apps(vec![]))).unwrap();
+                break;
+            }
+            other => panic!("unexpected event {other:?}"),
+        }
+    }
+    assert!(saw_status);
+    assert_eq!(ask.await.unwrap().unwrap(), ControlReply::Apps(vec![]));
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_frames_close_only_that_client() {
+    let b = TestBroker::start_with(|c| c.max_frame_len = 1024);
+    let good = b.cli().await;
+    let mut sub = good.subscribe(&topic("t")).await.unwrap();
+
+    for body in [vec![0xff; 16], vec![0u8; 2048]] {
+        let mut raw = UnixStream::connect(&b.socket).await.unwrap();
+        raw.write_all(&framed(&Hello::new(&b.cli).encode()))
+            .await
+            .unwrap();
+        raw.write_all(&framed(&body)).await.unwrap();
+        let mut rest = vec![];
+        // The broker answers the handshake, then closes: reading reaches end of stream.
+        within(raw.read_to_end(&mut rest)).await.unwrap();
+    }
+    // A frame cut off mid-way, then a disconnect.
+    let mut raw = UnixStream::connect(&b.socket).await.unwrap();
+    raw.write_all(&framed(&Hello::new(&b.cli).encode()))
+        .await
+        .unwrap();
+    raw.write_all(&[0, 0, 0, 100, 1, 2]).await.unwrap();
+    drop(raw);
+
+    good.publish(&topic("t"), "still here").await.unwrap();
+    assert_eq!(
+        &within(sub.next()).await.unwrap().payload[..],
+        b"still here"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_consumer_is_disconnected_and_others_keep_receiving() {
+    let b = TestBroker::start_with(|c| c.outbound_queue_frames = 64);
+    let publisher = b.cli().await;
+    let fast = b.cli().await;
+    let mut fast_sub = fast.subscribe(&topic("load")).await.unwrap();
+
+    // A subscriber that never reads its socket.
+    let mut slow = UnixStream::connect(&b.socket).await.unwrap();
+    slow.write_all(&framed(&Hello::new(&b.cli).encode()))
+        .await
+        .unwrap();
+    let sub = weft_proto::ClientFrame::Subscribe {
+        req: 1,
+        sub: 1,
+        topic: topic("load"),
+    };
+    slow.write_all(&framed(&sub.encode())).await.unwrap();
+    // Read the handshake reply and the subscription's confirmation, then never read again.
+    within(read_frame(&mut slow)).await;
+    let confirmed = weft_proto::ServerFrame::decode(&within(read_frame(&mut slow)).await).unwrap();
+    assert_eq!(confirmed, weft_proto::ServerFrame::Ok { req: 1 });
+
+    let payload = vec![b'x'; 16 * 1024];
+    let reader = tokio::spawn(async move {
+        let mut n = 0usize;
+        while n < 2000 {
+            fast_sub.next().await.unwrap();
+            n += 1;
+        }
+        n
+    });
+    for _ in 0..2000 {
+        publisher
+            .publish(&topic("load"), payload.clone())
+            .await
+            .unwrap();
+    }
+    assert_eq!(within(reader).await.unwrap(), 2000);
+    within(async {
+        while b.handle.connection_count() > 2 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+}
+
+async fn read_frame(stream: &mut UnixStream) -> Vec<u8> {
+    let len = stream.read_u32().await.unwrap();
+    let mut body = vec![0; len as usize];
+    stream.read_exact(&mut body).await.unwrap();
+    body
+}
+
+fn framed(body: &[u8]) -> BytesMut {
+    let mut buf = BytesMut::new();
+    buf.put_u32(body.len() as u32);
+    buf.put_slice(body);
+    buf
+}

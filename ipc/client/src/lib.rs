@@ -1,0 +1,420 @@
+//! An async client for Weft's bus.
+//!
+//! [`Client::connect`] performs the handshake and spawns two tasks: one that reads
+//! frames and dispatches answers and deliveries, and one that writes queued frames in
+//! batches. Every request method waits for the broker's answer. The client is cheap to
+//! clone; the connection closes when the last clone and subscription are dropped, or on
+//! [`Client::close`].
+//!
+//! It is not a broker and holds no policy: it does what its caller asks and reports the
+//! broker's typed errors.
+
+use std::{
+    collections::HashMap,
+    io,
+    path::Path,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::StreamExt;
+use tokio::{
+    io::AsyncWriteExt,
+    net::UnixStream,
+    sync::{mpsc, oneshot, watch},
+};
+use tokio_util::codec::FramedRead;
+use weft_proto::{
+    ClientFrame, ErrorCode, Identity, ServerFrame, Token, Topic,
+    endpoint::Endpoint,
+    frame::{ControlReply, ControlRequest, Delivery, PageStatus, codec},
+    handshake::{Hello, HelloReply, Refusal},
+};
+
+/// Deliveries buffered per subscription before the reader waits for the consumer.
+const SUBSCRIPTION_BUFFER: usize = 1024;
+/// Frames buffered for the writer.
+const OUTBOUND_BUFFER: usize = 4096;
+/// Largest batch gathered into one `write()`.
+const WRITE_BATCH_BYTES: usize = 64 * 1024;
+
+/// What went wrong talking to the broker.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No shell is listening at the socket.
+    #[error("no Weft shell is listening at {path}: {source}")]
+    NotRunning {
+        /// The socket path tried.
+        path: std::path::PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// The command-line token could not be read.
+    #[error("cannot read the shell's token: {0}")]
+    Token(io::Error),
+    /// The broker refused the handshake.
+    #[error("the broker refused the connection ({}): {message}", reason.as_str())]
+    Refused {
+        /// Why, as a stable code.
+        reason: Refusal,
+        /// The broker's explanation.
+        message: String,
+    },
+    /// The broker answered a request with an error.
+    #[error("{}: {message}", code.as_str())]
+    Broker {
+        /// Stable error code.
+        code: ErrorCode,
+        /// The broker's explanation.
+        message: String,
+    },
+    /// The connection is closed.
+    #[error("not connected to the broker: {0}")]
+    NotConnected(String),
+    /// The broker sent something this client does not understand.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// Reading or writing the socket failed.
+    #[error("socket error: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl ClientError {
+    /// The stable code pages see for this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ClientError::Broker { code, .. } => code.as_str(),
+            ClientError::Refused { reason, .. } => reason.as_str(),
+            ClientError::NotRunning { .. } | ClientError::NotConnected(_) => "NotConnected",
+            ClientError::Token(_) | ClientError::Io(_) => "NotConnected",
+            ClientError::Protocol(_) => "ProtocolError",
+        }
+    }
+}
+
+type Answer = Result<Option<ControlReply>, ClientError>;
+
+struct Inner {
+    identity: Identity,
+    outbound: mpsc::Sender<Bytes>,
+    pending: Mutex<HashMap<u64, oneshot::Sender<Answer>>>,
+    subs: Mutex<HashMap<u64, mpsc::Sender<Delivery>>>,
+    next_req: AtomicU64,
+    next_sub: AtomicU64,
+    /// `Some(reason)` once the connection has ended.
+    closed: watch::Sender<Option<String>>,
+}
+
+/// A connection to the broker, authenticated as [`Client::identity`].
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+/// Messages on one subscription, in the order the broker routed them.
+pub struct Subscription {
+    id: u64,
+    deliveries: mpsc::Receiver<Delivery>,
+    client: Client,
+}
+
+impl Client {
+    /// Connects with the command-line token of the shell at `endpoint`.
+    pub async fn connect_cli(endpoint: &Endpoint) -> Result<Client, ClientError> {
+        let socket = endpoint.socket_path();
+        if !socket.exists() {
+            return Err(ClientError::NotRunning {
+                path: socket,
+                source: io::ErrorKind::NotFound.into(),
+            });
+        }
+        let token = endpoint.read_cli_token().map_err(ClientError::Token)?;
+        Client::connect(&socket, &token).await
+    }
+
+    /// Connects to the broker at `socket` and authenticates with `token`.
+    pub async fn connect(socket: &Path, token: &Token) -> Result<Client, ClientError> {
+        Client::connect_with_hello(socket, &Hello::new(token).encode()).await
+    }
+
+    /// Connects and sends `hello` verbatim as the handshake. For tests of the broker's
+    /// refusals; use [`Client::connect`] otherwise.
+    pub async fn connect_with_hello(socket: &Path, hello: &[u8]) -> Result<Client, ClientError> {
+        let stream =
+            UnixStream::connect(socket)
+                .await
+                .map_err(|source| ClientError::NotRunning {
+                    path: socket.to_owned(),
+                    source,
+                })?;
+        let (read, mut write) = stream.into_split();
+        let mut reader = FramedRead::new(read, codec(weft_proto::DEFAULT_MAX_FRAME_LEN));
+        write.write_all(&framed(hello)).await?;
+        let body = match reader.next().await {
+            Some(Ok(body)) => body,
+            Some(Err(e)) => return Err(ClientError::Io(e)),
+            None => {
+                return Err(ClientError::NotConnected(
+                    "closed during the handshake".into(),
+                ));
+            }
+        };
+        let identity = match HelloReply::decode(&body) {
+            Ok(HelloReply::Accepted { identity, .. }) => identity,
+            Ok(HelloReply::Refused {
+                reason, message, ..
+            }) => return Err(ClientError::Refused { reason, message }),
+            Err(e) => return Err(ClientError::Protocol(format!("bad handshake reply: {e}"))),
+        };
+
+        let (outbound, queue) = mpsc::channel(OUTBOUND_BUFFER);
+        let inner = Arc::new(Inner {
+            identity,
+            outbound,
+            pending: Mutex::new(HashMap::new()),
+            subs: Mutex::new(HashMap::new()),
+            next_req: AtomicU64::new(1),
+            next_sub: AtomicU64::new(1),
+            closed: watch::Sender::new(None),
+        });
+        tokio::spawn(write_loop(write, queue));
+        tokio::spawn(read_loop(Arc::downgrade(&inner), reader));
+        Ok(Client { inner })
+    }
+
+    /// Who the broker says this connection is.
+    pub fn identity(&self) -> &Identity {
+        &self.inner.identity
+    }
+
+    /// Publishes `payload` on `topic`; returns once the broker has accepted it.
+    pub async fn publish(
+        &self,
+        topic: &Topic,
+        payload: impl Into<Bytes>,
+    ) -> Result<(), ClientError> {
+        let payload = payload.into();
+        self.request(|req| ClientFrame::Publish {
+            req,
+            topic: topic.clone(),
+            payload,
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Subscribes to `topic`; returns once the broker has registered the subscription, so
+    /// every message published after this returns is delivered.
+    pub async fn subscribe(&self, topic: &Topic) -> Result<Subscription, ClientError> {
+        let sub = self.inner.next_sub.fetch_add(1, Ordering::Relaxed);
+        let (tx, deliveries) = mpsc::channel(SUBSCRIPTION_BUFFER);
+        lock(&self.inner.subs).insert(sub, tx);
+        let result = self
+            .request(|req| ClientFrame::Subscribe {
+                req,
+                sub,
+                topic: topic.clone(),
+            })
+            .await;
+        if let Err(e) = result {
+            lock(&self.inner.subs).remove(&sub);
+            return Err(e);
+        }
+        Ok(Subscription {
+            id: sub,
+            deliveries,
+            client: self.clone(),
+        })
+    }
+
+    /// Tells the shell the state of this app host's page. Only app hosts may.
+    pub async fn report_status(&self, status: PageStatus) -> Result<(), ClientError> {
+        self.request(|req| ClientFrame::ReportStatus { req, status })
+            .await
+            .map(drop)
+    }
+
+    /// Sends a command to the shell. Only command-line clients may.
+    pub async fn control(&self, request: ControlRequest) -> Result<ControlReply, ClientError> {
+        match self
+            .request(|req| ClientFrame::Control { req, request })
+            .await?
+        {
+            Some(reply) => Ok(reply),
+            None => Err(ClientError::Protocol("expected a control reply".into())),
+        }
+    }
+
+    /// Waits until the connection has ended and returns why.
+    pub async fn closed(&self) -> String {
+        let mut rx = self.inner.closed.subscribe();
+        loop {
+            if let Some(reason) = rx.borrow_and_update().clone() {
+                return reason;
+            }
+            if rx.changed().await.is_err() {
+                return "the client was dropped".into();
+            }
+        }
+    }
+
+    /// Whether the connection has ended.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.borrow().is_some()
+    }
+
+    async fn request(&self, make: impl FnOnce(u64) -> ClientFrame) -> Answer {
+        if let Some(reason) = self.inner.closed.borrow().clone() {
+            return Err(ClientError::NotConnected(reason));
+        }
+        let req = self.inner.next_req.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        lock(&self.inner.pending).insert(req, tx);
+        let body = Bytes::from(make(req).encode());
+        if self.inner.outbound.send(body).await.is_err() {
+            lock(&self.inner.pending).remove(&req);
+            return Err(ClientError::NotConnected("the connection is closed".into()));
+        }
+        match rx.await {
+            Ok(answer) => answer,
+            Err(_) => Err(ClientError::NotConnected(
+                self.inner
+                    .closed
+                    .borrow()
+                    .clone()
+                    .unwrap_or_else(|| "the connection is closed".into()),
+            )),
+        }
+    }
+}
+
+impl Subscription {
+    /// The id of this subscription on its connection.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The next message, or `None` once the connection has closed.
+    pub async fn next(&mut self) -> Option<Delivery> {
+        self.deliveries.recv().await
+    }
+
+    /// Ends the subscription and waits for the broker to confirm.
+    pub async fn unsubscribe(mut self) -> Result<(), ClientError> {
+        let id = self.id;
+        lock(&self.client.inner.subs).remove(&id);
+        self.deliveries.close();
+        let client = self.client.clone();
+        std::mem::forget(self);
+        client
+            .request(|req| ClientFrame::Unsubscribe { req, sub: id })
+            .await
+            .map(drop)
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        lock(&self.client.inner.subs).remove(&self.id);
+        let frame = ClientFrame::Unsubscribe {
+            req: 0,
+            sub: self.id,
+        };
+        let _ = self
+            .client
+            .inner
+            .outbound
+            .try_send(Bytes::from(frame.encode()));
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn framed(body: &[u8]) -> BytesMut {
+    let mut buf = BytesMut::with_capacity(4 + body.len());
+    put_frame(&mut buf, body);
+    buf
+}
+
+fn put_frame(buf: &mut BytesMut, body: &[u8]) {
+    buf.put_u32(body.len() as u32);
+    buf.put_slice(body);
+}
+
+async fn write_loop(mut write: tokio::net::unix::OwnedWriteHalf, mut queue: mpsc::Receiver<Bytes>) {
+    let mut buf = BytesMut::with_capacity(WRITE_BATCH_BYTES);
+    while let Some(first) = queue.recv().await {
+        put_frame(&mut buf, &first);
+        while buf.len() < WRITE_BATCH_BYTES {
+            match queue.try_recv() {
+                Ok(body) => put_frame(&mut buf, &body),
+                Err(_) => break,
+            }
+        }
+        if write.write_all(&buf).await.is_err() {
+            return;
+        }
+        buf.clear();
+    }
+    let _ = write.shutdown().await;
+}
+
+async fn read_loop(
+    inner: std::sync::Weak<Inner>,
+    mut reader: FramedRead<
+        tokio::net::unix::OwnedReadHalf,
+        tokio_util::codec::LengthDelimitedCodec,
+    >,
+) {
+    let reason = loop {
+        let body = match reader.next().await {
+            None => break "the broker closed the connection".to_owned(),
+            Some(Err(e)) => break format!("reading from the broker failed: {e}"),
+            Some(Ok(body)) => body,
+        };
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        let frame = match ServerFrame::decode(&body) {
+            Ok(frame) => frame,
+            Err(e) => break format!("the broker sent a malformed frame: {e}"),
+        };
+        match frame {
+            ServerFrame::Ok { req } => answer(&inner, req, Ok(None)),
+            ServerFrame::ControlReply { req, reply } => answer(&inner, req, Ok(Some(reply))),
+            ServerFrame::Error { req, code, message } => {
+                answer(&inner, req, Err(ClientError::Broker { code, message }))
+            }
+            ServerFrame::Deliver { sub, message } => {
+                let sink = lock(&inner.subs).get(&sub).cloned();
+                if let Some(sink) = sink {
+                    // Waiting here is the backpressure: a consumer that does not keep up
+                    // stops this reader, and the broker's queue for us fills instead.
+                    let _ = sink.send(message).await;
+                }
+            }
+            ServerFrame::Closing { reason } => {
+                break format!("the broker closed the connection: {reason}");
+            }
+        }
+    };
+    if let Some(inner) = inner.upgrade() {
+        tracing::debug!("bus connection ended: {reason}");
+        inner.closed.send_replace(Some(reason.clone()));
+        lock(&inner.subs).clear();
+        for (_, waiter) in lock(&inner.pending).drain() {
+            let _ = waiter.send(Err(ClientError::NotConnected(reason.clone())));
+        }
+    }
+}
+
+fn answer(inner: &Inner, req: u64, result: Answer) {
+    if let Some(waiter) = lock(&inner.pending).remove(&req) {
+        let _ = waiter.send(result);
+    }
+}

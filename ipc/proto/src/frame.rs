@@ -1,0 +1,402 @@
+//! Frames exchanged after the handshake, and how they are delimited on the socket.
+//!
+//! On the wire every frame is a 4-byte big-endian length followed by that many bytes of
+//! body; bodies are [postcard](https://docs.rs/postcard) encodings of [`ClientFrame`]
+//! (client to broker) or [`ServerFrame`] (broker to client). Message payloads are opaque
+//! bytes: the broker never parses them.
+
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use tokio_util::codec::LengthDelimitedCodec;
+
+use crate::{Identity, Topic};
+
+/// The codec that delimits frames, refusing bodies over `max_frame_len` bytes.
+pub fn codec(max_frame_len: usize) -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
+        .length_field_length(4)
+        .big_endian()
+        .max_frame_length(max_frame_len)
+        .new_codec()
+}
+
+/// A frame from a client to the broker. `req` is chosen by the client and echoed in the
+/// broker's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ClientFrame {
+    /// Publish `payload` on `topic`; answered by `Ok` once routed, or `Error`.
+    Publish {
+        /// Request id.
+        req: u64,
+        /// Where to publish.
+        topic: Topic,
+        /// The opaque message body (JSON text when it comes from a page).
+        payload: Bytes,
+    },
+    /// Start delivering messages on `topic` tagged with `sub`.
+    Subscribe {
+        /// Request id.
+        req: u64,
+        /// The client's id for this subscription, unique on the connection.
+        sub: u64,
+        /// The topic to follow.
+        topic: Topic,
+    },
+    /// Stop the subscription `sub`.
+    Unsubscribe {
+        /// Request id.
+        req: u64,
+        /// The subscription to end.
+        sub: u64,
+    },
+    /// An app host reports the state of its page. Refused from non-app clients.
+    ReportStatus {
+        /// Request id.
+        req: u64,
+        /// The page's new state.
+        status: PageStatus,
+    },
+    /// A command for the shell. Refused from clients other than the command line.
+    Control {
+        /// Request id.
+        req: u64,
+        /// What to do.
+        request: ControlRequest,
+    },
+}
+
+/// A frame from the broker to a client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ServerFrame {
+    /// The request `req` succeeded.
+    Ok {
+        /// Request id.
+        req: u64,
+    },
+    /// The request `req` failed.
+    Error {
+        /// Request id.
+        req: u64,
+        /// Stable error code.
+        code: ErrorCode,
+        /// What went wrong, for a person.
+        message: String,
+    },
+    /// A message for subscription `sub`.
+    Deliver {
+        /// The subscription it matched.
+        sub: u64,
+        /// The message.
+        message: Delivery,
+    },
+    /// The answer to a `Control` request.
+    ControlReply {
+        /// Request id.
+        req: u64,
+        /// The shell's answer.
+        reply: ControlReply,
+    },
+    /// The broker is closing this connection; no further frames follow.
+    Closing {
+        /// Why, for logs and the user.
+        reason: String,
+    },
+}
+
+/// One routed message, as every subscriber sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// Broker-assigned id, unique across shell runs.
+    pub id: String,
+    /// When the broker accepted it, in milliseconds since the Unix epoch.
+    pub ts_ms: u64,
+    /// The topic it was published on.
+    pub topic: Topic,
+    /// Who published it, stamped by the broker from the connection.
+    pub sender: Identity,
+    /// The opaque body.
+    pub payload: Bytes,
+}
+
+/// Stable error codes, shared by the broker, the Rust client and the page API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorCode {
+    /// The topic is not valid.
+    InvalidTopic,
+    /// The payload is not acceptable (for pages: not JSON).
+    InvalidPayload,
+    /// The frame could not be decoded.
+    Malformed,
+    /// This kind of client may not make this request.
+    NotPermitted,
+    /// No subscription with that id on this connection.
+    UnknownSubscription,
+    /// The subscription id is already in use on this connection.
+    DuplicateSubscription,
+    /// The shell could not carry out a control request.
+    ControlFailed,
+    /// The broker is shutting down.
+    ShuttingDown,
+}
+
+impl ErrorCode {
+    /// The stable name, as pages see it in `error.code`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidTopic => "InvalidTopic",
+            ErrorCode::InvalidPayload => "InvalidPayload",
+            ErrorCode::Malformed => "Malformed",
+            ErrorCode::NotPermitted => "NotPermitted",
+            ErrorCode::UnknownSubscription => "UnknownSubscription",
+            ErrorCode::DuplicateSubscription => "DuplicateSubscription",
+            ErrorCode::ControlFailed => "ControlFailed",
+            ErrorCode::ShuttingDown => "ShuttingDown",
+        }
+    }
+}
+
+/// The state of an app host's page, as reported by the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PageStatus {
+    /// A page is loading; its bridge is not yet usable.
+    Loading,
+    /// The page has loaded and its bridge is connected.
+    Ready,
+}
+
+/// Commands the command line sends to the running shell.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ControlRequest {
+    /// List the running app instances.
+    ListApps,
+    /// Launch a workspace file (absolute path), or the built-in demo when `None`.
+    Launch {
+        /// The workspace file, already made absolute by the client.
+        workspace: Option<PathBuf>,
+    },
+    /// Stop one app instance.
+    StopApp {
+        /// Its instance id.
+        instance_id: String,
+    },
+    /// Stop every app and then the shell.
+    Shutdown,
+}
+
+/// The shell's answer to a [`ControlRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ControlReply {
+    /// The app instances, in launch order.
+    Apps(Vec<AppInfo>),
+    /// The instances a launch started.
+    Launched(Vec<Identity>),
+    /// The request was carried out.
+    Done,
+}
+
+/// One app instance as the supervisor sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppInfo {
+    /// The application id.
+    pub app_id: String,
+    /// The instance id.
+    pub instance_id: String,
+    /// The window title.
+    pub title: String,
+    /// The URL the app was started with.
+    pub url: String,
+    /// The host process id, once spawned.
+    pub pid: Option<u32>,
+    /// Where the instance is in its life.
+    pub state: AppState,
+    /// How the process ended, once it has.
+    pub exit: Option<String>,
+}
+
+/// Where an app instance is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AppState {
+    /// Spawned; the page has not loaded or the bridge has not connected yet.
+    Starting,
+    /// The page has loaded and its bridge is connected to the bus.
+    Ready,
+    /// Asked to stop, not yet exited.
+    Stopping,
+    /// Exited after being asked to, or with success.
+    Stopped,
+    /// Exited on its own with a failure, or was killed by a signal.
+    Crashed,
+}
+
+impl AppState {
+    /// The stable name shown by `weft ps`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppState::Starting => "starting",
+            AppState::Ready => "ready",
+            AppState::Stopping => "stopping",
+            AppState::Stopped => "stopped",
+            AppState::Crashed => "crashed",
+        }
+    }
+
+    /// Whether the process has ended.
+    pub fn is_final(self) -> bool {
+        matches!(self, AppState::Stopped | AppState::Crashed)
+    }
+}
+
+/// A frame body could not be decoded.
+#[derive(Debug, thiserror::Error)]
+#[error("malformed frame: {0}")]
+pub struct DecodeError(#[from] postcard::Error);
+
+impl ClientFrame {
+    /// Encodes the frame as a body.
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_stdvec(self).expect("a ClientFrame always serialises")
+    }
+
+    /// Decodes a body, refusing trailing bytes.
+    pub fn decode(body: &[u8]) -> Result<Self, DecodeError> {
+        decode_exact(body)
+    }
+}
+
+impl ServerFrame {
+    /// Encodes the frame as a body.
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_stdvec(self).expect("a ServerFrame always serialises")
+    }
+
+    /// Decodes a body, refusing trailing bytes.
+    pub fn decode(body: &[u8]) -> Result<Self, DecodeError> {
+        decode_exact(body)
+    }
+}
+
+fn decode_exact<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, DecodeError> {
+    let (value, rest) = postcard::take_from_bytes(body)?;
+    if rest.is_empty() {
+        Ok(value)
+    } else {
+        Err(DecodeError(postcard::Error::DeserializeBadEncoding))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sample_delivery() -> Delivery {
+        Delivery {
+            id: "abc".into(),
+            ts_ms: 1_700_000_000_000,
+            topic: Topic::new("fx.EURUSD").unwrap(),
+            sender: Identity {
+                app_id: "a".into(),
+                instance_id: "a-1".into(),
+            },
+            payload: Bytes::from_static(br#"{"px":1.1}"#),
+        }
+    }
+
+    #[test]
+    fn frames_round_trip() {
+        let frames = [
+            ClientFrame::Publish {
+                req: 1,
+                topic: Topic::new("a.b").unwrap(),
+                payload: Bytes::from_static(b"[1]"),
+            },
+            ClientFrame::Subscribe {
+                req: 2,
+                sub: 9,
+                topic: Topic::new("a").unwrap(),
+            },
+            ClientFrame::Unsubscribe { req: 3, sub: 9 },
+            ClientFrame::ReportStatus {
+                req: 4,
+                status: PageStatus::Ready,
+            },
+            ClientFrame::Control {
+                req: 5,
+                request: ControlRequest::Launch {
+                    workspace: Some("/w.json".into()),
+                },
+            },
+        ];
+        for f in frames {
+            assert_eq!(ClientFrame::decode(&f.encode()).unwrap(), f);
+        }
+        let s = ServerFrame::Deliver {
+            sub: 4,
+            message: sample_delivery(),
+        };
+        assert_eq!(ServerFrame::decode(&s.encode()).unwrap(), s);
+    }
+
+    #[test]
+    fn invalid_topic_inside_a_frame_is_a_decode_error() {
+        #[derive(Serialize)]
+        enum Raw {
+            Publish {
+                req: u64,
+                topic: String,
+                payload: Vec<u8>,
+            },
+        }
+        let body = postcard::to_stdvec(&Raw::Publish {
+            req: 1,
+            topic: "a..b".into(),
+            payload: vec![],
+        })
+        .unwrap();
+        assert!(ClientFrame::decode(&body).is_err());
+    }
+
+    #[test]
+    fn trailing_bytes_are_refused() {
+        let mut body = ClientFrame::Unsubscribe { req: 1, sub: 2 }.encode();
+        body.push(0);
+        assert!(ClientFrame::decode(&body).is_err());
+    }
+
+    #[test]
+    fn app_state_names_are_stable() {
+        let names: Vec<_> = [
+            AppState::Starting,
+            AppState::Ready,
+            AppState::Stopping,
+            AppState::Stopped,
+            AppState::Crashed,
+        ]
+        .iter()
+        .map(|s| serde_json::to_string(s).unwrap())
+        .collect();
+        assert_eq!(
+            names,
+            [
+                r#""starting""#,
+                r#""ready""#,
+                r#""stopping""#,
+                r#""stopped""#,
+                r#""crashed""#
+            ]
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = ClientFrame::decode(&body);
+            let _ = ServerFrame::decode(&body);
+            let _ = crate::handshake::Hello::decode(&body);
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! The protocol spoken between Weft's broker and its clients.
+//!
+//! This crate is the single source of truth for what crosses the local socket: the
+//! handshake ([`handshake`]), the frames exchanged after it ([`frame`]), the rules for
+//! topics ([`topic`]) and identities ([`identity`]), the secret tokens clients present
+//! ([`token`]), and where a shell's socket and token file live for a given data
+//! directory ([`endpoint`]).
+//!
+//! It does no I/O beyond creating the private runtime directory, and holds no policy:
+//! routing lives in `weft-broker`, the async client in `weft-client`.
+
+pub mod endpoint;
+pub mod frame;
+pub mod handshake;
+pub mod identity;
+pub mod launch;
+pub mod token;
+pub mod topic;
+
+pub use frame::{ClientFrame, ErrorCode, ServerFrame};
+pub use identity::Identity;
+pub use token::Token;
+pub use topic::Topic;
+
+/// The protocol version this build speaks. A client announcing any other version is refused.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Default upper bound for one frame's body, in bytes.
+pub const DEFAULT_MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
+
+/// The application id every command-line client acts as.
+pub const CLI_APP_ID: &str = "weft-cli";

@@ -1,0 +1,444 @@
+//! Workspace files: which apps to launch, from where, and with which windows.
+//!
+//! A workspace is a JSON file:
+//!
+//! ```json
+//! {"name": "Trading", "apps": [
+//!   {"appId": "watchlist", "url": "watchlist/index.html", "title": "Watchlist",
+//!    "bounds": {"x": 0, "y": 0, "width": 400, "height": 600}},
+//!   {"appId": "news", "url": "https://news.example.com/"}
+//! ]}
+//! ```
+//!
+//! `url` is `http(s)://…`, or a path relative to the workspace file that must stay inside
+//! its folder; the shell serves such files itself. [`Workspace::load`] either returns a
+//! workspace in which every app is launchable, or a [`WorkspaceError`] naming the file,
+//! the field and the problem: nothing is ever launched from a half-valid file.
+//!
+//! This crate only reads and checks; launching is the supervisor's job.
+
+use std::{
+    collections::HashMap,
+    fmt, fs,
+    path::{Component, Path, PathBuf},
+};
+
+use serde::Deserialize;
+
+/// A validated workspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workspace {
+    /// The workspace's display name.
+    pub name: String,
+    /// The apps, in file order.
+    pub apps: Vec<AppSpec>,
+    /// The file it was read from (absolute).
+    pub file: PathBuf,
+}
+
+/// One app of a workspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppSpec {
+    /// Unique within the workspace.
+    pub app_id: String,
+    /// Where its page comes from.
+    pub url: AppUrl,
+    /// Window title; the appId when the file gives none.
+    pub title: String,
+    /// Window position and size, if given.
+    pub bounds: Option<Bounds>,
+}
+
+/// Where an app's page comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppUrl {
+    /// An `http://` or `https://` URL, loaded as is.
+    Remote(String),
+    /// A file inside the workspace's folder, served by Weft.
+    Local {
+        /// The folder whose files may be served (canonical).
+        root: PathBuf,
+        /// The start page, relative to `root`, with `/` separators, plus any query or
+        /// fragment the file gave.
+        path: String,
+    },
+}
+
+impl fmt::Display for AppUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AppUrl::Remote(url) => f.write_str(url),
+            AppUrl::Local { root, path } => write!(f, "{}/{path}", root.display()),
+        }
+    }
+}
+
+/// A window's position and size, in logical pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bounds {
+    /// Left edge.
+    pub x: i32,
+    /// Top edge.
+    pub y: i32,
+    /// Width, at least 1.
+    pub width: u32,
+    /// Height, at least 1.
+    pub height: u32,
+}
+
+/// Why a workspace file was refused: the file, the field (as a path such as
+/// `apps[1].url`) and the problem.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct WorkspaceError {
+    /// The workspace file.
+    pub file: PathBuf,
+    /// The offending field, when the problem is in one.
+    pub field: Option<String>,
+    /// What is wrong.
+    pub problem: String,
+}
+
+impl fmt::Display for WorkspaceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "workspace {}: ", self.file.display())?;
+        if let Some(field) = &self.field {
+            write!(f, "field `{field}`: ")?;
+        }
+        f.write_str(&self.problem)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWorkspace {
+    name: String,
+    apps: Vec<RawApp>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawApp {
+    app_id: String,
+    url: String,
+    title: Option<String>,
+    bounds: Option<Bounds>,
+}
+
+impl Workspace {
+    /// Reads and validates the workspace file at `file`.
+    pub fn load(file: &Path) -> Result<Workspace, WorkspaceError> {
+        let fail = |field: Option<String>, problem: String| WorkspaceError {
+            file: file.to_owned(),
+            field,
+            problem,
+        };
+        let abs =
+            fs::canonicalize(file).map_err(|e| fail(None, format!("cannot read the file: {e}")))?;
+        let text = fs::read(&abs).map_err(|e| fail(None, format!("cannot read the file: {e}")))?;
+        let root = abs
+            .parent()
+            .ok_or_else(|| fail(None, "the file has no parent folder".into()))?
+            .to_owned();
+        Workspace::parse(&text, file, &root)
+    }
+
+    /// Validates workspace JSON `text` as if read from `file`, resolving relative URLs
+    /// against the folder `root`.
+    pub fn parse(text: &[u8], file: &Path, root: &Path) -> Result<Workspace, WorkspaceError> {
+        let fail = |field: Option<String>, problem: String| WorkspaceError {
+            file: file.to_owned(),
+            field,
+            problem,
+        };
+        let de = &mut serde_json::Deserializer::from_slice(text);
+        let raw: RawWorkspace = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let problem = if inner.is_syntax() || inner.is_eof() {
+                format!("invalid JSON: {inner}")
+            } else {
+                strip_position(&inner.to_string())
+            };
+            let field = (path != "." && !inner.is_syntax() && !inner.is_eof()).then_some(path);
+            fail(field, problem)
+        })?;
+
+        if raw.name.trim().is_empty() {
+            return Err(fail(Some("name".into()), "the name is empty".into()));
+        }
+        if raw.apps.is_empty() {
+            return Err(fail(
+                Some("apps".into()),
+                "a workspace needs at least one app".into(),
+            ));
+        }
+        let root = fs::canonicalize(root).map_err(|e| {
+            fail(
+                None,
+                format!("cannot open the folder {}: {e}", root.display()),
+            )
+        })?;
+
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        let mut apps = Vec::with_capacity(raw.apps.len());
+        for (i, app) in raw.apps.iter().enumerate() {
+            let field = |name: &str| Some(format!("apps[{i}].{name}"));
+            weft_proto::identity::validate_app_id(&app.app_id)
+                .map_err(|e| fail(field("appId"), e.to_string()))?;
+            if let Some(first) = seen.insert(&app.app_id, i) {
+                return Err(fail(
+                    field("appId"),
+                    format!(
+                        "duplicate appId {:?} (also used by apps[{first}])",
+                        app.app_id
+                    ),
+                ));
+            }
+            let url = resolve_url(&app.url, &root).map_err(|p| fail(field("url"), p))?;
+            if let Some(b) = app.bounds
+                && (b.width == 0 || b.height == 0)
+            {
+                return Err(fail(
+                    field("bounds"),
+                    "width and height must be at least 1".into(),
+                ));
+            }
+            apps.push(AppSpec {
+                app_id: app.app_id.clone(),
+                url,
+                title: app.title.clone().unwrap_or_else(|| app.app_id.clone()),
+                bounds: app.bounds,
+            });
+        }
+        Ok(Workspace {
+            name: raw.name,
+            apps,
+            file: file.to_owned(),
+        })
+    }
+}
+
+/// serde_json appends " at line L column C" to data errors; the field path says more.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+fn resolve_url(url: &str, root: &Path) -> Result<AppUrl, String> {
+    if url.is_empty() {
+        return Err("the url is empty".into());
+    }
+    if let Ok(parsed) = url::Url::parse(url) {
+        return match parsed.scheme() {
+            "http" | "https" if parsed.host().is_some() => Ok(AppUrl::Remote(parsed.into())),
+            "http" | "https" => Err(format!("{url:?} has no host")),
+            scheme => Err(format!(
+                "the scheme {scheme:?} is not allowed; use http, https or a path relative to the workspace file"
+            )),
+        };
+    }
+    let split = url.find(['?', '#']).unwrap_or(url.len());
+    let (path, suffix) = url.split_at(split);
+    let rel = Path::new(path);
+    if rel.is_absolute() {
+        return Err(format!(
+            "{path:?} is absolute; give a path relative to the workspace file"
+        ));
+    }
+    let mut depth = 0i32;
+    for c in rel.components() {
+        match c {
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            Component::ParentDir => depth -= 1,
+            Component::RootDir | Component::Prefix(_) => unreachable!("checked: not absolute"),
+        }
+        if depth < 0 {
+            return Err(format!("{path:?} escapes the workspace folder"));
+        }
+    }
+    let full = root.join(rel);
+    let canonical =
+        fs::canonicalize(&full).map_err(|e| format!("cannot read {}: {e}", full.display()))?;
+    if !canonical.starts_with(root) {
+        return Err(format!(
+            "{path:?} escapes the workspace folder (through a link)"
+        ));
+    }
+    if !canonical.is_file() {
+        return Err(format!("{} is not a file", full.display()));
+    }
+    fs::File::open(&canonical).map_err(|e| format!("cannot read {}: {e}", full.display()))?;
+    let rel = canonical
+        .strip_prefix(root)
+        .expect("checked above")
+        .components()
+        .map(|c| {
+            c.as_os_str()
+                .to_str()
+                .ok_or_else(|| format!("{path:?} is not valid UTF-8"))
+        })
+        .collect::<Result<Vec<_>, _>>()?
+        .join("/");
+    Ok(AppUrl::Local {
+        root: root.to_owned(),
+        path: format!("{rel}{suffix}"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Dir(tempfile::TempDir);
+
+    impl Dir {
+        fn new() -> Self {
+            let d = tempfile::tempdir().unwrap();
+            fs::create_dir(d.path().join("app")).unwrap();
+            fs::write(d.path().join("app/index.html"), "<p>hi</p>").unwrap();
+            Self(d)
+        }
+
+        fn load(&self, json: &str) -> Result<Workspace, WorkspaceError> {
+            let file = self.0.path().join("ws.json");
+            fs::write(&file, json).unwrap();
+            Workspace::load(&file)
+        }
+
+        fn err(&self, json: &str) -> WorkspaceError {
+            self.load(json)
+                .expect_err("expected the workspace to be refused")
+        }
+    }
+
+    #[test]
+    fn loads_local_and_remote_apps() {
+        let d = Dir::new();
+        let ws = d
+            .load(
+                r#"{"name":"W","apps":[
+                {"appId":"a","url":"app/index.html?x=1","bounds":{"x":1,"y":2,"width":3,"height":4}},
+                {"appId":"b","url":"https://example.com/p","title":"Bee"}]}"#,
+            )
+            .unwrap();
+        assert_eq!(ws.name, "W");
+        assert_eq!(ws.apps[0].title, "a");
+        assert_eq!(
+            ws.apps[0].url,
+            AppUrl::Local {
+                root: fs::canonicalize(d.0.path()).unwrap(),
+                path: "app/index.html?x=1".into()
+            }
+        );
+        assert_eq!(ws.apps[0].bounds.unwrap().width, 3);
+        assert_eq!(
+            ws.apps[1].url,
+            AppUrl::Remote("https://example.com/p".into())
+        );
+        assert_eq!(ws.apps[1].title, "Bee");
+    }
+
+    #[test]
+    fn bad_json_names_the_file_and_position() {
+        let d = Dir::new();
+        let e = d.err(r#"{"name": "W", "apps": [}"#);
+        assert!(e.file.ends_with("ws.json"));
+        assert_eq!(e.field, None);
+        assert!(e.problem.starts_with("invalid JSON"), "{e}");
+        assert!(e.to_string().contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn missing_and_mistyped_fields_are_named() {
+        let d = Dir::new();
+        let e = d.err(r#"{"name":"W","apps":[{"appId":"a"}]}"#);
+        assert_eq!(e.field.as_deref(), Some("apps[0]"));
+        assert!(e.problem.contains("missing field `url`"), "{e}");
+
+        let e = d.err(r#"{"name":"W","apps":[{"appId":"a","url":"app/index.html","bounds":{"x":0,"y":0,"width":"wide","height":1}}]}"#);
+        assert_eq!(e.field.as_deref(), Some("apps[0].bounds.width"));
+        assert!(e.problem.contains("invalid type"), "{e}");
+
+        let e = d.err(r#"{"name":"W","apps":[{"appId":7,"url":"app/index.html"}]}"#);
+        assert_eq!(e.field.as_deref(), Some("apps[0].appId"));
+
+        let e =
+            d.err(r#"{"name":"W","apps":[{"appId":"a","url":"app/index.html","colour":"red"}]}"#);
+        assert_eq!(e.field.as_deref(), Some("apps[0].colour"));
+        assert!(e.problem.contains("unknown field"), "{e}");
+
+        let e = d.err(r#"{"apps":[]}"#);
+        assert!(e.problem.contains("missing field `name`"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_app_ids_are_refused() {
+        let d = Dir::new();
+        let e = d.err(
+            r#"{"name":"W","apps":[{"appId":"a","url":"app/index.html"},{"appId":"b","url":"app/index.html"},{"appId":"a","url":"app/index.html"}]}"#,
+        );
+        assert_eq!(e.field.as_deref(), Some("apps[2].appId"));
+        assert!(
+            e.problem
+                .contains("duplicate appId \"a\" (also used by apps[0])"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unreadable_escaping_and_foreign_urls_are_refused() {
+        let d = Dir::new();
+        let cases = [
+            ("app/missing.html", "cannot read"),
+            ("../outside.html", "escapes the workspace folder"),
+            ("app/../../x.html", "escapes the workspace folder"),
+            ("/etc/passwd", "is absolute"),
+            ("file:///etc/passwd", "scheme \"file\" is not allowed"),
+            (
+                "javascript:alert(1)",
+                "scheme \"javascript\" is not allowed",
+            ),
+            ("app", "is not a file"),
+            ("", "empty"),
+        ];
+        for (url, expected) in cases {
+            let e = d.err(&format!(
+                r#"{{"name":"W","apps":[{{"appId":"a","url":{url:?}}}]}}"#
+            ));
+            assert_eq!(e.field.as_deref(), Some("apps[0].url"), "{url}");
+            assert!(e.problem.contains(expected), "{url}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_link_out_of_the_folder_is_refused() {
+        let d = Dir::new();
+        let outside = tempfile::NamedTempFile::new().unwrap();
+        std::os::unix::fs::symlink(outside.path(), d.0.path().join("app/link.html")).unwrap();
+        let e = d.err(r#"{"name":"W","apps":[{"appId":"a","url":"app/link.html"}]}"#);
+        assert!(e.problem.contains("through a link"), "{e}");
+    }
+
+    #[test]
+    fn other_problems_are_named() {
+        let d = Dir::new();
+        let e = d.err(r#"{"name":"W","apps":[]}"#);
+        assert_eq!(e.field.as_deref(), Some("apps"));
+        let e = d.err(r#"{"name":" ","apps":[{"appId":"a","url":"app/index.html"}]}"#);
+        assert_eq!(e.field.as_deref(), Some("name"));
+        let e = d.err(r#"{"name":"W","apps":[{"appId":"a/b","url":"app/index.html"}]}"#);
+        assert_eq!(e.field.as_deref(), Some("apps[0].appId"));
+        let e = d.err(r#"{"name":"W","apps":[{"appId":"a","url":"app/index.html","bounds":{"x":0,"y":0,"width":0,"height":5}}]}"#);
+        assert_eq!(e.field.as_deref(), Some("apps[0].bounds"));
+        let e = Workspace::load(Path::new("/nonexistent/ws.json")).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("workspace /nonexistent/ws.json: cannot read"),
+            "{e}"
+        );
+    }
+}
