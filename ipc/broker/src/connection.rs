@@ -85,7 +85,6 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: u64, stream: UnixStream) {
     lock(&shared.routes).remove_conn(conn);
     lock(&shared.tokens).release(conn);
     let _ = outbound.try_send(Bytes::from(ServerFrame::Closing { reason }.encode()));
-    drop(session);
     drop(outbound);
     let _ = writer.await;
     if kind == ClientKind::App {

@@ -1,0 +1,282 @@
+//! Which page messages the host accepts.
+//!
+//! WebKit exposes the IPC handler to every frame of the page, including iframes of other
+//! origins, and page scripts can call it directly. The bridge therefore makes a random
+//! secret at each page load and announces it in its first message (`hello`), which the
+//! init script sends at document start, before any page script or frame exists. The
+//! gate remembers that secret until the next page load starts and drops every message
+//! that does not carry it, and every message sent while the top frame is not on the
+//! app's own origin.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use url::Url;
+
+/// A message from the page, accepted and decoded.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PageRequest {
+    /// The bridge announced itself.
+    Hello,
+    /// The page finished loading.
+    Ready,
+    /// `weft.publish(topic, data)`; `data` is JSON text.
+    Publish {
+        /// Request id.
+        id: u64,
+        /// The topic, not yet validated.
+        topic: String,
+        /// The payload as JSON text, checked to be JSON.
+        data: String,
+    },
+    /// `weft.subscribe(topic, handler)`.
+    Subscribe {
+        /// Request id.
+        id: u64,
+        /// The page's subscription id.
+        sub: u64,
+        /// The topic, not yet validated.
+        topic: String,
+    },
+    /// `subscription.unsubscribe()`.
+    Unsubscribe {
+        /// Request id.
+        id: u64,
+        /// The page's subscription id.
+        sub: u64,
+    },
+}
+
+/// Why a message was dropped.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Dropped {
+    /// The message is not JSON of the expected shape.
+    #[error("not a bridge message: {0}")]
+    Malformed(String),
+    /// No secret, or the wrong one.
+    #[error("missing or wrong page secret")]
+    BadSecret,
+    /// A second `hello` in one page load.
+    #[error("a second hello in the same page load")]
+    RepeatedHello,
+    /// The top frame is on another origin than the app's.
+    #[error("the page is on {0}, not the app's origin")]
+    ForeignOrigin(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw<'a> {
+    s: Option<String>,
+    t: String,
+    id: Option<u64>,
+    sub: Option<u64>,
+    topic: Option<String>,
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
+}
+
+/// The gate for one webview.
+pub struct PageGate {
+    origin: Origin,
+    secret: Option<String>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct Origin {
+    scheme: String,
+    host: Option<String>,
+    port: Option<u16>,
+}
+
+impl Origin {
+    fn of(url: &str) -> Option<Origin> {
+        let url = Url::parse(url).ok()?;
+        Some(Origin {
+            scheme: url.scheme().to_owned(),
+            host: url.host_str().map(str::to_owned),
+            port: url.port_or_known_default(),
+        })
+    }
+}
+
+impl PageGate {
+    /// A gate for an app whose pages live on the origin of `start_url`.
+    pub fn new(start_url: &str) -> Self {
+        Self {
+            origin: Origin::of(start_url).unwrap_or(Origin {
+                scheme: String::new(),
+                host: None,
+                port: None,
+            }),
+            secret: None,
+        }
+    }
+
+    /// A new page load has started: forget the old page's secret.
+    pub fn page_started(&mut self) {
+        self.secret = None;
+    }
+
+    /// Checks `body`, sent while the top frame showed `page_url`.
+    pub fn accept(&mut self, page_url: &str, body: &str) -> Result<PageRequest, Dropped> {
+        if Origin::of(page_url).as_ref() != Some(&self.origin) {
+            return Err(Dropped::ForeignOrigin(page_url.to_owned()));
+        }
+        let raw: Raw<'_> =
+            serde_json::from_str(body).map_err(|e| Dropped::Malformed(e.to_string()))?;
+        let presented = raw.s.as_deref().ok_or(Dropped::BadSecret)?;
+        if raw.t == "hello" {
+            if self.secret.is_some() {
+                return Err(Dropped::RepeatedHello);
+            }
+            if presented.len() < 16 {
+                return Err(Dropped::Malformed("the secret is too short".into()));
+            }
+            self.secret = Some(presented.to_owned());
+            return Ok(PageRequest::Hello);
+        }
+        match &self.secret {
+            Some(secret) if constant_time_eq(secret.as_bytes(), presented.as_bytes()) => {}
+            _ => return Err(Dropped::BadSecret),
+        }
+        let need =
+            |field: &str| Dropped::Malformed(format!("{:?} needs the field {field:?}", raw.t));
+        Ok(match raw.t.as_str() {
+            "ready" => PageRequest::Ready,
+            "pub" => {
+                let data = raw.data.ok_or_else(|| need("data"))?;
+                // The bridge sends the payload as a JSON string holding JSON text.
+                let text: String = serde_json::from_str(data.get())
+                    .map_err(|_| Dropped::Malformed("data must be a string of JSON text".into()))?;
+                serde_json::from_str::<&RawValue>(&text)
+                    .map_err(|e| Dropped::Malformed(format!("data is not JSON: {e}")))?;
+                PageRequest::Publish {
+                    id: raw.id.ok_or_else(|| need("id"))?,
+                    topic: raw.topic.ok_or_else(|| need("topic"))?,
+                    data: text,
+                }
+            }
+            "sub" => PageRequest::Subscribe {
+                id: raw.id.ok_or_else(|| need("id"))?,
+                sub: raw.sub.ok_or_else(|| need("sub"))?,
+                topic: raw.topic.ok_or_else(|| need("topic"))?,
+            },
+            "unsub" => PageRequest::Unsubscribe {
+                id: raw.id.ok_or_else(|| need("id"))?,
+                sub: raw.sub.ok_or_else(|| need("sub"))?,
+            },
+            other => {
+                return Err(Dropped::Malformed(format!(
+                    "unknown message kind {other:?}"
+                )));
+            }
+        })
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PAGE: &str = "weft://localhost/app/index.html";
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    fn gate() -> PageGate {
+        let mut g = PageGate::new(PAGE);
+        g.page_started();
+        assert_eq!(
+            g.accept(PAGE, &format!(r#"{{"s":"{SECRET}","t":"hello"}}"#)),
+            Ok(PageRequest::Hello)
+        );
+        g
+    }
+
+    #[test]
+    fn accepts_signed_messages() {
+        let mut g = gate();
+        let body =
+            format!(r#"{{"s":"{SECRET}","t":"pub","id":3,"topic":"a.b","data":"{{\"x\":1}}"}}"#);
+        assert_eq!(
+            g.accept("weft://localhost/other.html", &body),
+            Ok(PageRequest::Publish {
+                id: 3,
+                topic: "a.b".into(),
+                data: r#"{"x":1}"#.into()
+            })
+        );
+        let body = format!(r#"{{"s":"{SECRET}","t":"sub","id":4,"sub":5,"topic":"a"}}"#);
+        assert!(matches!(
+            g.accept(PAGE, &body),
+            Ok(PageRequest::Subscribe { sub: 5, .. })
+        ));
+    }
+
+    #[test]
+    fn drops_unsigned_wrongly_signed_and_second_hello() {
+        let mut g = gate();
+        let unsigned = r#"{"t":"pub","id":1,"topic":"a","data":"1"}"#;
+        assert_eq!(g.accept(PAGE, unsigned), Err(Dropped::BadSecret));
+        let wrong =
+            r#"{"s":"ffffffffffffffffffffffffffffffff","t":"pub","id":1,"topic":"a","data":"1"}"#;
+        assert_eq!(g.accept(PAGE, wrong), Err(Dropped::BadSecret));
+        let hello = r#"{"s":"ffffffffffffffffffffffffffffffff","t":"hello"}"#;
+        assert_eq!(g.accept(PAGE, hello), Err(Dropped::RepeatedHello));
+    }
+
+    #[test]
+    fn a_new_page_load_invalidates_the_old_secret() {
+        let mut g = gate();
+        g.page_started();
+        let body = format!(r#"{{"s":"{SECRET}","t":"ready"}}"#);
+        assert_eq!(g.accept(PAGE, &body), Err(Dropped::BadSecret));
+    }
+
+    #[test]
+    fn drops_foreign_origins_and_bad_payloads() {
+        let mut g = gate();
+        let body = format!(r#"{{"s":"{SECRET}","t":"ready"}}"#);
+        assert!(matches!(
+            g.accept("https://evil.example/", &body),
+            Err(Dropped::ForeignOrigin(_))
+        ));
+        let not_json =
+            format!(r#"{{"s":"{SECRET}","t":"pub","id":1,"topic":"a","data":"{{nope"}}"#);
+        assert!(matches!(
+            g.accept(PAGE, &not_json),
+            Err(Dropped::Malformed(_))
+        ));
+        let unknown = format!(r#"{{"s":"{SECRET}","t":"launch-missiles"}}"#);
+        assert!(matches!(
+            g.accept(PAGE, &unknown),
+            Err(Dropped::Malformed(_))
+        ));
+        assert!(matches!(g.accept(PAGE, "[1,2"), Err(Dropped::Malformed(_))));
+        let missing = format!(r#"{{"s":"{SECRET}","t":"sub","id":1}}"#);
+        assert!(matches!(
+            g.accept(PAGE, &missing),
+            Err(Dropped::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn remote_origins_compare_scheme_host_and_port() {
+        let mut g = PageGate::new("https://app.example/start");
+        let hello = format!(r#"{{"s":"{SECRET}","t":"hello"}}"#);
+        assert!(matches!(
+            g.accept("https://app.example:8443/", &hello),
+            Err(Dropped::ForeignOrigin(_))
+        ));
+        assert!(matches!(
+            g.accept("http://app.example/", &hello),
+            Err(Dropped::ForeignOrigin(_))
+        ));
+        assert_eq!(
+            g.accept("https://app.example:443/x", &hello),
+            Ok(PageRequest::Hello)
+        );
+    }
+}

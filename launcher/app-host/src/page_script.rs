@@ -1,0 +1,182 @@
+//! JavaScript the host hands to the page: the bridge at document start, and batches of
+//! answers and messages afterwards.
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+use weft_proto::{Identity, frame::Delivery};
+
+/// The bridge source, wrapped by [`init_script`].
+const BRIDGE: &str = include_str!("../../../assets/bridge/weft-bridge.js");
+
+/// The script injected into the top frame at document start.
+pub fn init_script(identity: &Identity) -> String {
+    let identity = serde_json::to_string(identity).expect("an identity always serialises");
+    format!("{}({identity});", BRIDGE.trim_end().trim_end_matches(';'))
+}
+
+/// One item of a batch for the page's `__weftHost` receiver, already JSON.
+pub struct ToPage(String);
+
+#[derive(Serialize)]
+struct Response<'a> {
+    t: &'static str,
+    id: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    err: Option<ErrorBody<'a>>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+#[derive(Serialize)]
+struct Message<'a> {
+    t: &'static str,
+    sub: u64,
+    data: Data<'a>,
+    meta: Meta<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Data<'a> {
+    Json(&'a RawValue),
+    Text(String),
+}
+
+#[derive(Serialize)]
+struct Meta<'a> {
+    topic: &'a str,
+    sender: &'a Identity,
+    id: &'a str,
+    ts: u64,
+    /// Present (true) when the payload was not JSON and `data` is its text.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    raw: bool,
+}
+
+impl ToPage {
+    /// A request succeeded.
+    pub fn ok(id: u64) -> Self {
+        Self::encode(&Response {
+            t: "res",
+            id,
+            err: None,
+        })
+    }
+
+    /// A request failed with a stable `code`.
+    pub fn err(id: u64, code: &str, message: &str) -> Self {
+        Self::encode(&Response {
+            t: "res",
+            id,
+            err: Some(ErrorBody { code, message }),
+        })
+    }
+
+    /// A message for the page's subscription `sub`. A payload that is not JSON (only
+    /// Rust clients can publish one) reaches the page as text, with `meta.raw` set.
+    pub fn message(sub: u64, d: &Delivery) -> Self {
+        let text = std::str::from_utf8(&d.payload).ok();
+        let json = text.and_then(|t| serde_json::from_str::<&RawValue>(t).ok());
+        let (data, raw) = match json {
+            Some(json) => (Data::Json(json), false),
+            None => (
+                Data::Text(String::from_utf8_lossy(&d.payload).into_owned()),
+                true,
+            ),
+        };
+        Self::encode(&Message {
+            t: "msg",
+            sub,
+            data,
+            meta: Meta {
+                topic: d.topic.as_str(),
+                sender: &d.sender,
+                id: &d.id,
+                ts: d.ts_ms,
+                raw,
+            },
+        })
+    }
+
+    fn encode(value: &impl Serialize) -> Self {
+        Self(serde_json::to_string(value).expect("page messages always serialise"))
+    }
+}
+
+/// One script delivering `batch` to the page. JSON is valid JavaScript, so the items
+/// are embedded as they are.
+pub fn batch_script(batch: &[ToPage]) -> String {
+    let mut js = String::with_capacity(32 + batch.iter().map(|b| b.0.len() + 1).sum::<usize>());
+    js.push_str("window.__weftHost([");
+    for (i, item) in batch.iter().enumerate() {
+        if i > 0 {
+            js.push(',');
+        }
+        js.push_str(&item.0);
+    }
+    js.push_str("]);");
+    js
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use weft_proto::Topic;
+
+    fn delivery(payload: &'static [u8]) -> Delivery {
+        Delivery {
+            id: "e-1".into(),
+            ts_ms: 5,
+            topic: Topic::new("a.b").unwrap(),
+            sender: Identity {
+                app_id: "x".into(),
+                instance_id: "x-1".into(),
+            },
+            payload: Bytes::from_static(payload),
+        }
+    }
+
+    #[test]
+    fn batches_embed_json_verbatim() {
+        let js = batch_script(&[
+            ToPage::ok(1),
+            ToPage::err(2, "InvalidTopic", "bad \"topic\"\u{2028}"),
+            ToPage::message(3, &delivery(br#"{"px":[1,2]}"#)),
+        ]);
+        assert_eq!(
+            js,
+            concat!(
+                r#"window.__weftHost([{"t":"res","id":1},"#,
+                r#"{"t":"res","id":2,"err":{"code":"InvalidTopic","message":"bad \"topic\""#,
+                "\u{2028}",
+                r#""}},"#,
+                r#"{"t":"msg","sub":3,"data":{"px":[1,2]},"meta":{"topic":"a.b","sender":{"appId":"x","instanceId":"x-1"},"id":"e-1","ts":5}}]);"#
+            )
+        );
+    }
+
+    #[test]
+    fn non_json_payloads_arrive_as_marked_text() {
+        let js = batch_script(&[ToPage::message(1, &delivery(b"});alert(1);//"))]);
+        assert!(js.contains(r#""data":"});alert(1);//""#), "{js}");
+        assert!(js.contains(r#""raw":true"#), "{js}");
+    }
+
+    #[test]
+    fn init_script_calls_the_bridge_with_the_identity() {
+        let js = init_script(&Identity {
+            app_id: "a".into(),
+            instance_id: "a-1".into(),
+        });
+        assert!(js.starts_with("// Weft's page bridge"));
+        assert!(
+            js.ends_with(r#"({"appId":"a","instanceId":"a-1"});"#),
+            "{js}"
+        );
+    }
+}

@@ -1,0 +1,163 @@
+//! The window thread: one tao window, one wry webview, and the glue between the page
+//! and the bus thread.
+
+use std::{cell::RefCell, rc::Rc};
+
+use anyhow::Context;
+use tao::{
+    dpi::{LogicalPosition, LogicalSize},
+    event::{Event, WindowEvent},
+    event_loop::{ControlFlow, EventLoopBuilder, EventLoopProxy},
+    platform::unix::WindowExtUnix,
+    window::WindowBuilder,
+};
+use tokio::sync::mpsc;
+use weft_proto::launch::{LaunchSpec, StartPage};
+use wry::{PageLoadEvent, WebContext, WebViewBuilder, WebViewBuilderExtUnix};
+
+use crate::{
+    bus::{self, FromWindow, WindowSink},
+    content,
+    page_gate::PageGate,
+    page_script,
+};
+
+/// Events for the window thread.
+#[derive(Debug)]
+pub enum HostEvent {
+    /// Run this script in the page.
+    Eval(String),
+    /// Close the window and exit the process with `code`.
+    Exit {
+        /// Process exit code.
+        code: i32,
+        /// Why, for the log.
+        reason: String,
+    },
+}
+
+impl WindowSink for EventLoopProxy<HostEvent> {
+    fn send(&self, event: HostEvent) -> bool {
+        self.send_event(event).is_ok()
+    }
+}
+
+/// Opens the window and runs until the app is closed or told to stop. Never returns on
+/// success: the event loop exits the process.
+pub fn run(spec: LaunchSpec) -> anyhow::Result<()> {
+    let event_loop = EventLoopBuilder::<HostEvent>::with_user_event().build();
+    let proxy = event_loop.create_proxy();
+    watch_signals(proxy.clone())?;
+
+    let (to_bus, from_window) = mpsc::unbounded_channel();
+    let bus_spec = spec.clone();
+    let bus_proxy = proxy.clone();
+    std::thread::Builder::new()
+        .name("weft-app-bus".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("cannot start the bus runtime");
+            runtime.block_on(bus::run(bus_spec, from_window, bus_proxy));
+        })
+        .context("starting the bus thread")?;
+
+    let mut window = WindowBuilder::new().with_title(&spec.title);
+    if let Some(b) = spec.bounds {
+        window = window
+            .with_position(LogicalPosition::new(b.x, b.y))
+            .with_inner_size(LogicalSize::new(b.width, b.height));
+    }
+    let window = window.build(&event_loop).context("opening the window")?;
+
+    let start_url = match &spec.start {
+        StartPage::Remote { url } => url.clone(),
+        StartPage::Local { path, .. } => content::url_for(path),
+    };
+    let gate = Rc::new(RefCell::new(PageGate::new(&start_url)));
+    let mut web_context = WebContext::new(Some(spec.web_data_dir.clone()));
+    let mut builder = WebViewBuilder::new_with_web_context(&mut web_context)
+        .with_initialization_script(page_script::init_script(&spec.identity))
+        .with_devtools(true)
+        .with_url(&start_url);
+
+    if let StartPage::Local { root, .. } = &spec.start {
+        let root = std::fs::canonicalize(root)
+            .with_context(|| format!("opening the app folder {}", root.display()))?;
+        builder = builder.with_custom_protocol(content::SCHEME.into(), move |_, request| {
+            content::serve(&root, &request)
+        });
+    }
+
+    let ipc_gate = gate.clone();
+    let ipc_bus = to_bus.clone();
+    builder = builder.with_ipc_handler(move |request| {
+        let page_url = request.uri().to_string();
+        match ipc_gate.borrow_mut().accept(&page_url, request.body()) {
+            Ok(req) => {
+                let _ = ipc_bus.send(FromWindow::Page(req));
+            }
+            Err(why) => tracing::warn!(page = page_url, "dropped a page message: {why}"),
+        }
+    });
+
+    let load_gate = gate.clone();
+    let load_bus = to_bus.clone();
+    builder = builder.with_on_page_load_handler(move |event, url| {
+        if let PageLoadEvent::Started = event {
+            tracing::debug!(url, "page load started");
+            load_gate.borrow_mut().page_started();
+            let _ = load_bus.send(FromWindow::PageStarted);
+        }
+    });
+
+    let vbox = window
+        .default_vbox()
+        .context("the window has no GTK container for the webview")?;
+    let webview = builder.build_gtk(vbox).context("creating the webview")?;
+
+    event_loop.run(move |event, _, control_flow| {
+        *control_flow = ControlFlow::Wait;
+        match event {
+            Event::UserEvent(HostEvent::Eval(js)) => {
+                if let Err(e) = webview.evaluate_script(&js) {
+                    tracing::warn!("cannot run a script in the page: {e}");
+                }
+            }
+            Event::UserEvent(HostEvent::Exit { code, reason }) => {
+                tracing::info!(code, "exiting: {reason}");
+                *control_flow = ControlFlow::ExitWithCode(code);
+            }
+            Event::WindowEvent {
+                event: WindowEvent::CloseRequested,
+                ..
+            } => {
+                tracing::info!("the window was closed");
+                *control_flow = ControlFlow::Exit;
+            }
+            _ => {}
+        }
+    });
+}
+
+/// SIGTERM and SIGINT close the app gracefully.
+fn watch_signals(proxy: EventLoopProxy<HostEvent>) -> anyhow::Result<()> {
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])
+    .context("installing signal handlers")?;
+    std::thread::Builder::new()
+        .name("weft-app-signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                let _ = proxy.send_event(HostEvent::Exit {
+                    code: 0,
+                    reason: format!("received signal {sig}"),
+                });
+            }
+        })
+        .context("starting the signal thread")?;
+    Ok(())
+}

@@ -1,0 +1,358 @@
+//! The supervisor: starts each app instance as its own `weft-app` process, tracks its
+//! state, and stops it.
+//!
+//! Every instance gets a fresh secret token, granted to the broker before the process
+//! starts and handed to the process through an inherited pipe (see
+//! [`weft_proto::launch`]), never through its environment. Processes are spawned by one
+//! long-lived thread ([`spawner`]) with `PR_SET_PDEATHSIG`, so they die with the shell
+//! even when it is killed outright.
+//!
+//! The supervisor does not decide policy beyond that: it is told what to launch and stop
+//! by the shell, and learns page state from the broker's events.
+
+mod spawner;
+
+use std::{
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use weft_broker::BrokerHandle;
+use weft_proto::{
+    Identity, Token,
+    frame::{AppInfo, AppState, PageStatus},
+    launch::{LaunchSpec, StartPage, WindowBounds},
+};
+use weft_workspace::{AppUrl, Workspace};
+
+use crate::spawner::{Exit, ProcessHandle, Spawner};
+
+/// How the supervisor starts app hosts.
+#[derive(Debug, Clone)]
+pub struct SupervisorConfig {
+    /// The `weft-app` executable.
+    pub app_bin: PathBuf,
+    /// The broker's socket, passed to every app host.
+    pub socket: PathBuf,
+    /// The shell's data directory; each app's webview data goes under `webdata/<appId>`.
+    pub data_dir: PathBuf,
+    /// How long a stopping app may take before it is killed.
+    pub stop_grace: Duration,
+}
+
+/// Something the supervisor could not do.
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorError {
+    /// Starting an app host failed.
+    #[error("cannot start {app_id} ({bin}): {source}")]
+    Spawn {
+        /// The app.
+        app_id: String,
+        /// The executable tried.
+        bin: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// No instance has that id.
+    #[error("no app instance {0:?}")]
+    UnknownInstance(String),
+    /// The supervisor is shutting down and launches nothing more.
+    #[error("the shell is shutting down")]
+    ShuttingDown,
+}
+
+/// A handle to the supervisor; cheap to clone.
+#[derive(Clone)]
+pub struct Supervisor {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: SupervisorConfig,
+    broker: BrokerHandle,
+    spawner: Spawner,
+    state: Mutex<State>,
+    on_change: Mutex<Option<Arc<dyn Fn() + Send + Sync>>>,
+}
+
+#[derive(Default)]
+struct State {
+    instances: Vec<Instance>,
+    shutting_down: bool,
+}
+
+struct Instance {
+    info: AppInfo,
+    token: Token,
+    stop_requested: bool,
+    process: Option<Arc<ProcessHandle>>,
+}
+
+impl Supervisor {
+    /// A supervisor granting tokens on `broker`.
+    pub fn new(config: SupervisorConfig, broker: BrokerHandle) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                broker,
+                spawner: Spawner::start(),
+                state: Mutex::new(State::default()),
+                on_change: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// Calls `f` (from any thread) whenever an instance's state changes.
+    pub fn set_on_change(&self, f: Arc<dyn Fn() + Send + Sync>) {
+        *lock(&self.inner.on_change) = Some(f);
+    }
+
+    /// Starts every app of `workspace`. If any fails to start, the ones already started
+    /// are stopped again and the error returned: a workspace starts whole or not at all.
+    pub fn launch(&self, workspace: &Workspace) -> Result<Vec<Identity>, SupervisorError> {
+        if lock(&self.inner.state).shutting_down {
+            return Err(SupervisorError::ShuttingDown);
+        }
+        let mut started: Vec<Identity> = Vec::new();
+        for app in &workspace.apps {
+            let identity = Identity::new_instance(&app.app_id);
+            let (start, url) = match &app.url {
+                AppUrl::Remote(url) => (StartPage::Remote { url: url.clone() }, url.clone()),
+                AppUrl::Local { root, path } => (
+                    StartPage::Local {
+                        root: root.clone(),
+                        path: path.clone(),
+                    },
+                    app.url.to_string(),
+                ),
+            };
+            let token = Token::random();
+            let spec = LaunchSpec {
+                identity: identity.clone(),
+                token: token.to_hex(),
+                socket: self.inner.config.socket.clone(),
+                start,
+                title: app.title.clone(),
+                bounds: app.bounds.map(|b| WindowBounds {
+                    x: b.x,
+                    y: b.y,
+                    width: b.width,
+                    height: b.height,
+                }),
+                web_data_dir: self.inner.config.data_dir.join("webdata").join(&app.app_id),
+            };
+            let info = AppInfo {
+                app_id: app.app_id.clone(),
+                instance_id: identity.instance_id.clone(),
+                title: app.title.clone(),
+                url,
+                pid: None,
+                state: AppState::Starting,
+                exit: None,
+            };
+            if let Err(e) = self.start_instance(info, token, &spec) {
+                for id in &started {
+                    let _ = self.stop(&id.instance_id);
+                }
+                return Err(e);
+            }
+            started.push(identity);
+        }
+        Ok(started)
+    }
+
+    fn start_instance(
+        &self,
+        info: AppInfo,
+        token: Token,
+        spec: &LaunchSpec,
+    ) -> Result<(), SupervisorError> {
+        let instance_id = info.instance_id.clone();
+        let app_id = info.app_id.clone();
+        self.inner
+            .broker
+            .grant_app(token.clone(), spec.identity.clone());
+        lock(&self.inner.state).instances.push(Instance {
+            info,
+            token: token.clone(),
+            stop_requested: false,
+            process: None,
+        });
+        let weak = Arc::downgrade(&self.inner);
+        let exit_id = instance_id.clone();
+        let spawned = self.inner.spawner.spawn(
+            self.inner.config.app_bin.clone(),
+            spec.to_json(),
+            Box::new(move |exit| {
+                if let Some(inner) = weak.upgrade() {
+                    Supervisor { inner }.exited(&exit_id, exit);
+                }
+            }),
+        );
+        match spawned {
+            Ok(process) => {
+                let pid = process.pid();
+                self.update(&instance_id, |i| {
+                    i.info.pid = Some(pid);
+                    i.process = Some(Arc::new(process));
+                });
+                tracing::info!(app_id, instance_id, pid, "started app");
+                Ok(())
+            }
+            Err(source) => {
+                self.inner.broker.revoke(&token);
+                lock(&self.inner.state)
+                    .instances
+                    .retain(|i| i.info.instance_id != instance_id);
+                Err(SupervisorError::Spawn {
+                    app_id,
+                    bin: self.inner.config.app_bin.clone(),
+                    source,
+                })
+            }
+        }
+    }
+
+    /// Records a page state reported by an app host.
+    pub fn page_status(&self, identity: &Identity, status: PageStatus) {
+        self.update(&identity.instance_id, |i| {
+            if !i.stop_requested && !i.info.state.is_final() {
+                i.info.state = match status {
+                    PageStatus::Ready => AppState::Ready,
+                    PageStatus::Loading => AppState::Starting,
+                };
+            }
+        });
+    }
+
+    /// Records that an app host's bus connection ended.
+    pub fn disconnected(&self, identity: &Identity) {
+        self.update(&identity.instance_id, |i| {
+            if i.info.state == AppState::Ready {
+                i.info.state = AppState::Starting;
+            }
+        });
+    }
+
+    /// Asks one instance to stop (SIGTERM); it is killed if it has not exited within the
+    /// grace period.
+    pub fn stop(&self, instance_id: &str) -> Result<(), SupervisorError> {
+        let process = {
+            let mut state = lock(&self.inner.state);
+            let inst = state
+                .instances
+                .iter_mut()
+                .find(|i| i.info.instance_id == instance_id)
+                .ok_or_else(|| SupervisorError::UnknownInstance(instance_id.to_owned()))?;
+            if inst.info.state.is_final() {
+                return Ok(());
+            }
+            inst.stop_requested = true;
+            inst.info.state = AppState::Stopping;
+            inst.process.clone()
+        };
+        self.changed();
+        if let Some(process) = process {
+            process.signal(libc::SIGTERM);
+            let weak = Arc::downgrade(&self.inner);
+            let id = instance_id.to_owned();
+            let grace = self.inner.config.stop_grace;
+            std::thread::spawn(move || {
+                let deadline = Instant::now() + grace;
+                while Instant::now() < deadline {
+                    let Some(inner) = weak.upgrade() else { return };
+                    if (Supervisor { inner }).is_final(&id) {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                if let Some(inner) = weak.upgrade()
+                    && !(Supervisor { inner }).is_final(&id)
+                {
+                    tracing::warn!(instance_id = id, "app did not stop in time; killing it");
+                    process.signal(libc::SIGKILL);
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// Stops every instance and refuses further launches; returns once all have exited
+    /// (killing those that outlive the grace period).
+    pub fn stop_all(&self) {
+        lock(&self.inner.state).shutting_down = true;
+        let ids: Vec<String> = lock(&self.inner.state)
+            .instances
+            .iter()
+            .map(|i| i.info.instance_id.clone())
+            .collect();
+        for id in &ids {
+            let _ = self.stop(id);
+        }
+        let deadline = Instant::now() + self.inner.config.stop_grace + Duration::from_secs(2);
+        while Instant::now() < deadline && !ids.iter().all(|id| self.is_final(id)) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Every instance this shell started, in launch order.
+    pub fn apps(&self) -> Vec<AppInfo> {
+        lock(&self.inner.state)
+            .instances
+            .iter()
+            .map(|i| i.info.clone())
+            .collect()
+    }
+
+    fn is_final(&self, instance_id: &str) -> bool {
+        lock(&self.inner.state)
+            .instances
+            .iter()
+            .find(|i| i.info.instance_id == instance_id)
+            .is_none_or(|i| i.info.state.is_final())
+    }
+
+    fn exited(&self, instance_id: &str, exit: Exit) {
+        let mut token = None;
+        self.update(instance_id, |i| {
+            i.info.state = if i.stop_requested || exit.success() {
+                AppState::Stopped
+            } else {
+                AppState::Crashed
+            };
+            i.info.exit = Some(exit.to_string());
+            token = Some(i.token.clone());
+        });
+        if let Some(token) = token {
+            self.inner.broker.revoke(&token);
+        }
+        tracing::info!(instance_id, "app exited: {exit}");
+    }
+
+    fn update(&self, instance_id: &str, f: impl FnOnce(&mut Instance)) {
+        {
+            let mut state = lock(&self.inner.state);
+            let Some(inst) = state
+                .instances
+                .iter_mut()
+                .find(|i| i.info.instance_id == instance_id)
+            else {
+                return;
+            };
+            f(inst);
+        }
+        self.changed();
+    }
+
+    fn changed(&self) {
+        let callback = lock(&self.inner.on_change).clone();
+        if let Some(f) = callback {
+            f();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

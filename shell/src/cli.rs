@@ -1,0 +1,82 @@
+//! The command line: every command and option, as clap sees them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Weft: a desktop interop platform. Launches workspaces of web apps, each in its own
+/// process, connected by a secure local bus.
+#[derive(Debug, Parser)]
+#[command(name = "weft", version, propagate_version = true)]
+pub struct Cli {
+    /// Shared options.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do; without a command, open the control panel with the demo workspace.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// The data directory; one shell runs per data directory.
+    #[arg(long, env = "WEFT_DATA_DIR", global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Launch a workspace and stay in the foreground until `weft stop`, SIGTERM or
+    /// SIGINT. If a shell already runs on this data directory, hand it the workspace.
+    Launch(LaunchArgs),
+    /// List the running shell's app instances.
+    Ps {
+        /// Print one JSON object: {"apps": [{"appId", "instanceId", "pid", "state", …}]}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Publish to and subscribe on the running shell's bus.
+    #[command(subcommand)]
+    Bus(BusCommand),
+    /// Stop every app and the running shell.
+    Stop,
+}
+
+/// Options of `weft launch`.
+#[derive(Debug, Args)]
+pub struct LaunchArgs {
+    /// The workspace file; the built-in demo when omitted.
+    pub workspace: Option<PathBuf>,
+    /// Run without the control panel window (for scripts and tests).
+    #[arg(long)]
+    pub no_panel: bool,
+}
+
+/// `weft bus …`
+#[derive(Debug, Subcommand)]
+pub enum BusCommand {
+    /// Publish one JSON message; exits non-zero unless the broker accepted it.
+    Pub {
+        /// The topic, e.g. `fx.EURUSD`.
+        topic: String,
+        /// The message, as JSON text (quote it for the shell).
+        json: String,
+    },
+    /// Print messages on a topic, one JSON line each:
+    /// {"topic", "data", "sender": {"appId", "instanceId"}, "id", "ts"}.
+    Sub {
+        /// The topic to follow.
+        topic: String,
+        /// Exit 0 after this many messages.
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+        /// Exit 2 if no message (or not enough) arrived within this many seconds.
+        #[arg(long, value_name = "SECS")]
+        timeout: Option<f64>,
+        /// Print only each message's data.
+        #[arg(long)]
+        data_only: bool,
+    },
+}

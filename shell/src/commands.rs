@@ -1,0 +1,321 @@
+//! What each command does.
+
+use std::{
+    fs::{File, TryLockError},
+    io::Write,
+    path::Path,
+    process::ExitCode,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use weft_client::{Client, ClientError};
+use weft_proto::{
+    Identity, Topic,
+    endpoint::Endpoint,
+    frame::{AppInfo, ControlReply, ControlRequest},
+};
+use weft_workspace::Workspace;
+
+use crate::{
+    cli::{BusCommand, LaunchArgs},
+    data_dir,
+    shell_process::{self, Initial},
+};
+
+/// Exit code of `weft bus sub` when its timeout passes.
+const EXIT_TIMEOUT: u8 = 2;
+/// How long a second `weft launch` waits for a starting shell to accept it.
+const HANDOVER_DEADLINE: Duration = Duration::from_secs(20);
+
+/// `weft` and `weft launch`.
+pub fn launch(data_dir: Option<&Path>, args: LaunchArgs) -> anyhow::Result<ExitCode> {
+    let data_dir = data_dir::resolve(data_dir)?;
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
+    let endpoint = data_dir::endpoint(&data_dir)?;
+    endpoint
+        .ensure_dir()
+        .with_context(|| format!("preparing {}", endpoint.dir().display()))?;
+
+    // Validate first: a bad workspace is refused before anything starts or is handed on.
+    let workspace = match &args.workspace {
+        Some(file) => Some(Workspace::load(file)?),
+        None => None,
+    };
+
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(endpoint.lock_path())
+        .with_context(|| format!("opening {}", endpoint.lock_path().display()))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => return hand_over(&endpoint, workspace.as_ref()),
+        Err(TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("locking {}", endpoint.lock_path().display()));
+        }
+    }
+    let initial = match workspace {
+        Some(ws) => Initial::Workspace(ws),
+        None => Initial::Demo,
+    };
+    shell_process::run(&data_dir, &endpoint, lock, initial, !args.no_panel)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Another shell owns the data directory: ask it to launch, and exit.
+fn hand_over(endpoint: &Endpoint, workspace: Option<&Workspace>) -> anyhow::Result<ExitCode> {
+    let request = ControlRequest::Launch {
+        workspace: workspace
+            .map(|ws| ws.file.clone())
+            .map(|f| weft_proto::endpoint::canonical(&f).unwrap_or(f)),
+    };
+    let runtime = runtime()?;
+    let launched = runtime.block_on(async {
+        let client = connect_when_ready(endpoint).await?;
+        client.control(request).await.map_err(anyhow::Error::from)
+    })?;
+    if let ControlReply::Launched(ids) = launched {
+        let names: Vec<_> = ids.iter().map(|id| id.instance_id.as_str()).collect();
+        eprintln!(
+            "weft: handed over to the running shell, which launched {}",
+            names.join(", ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Connects to a shell that holds the lock but may still be starting.
+async fn connect_when_ready(endpoint: &Endpoint) -> anyhow::Result<Client> {
+    let deadline = Instant::now() + HANDOVER_DEADLINE;
+    loop {
+        match Client::connect_cli(endpoint).await {
+            Ok(client) => return Ok(client),
+            Err(e) if Instant::now() < deadline => {
+                tracing::debug!("the running shell is not ready yet: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => {
+                return Err(e).context("a shell holds this data directory but does not answer");
+            }
+        }
+    }
+}
+
+/// `weft ps`.
+pub fn ps(data_dir: Option<&Path>, json: bool) -> anyhow::Result<ExitCode> {
+    let reply = control(data_dir, ControlRequest::ListApps)?;
+    let ControlReply::Apps(apps) = reply else {
+        bail!("the shell gave an unexpected answer: {reply:?}");
+    };
+    let mut out = std::io::stdout().lock();
+    if json {
+        #[derive(Serialize)]
+        struct Ps<'a> {
+            apps: &'a [AppInfo],
+        }
+        serde_json::to_writer(&mut out, &Ps { apps: &apps })?;
+        writeln!(out)?;
+    } else {
+        writeln!(
+            out,
+            "{:<20} {:<34} {:>8}  {:<9} URL",
+            "APP", "INSTANCE", "PID", "STATE"
+        )?;
+        for a in &apps {
+            let pid = a.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
+            writeln!(
+                out,
+                "{:<20} {:<34} {:>8}  {:<9} {}",
+                a.app_id,
+                a.instance_id,
+                pid,
+                a.state.as_str(),
+                a.url
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weft stop`.
+pub fn stop(data_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let dir = data_dir::resolve(data_dir)?;
+    control(data_dir, ControlRequest::Shutdown)?;
+    // The request only starts the shutdown; wait until the shell has released its lock.
+    let endpoint = data_dir::endpoint(&dir)?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        match File::open(endpoint.lock_path()).map(|f| f.try_lock()) {
+            Ok(Ok(())) | Err(_) => return Ok(ExitCode::SUCCESS),
+            Ok(Err(_)) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+    bail!("the shell did not stop within 30 seconds")
+}
+
+/// `weft bus …`.
+pub fn bus(data_dir: Option<&Path>, command: BusCommand) -> anyhow::Result<ExitCode> {
+    let dir = data_dir::resolve(data_dir)?;
+    let endpoint = data_dir::endpoint(&dir)?;
+    let runtime = runtime()?;
+    match command {
+        BusCommand::Pub { topic, json } => {
+            let topic = Topic::new(topic).context("invalid topic")?;
+            serde_json::from_str::<&RawValue>(&json)
+                .with_context(|| format!("the message is not valid JSON: {json}"))?;
+            runtime.block_on(async {
+                let client = connect(&endpoint).await?;
+                client
+                    .publish(&topic, json)
+                    .await
+                    .context("publishing failed")
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        BusCommand::Sub {
+            topic,
+            count,
+            timeout,
+            data_only,
+        } => {
+            let topic = Topic::new(topic).context("invalid topic")?;
+            let timeout = timeout
+                .map(|t| {
+                    Duration::try_from_secs_f64(t)
+                        .with_context(|| format!("--timeout must be a number of seconds, not {t}"))
+                })
+                .transpose()?;
+            runtime.block_on(subscribe(&endpoint, topic, count, timeout, data_only))
+        }
+    }
+}
+
+async fn subscribe(
+    endpoint: &Endpoint,
+    topic: Topic,
+    count: Option<u64>,
+    timeout: Option<Duration>,
+    data_only: bool,
+) -> anyhow::Result<ExitCode> {
+    let client = connect(endpoint).await?;
+    let mut sub = client
+        .subscribe(&topic)
+        .await
+        .context("subscribing failed")?;
+    let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+    let mut seen = 0u64;
+    while count.is_none_or(|c| seen < c) {
+        let next = match deadline {
+            Some(d) => match tokio::time::timeout_at(d, sub.next()).await {
+                Ok(next) => next,
+                Err(_) => return Ok(ExitCode::from(EXIT_TIMEOUT)),
+            },
+            None => sub.next().await,
+        };
+        let Some(d) = next else {
+            bail!("the shell closed the connection: {}", client.closed().await);
+        };
+        let line = message_line(&d, data_only);
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{line}")?;
+        out.flush()?;
+        seen += 1;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One output line of `weft bus sub`.
+fn message_line(d: &weft_proto::frame::Delivery, data_only: bool) -> String {
+    #[derive(Serialize)]
+    struct Line<'a> {
+        topic: &'a str,
+        data: &'a RawValue,
+        sender: &'a Identity,
+        id: &'a str,
+        ts: u64,
+    }
+    let text = String::from_utf8_lossy(&d.payload);
+    let fallback;
+    let data = match serde_json::from_str::<&RawValue>(&text) {
+        Ok(raw) => raw,
+        Err(_) => {
+            // Not JSON (only Rust clients can send that): print it as a JSON string.
+            fallback = serde_json::value::to_raw_value(&text).expect("a string serialises");
+            &fallback
+        }
+    };
+    if data_only {
+        return data.get().to_owned();
+    }
+    serde_json::to_string(&Line {
+        topic: d.topic.as_str(),
+        data,
+        sender: &d.sender,
+        id: &d.id,
+        ts: d.ts_ms,
+    })
+    .expect("a line serialises")
+}
+
+fn control(data_dir: Option<&Path>, request: ControlRequest) -> anyhow::Result<ControlReply> {
+    let dir = data_dir::resolve(data_dir)?;
+    let endpoint = data_dir::endpoint(&dir)?;
+    runtime()?.block_on(async {
+        let client = connect(&endpoint).await?;
+        client.control(request).await.map_err(anyhow::Error::from)
+    })
+}
+
+async fn connect(endpoint: &Endpoint) -> anyhow::Result<Client> {
+    match Client::connect_cli(endpoint).await {
+        Ok(c) => Ok(c),
+        Err(ClientError::NotRunning { .. }) => {
+            bail!(
+                "no Weft shell is running for this data directory (looked in {})",
+                endpoint.dir().display()
+            )
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn delivery(payload: &'static [u8]) -> weft_proto::frame::Delivery {
+        weft_proto::frame::Delivery {
+            id: "e-1".into(),
+            ts_ms: 7,
+            topic: Topic::new("a.b").unwrap(),
+            sender: Identity {
+                app_id: "x".into(),
+                instance_id: "x-1".into(),
+            },
+            payload: Bytes::from_static(payload),
+        }
+    }
+
+    #[test]
+    fn sub_lines_follow_the_documented_shape() {
+        assert_eq!(
+            message_line(&delivery(br#"{"px": 1}"#), false),
+            r#"{"topic":"a.b","data":{"px": 1},"sender":{"appId":"x","instanceId":"x-1"},"id":"e-1","ts":7}"#
+        );
+        assert_eq!(message_line(&delivery(b"[1,2]"), true), "[1,2]");
+        assert_eq!(message_line(&delivery(b"not json"), true), r#""not json""#);
+    }
+}

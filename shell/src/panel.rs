@@ -1,0 +1,316 @@
+//! The control panel: one egui window listing the running apps, with buttons to launch
+//! the demo or a workspace file and to stop apps.
+//!
+//! Immediate mode, kept apart from the data: [`draw`] reads a snapshot of the
+//! supervisor's apps and the form's text, and returns what the user asked for as
+//! [`PanelAction`]s; [`PanelApp`] carries them out. Nothing registers callbacks that
+//! could fall out of sync with the state.
+
+use std::{
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use eframe::egui;
+use weft_proto::frame::{AppInfo, AppState};
+use weft_supervisor::Supervisor;
+use weft_workspace::Workspace;
+
+use crate::{shell_process, shutdown::Shutdown};
+
+/// What the user asked the panel to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PanelAction {
+    /// Launch the built-in demo workspace.
+    LaunchDemo,
+    /// Launch the workspace file at this path.
+    LaunchWorkspace(PathBuf),
+    /// Stop one app instance.
+    Stop(String),
+}
+
+/// The panel's own editable state.
+#[derive(Debug, Default)]
+pub struct PanelForm {
+    /// The workspace path being typed.
+    pub workspace_path: String,
+    /// The outcome of the last action: (is an error, text).
+    pub status: Option<(bool, String)>,
+}
+
+/// Draws the panel for `apps` and returns the user's actions this frame.
+pub fn draw(ui: &mut egui::Ui, apps: &[AppInfo], form: &mut PanelForm) -> Vec<PanelAction> {
+    let mut actions = Vec::new();
+    ui.heading("Weft");
+    ui.horizontal(|ui| {
+        if ui.button("Launch demo").clicked() {
+            actions.push(PanelAction::LaunchDemo);
+        }
+        ui.label("Workspace file:");
+        let field = ui.add(
+            egui::TextEdit::singleline(&mut form.workspace_path)
+                .hint_text("/path/to/workspace.json")
+                .desired_width(260.0),
+        );
+        let submitted = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+        let path = form.workspace_path.trim();
+        if (ui
+            .add_enabled(!path.is_empty(), egui::Button::new("Launch"))
+            .clicked()
+            || submitted)
+            && !path.is_empty()
+        {
+            actions.push(PanelAction::LaunchWorkspace(PathBuf::from(path)));
+        }
+    });
+    if let Some((is_error, text)) = &form.status {
+        let color = if *is_error {
+            ui.visuals().error_fg_color
+        } else {
+            ui.visuals().text_color()
+        };
+        ui.colored_label(color, text);
+    }
+    ui.separator();
+
+    let running = apps.iter().filter(|a| !a.state.is_final()).count();
+    ui.label(format!("{running} running, {} in all", apps.len()));
+    egui::ScrollArea::vertical().show(ui, |ui| {
+        egui::Grid::new("apps")
+            .num_columns(5)
+            .striped(true)
+            .spacing([16.0, 6.0])
+            .show(ui, |ui| {
+                ui.strong("App");
+                ui.strong("Instance");
+                ui.strong("PID");
+                ui.strong("State");
+                ui.strong("");
+                ui.end_row();
+                for app in apps {
+                    ui.label(&app.title).on_hover_text(&app.url);
+                    ui.label(&app.instance_id);
+                    ui.label(app.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()));
+                    let state = match &app.exit {
+                        Some(exit) if app.state.is_final() => {
+                            format!("{} ({exit})", app.state.as_str())
+                        }
+                        _ => app.state.as_str().to_owned(),
+                    };
+                    ui.colored_label(state_color(app.state), state);
+                    let stoppable = matches!(app.state, AppState::Starting | AppState::Ready);
+                    let stop = ui.add_enabled(stoppable, egui::Button::new("Stop"));
+                    if stop.clicked() {
+                        actions.push(PanelAction::Stop(app.instance_id.clone()));
+                    }
+                    ui.end_row();
+                }
+            });
+    });
+    actions
+}
+
+fn state_color(state: AppState) -> egui::Color32 {
+    match state {
+        AppState::Ready => egui::Color32::from_rgb(0x2e, 0x9d, 0x4c),
+        AppState::Starting | AppState::Stopping => egui::Color32::from_rgb(0xc9, 0x8a, 0x00),
+        AppState::Stopped => egui::Color32::GRAY,
+        AppState::Crashed => egui::Color32::from_rgb(0xd0, 0x36, 0x36),
+    }
+}
+
+/// The eframe app: reads the supervisor, draws, carries out actions.
+struct PanelApp {
+    supervisor: Supervisor,
+    data_dir: PathBuf,
+    form: PanelForm,
+    /// Actions are run off the UI thread so that a slow launch never freezes the panel.
+    pending: Arc<Mutex<Option<(bool, String)>>>,
+}
+
+impl PanelApp {
+    fn act(&mut self, action: PanelAction, ctx: egui::Context) {
+        let supervisor = self.supervisor.clone();
+        let data_dir = self.data_dir.clone();
+        let outcome = self.pending.clone();
+        std::thread::spawn(move || {
+            let result = match action {
+                PanelAction::LaunchDemo => shell_process::load_demo(&data_dir)
+                    .and_then(|ws| Ok(supervisor.launch(&ws)?))
+                    .map(|ids| format!("launched the demo ({} apps)", ids.len())),
+                PanelAction::LaunchWorkspace(file) => Workspace::load(&file)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|ws| Ok((ws.name.clone(), supervisor.launch(&ws)?)))
+                    .map(|(name, ids)| format!("launched {name} ({} apps)", ids.len())),
+                PanelAction::Stop(id) => supervisor
+                    .stop(&id)
+                    .map(|()| format!("stopping {id}"))
+                    .map_err(anyhow::Error::from),
+            };
+            *outcome.lock().unwrap_or_else(|p| p.into_inner()) = Some(match result {
+                Ok(text) => (false, text),
+                Err(e) => (true, format!("{e:#}")),
+            });
+            ctx.request_repaint();
+        });
+    }
+}
+
+impl eframe::App for PanelApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        if let Some(outcome) = self
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            self.form.status = Some(outcome);
+        }
+        let apps = self.supervisor.apps();
+        let actions = egui::CentralPanel::default()
+            .show(ui, |ui| draw(ui, &apps, &mut self.form))
+            .inner;
+        for action in actions {
+            self.act(action, ui.ctx().clone());
+        }
+    }
+}
+
+/// Shows the panel until the user closes it or the shell is told to stop.
+pub fn run(supervisor: Supervisor, shutdown: Shutdown, data_dir: PathBuf) -> anyhow::Result<()> {
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("Weft")
+            .with_app_id("weft-panel")
+            .with_inner_size([760.0, 240.0])
+            .with_position([40.0, 540.0]),
+        ..Default::default()
+    };
+    let app = PanelApp {
+        supervisor: supervisor.clone(),
+        data_dir,
+        form: PanelForm::default(),
+        pending: Arc::new(Mutex::new(None)),
+    };
+    eframe::run_native(
+        "weft-panel",
+        options,
+        Box::new(move |cc| {
+            let ctx = cc.egui_ctx.clone();
+            let repaint = ctx.clone();
+            supervisor.set_on_change(Arc::new(move || repaint.request_repaint()));
+            shutdown.on_raise(move || {
+                ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+                ctx.request_repaint();
+            });
+            // Uptime-style fields are not shown yet, so repaint only on change, plus a
+            // slow tick as a safety net.
+            cc.egui_ctx.request_repaint_after(Duration::from_secs(1));
+            Ok(Box::new(app))
+        }),
+    )
+    .map_err(|e| anyhow::anyhow!("the control panel failed: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use egui_kittest::{Harness, kittest::Queryable};
+
+    fn app(id: &str, state: AppState) -> AppInfo {
+        AppInfo {
+            app_id: id.into(),
+            instance_id: format!("{id}-1"),
+            title: format!("{id} title"),
+            url: "weft://localhost/x.html".into(),
+            pid: Some(42),
+            state,
+            exit: None,
+        }
+    }
+
+    struct State {
+        apps: Vec<AppInfo>,
+        form: PanelForm,
+        actions: Vec<PanelAction>,
+    }
+
+    fn harness(apps: Vec<AppInfo>) -> Harness<'static, State> {
+        Harness::new_ui_state(
+            |ui, s: &mut State| {
+                let actions = draw(ui, &s.apps, &mut s.form);
+                s.actions.extend(actions);
+            },
+            State {
+                apps,
+                form: PanelForm::default(),
+                actions: vec![],
+            },
+        )
+    }
+
+    #[test]
+    fn lists_apps_and_stops_the_one_clicked() {
+        let mut h = harness(vec![
+            app("watchlist", AppState::Ready),
+            app("news", AppState::Starting),
+        ]);
+        h.run();
+        h.get_by_label("watchlist title");
+        h.get_by_label("news-1");
+        h.get_by_label("ready");
+        h.get_by_label("2 running, 2 in all");
+        let stops: Vec<_> = h.get_all_by_label("Stop").collect();
+        assert_eq!(stops.len(), 2);
+        stops[1].click();
+        h.run();
+        assert_eq!(h.state().actions, [PanelAction::Stop("news-1".into())]);
+    }
+
+    #[test]
+    fn stopped_apps_cannot_be_stopped_again_and_show_how_they_ended() {
+        let mut stopped = app("chart", AppState::Crashed);
+        stopped.exit = Some("killed by signal 9".into());
+        let mut h = harness(vec![stopped]);
+        h.run();
+        h.get_by_label("crashed (killed by signal 9)");
+        h.get_by_label("Stop").click();
+        h.run();
+        assert!(h.state().actions.is_empty());
+    }
+
+    #[test]
+    fn launches_the_demo_or_a_typed_workspace() {
+        let mut h = harness(vec![]);
+        h.run();
+        h.get_by_label("Launch demo").click();
+        h.run();
+        h.get_by_label("Launch").click();
+        h.run();
+        assert_eq!(
+            h.state().actions,
+            [PanelAction::LaunchDemo],
+            "Launch is disabled while empty"
+        );
+        h.state_mut().form.workspace_path = "/tmp/ws.json".into();
+        h.run();
+        h.get_by_label("Launch").click();
+        h.run();
+        assert_eq!(
+            h.state().actions,
+            [
+                PanelAction::LaunchDemo,
+                PanelAction::LaunchWorkspace("/tmp/ws.json".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn shows_the_outcome_of_the_last_action() {
+        let mut h = harness(vec![]);
+        h.state_mut().form.status = Some((true, "workspace x: bad".into()));
+        h.run();
+        h.get_by_label("workspace x: bad");
+    }
+}

@@ -1,0 +1,210 @@
+//! The long-running shell: owns the data directory's lock, runs the broker and the
+//! supervisor, answers the command line, and shows the control panel.
+
+use std::{
+    fs::File,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::{Context, bail};
+use tokio::sync::mpsc;
+use weft_broker::{Broker, BrokerConfig, BrokerEvent};
+use weft_proto::{
+    Token,
+    endpoint::Endpoint,
+    frame::{ControlReply, ControlRequest},
+};
+use weft_supervisor::{Supervisor, SupervisorConfig};
+use weft_workspace::Workspace;
+
+use crate::{demo, panel, shutdown::Shutdown};
+
+/// What the shell should launch first.
+pub enum Initial {
+    /// The built-in demo.
+    Demo,
+    /// A workspace file, already validated.
+    Workspace(Workspace),
+}
+
+/// How long a stopping app may take before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Runs the shell in the foreground until it is told to stop. `lock` is the data
+/// directory's lock, already held.
+pub fn run(
+    data_dir: &Path,
+    endpoint: &Endpoint,
+    lock: File,
+    initial: Initial,
+    show_panel: bool,
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("weft-shell")
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+
+    let (broker, broker_handle, events) = {
+        let _guard = runtime.enter();
+        Broker::bind(BrokerConfig::new(endpoint.socket_path()))?
+    };
+    let cli_token = Token::random();
+    broker_handle.grant_cli(cli_token.clone());
+    endpoint
+        .write_cli_token(&cli_token)
+        .with_context(|| format!("writing {}", endpoint.cli_token_path().display()))?;
+    runtime.spawn(broker.run());
+
+    let supervisor = Supervisor::new(
+        SupervisorConfig {
+            app_bin: app_host_binary()?,
+            socket: endpoint.socket_path(),
+            data_dir: data_dir.to_owned(),
+            stop_grace: STOP_GRACE,
+        },
+        broker_handle.clone(),
+    );
+    let shutdown = Shutdown::default();
+    watch_signals(&shutdown)?;
+    runtime.spawn(serve_events(
+        events,
+        supervisor.clone(),
+        shutdown.clone(),
+        data_dir.to_owned(),
+    ));
+
+    let first = match initial {
+        Initial::Demo => load_demo(data_dir),
+        Initial::Workspace(ws) => Ok(ws),
+    };
+    let launched = first.and_then(|ws| {
+        tracing::info!(workspace = ws.name, file = %ws.file.display(), "launching");
+        supervisor.launch(&ws).map_err(anyhow::Error::from)
+    });
+    if let Err(e) = &launched {
+        shutdown.raise(format!("the first workspace could not start: {e:#}"));
+    }
+
+    if show_panel && launched.is_ok() {
+        panel::run(supervisor.clone(), shutdown.clone(), data_dir.to_owned())?;
+        shutdown.raise("the control panel was closed");
+    }
+    let reason = shutdown.wait();
+    tracing::info!("shutting down: {reason}");
+    supervisor.stop_all();
+    broker_handle.shutdown();
+    let _ = std::fs::remove_file(endpoint.cli_token_path());
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    drop(lock);
+    launched.map(drop)
+}
+
+/// Answers the broker's events until the broker stops.
+async fn serve_events(
+    mut events: mpsc::UnboundedReceiver<BrokerEvent>,
+    supervisor: Supervisor,
+    shutdown: Shutdown,
+    data_dir: PathBuf,
+) {
+    while let Some(event) = events.recv().await {
+        match event {
+            BrokerEvent::AppConnected(id) => tracing::debug!(%id, "app connected"),
+            BrokerEvent::AppDisconnected(id) => supervisor.disconnected(&id),
+            BrokerEvent::PageStatus(id, status) => supervisor.page_status(&id, status),
+            BrokerEvent::Control {
+                from,
+                request,
+                reply,
+            } => {
+                if request == ControlRequest::ListApps {
+                    tracing::debug!(%from, "command-line request: list apps");
+                } else {
+                    tracing::info!(%from, ?request, "command-line request");
+                }
+                let supervisor = supervisor.clone();
+                let shutdown = shutdown.clone();
+                let data_dir = data_dir.clone();
+                // Launching and stopping block; keep them off the async workers.
+                let answer = tokio::task::spawn_blocking(move || {
+                    control(&supervisor, &shutdown, &data_dir, request)
+                })
+                .await
+                .unwrap_or_else(|e| Err(format!("the request failed: {e}")));
+                let _ = reply.send(answer);
+            }
+        }
+    }
+}
+
+fn control(
+    supervisor: &Supervisor,
+    shutdown: &Shutdown,
+    data_dir: &Path,
+    request: ControlRequest,
+) -> Result<ControlReply, String> {
+    match request {
+        ControlRequest::ListApps => Ok(ControlReply::Apps(supervisor.apps())),
+        ControlRequest::Launch { workspace } => {
+            let ws = match workspace {
+                Some(file) => Workspace::load(&file).map_err(|e| e.to_string())?,
+                None => load_demo(data_dir).map_err(|e| format!("{e:#}"))?,
+            };
+            supervisor
+                .launch(&ws)
+                .map(ControlReply::Launched)
+                .map_err(|e| e.to_string())
+        }
+        ControlRequest::StopApp { instance_id } => supervisor
+            .stop(&instance_id)
+            .map(|()| ControlReply::Done)
+            .map_err(|e| e.to_string()),
+        ControlRequest::Shutdown => {
+            shutdown.raise("`weft stop` was run");
+            Ok(ControlReply::Done)
+        }
+    }
+}
+
+/// Installs and reads the built-in demo workspace.
+pub fn load_demo(data_dir: &Path) -> anyhow::Result<Workspace> {
+    let file = demo::install(data_dir)?;
+    Workspace::load(&file).map_err(anyhow::Error::from)
+}
+
+/// The `weft-app` executable: `WEFT_APP_BIN`, or the one beside this executable.
+fn app_host_binary() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("WEFT_APP_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    let me = std::env::current_exe().context("cannot find this executable's path")?;
+    let beside = me.with_file_name("weft-app");
+    if !beside.is_file() {
+        bail!(
+            "cannot find the app host {}; install weft-app beside weft or set WEFT_APP_BIN",
+            beside.display()
+        );
+    }
+    Ok(beside)
+}
+
+/// SIGTERM and SIGINT stop the shell gracefully.
+fn watch_signals(shutdown: &Shutdown) -> anyhow::Result<()> {
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])
+    .context("installing signal handlers")?;
+    let shutdown = shutdown.clone();
+    std::thread::Builder::new()
+        .name("weft-signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                shutdown.raise(format!("received signal {sig}"));
+            }
+        })
+        .context("starting the signal thread")?;
+    Ok(())
+}

@@ -1,0 +1,135 @@
+//! Command-line behaviour that needs no display: refusing bad workspace files, and
+//! commands run without a shell.
+
+use std::path::Path;
+
+use weft_e2e::TestEnv;
+
+/// Runs `weft launch FILE --no-panel` and returns its stderr, asserting that it failed
+/// and started nothing.
+fn refused(env: &TestEnv, file: &Path) -> String {
+    let out = env.run_weft(&["launch", file.to_str().unwrap(), "--no-panel"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "a bad workspace was accepted: {stderr}"
+    );
+    assert!(
+        !env.endpoint().socket_path().exists(),
+        "a broker was started for a bad workspace"
+    );
+    stderr
+}
+
+fn write(env: &TestEnv, name: &str, text: &str) -> std::path::PathBuf {
+    let dir = env.path("ws");
+    std::fs::create_dir_all(dir.join("app")).unwrap();
+    std::fs::write(dir.join("app/index.html"), "<p>app</p>").unwrap();
+    let file = dir.join(name);
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+#[test]
+fn bad_workspace_files_are_refused_with_file_field_and_problem() {
+    let env = TestEnv::new();
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "syntax.json",
+            r#"{"name": "W", "apps": [}"#,
+            &["invalid JSON", "line 1"],
+        ),
+        (
+            "missing.json",
+            r#"{"name":"W","apps":[{"appId":"a"}]}"#,
+            &["apps[0]", "missing field `url`"],
+        ),
+        (
+            "mistyped.json",
+            r#"{"name":"W","apps":[{"appId":"a","url":"app/index.html","bounds":{"x":0,"y":0,"width":"big","height":2}}]}"#,
+            &["apps[0].bounds.width", "invalid type"],
+        ),
+        (
+            "duplicate.json",
+            r#"{"name":"W","apps":[{"appId":"a","url":"app/index.html"},{"appId":"a","url":"app/index.html"}]}"#,
+            &["apps[1].appId", "duplicate appId \"a\""],
+        ),
+        (
+            "unreadable.json",
+            r#"{"name":"W","apps":[{"appId":"a","url":"app/gone.html"}]}"#,
+            &["apps[0].url", "cannot read", "gone.html"],
+        ),
+        (
+            "escape.json",
+            r#"{"name":"W","apps":[{"appId":"a","url":"../../etc/passwd"}]}"#,
+            &["apps[0].url", "escapes the workspace folder"],
+        ),
+    ];
+    for (name, text, expected) in cases {
+        let file = write(&env, name, text);
+        let stderr = refused(&env, &file);
+        assert!(
+            stderr.contains(&*file.to_string_lossy()),
+            "{name}: the file is not named: {stderr}"
+        );
+        for e in *expected {
+            assert!(stderr.contains(e), "{name}: expected {e:?} in: {stderr}");
+        }
+    }
+    let stderr = refused(&env, &env.path("ws/nonexistent.json"));
+    assert!(
+        stderr.contains("nonexistent.json") && stderr.contains("cannot read"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn commands_without_a_running_shell_say_so() {
+    let env = TestEnv::new();
+    for args in [
+        &["ps"][..],
+        &["ps", "--json"],
+        &["stop"],
+        &["bus", "pub", "a.b", "{}"],
+        &["bus", "sub", "a.b", "--count", "1"],
+    ] {
+        let out = env.run_weft(args);
+        assert!(!out.status.success(), "{args:?} succeeded without a shell");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("no Weft shell is running"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn bus_pub_checks_its_arguments_before_connecting() {
+    let env = TestEnv::new();
+    let out = env.run_weft(&["bus", "pub", "a..b", "{}"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("segment 1 of the topic is empty"));
+    let out = env.run_weft(&["bus", "pub", "a.b", "{not json"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not valid JSON"));
+    assert!(!out.status.success());
+}
+
+#[test]
+fn every_command_has_help() {
+    let env = TestEnv::new();
+    for args in [
+        &["--help"][..],
+        &["launch", "--help"],
+        &["ps", "--help"],
+        &["bus", "--help"],
+        &["bus", "pub", "--help"],
+        &["bus", "sub", "--help"],
+        &["stop", "--help"],
+    ] {
+        let out = env.run_weft(args);
+        assert!(out.status.success(), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage: weft"),
+            "{args:?}"
+        );
+    }
+}

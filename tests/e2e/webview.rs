@@ -1,0 +1,393 @@
+//! End-to-end tests with real shells, real app processes and real WebKit pages under a
+//! private Xvfb display. They run one at a time (see `webview_lock` and the nextest
+//! `webview` test group).
+
+use std::{collections::HashSet, time::Duration};
+
+use serde_json::{Value, json};
+use weft_client::{Client, ClientError};
+use weft_e2e::{SLOW, Shell, TestEnv, binary, process_tree, wait_for, wait_gone};
+use weft_proto::{
+    Token, Topic,
+    frame::AppState,
+    handshake::{Hello, Refusal},
+};
+
+fn topic(s: &str) -> Topic {
+    Topic::new(s).unwrap()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(SLOW, f)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+#[test]
+fn a_message_round_trips_through_a_page_in_another_process() {
+    let env = TestEnv::new();
+    let ws = env.workspace("echo", &[("echo", "echo/index.html")]);
+    let mut shell = Shell::launch(env, &ws);
+    let apps = shell.wait_ready(1);
+
+    runtime().block_on(async {
+        let client = shell.client().await;
+        let mut pongs = client.subscribe(&topic("e2e.pong")).await.unwrap();
+        client
+            .publish(&topic("e2e.ping"), r#"{"n":42,"s":"ünïcødé"}"#)
+            .await
+            .unwrap();
+        let pong = within("the page's reply", pongs.next()).await.unwrap();
+        let body: Value = serde_json::from_slice(&pong.payload).unwrap();
+
+        // The page got exactly what was sent, with the sender stamped by the broker.
+        assert_eq!(body["got"], json!({"n": 42, "s": "ünïcødé"}));
+        assert_eq!(body["meta"]["topic"], "e2e.ping");
+        assert_eq!(body["meta"]["sender"]["appId"], "weft-cli");
+        assert_eq!(
+            body["meta"]["sender"]["instanceId"],
+            client.identity().instance_id.as_str()
+        );
+        assert!(body["meta"]["ts"].as_u64().unwrap() > 1_600_000_000_000);
+        assert!(body["meta"]["id"].is_string());
+        // The page knows who it is, and the broker agrees.
+        assert_eq!(body["me"]["appId"], "echo");
+        assert_eq!(body["me"]["instanceId"], apps[0].instance_id.as_str());
+        assert_eq!(pong.sender.app_id, "echo");
+        assert_eq!(pong.sender.instance_id, apps[0].instance_id);
+        // Errors carry stable codes, and the strict CSP blocked the inline script.
+        assert_eq!(body["badTopicCode"], "InvalidTopic");
+        assert_eq!(body["inlineScriptRan"], false);
+    });
+}
+
+#[test]
+fn ps_lists_one_process_per_app_instance() {
+    let env = TestEnv::new();
+    let ws = env.workspace(
+        "three",
+        &[
+            ("one", "echo/index.html"),
+            ("two", "echo/index.html"),
+            ("three", "echo/index.html"),
+        ],
+    );
+    let mut shell = Shell::launch(env, &ws);
+    let apps = shell.wait_ready(3);
+
+    let ids: Vec<_> = apps.iter().map(|a| a.app_id.as_str()).collect();
+    assert_eq!(ids, ["one", "two", "three"]);
+    let pids: HashSet<u32> = apps.iter().map(|a| a.pid.expect("a pid")).collect();
+    assert_eq!(pids.len(), 3, "each instance has its own process: {apps:?}");
+    let app_bin = std::fs::canonicalize(binary("weft-app")).unwrap();
+    for pid in &pids {
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+        assert_eq!(exe, app_bin, "pid {pid} runs weft-app");
+        assert_eq!(process_tree::read(*pid).unwrap().ppid, shell.pid());
+    }
+    // Every host has its own WebKit web process.
+    for pid in &pids {
+        let web = process_tree::descendants(*pid)
+            .into_iter()
+            .filter_map(process_tree::read)
+            .filter(|p| p.comm.starts_with("WebKitWebProces"))
+            .count();
+        assert_eq!(web, 1, "app process {pid} hosts one WebKit web process");
+    }
+
+    // The raw JSON has the documented shape.
+    let out = shell.env.run_weft(&["ps", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for app in v["apps"].as_array().unwrap() {
+        for key in ["appId", "instanceId", "pid", "state"] {
+            assert!(app.get(key).is_some(), "missing {key} in {app}");
+        }
+        assert_eq!(app["state"], "ready");
+    }
+}
+
+#[test]
+fn killing_the_shell_leaves_no_app_or_webkit_process_behind() {
+    let env = TestEnv::new();
+    let ws = env.workspace(
+        "two",
+        &[("one", "echo/index.html"), ("two", "echo/index.html")],
+    );
+    let mut shell = Shell::launch(env, &ws);
+    shell.wait_ready(2);
+    let tree = process_tree::descendants(shell.pid());
+    let names: Vec<String> = tree
+        .iter()
+        .filter_map(|p| process_tree::read(*p))
+        .map(|p| p.comm)
+        .collect();
+    assert_eq!(
+        names.iter().filter(|n| *n == "weft-app").count(),
+        2,
+        "{names:?}"
+    );
+    assert!(
+        names.iter().any(|n| n.starts_with("WebKitWebProces")),
+        "{names:?}"
+    );
+    assert!(
+        names.iter().any(|n| n.starts_with("WebKitNetworkP")),
+        "{names:?}"
+    );
+
+    shell.kill_9();
+    let survivors = wait_gone(&tree, Duration::from_secs(2));
+    let described: Vec<_> = survivors
+        .iter()
+        .filter_map(|p| process_tree::read(*p))
+        .collect();
+    assert!(
+        survivors.is_empty(),
+        "still running 2 s after kill -9 of the shell: {described:?}"
+    );
+}
+
+#[test]
+fn messages_from_iframes_and_page_scripts_without_the_secret_are_dropped() {
+    let env = TestEnv::new();
+    let ws = env.workspace("iframe", &[("framed", "iframe/index.html")]);
+    let mut shell = Shell::launch(env, &ws);
+    shell.wait_ready(1);
+
+    runtime().block_on(async {
+        let client = shell.client().await;
+        let mut forged = client.subscribe(&topic("e2e.forged")).await.unwrap();
+        client.publish(&topic("e2e.iframe.go"), "{}").await.unwrap();
+        let first = within("the genuine message", forged.next()).await.unwrap();
+        assert_eq!(
+            &first.payload[..],
+            br#""genuine""#,
+            "a forged message got through before the genuine one"
+        );
+        assert_eq!(first.sender.app_id, "framed");
+    });
+    let log = shell.log_text();
+    assert!(log.contains("missing or wrong page secret"), "{log}");
+    assert!(
+        log.contains("a second hello in the same page load"),
+        "{log}"
+    );
+}
+
+#[test]
+fn clients_without_a_valid_token_or_version_are_refused_by_the_real_shell() {
+    let env = TestEnv::new();
+    let ws = env.workspace("echo", &[("echo", "echo/index.html")]);
+    let mut shell = Shell::launch(env, &ws);
+    shell.wait_ready(1);
+    let endpoint = shell.env.endpoint();
+    let mode = |p: &std::path::Path| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions())
+            & 0o777
+    };
+    assert_eq!(mode(endpoint.dir()), 0o700);
+    assert_eq!(mode(&endpoint.cli_token_path()), 0o600);
+
+    runtime().block_on(async {
+        let socket = endpoint.socket_path();
+        let good = shell.client().await;
+        let mut sub = good.subscribe(&topic("e2e.secret")).await.unwrap();
+
+        let refused = |r: Result<Client, ClientError>| match r {
+            Err(ClientError::Refused { reason, .. }) => reason,
+            Err(e) => panic!("expected a refusal, got {e}"),
+            Ok(_) => panic!("an unauthenticated client was accepted"),
+        };
+        assert_eq!(
+            refused(Client::connect(&socket, &Token::random()).await),
+            Refusal::BadToken
+        );
+        let mut no_token = Hello::new(&Token::random());
+        no_token.token.clear();
+        assert_eq!(
+            refused(Client::connect_with_hello(&socket, &no_token.encode()).await),
+            Refusal::Malformed
+        );
+        let cli_token = endpoint.read_cli_token().unwrap();
+        let mut old = Hello::new(&cli_token);
+        old.version = 0;
+        assert_eq!(
+            refused(Client::connect_with_hello(&socket, &old.encode()).await),
+            Refusal::VersionMismatch
+        );
+
+        good.publish(&topic("e2e.secret"), "1").await.unwrap();
+        let d = within("the genuine message", sub.next()).await.unwrap();
+        assert_eq!(&d.payload[..], b"1");
+        assert_eq!(d.sender.app_id, "weft-cli");
+    });
+}
+
+#[test]
+fn a_second_launch_hands_over_to_the_running_shell() {
+    let env = TestEnv::new();
+    let first = env.workspace("first", &[("alpha", "echo/index.html")]);
+    let second = env.workspace("second", &[("beta", "echo/index.html")]);
+    let mut shell = Shell::launch(env, &first);
+    shell.wait_ready(1);
+
+    let out = shell
+        .env
+        .weft(Some(&shell.display))
+        .args(["launch", second.to_str().unwrap(), "--no-panel"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("handed over"));
+
+    let apps = shell.wait_ready(2);
+    let ids: Vec<_> = apps.iter().map(|a| a.app_id.as_str()).collect();
+    assert_eq!(ids, ["alpha", "beta"]);
+    // Both apps belong to the one shell: no second broker was started.
+    for app in &apps {
+        assert_eq!(
+            process_tree::read(app.pid.unwrap()).unwrap().ppid,
+            shell.pid()
+        );
+    }
+    let shells = process_tree::all()
+        .into_iter()
+        .filter(|p| p.comm == "weft" && process_tree::is_alive(p.pid))
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{}/environ", p.pid))
+                .is_ok_and(|e| e.contains(&*shell.env.data_dir().to_string_lossy()))
+        })
+        .count();
+    assert_eq!(shells, 1);
+}
+
+#[test]
+fn weft_stop_stops_every_app_and_the_shell_gracefully() {
+    let env = TestEnv::new();
+    let ws = env.workspace(
+        "two",
+        &[("one", "echo/index.html"), ("two", "echo/index.html")],
+    );
+    let mut shell = Shell::launch(env, &ws);
+    let apps = shell.wait_ready(2);
+    let tree = process_tree::descendants(shell.pid());
+
+    let out = shell.env.run_weft(&["stop"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = shell.wait_exit(SLOW);
+    assert!(status.success(), "the shell exited with {status}");
+    assert!(wait_gone(&tree, Duration::from_secs(10)).is_empty());
+    let log = shell.log_text();
+    for app in &apps {
+        // Graceful: each app exited by itself with status 0 after SIGTERM.
+        assert!(
+            log.contains(&format!("instance_id=\"{}\"", app.instance_id))
+                && log.contains("exit code 0"),
+            "{log}"
+        );
+    }
+    assert!(
+        !log.contains("killing it"),
+        "an app had to be killed:\n{log}"
+    );
+    let ps = shell.env.run_weft(&["ps"]);
+    assert!(!ps.status.success());
+    assert!(String::from_utf8_lossy(&ps.stderr).contains("no Weft shell is running"));
+}
+
+#[test]
+fn stopping_one_app_leaves_the_others_and_sigterm_stops_the_shell() {
+    let env = TestEnv::new();
+    let ws = env.workspace(
+        "two",
+        &[("one", "echo/index.html"), ("two", "echo/index.html")],
+    );
+    let mut shell = Shell::launch(env, &ws);
+    let apps = shell.wait_ready(2);
+
+    // Stopping one app from the command line leaves the other running.
+    runtime().block_on(async {
+        let client = shell.client().await;
+        client
+            .control(weft_proto::frame::ControlRequest::StopApp {
+                instance_id: apps[0].instance_id.clone(),
+            })
+            .await
+            .unwrap();
+    });
+    let ps = wait_for("the first app to stop", SLOW, || {
+        let ps = shell.ps()?;
+        (ps.apps[0].state == AppState::Stopped).then_some(ps)
+    });
+    assert_eq!(ps.apps[1].state, AppState::Ready);
+    assert!(!process_tree::is_alive(apps[0].pid.unwrap()));
+
+    let tree = process_tree::descendants(shell.pid());
+    // SAFETY: sends SIGTERM to the shell this test started.
+    unsafe { libc::kill(shell.pid() as i32, libc::SIGTERM) };
+    assert!(shell.wait_exit(SLOW).success());
+    assert!(wait_gone(&tree, Duration::from_secs(10)).is_empty());
+}
+
+#[test]
+fn the_control_panel_runs_the_demo_and_closes_on_weft_stop() {
+    let env = TestEnv::new();
+    let mut shell = Shell::start(env, &[]);
+    let apps = shell.wait_ready(3);
+    let ids: Vec<_> = apps.iter().map(|a| a.app_id.as_str()).collect();
+    assert_eq!(ids, ["watchlist", "chart", "news"]);
+
+    // The panel window is on the display.
+    wait_for("the control panel window", SLOW, || {
+        let out = std::process::Command::new("xwininfo")
+            .args(["-root", "-tree", "-display", &shell.display.name()])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .contains("\"Weft\"")
+            .then_some(())
+    });
+
+    // The demo apps interoperate: a selection (what the watchlist publishes when a row
+    // is clicked) makes the chart page draw and publish the day's range for the news.
+    runtime().block_on(async {
+        let client = shell.client().await;
+        let mut ranges = client.subscribe(&topic("demo.chart.range")).await.unwrap();
+        client
+            .publish(
+                &topic("demo.instrument.selected"),
+                r#"{"symbol":"AAPL","name":"Apple Inc.","price":189.84}"#,
+            )
+            .await
+            .unwrap();
+        let range = within("the chart's range", ranges.next()).await.unwrap();
+        assert_eq!(range.sender.app_id, "chart");
+        let body: Value = serde_json::from_slice(&range.payload).unwrap();
+        assert_eq!(body["symbol"], "AAPL");
+        assert!(body["low"].as_f64().unwrap() <= body["high"].as_f64().unwrap());
+    });
+    assert!(shell.display.screenshot(&shell.env.path("panel.png")));
+
+    let out = shell.env.run_weft(&["stop"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(shell.wait_exit(SLOW).success());
+}

@@ -1,0 +1,446 @@
+//! The end-to-end test harness: real `weft` shells with temporary data directories,
+//! real `weft-app` processes and real WebKit pages on a private Xvfb display.
+//!
+//! Every [`TestEnv`] has its own data dir, runtime dir and `HOME`; every [`Shell`] is
+//! killed with all its descendants when dropped, even when the test fails, and a failing
+//! test leaves a screenshot of the display and the shell's log under `target/tmp`.
+//! Nothing here sleeps to synchronise: waits poll a condition against a deadline.
+//!
+//! Tests that start webviews must hold [`webview_lock`] (a [`Shell`] does): a 2-core
+//! machine running several WebKit instances at once is too noisy to test reliably.
+
+pub mod process_tree;
+
+use std::{
+    fs,
+    io::{BufRead, BufReader, Read},
+    os::{
+        fd::{AsRawFd, OwnedFd},
+        unix::process::CommandExt,
+    },
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    sync::{Mutex, MutexGuard},
+    time::{Duration, Instant},
+};
+
+use serde::Deserialize;
+use weft_client::Client;
+use weft_proto::{endpoint::Endpoint, frame::AppInfo};
+
+/// Generous deadline for anything involving WebKit on a small, busy machine.
+pub const SLOW: Duration = Duration::from_secs(90);
+
+/// Serialises tests that start webviews within one test binary.
+pub fn webview_lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Polls `f` until it returns `Some`, or panics with `what` after `deadline`.
+pub fn wait_for<T>(what: &str, deadline: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + deadline;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() > end {
+            panic!("timed out after {deadline:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// A built binary of this workspace, beside the test executable's `deps` folder.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile directory");
+    let path = dir.join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: build the workspace first (`cargo build --workspace`)",
+        path.display()
+    );
+    path
+}
+
+/// Where failing tests leave screenshots and logs: `target/tmp/e2e-failures`.
+pub fn failure_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let target = exe.ancestors().nth(3).expect("target directory");
+    target.join("tmp").join("e2e-failures")
+}
+
+/// A private X display (Xvfb), stopped when dropped.
+pub struct Display {
+    child: Child,
+    number: u32,
+}
+
+impl Display {
+    /// Starts Xvfb on a free display number, waiting until it accepts clients.
+    pub fn start() -> Display {
+        let (read, write) = std::io::pipe().expect("pipe");
+        let write = OwnedFd::from(write);
+        let write_fd = write.as_raw_fd();
+        let mut cmd = Command::new("Xvfb");
+        cmd.args([
+            "-displayfd",
+            "3",
+            "-screen",
+            "0",
+            "1280x800x24",
+            "-nolisten",
+            "tcp",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        // SAFETY: runs in the forked child before exec; dup2 and prctl are
+        // async-signal-safe and use only the copied descriptor number.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::dup2(write_fd, 3) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+                Ok(())
+            });
+        }
+        let child = cmd
+            .spawn()
+            .expect("cannot start Xvfb: is the xvfb package installed?");
+        drop(write);
+        let mut line = String::new();
+        BufReader::new(read)
+            .read_line(&mut line)
+            .expect("reading Xvfb's display number");
+        let number = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("Xvfb said {line:?}"));
+        Display { child, number }
+    }
+
+    /// The `DISPLAY` value.
+    pub fn name(&self) -> String {
+        format!(":{}", self.number)
+    }
+
+    /// Saves a PNG of the whole screen; returns whether it worked.
+    pub fn screenshot(&self, path: &Path) -> bool {
+        Command::new("import")
+            .args(["-window", "root"])
+            .arg(path)
+            .env("DISPLAY", self.name())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+}
+
+impl Drop for Display {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Private directories for one test: data dir, runtime dir and `HOME`.
+pub struct TestEnv {
+    root: tempfile::TempDir,
+}
+
+impl Default for TestEnv {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestEnv {
+    /// Fresh, empty directories.
+    pub fn new() -> TestEnv {
+        let root = tempfile::Builder::new()
+            .prefix("weft-e2e-")
+            .tempdir()
+            .expect("tempdir");
+        for d in ["data", "run", "home"] {
+            fs::create_dir(root.path().join(d)).expect("mkdir");
+        }
+        std::fs::set_permissions(
+            root.path().join("run"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .expect("chmod");
+        TestEnv { root }
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.root.path().join("data")
+    }
+
+    /// The runtime directory (`XDG_RUNTIME_DIR`).
+    pub fn runtime_dir(&self) -> PathBuf {
+        self.root.path().join("run")
+    }
+
+    /// A scratch path inside the test's directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.root.path().join(name)
+    }
+
+    /// The shell's endpoint for this environment.
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint::with_runtime_dir(&self.data_dir(), Some(&self.runtime_dir())).expect("endpoint")
+    }
+
+    /// A `weft` command with this environment and `display`.
+    pub fn weft(&self, display: Option<&Display>) -> Command {
+        let mut cmd = Command::new(binary("weft"));
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.root.path().join("home"))
+            .env("XDG_RUNTIME_DIR", self.runtime_dir())
+            .env("WEFT_DATA_DIR", self.data_dir())
+            .env("WEBKIT_DISABLE_DMABUF_RENDERER", "1")
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdin(Stdio::null());
+        if let Some(d) = display {
+            cmd.env("DISPLAY", d.name());
+        }
+        cmd
+    }
+
+    /// Runs `weft ARGS` to completion.
+    pub fn run_weft(&self, args: &[&str]) -> Output {
+        self.weft(None).args(args).output().expect("running weft")
+    }
+
+    /// Copies the fixture pages into the test directory and writes a workspace there
+    /// with one app per `(appId, page)`; returns the workspace file.
+    pub fn workspace(&self, name: &str, apps: &[(&str, &str)]) -> PathBuf {
+        let dir = self.path("fixtures");
+        if !dir.exists() {
+            copy_dir(
+                &Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures"),
+                &dir,
+            );
+        }
+        let apps: Vec<_> = apps
+            .iter()
+            .enumerate()
+            .map(|(i, (id, page))| {
+                serde_json::json!({
+                    "appId": id, "url": page, "title": id,
+                    "bounds": {"x": 20 + 300 * (i as i32 % 4), "y": 20 + 250 * (i as i32 / 4),
+                               "width": 280, "height": 230}
+                })
+            })
+            .collect();
+        let file = dir.join(format!("{name}.json"));
+        fs::write(
+            &file,
+            serde_json::json!({"name": name, "apps": apps}).to_string(),
+        )
+        .expect("write");
+        file
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).expect("mkdir");
+    for entry in fs::read_dir(from).expect("read fixtures") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// `weft ps --json` output.
+#[derive(Debug, Deserialize)]
+pub struct Ps {
+    /// The app instances.
+    pub apps: Vec<AppInfo>,
+}
+
+/// A running `weft launch --no-panel` (or with the panel) and its display.
+pub struct Shell {
+    child: Option<Child>,
+    /// The test's directories.
+    pub env: TestEnv,
+    /// The shell's display.
+    pub display: Display,
+    log: PathBuf,
+    _serial: MutexGuard<'static, ()>,
+}
+
+impl Shell {
+    /// Launches `workspace` headless (no panel) in `env` on a fresh display.
+    pub fn launch(env: TestEnv, workspace: &Path) -> Shell {
+        Shell::start(
+            env,
+            &[
+                "launch",
+                workspace.to_str().expect("utf-8 path"),
+                "--no-panel",
+            ],
+        )
+    }
+
+    /// Starts `weft ARGS` in `env` on a fresh display.
+    pub fn start(env: TestEnv, args: &[&str]) -> Shell {
+        let serial = webview_lock();
+        let display = Display::start();
+        let log = env.path("shell.log");
+        let out = fs::File::create(&log).expect("log file");
+        let child = env
+            .weft(Some(&display))
+            .args(args)
+            .stdout(out.try_clone().expect("dup"))
+            .stderr(out)
+            .process_group(0)
+            .spawn()
+            .expect("starting weft");
+        Shell {
+            child: Some(child),
+            env,
+            display,
+            log,
+            _serial: serial,
+        }
+    }
+
+    /// The shell's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// `weft ps --json`, or `None` while the shell is not answering.
+    pub fn ps(&self) -> Option<Ps> {
+        let out = self.env.run_weft(&["ps", "--json"]);
+        out.status
+            .success()
+            .then(|| serde_json::from_slice(&out.stdout).expect("ps --json output is JSON"))
+    }
+
+    /// Waits until `count` apps are listed and all of them are ready.
+    pub fn wait_ready(&mut self, count: usize) -> Vec<AppInfo> {
+        let what = format!("{count} apps to be ready");
+        wait_for(&what, SLOW, || {
+            self.assert_alive();
+            let ps = self.ps()?;
+            let ready = ps
+                .apps
+                .iter()
+                .filter(|a| a.state == weft_proto::frame::AppState::Ready);
+            (ps.apps.len() == count && ready.count() == count).then_some(ps.apps)
+        })
+    }
+
+    /// Panics (with the log) if the shell has exited.
+    pub fn assert_alive(&mut self) {
+        if let Some(status) = self
+            .child
+            .as_mut()
+            .and_then(|c| c.try_wait().expect("try_wait"))
+        {
+            panic!(
+                "the shell exited early ({status}); log:\n{}",
+                self.log_text()
+            );
+        }
+    }
+
+    /// A bus client with the command-line token.
+    pub async fn client(&self) -> Client {
+        Client::connect_cli(&self.env.endpoint())
+            .await
+            .expect("connecting to the shell")
+    }
+
+    /// The shell's log so far.
+    pub fn log_text(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut f) = fs::File::open(&self.log) {
+            let _ = f.read_to_string(&mut text);
+        }
+        text
+    }
+
+    /// Waits for the shell to exit by itself and returns its status.
+    pub fn wait_exit(&mut self, deadline: Duration) -> std::process::ExitStatus {
+        let child = self.child.as_mut().expect("running");
+        wait_for("the shell to exit", deadline, || {
+            child.try_wait().expect("try_wait")
+        })
+    }
+
+    /// Kills the shell with SIGKILL, leaving its apps to fend for themselves.
+    pub fn kill_9(&mut self) {
+        let child = self.child.as_mut().expect("running");
+        child.kill().expect("kill -9");
+        child.wait().expect("reaping the shell");
+    }
+}
+
+impl Drop for Shell {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let name = std::thread::current()
+                .name()
+                .unwrap_or("unnamed")
+                .replace("::", "-");
+            let dir = failure_dir();
+            let _ = fs::create_dir_all(&dir);
+            let shot = dir.join(format!("{name}.png"));
+            if self.display.screenshot(&shot) {
+                eprintln!("screenshot of the failed test: {}", shot.display());
+            }
+            let _ = fs::copy(&self.log, dir.join(format!("{name}.log")));
+            eprintln!("shell log:\n{}", self.log_text());
+        }
+        if let Some(mut child) = self.child.take() {
+            let tree = process_tree::descendants(child.id());
+            // SAFETY: kill only sends signals; the group is the shell's own (it was
+            // started with process_group(0)), and the pids were just read from /proc.
+            unsafe {
+                libc::kill(-(child.id() as i32), libc::SIGKILL);
+                for pid in &tree {
+                    libc::kill(*pid as i32, libc::SIGKILL);
+                }
+            }
+            let _ = child.wait();
+            let _ = wait_gone(&tree, Duration::from_secs(10));
+        }
+    }
+}
+
+/// Waits until none of `pids` is alive (zombies count as gone); returns the survivors
+/// at the deadline.
+pub fn wait_gone(pids: &[u32], deadline: Duration) -> Vec<u32> {
+    let end = Instant::now() + deadline;
+    loop {
+        let alive: Vec<u32> = pids
+            .iter()
+            .copied()
+            .filter(|p| process_tree::is_alive(*p))
+            .collect();
+        if alive.is_empty() || Instant::now() > end {
+            return alive;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
