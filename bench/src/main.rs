@@ -24,7 +24,10 @@ use weft_e2e::{Display, TestEnv, process_tree};
 use weft_proto::frame::{AppInfo, AppState, ControlReply, ControlRequest};
 
 #[derive(Parser)]
-#[command(name = "weft-bench", about = "Weft benchmarks; one JSON object per line")]
+#[command(
+    name = "weft-bench",
+    about = "Weft benchmarks; one JSON object per line"
+)]
 struct Cli {
     #[command(subcommand)]
     command: BenchCommand,
@@ -52,7 +55,10 @@ fn main() -> anyhow::Result<()> {
 fn beside_me(name: &str) -> anyhow::Result<PathBuf> {
     let path = std::env::current_exe()?.with_file_name(name);
     if !path.is_file() {
-        bail!("{} is missing: run `cargo build --release --workspace` first", path.display());
+        bail!(
+            "{} is missing: run `cargo build --release --workspace` first",
+            path.display()
+        );
     }
     Ok(path)
 }
@@ -115,7 +121,9 @@ impl Run {
 
 fn startup(runs: usize, settle: Duration) -> anyhow::Result<()> {
     let display = Display::start();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let mut times = Vec::new();
     for i in 0..runs.max(1) {
         let (run, started) = Run::start(&display)?;
@@ -150,8 +158,15 @@ fn report_memory(apps: &[AppInfo], shell_pid: u32) -> anyhow::Result<()> {
         let pid = app.pid.context("an app without a pid")?;
         let mut pids = vec![pid];
         pids.extend(process_tree::descendants(pid));
-        let (rss, pss) = pids.iter().map(|p| memory_kb(*p)).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
-        let names: Vec<String> = pids.iter().filter_map(|p| process_tree::read(*p)).map(|p| p.comm).collect();
+        let (rss, pss) = pids
+            .iter()
+            .map(|p| memory_kb(*p))
+            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+        let names: Vec<String> = pids
+            .iter()
+            .filter_map(|p| process_tree::read(*p))
+            .map(|p| p.comm)
+            .collect();
         let (rss_mb, pss_mb) = (rss as f64 / 1024.0, pss as f64 / 1024.0);
         total_rss += rss_mb;
         total_pss += pss_mb;
