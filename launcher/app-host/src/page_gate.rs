@@ -262,6 +262,21 @@ mod tests {
         ));
     }
 
+    proptest::proptest! {
+        /// Whatever a page sends, the gate answers without panicking, and nothing but a
+        /// first hello is accepted before the secret is known.
+        #[test]
+        fn arbitrary_messages_never_panic(body in "\\PC{0,200}", t in "(hello|ready|pub|sub|unsub|x)") {
+            let mut g = PageGate::new(PAGE);
+            let _ = g.accept(PAGE, &body);
+            let shaped = format!(r#"{{"s":"{SECRET}","t":"{t}","id":1,"sub":2,"topic":{body:?},"data":{body:?}}}"#);
+            let mut fresh = PageGate::new(PAGE);
+            if let Ok(req) = fresh.accept(PAGE, &shaped) {
+                proptest::prop_assert_eq!(req, PageRequest::Hello);
+            }
+        }
+    }
+
     #[test]
     fn remote_origins_compare_scheme_host_and_port() {
         let mut g = PageGate::new("https://app.example/start");

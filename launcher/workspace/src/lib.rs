@@ -423,6 +423,26 @@ mod tests {
         assert!(e.problem.contains("through a link"), "{e}");
     }
 
+    proptest::proptest! {
+        /// Arbitrary bytes, and JSON of roughly the right shape, never panic the parser.
+        #[test]
+        fn parsing_never_panics(
+            bytes in proptest::collection::vec(proptest::arbitrary::any::<u8>(), 0..300),
+            id in "\\PC{0,20}",
+            url in "\\PC{0,40}",
+        ) {
+            let d = Dir::new();
+            let file = d.0.path().join("ws.json");
+            let _ = Workspace::parse(&bytes, &file, d.0.path());
+            let json = serde_json::json!({"name": "W", "apps": [{"appId": id, "url": url}]});
+            if let Ok(ws) = Workspace::parse(json.to_string().as_bytes(), &file, d.0.path()) {
+                if let AppUrl::Local { root, .. } = &ws.apps[0].url {
+                    proptest::prop_assert!(root.starts_with(fs::canonicalize(d.0.path()).unwrap()));
+                }
+            }
+        }
+    }
+
     #[test]
     fn other_problems_are_named() {
         let d = Dir::new();
