@@ -9,7 +9,7 @@ use weft_client::{Client, ClientError};
 use weft_e2e::{SLOW, Shell, TestEnv, binary, process_tree, wait_for, wait_gone};
 use weft_proto::{
     Token, Topic,
-    frame::AppState,
+    frame::{AppInfo, AppState},
     handshake::{Hello, Refusal},
 };
 
@@ -24,6 +24,15 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// Launches a workspace of `apps` headless and waits until all are ready.
+fn launched(name: &str, apps: &[(&str, &str)]) -> (Shell, Vec<AppInfo>) {
+    let env = TestEnv::new();
+    let ws = env.workspace(name, apps);
+    let mut shell = Shell::launch(env, &ws);
+    let ready = shell.wait_ready(apps.len());
+    (shell, ready)
+}
+
 async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(SLOW, f)
         .await
@@ -32,10 +41,7 @@ async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
 
 #[test]
 fn a_message_round_trips_through_a_page_in_another_process() {
-    let env = TestEnv::new();
-    let ws = env.workspace("echo", &[("echo", "echo/index.html")]);
-    let mut shell = Shell::launch(env, &ws);
-    let apps = shell.wait_ready(1);
+    let (shell, apps) = launched("echo", &[("echo", "echo/index.html")]);
 
     runtime().block_on(async {
         let client = shell.client().await;
@@ -70,8 +76,7 @@ fn a_message_round_trips_through_a_page_in_another_process() {
 
 #[test]
 fn ps_lists_one_process_per_app_instance() {
-    let env = TestEnv::new();
-    let ws = env.workspace(
+    let (shell, apps) = launched(
         "three",
         &[
             ("one", "echo/index.html"),
@@ -79,8 +84,6 @@ fn ps_lists_one_process_per_app_instance() {
             ("three", "echo/index.html"),
         ],
     );
-    let mut shell = Shell::launch(env, &ws);
-    let apps = shell.wait_ready(3);
 
     let ids: Vec<_> = apps.iter().map(|a| a.app_id.as_str()).collect();
     assert_eq!(ids, ["one", "two", "three"]);
@@ -115,13 +118,10 @@ fn ps_lists_one_process_per_app_instance() {
 
 #[test]
 fn killing_the_shell_leaves_no_app_or_webkit_process_behind() {
-    let env = TestEnv::new();
-    let ws = env.workspace(
+    let (mut shell, _) = launched(
         "two",
         &[("one", "echo/index.html"), ("two", "echo/index.html")],
     );
-    let mut shell = Shell::launch(env, &ws);
-    shell.wait_ready(2);
     let tree = process_tree::descendants(shell.pid());
     let names: Vec<String> = tree
         .iter()
@@ -156,10 +156,7 @@ fn killing_the_shell_leaves_no_app_or_webkit_process_behind() {
 
 #[test]
 fn messages_from_iframes_and_page_scripts_without_the_secret_are_dropped() {
-    let env = TestEnv::new();
-    let ws = env.workspace("iframe", &[("framed", "iframe/index.html")]);
-    let mut shell = Shell::launch(env, &ws);
-    shell.wait_ready(1);
+    let (shell, _) = launched("iframe", &[("framed", "iframe/index.html")]);
 
     runtime().block_on(async {
         let client = shell.client().await;
@@ -183,10 +180,7 @@ fn messages_from_iframes_and_page_scripts_without_the_secret_are_dropped() {
 
 #[test]
 fn clients_without_a_valid_token_or_version_are_refused_by_the_real_shell() {
-    let env = TestEnv::new();
-    let ws = env.workspace("echo", &[("echo", "echo/index.html")]);
-    let mut shell = Shell::launch(env, &ws);
-    shell.wait_ready(1);
+    let (shell, _) = launched("echo", &[("echo", "echo/index.html")]);
     let endpoint = shell.env.endpoint();
     let mode = |p: &std::path::Path| {
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions())
@@ -274,13 +268,10 @@ fn a_second_launch_hands_over_to_the_running_shell() {
 
 #[test]
 fn weft_stop_stops_every_app_and_the_shell_gracefully() {
-    let env = TestEnv::new();
-    let ws = env.workspace(
+    let (mut shell, apps) = launched(
         "two",
         &[("one", "echo/index.html"), ("two", "echo/index.html")],
     );
-    let mut shell = Shell::launch(env, &ws);
-    let apps = shell.wait_ready(2);
     let tree = process_tree::descendants(shell.pid());
 
     let out = shell.env.run_weft(&["stop"]);
@@ -312,13 +303,10 @@ fn weft_stop_stops_every_app_and_the_shell_gracefully() {
 
 #[test]
 fn stopping_one_app_leaves_the_others_and_sigterm_stops_the_shell() {
-    let env = TestEnv::new();
-    let ws = env.workspace(
+    let (mut shell, apps) = launched(
         "two",
         &[("one", "echo/index.html"), ("two", "echo/index.html")],
     );
-    let mut shell = Shell::launch(env, &ws);
-    let apps = shell.wait_ready(2);
 
     // Stopping one app from the command line leaves the other running.
     runtime().block_on(async {

@@ -435,10 +435,10 @@ mod tests {
             let file = d.0.path().join("ws.json");
             let _ = Workspace::parse(&bytes, &file, d.0.path());
             let json = serde_json::json!({"name": "W", "apps": [{"appId": id, "url": url}]});
-            if let Ok(ws) = Workspace::parse(json.to_string().as_bytes(), &file, d.0.path()) {
-                if let AppUrl::Local { root, .. } = &ws.apps[0].url {
-                    proptest::prop_assert!(root.starts_with(fs::canonicalize(d.0.path()).unwrap()));
-                }
+            if let Ok(ws) = Workspace::parse(json.to_string().as_bytes(), &file, d.0.path())
+                && let AppUrl::Local { root, .. } = &ws.apps[0].url
+            {
+                proptest::prop_assert!(root.starts_with(fs::canonicalize(d.0.path()).unwrap()));
             }
         }
     }
