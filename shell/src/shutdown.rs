@@ -12,60 +12,58 @@ pub struct Shutdown {
 
 #[derive(Default)]
 struct Inner {
-    raised: Mutex<Option<String>>,
+    state: Mutex<State>,
     cond: Condvar,
-    callbacks: Mutex<Vec<Callback>>,
+}
+
+/// The reason, once raised, and the callbacks still to run. One lock guards both, so
+/// every callback runs exactly once: by `raise`, or at registration if it came later.
+#[derive(Default)]
+struct State {
+    reason: Option<String>,
+    callbacks: Vec<Callback>,
 }
 
 impl Shutdown {
     /// Raises the flag, recording why; later calls keep the first reason.
     pub fn raise(&self, reason: impl Into<String>) {
-        {
-            let mut raised = lock(&self.inner.raised);
-            if raised.is_some() {
+        let callbacks = {
+            let mut state = lock(&self.inner.state);
+            if state.reason.is_some() {
                 return;
             }
-            *raised = Some(reason.into());
-        }
+            state.reason = Some(reason.into());
+            std::mem::take(&mut state.callbacks)
+        };
         self.inner.cond.notify_all();
-        for callback in lock(&self.inner.callbacks).iter() {
+        for callback in callbacks {
             callback();
         }
     }
 
-    /// Whether the flag is up.
-    pub fn is_raised(&self) -> bool {
-        lock(&self.inner.raised).is_some()
-    }
-
     /// Blocks until the flag is raised; returns the reason.
     pub fn wait(&self) -> String {
-        let mut raised = lock(&self.inner.raised);
+        let mut state = lock(&self.inner.state);
         loop {
-            if let Some(reason) = raised.clone() {
+            if let Some(reason) = state.reason.clone() {
                 return reason;
             }
-            raised = self
+            state = self
                 .inner
                 .cond
-                .wait(raised)
+                .wait(state)
                 .unwrap_or_else(|p| p.into_inner());
         }
     }
 
-    /// Runs `f` when the flag is raised (at once if it already is).
+    /// Runs `f` once when the flag is raised (at once if it already is).
     pub fn on_raise(&self, f: impl Fn() + Send + Sync + 'static) {
-        if self.is_raised() {
+        let mut state = lock(&self.inner.state);
+        if state.reason.is_some() {
+            drop(state);
             f();
-            return;
-        }
-        lock(&self.inner.callbacks).push(Box::new(f));
-        // A raise between the check and the push would have missed `f`.
-        if self.is_raised() {
-            let callbacks = lock(&self.inner.callbacks);
-            if let Some(last) = callbacks.last() {
-                last();
-            }
+        } else {
+            state.callbacks.push(Box::new(f));
         }
     }
 }

@@ -20,6 +20,9 @@ use crate::{
     BrokerEvent, ClientKind, Shared, lock, now_ms, routes::SubError, tokens::TokenRefusal,
 };
 
+/// How long a closing connection's queued frames may take to write.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Largest batch of frames gathered into one `write()`.
 const WRITE_BATCH_BYTES: usize = 64 * 1024;
 
@@ -66,7 +69,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: u64, stream: UnixStream) {
             .send(BrokerEvent::AppConnected(identity.clone()));
     }
     tracing::debug!(conn, %identity, ?kind, "client connected");
-    let writer = tokio::spawn(write_loop(write, outbound_rx));
+    let mut writer = tokio::spawn(write_loop(write, outbound_rx));
 
     let session = Session {
         shared: &shared,
@@ -75,10 +78,10 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: u64, stream: UnixStream) {
         identity: &identity,
         outbound: &outbound,
     };
-    let reason = tokio::select! {
-        reason = session.read_loop(&mut reader) => reason,
-        _ = kill.cancelled() => "SlowConsumer: its outbound queue was full".to_owned(),
-        _ = shared.shutdown.cancelled() => "the shell is shutting down".to_owned(),
+    let (reason, drain) = tokio::select! {
+        reason = session.read_loop(&mut reader) => (reason, true),
+        _ = kill.cancelled() => ("SlowConsumer: its outbound queue was full".to_owned(), false),
+        _ = shared.shutdown.cancelled() => ("the shell is shutting down".to_owned(), true),
     };
     tracing::debug!(conn, %identity, "closing connection: {reason}");
 
@@ -86,7 +89,15 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: u64, stream: UnixStream) {
     lock(&shared.tokens).release(conn);
     let _ = outbound.try_send(Bytes::from(ServerFrame::Closing { reason }.encode()));
     drop(outbound);
-    let _ = writer.await;
+    // A slow consumer is not waited for: its queue is dropped unwritten. Others get what
+    // is queued, for as long as they keep reading.
+    if !drain
+        || tokio::time::timeout(DRAIN_TIMEOUT, &mut writer)
+            .await
+            .is_err()
+    {
+        writer.abort();
+    }
     if kind == ClientKind::App {
         let _ = shared.events.send(BrokerEvent::AppDisconnected(identity));
     }

@@ -329,6 +329,27 @@ async fn a_slow_consumer_is_disconnected_and_others_keep_receiving() {
         }
     })
     .await;
+    // The broker closed the slow client's socket rather than waiting to write to it.
+    let mut rest = vec![];
+    within(slow.read_to_end(&mut rest)).await.unwrap();
+}
+
+#[tokio::test]
+async fn dropping_a_client_closes_its_connection_even_after_unsubscribing() {
+    let b = TestBroker::start();
+    let c = b.cli().await;
+    let sub = c.subscribe(&topic("a")).await.unwrap();
+    let kept = c.subscribe(&topic("b")).await.unwrap();
+    assert_eq!(b.handle.connection_count(), 1);
+    sub.unsubscribe().await.unwrap();
+    drop(kept);
+    drop(c);
+    within(async {
+        while b.handle.connection_count() > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
 }
 
 async fn read_frame(stream: &mut UnixStream) -> Vec<u8> {

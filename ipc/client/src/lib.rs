@@ -119,6 +119,8 @@ pub struct Subscription {
     id: u64,
     deliveries: mpsc::Receiver<Delivery>,
     client: Client,
+    /// Set once [`Subscription::unsubscribe`] has told the broker, so `Drop` need not.
+    ended: bool,
 }
 
 impl Client {
@@ -227,6 +229,7 @@ impl Client {
             id: sub,
             deliveries,
             client: self.clone(),
+            ended: false,
         })
     }
 
@@ -307,9 +310,8 @@ impl Subscription {
         let id = self.id;
         lock(&self.client.inner.subs).remove(&id);
         self.deliveries.close();
-        let client = self.client.clone();
-        std::mem::forget(self);
-        client
+        self.ended = true;
+        self.client
             .request(|req| ClientFrame::Unsubscribe { req, sub: id })
             .await
             .map(drop)
@@ -318,6 +320,9 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
+        if self.ended {
+            return;
+        }
         lock(&self.client.inner.subs).remove(&self.id);
         let frame = ClientFrame::Unsubscribe {
             req: 0,
