@@ -90,6 +90,8 @@
       return request({ t: "pub", topic: topic, data: text }).then(() => undefined);
     },
 
+    // `pattern` is a topic, or a pattern where `*` matches one segment and `#` any
+    // number (`fx.*.spot`, `fx.#`).
     subscribe(topic, handler) {
       const bad = checkTopic(topic);
       if (bad) return Promise.reject(bad);

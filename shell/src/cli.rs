@@ -64,11 +64,12 @@ pub enum BusCommand {
         /// The message, as JSON text (quote it for the shell).
         json: String,
     },
-    /// Print messages on a topic, one JSON line each:
+    /// Print messages on the topics matching a pattern, one JSON line each:
     /// {"topic", "data", "sender": {"appId", "instanceId"}, "id", "ts"}.
     Sub {
-        /// The topic to follow.
-        topic: String,
+        /// The topic or pattern to follow: `*` matches one segment, `#` zero or more
+        /// (`fx.*.spot`, `fx.#`).
+        pattern: String,
         /// Exit 0 after this many messages.
         #[arg(long, value_name = "N")]
         count: Option<u64>,

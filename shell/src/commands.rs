@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use weft_client::{Client, ClientError};
 use weft_proto::{
-    Identity, Topic,
+    Identity, Pattern, Topic,
     endpoint::Endpoint,
     frame::{AppInfo, ControlReply, ControlRequest},
 };
@@ -178,33 +178,33 @@ pub fn bus(data_dir: Option<&Path>, command: BusCommand) -> anyhow::Result<ExitC
             Ok(ExitCode::SUCCESS)
         }
         BusCommand::Sub {
-            topic,
+            pattern,
             count,
             timeout,
             data_only,
         } => {
-            let topic = Topic::new(topic).context("invalid topic")?;
+            let pattern = Pattern::new(pattern).context("invalid pattern")?;
             let timeout = timeout
                 .map(|t| {
                     Duration::try_from_secs_f64(t)
                         .with_context(|| format!("--timeout must be a number of seconds, not {t}"))
                 })
                 .transpose()?;
-            runtime.block_on(subscribe(&endpoint, topic, count, timeout, data_only))
+            runtime.block_on(subscribe(&endpoint, pattern, count, timeout, data_only))
         }
     }
 }
 
 async fn subscribe(
     endpoint: &Endpoint,
-    topic: Topic,
+    pattern: Pattern,
     count: Option<u64>,
     timeout: Option<Duration>,
     data_only: bool,
 ) -> anyhow::Result<ExitCode> {
     let client = connect(endpoint).await?;
     let mut sub = client
-        .subscribe(&topic)
+        .subscribe(pattern)
         .await
         .context("subscribing failed")?;
     let deadline = timeout.map(|t| tokio::time::Instant::now() + t);

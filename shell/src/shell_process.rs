@@ -97,6 +97,7 @@ pub fn run(
     supervisor.stop_all();
     broker_handle.shutdown();
     let _ = std::fs::remove_file(endpoint.cli_token_path());
+    let _ = std::fs::remove_file(endpoint.socket_path());
     runtime.shutdown_timeout(Duration::from_secs(2));
     drop(lock);
     launched.map(drop)

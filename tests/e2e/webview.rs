@@ -71,7 +71,75 @@ fn a_message_round_trips_through_a_page_in_another_process() {
         // Errors carry stable codes, and the strict CSP blocked the inline script.
         assert_eq!(body["badTopicCode"], "InvalidTopic");
         assert_eq!(body["inlineScriptRan"], false);
+
+        // The page's wildcard subscription matches one segment, not more.
+        client.publish(&topic("e2e.wild.a.b"), "0").await.unwrap();
+        client.publish(&topic("e2e.wild.abc"), "1").await.unwrap();
+        let pong = within("the wildcard reply", pongs.next()).await.unwrap();
+        let body: Value = serde_json::from_slice(&pong.payload).unwrap();
+        assert_eq!(body, json!({"wild": "e2e.wild.abc", "got": 1}));
     });
+}
+
+#[test]
+fn bus_pub_and_sub_work_from_the_command_line() {
+    let (shell, _) = launched("echo", &[("echo", "echo/index.html")]);
+
+    // A subscriber with a pattern, reading lines as they come.
+    let mut sub = shell
+        .env
+        .weft(None)
+        .args(["bus", "sub", "e2e.cli.#", "--count", "2"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    let stdout = sub.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+            let _ = lines_tx.send(line.unwrap());
+        }
+    });
+    // Publish until the subscriber shows it is listening: it may not have subscribed yet.
+    let first = wait_for("the subscriber's first line", SLOW, || {
+        let out = shell
+            .env
+            .run_weft(&["bus", "pub", "e2e.cli.probe", r#"{"probe":true}"#]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        lines.recv_timeout(Duration::from_millis(200)).ok()
+    });
+    let out = shell
+        .env
+        .run_weft(&["bus", "pub", "e2e.cli.x.y", r#"{"n": 2}"#]);
+    assert!(out.status.success());
+    let status = wait_for("the subscriber to exit after 2 messages", SLOW, || {
+        sub.try_wait().unwrap()
+    });
+    assert!(status.success());
+    let mut rest: Vec<String> = lines.try_iter().collect();
+    // Probes published before the subscription went live were never seen; ones after it
+    // may have been: the last line is the one that made the count.
+    let last: Value = serde_json::from_str(&rest.pop().unwrap_or(first.clone())).unwrap();
+    let first: Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(first["topic"], "e2e.cli.probe");
+    assert_eq!(first["data"], json!({"probe": true}));
+    assert_eq!(first["sender"]["appId"], "weft-cli");
+    assert!(first["id"].is_string() && first["ts"].is_u64());
+    assert!(
+        last["topic"] == "e2e.cli.x.y" || last["topic"] == "e2e.cli.probe",
+        "{last}"
+    );
+
+    // --data-only prints the payload alone; --timeout exits 2 when nothing comes.
+    let out = shell
+        .env
+        .run_weft(&["bus", "sub", "e2e.quiet", "--timeout", "0.3"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
 }
 
 #[test]

@@ -201,8 +201,8 @@ impl Session<'_> {
                 self.route(delivery);
                 Some(ServerFrame::Ok { req })
             }
-            ClientFrame::Subscribe { req, sub, topic } => {
-                let result = lock(&self.shared.routes).subscribe(self.conn, sub, topic);
+            ClientFrame::Subscribe { req, sub, pattern } => {
+                let result = lock(&self.shared.routes).subscribe(self.conn, sub, pattern);
                 Some(sub_reply(req, sub, result))
             }
             ClientFrame::Unsubscribe { req, sub } => {
@@ -253,7 +253,7 @@ impl Session<'_> {
     /// Queues `delivery` for every subscriber of its topic. A subscriber whose queue is
     /// full is disconnected rather than waited for.
     fn route(&self, delivery: Delivery) {
-        let routes = lock(&self.shared.routes);
+        let mut routes = lock(&self.shared.routes);
         for target in routes.targets(&delivery.topic) {
             let Some(conn) = routes.conn(target.conn) else {
                 continue;

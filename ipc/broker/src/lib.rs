@@ -20,6 +20,7 @@
 
 mod connection;
 mod routes;
+pub mod sublist;
 mod tokens;
 
 use std::{

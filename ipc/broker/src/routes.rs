@@ -1,15 +1,20 @@
-//! Live connections and who subscribed to which topic.
+//! Live connections and their subscriptions.
 //!
-//! Invariants: every `(conn, sub)` in `by_topic` has a matching entry in that
-//! connection's `subs`, and removing a connection removes all of its subscriptions.
-//! Exact-topic matching only; wildcard patterns arrive with the bus issue.
+//! Invariants: every `(conn, sub)` in the sublist has a matching entry in that
+//! connection's `subs`, under the same pattern, and removing a connection removes all of
+//! its subscriptions.
 
 use std::collections::HashMap;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use weft_proto::{Identity, Topic};
+use weft_proto::{Identity, Pattern, Topic};
+
+use crate::sublist::Sublist;
+
+/// Topics whose subscriber lists are cached.
+const ROUTE_CACHE_TOPICS: usize = 8192;
 
 /// A live, authenticated connection as routing sees it.
 pub(crate) struct Conn {
@@ -18,7 +23,7 @@ pub(crate) struct Conn {
     pub(crate) outbound: mpsc::Sender<Bytes>,
     /// Cancelled to disconnect the client (for example when it is too slow).
     pub(crate) kill: CancellationToken,
-    subs: HashMap<u64, Topic>,
+    subs: HashMap<u64, Pattern>,
 }
 
 /// One subscription that matched a topic.
@@ -34,10 +39,18 @@ pub(crate) enum SubError {
     Unknown,
 }
 
-#[derive(Default)]
 pub(crate) struct Routes {
     conns: HashMap<u64, Conn>,
-    by_topic: HashMap<Topic, Vec<(u64, u64)>>,
+    subs: Sublist<(u64, u64)>,
+}
+
+impl Default for Routes {
+    fn default() -> Self {
+        Self {
+            conns: HashMap::new(),
+            subs: Sublist::new(ROUTE_CACHE_TOPICS),
+        }
+    }
 }
 
 impl Routes {
@@ -61,8 +74,8 @@ impl Routes {
 
     pub(crate) fn remove_conn(&mut self, id: u64) {
         if let Some(conn) = self.conns.remove(&id) {
-            for topic in conn.subs.values() {
-                self.detach(topic, id, None);
+            for (sub, pattern) in &conn.subs {
+                self.subs.remove(pattern, &(id, *sub));
             }
         }
     }
@@ -75,39 +88,36 @@ impl Routes {
         self.conns.get(&id)
     }
 
-    pub(crate) fn subscribe(&mut self, conn: u64, sub: u64, topic: Topic) -> Result<(), SubError> {
+    pub(crate) fn subscribe(
+        &mut self,
+        conn: u64,
+        sub: u64,
+        pattern: Pattern,
+    ) -> Result<(), SubError> {
         let c = self.conns.get_mut(&conn).ok_or(SubError::Unknown)?;
         if c.subs.contains_key(&sub) {
             return Err(SubError::Duplicate);
         }
-        c.subs.insert(sub, topic.clone());
-        self.by_topic.entry(topic).or_default().push((conn, sub));
+        self.subs.insert(&pattern, (conn, sub));
+        c.subs.insert(sub, pattern);
         Ok(())
     }
 
     pub(crate) fn unsubscribe(&mut self, conn: u64, sub: u64) -> Result<(), SubError> {
         let c = self.conns.get_mut(&conn).ok_or(SubError::Unknown)?;
-        let topic = c.subs.remove(&sub).ok_or(SubError::Unknown)?;
-        self.detach(&topic, conn, Some(sub));
+        let pattern = c.subs.remove(&sub).ok_or(SubError::Unknown)?;
+        self.subs.remove(&pattern, &(conn, sub));
         Ok(())
     }
 
-    /// Every subscription on exactly `topic`, in subscription order.
-    pub(crate) fn targets(&self, topic: &Topic) -> impl Iterator<Item = Target> + '_ {
-        self.by_topic
-            .get(topic)
-            .into_iter()
-            .flatten()
+    /// Every subscription matching `topic`, each once, ordered by connection and
+    /// subscription id.
+    pub(crate) fn targets(&mut self, topic: &Topic) -> Vec<Target> {
+        self.subs
+            .matches(topic)
+            .iter()
             .map(|&(conn, sub)| Target { conn, sub })
-    }
-
-    fn detach(&mut self, topic: &Topic, conn: u64, sub: Option<u64>) {
-        if let Some(list) = self.by_topic.get_mut(topic) {
-            list.retain(|&(c, s)| !(c == conn && sub.is_none_or(|x| x == s)));
-            if list.is_empty() {
-                self.by_topic.remove(topic);
-            }
-        }
+            .collect()
     }
 }
 
@@ -126,12 +136,15 @@ mod tests {
         (r, rxs)
     }
 
-    fn t(s: &str) -> Topic {
-        Topic::new(s).unwrap()
+    fn t(s: &str) -> Pattern {
+        Pattern::new(s).unwrap()
     }
 
-    fn targets(r: &Routes, topic: &str) -> Vec<(u64, u64)> {
-        r.targets(&t(topic)).map(|x| (x.conn, x.sub)).collect()
+    fn targets(r: &mut Routes, topic: &str) -> Vec<(u64, u64)> {
+        r.targets(&Topic::new(topic).unwrap())
+            .iter()
+            .map(|x| (x.conn, x.sub))
+            .collect()
     }
 
     #[test]
@@ -141,10 +154,13 @@ mod tests {
         r.subscribe(2, 20, t("a.b")).unwrap();
         r.subscribe(2, 21, t("a.b")).unwrap();
         r.subscribe(2, 22, t("a")).unwrap();
-        assert_eq!(targets(&r, "a.b"), [(1, 10), (2, 20), (2, 21)]);
-        assert_eq!(targets(&r, "a.c"), []);
+        assert_eq!(targets(&mut r, "a.b"), [(1, 10), (2, 20), (2, 21)]);
+        assert_eq!(targets(&mut r, "a.c"), []);
+        r.subscribe(1, 11, t("a.#")).unwrap();
+        assert_eq!(targets(&mut r, "a.c"), [(1, 11)]);
+        r.unsubscribe(1, 11).unwrap();
         r.unsubscribe(2, 20).unwrap();
-        assert_eq!(targets(&r, "a.b"), [(1, 10), (2, 21)]);
+        assert_eq!(targets(&mut r, "a.b"), [(1, 10), (2, 21)]);
         assert_eq!(r.unsubscribe(2, 20), Err(SubError::Unknown));
         assert_eq!(r.subscribe(1, 10, t("z")), Err(SubError::Duplicate));
     }
@@ -155,9 +171,9 @@ mod tests {
         r.subscribe(1, 1, t("a")).unwrap();
         r.subscribe(2, 1, t("a")).unwrap();
         r.remove_conn(1);
-        assert_eq!(targets(&r, "a"), [(2, 1)]);
+        assert_eq!(targets(&mut r, "a"), [(2, 1)]);
         r.remove_conn(2);
-        assert!(r.by_topic.is_empty());
+        assert!(r.subs.is_empty());
         assert_eq!(r.connection_count(), 0);
     }
 }

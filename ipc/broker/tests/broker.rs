@@ -117,6 +117,35 @@ async fn messages_from_one_publisher_arrive_in_order_and_only_on_their_topic() {
 }
 
 #[tokio::test]
+async fn wildcard_subscriptions_match_and_each_subscription_gets_one_copy() {
+    let b = TestBroker::start();
+    let c = b.cli().await;
+    let pattern = |s: &str| weft_proto::Pattern::new(s).unwrap();
+    let mut one = c.subscribe(pattern("fx.*.spot")).await.unwrap();
+    let mut many = c.subscribe(pattern("fx.#")).await.unwrap();
+    let mut twice = c.subscribe(pattern("#.#")).await.unwrap();
+    let mut exact = c.subscribe(&topic("fx.EUR.spot")).await.unwrap();
+    c.publish(&topic("fx.EUR.spot"), "1").await.unwrap();
+    c.publish(&topic("fx"), "2").await.unwrap();
+    c.publish(&topic("eq.AAPL"), "3").await.unwrap();
+    assert_eq!(&within(one.next()).await.unwrap().payload[..], b"1");
+    assert_eq!(&within(exact.next()).await.unwrap().payload[..], b"1");
+    assert_eq!(&within(many.next()).await.unwrap().payload[..], b"1");
+    assert_eq!(&within(many.next()).await.unwrap().payload[..], b"2");
+    // `#.#` can match a topic by several paths, yet delivers each message once.
+    for expected in [b"1", b"2", b"3"] {
+        assert_eq!(&within(twice.next()).await.unwrap().payload[..], expected);
+    }
+    c.publish(&topic("end"), "4").await.unwrap();
+    assert_eq!(&within(twice.next()).await.unwrap().payload[..], b"4");
+    // Frames arrive in order, so everything routed before "4" has been handed over:
+    // nothing else is waiting for the other subscriptions.
+    assert!(one.try_next().is_none());
+    assert!(exact.try_next().is_none());
+    assert!(many.try_next().is_none());
+}
+
+#[tokio::test]
 async fn unsubscribed_messages_stop() {
     let b = TestBroker::start();
     let c = b.cli().await;
@@ -299,7 +328,7 @@ async fn a_slow_consumer_is_disconnected_and_others_keep_receiving() {
     let sub = weft_proto::ClientFrame::Subscribe {
         req: 1,
         sub: 1,
-        topic: topic("load"),
+        pattern: topic("load").into(),
     };
     slow.write_all(&framed(&sub.encode())).await.unwrap();
     // Read the handshake reply and the subscription's confirmation, then never read again.

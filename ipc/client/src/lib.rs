@@ -28,7 +28,7 @@ use tokio::{
 };
 use tokio_util::codec::FramedRead;
 use weft_proto::{
-    ClientFrame, ErrorCode, Identity, ServerFrame, Token, Topic,
+    ClientFrame, ErrorCode, Identity, Pattern, ServerFrame, Token, Topic,
     endpoint::Endpoint,
     frame::{ControlReply, ControlRequest, Delivery, PageStatus, codec},
     handshake::{Hello, HelloReply, Refusal},
@@ -127,13 +127,18 @@ impl Client {
     /// Connects with the command-line token of the shell at `endpoint`.
     pub async fn connect_cli(endpoint: &Endpoint) -> Result<Client, ClientError> {
         let socket = endpoint.socket_path();
-        if !socket.exists() {
-            return Err(ClientError::NotRunning {
-                path: socket,
-                source: io::ErrorKind::NotFound.into(),
-            });
-        }
-        let token = endpoint.read_cli_token().map_err(ClientError::Token)?;
+        // A shell writes its token after binding its socket and removes both when it
+        // stops: a missing file of either kind means no shell is running.
+        let token = match endpoint.read_cli_token() {
+            Ok(token) => token,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(ClientError::NotRunning {
+                    path: socket,
+                    source: e,
+                });
+            }
+            Err(e) => return Err(ClientError::Token(e)),
+        };
         Client::connect(&socket, &token).await
     }
 
@@ -208,18 +213,19 @@ impl Client {
         .map(drop)
     }
 
-    /// Subscribes to `topic`; returns once the broker has registered the subscription, so
-    /// every message published after this returns is delivered.
-    pub async fn subscribe(&self, topic: &Topic) -> Result<Subscription, ClientError> {
+    /// Subscribes to every topic matching `pattern` (a [`Topic`] is a pattern without
+    /// wildcards); returns once the broker has registered the subscription, so every
+    /// matching message published after this returns is delivered.
+    pub async fn subscribe(
+        &self,
+        pattern: impl Into<Pattern>,
+    ) -> Result<Subscription, ClientError> {
+        let pattern = pattern.into();
         let sub = self.inner.next_sub.fetch_add(1, Ordering::Relaxed);
         let (tx, deliveries) = mpsc::channel(SUBSCRIPTION_BUFFER);
         lock(&self.inner.subs).insert(sub, tx);
         let result = self
-            .request(|req| ClientFrame::Subscribe {
-                req,
-                sub,
-                topic: topic.clone(),
-            })
+            .request(|req| ClientFrame::Subscribe { req, sub, pattern })
             .await;
         if let Err(e) = result {
             lock(&self.inner.subs).remove(&sub);
@@ -303,6 +309,11 @@ impl Subscription {
     /// The next message, or `None` once the connection has closed.
     pub async fn next(&mut self) -> Option<Delivery> {
         self.deliveries.recv().await
+    }
+
+    /// The next message if one has already arrived, without waiting.
+    pub fn try_next(&mut self) -> Option<Delivery> {
+        self.deliveries.try_recv().ok()
     }
 
     /// Ends the subscription and waits for the broker to confirm.

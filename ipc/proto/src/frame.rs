@@ -11,7 +11,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio_util::codec::LengthDelimitedCodec;
 
-use crate::{Identity, Topic};
+use crate::{Identity, Pattern, Topic};
 
 /// The codec that delimits frames, refusing bodies over `max_frame_len` bytes.
 pub fn codec(max_frame_len: usize) -> LengthDelimitedCodec {
@@ -35,14 +35,14 @@ pub enum ClientFrame {
         /// The opaque message body (JSON text when it comes from a page).
         payload: Bytes,
     },
-    /// Start delivering messages on `topic` tagged with `sub`.
+    /// Start delivering messages whose topic matches `pattern`, tagged with `sub`.
     Subscribe {
         /// Request id.
         req: u64,
         /// The client's id for this subscription, unique on the connection.
         sub: u64,
-        /// The topic to follow.
-        topic: Topic,
+        /// The topics to follow; `*` and `#` are wildcards.
+        pattern: Pattern,
     },
     /// Stop the subscription `sub`.
     Unsubscribe {
@@ -317,7 +317,7 @@ mod tests {
             ClientFrame::Subscribe {
                 req: 2,
                 sub: 9,
-                topic: Topic::new("a").unwrap(),
+                pattern: Pattern::new("a.#").unwrap(),
             },
             ClientFrame::Unsubscribe { req: 3, sub: 9 },
             ClientFrame::ReportStatus {

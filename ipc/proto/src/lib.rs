@@ -20,7 +20,7 @@ pub mod topic;
 pub use frame::{ClientFrame, ErrorCode, ServerFrame};
 pub use identity::Identity;
 pub use token::Token;
-pub use topic::Topic;
+pub use topic::{Pattern, Topic};
 
 /// The protocol version this build speaks. A client announcing any other version is refused.
 pub const PROTOCOL_VERSION: u32 = 1;

@@ -1,8 +1,14 @@
-//! Topic names: dot-separated segments of printable characters.
+//! Topic names and subscription patterns: dot-separated segments of printable
+//! characters.
 //!
 //! Invariants of a [`Topic`]: at most [`MAX_TOPIC_LEN`] bytes, at most
 //! [`MAX_SEGMENTS`] segments, no empty segment, no control character, and none of the
 //! characters `*` and `#`, which are reserved for subscription wildcards.
+//!
+//! A [`Pattern`] obeys the same limits, and may use wildcards as whole segments (AMQP
+//! topic-exchange semantics): `*` matches exactly one segment, `#` zero or more, and `#`
+//! may stand anywhere. `fx.*.spot` matches `fx.EUR.spot`; `fx.#` matches `fx`, `fx.EUR`
+//! and `fx.EUR.spot`; `#.spot` matches `spot` and `fx.EUR.spot`.
 
 use std::fmt;
 
@@ -60,6 +66,14 @@ pub enum TopicError {
         /// Its byte offset.
         at: usize,
     },
+    /// In a pattern, `*` or `#` inside a segment with other characters.
+    #[error(
+        "segment {index} of the pattern mixes a wildcard with other characters; `*` and `#` must be whole segments"
+    )]
+    PartialWildcard {
+        /// Zero-based index of the segment.
+        index: usize,
+    },
 }
 
 impl Topic {
@@ -82,6 +96,25 @@ impl Topic {
 }
 
 fn validate(text: &str) -> Result<(), TopicError> {
+    validate_common(text)?;
+    if let Some((at, ch)) = text.char_indices().find(|(_, c)| matches!(c, '*' | '#')) {
+        return Err(TopicError::Wildcard { ch, at });
+    }
+    Ok(())
+}
+
+fn validate_pattern(text: &str) -> Result<(), TopicError> {
+    validate_common(text)?;
+    if let Some(index) = text
+        .split('.')
+        .position(|seg| seg.len() > 1 && seg.contains(['*', '#']))
+    {
+        return Err(TopicError::PartialWildcard { index });
+    }
+    Ok(())
+}
+
+fn validate_common(text: &str) -> Result<(), TopicError> {
     if text.is_empty() {
         return Err(TopicError::Empty);
     }
@@ -91,9 +124,6 @@ fn validate(text: &str) -> Result<(), TopicError> {
     if let Some((at, ch)) = text.char_indices().find(|(_, c)| c.is_control()) {
         return Err(TopicError::ControlCharacter { ch, at });
     }
-    if let Some((at, ch)) = text.char_indices().find(|(_, c)| matches!(c, '*' | '#')) {
-        return Err(TopicError::Wildcard { ch, at });
-    }
     let count = text.split('.').count();
     if count > MAX_SEGMENTS {
         return Err(TopicError::TooManySegments { count });
@@ -102,6 +132,102 @@ fn validate(text: &str) -> Result<(), TopicError> {
         return Err(TopicError::EmptySegment { index });
     }
     Ok(())
+}
+
+/// A validated subscription pattern: a topic that may contain `*` and `#` segments.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct Pattern(String);
+
+/// One segment of a [`Pattern`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Segment<'a> {
+    /// Matches exactly this text.
+    Literal(&'a str),
+    /// `*`: matches any one segment.
+    One,
+    /// `#`: matches zero or more segments.
+    Many,
+}
+
+impl Pattern {
+    /// Validates `text` as a pattern.
+    pub fn new(text: impl Into<String>) -> Result<Self, TopicError> {
+        let text = text.into();
+        validate_pattern(&text)?;
+        Ok(Self(text))
+    }
+
+    /// The pattern as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The segments, with wildcards recognised.
+    pub fn segments(&self) -> impl Iterator<Item = Segment<'_>> {
+        self.0.split('.').map(|s| match s {
+            "*" => Segment::One,
+            "#" => Segment::Many,
+            literal => Segment::Literal(literal),
+        })
+    }
+
+    /// Whether the pattern has no wildcard, so matches exactly one topic.
+    pub fn is_literal(&self) -> bool {
+        !self.0.contains(['*', '#'])
+    }
+
+    /// Whether `topic` matches. A straightforward reference implementation; the broker
+    /// routes with its trie, and its tests check the two agree.
+    pub fn matches(&self, topic: &Topic) -> bool {
+        let pattern: Vec<Segment<'_>> = self.segments().collect();
+        let topic: Vec<&str> = topic.segments().collect();
+        matches_from(&pattern, &topic)
+    }
+}
+
+fn matches_from(pattern: &[Segment<'_>], topic: &[&str]) -> bool {
+    match pattern.split_first() {
+        None => topic.is_empty(),
+        Some((Segment::Many, rest)) => {
+            (0..=topic.len()).any(|skip| matches_from(rest, &topic[skip..]))
+        }
+        Some((Segment::One, rest)) => !topic.is_empty() && matches_from(rest, &topic[1..]),
+        Some((Segment::Literal(lit), rest)) => {
+            topic.first() == Some(lit) && matches_from(rest, &topic[1..])
+        }
+    }
+}
+
+impl From<Topic> for Pattern {
+    fn from(topic: Topic) -> Self {
+        Pattern(topic.0)
+    }
+}
+
+impl From<&Topic> for Pattern {
+    fn from(topic: &Topic) -> Self {
+        Pattern(topic.0.clone())
+    }
+}
+
+impl From<&Pattern> for Pattern {
+    fn from(pattern: &Pattern) -> Self {
+        pattern.clone()
+    }
+}
+
+impl fmt::Display for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Pattern {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Pattern::new(text).map_err(serde::de::Error::custom)
+    }
 }
 
 impl fmt::Display for Topic {
@@ -180,6 +306,48 @@ mod tests {
             postcard::from_bytes::<Topic>(&bytes).unwrap().as_str(),
             "a.b"
         );
+    }
+
+    #[test]
+    fn patterns_allow_whole_segment_wildcards_only() {
+        for p in ["a", "a.*", "#", "#.b", "a.#.c", "*.*", "a.b.#"] {
+            assert_eq!(Pattern::new(p).unwrap().as_str(), p);
+        }
+        assert_eq!(
+            Pattern::new("a.b*"),
+            Err(TopicError::PartialWildcard { index: 1 })
+        );
+        assert_eq!(
+            Pattern::new("#x"),
+            Err(TopicError::PartialWildcard { index: 0 })
+        );
+        assert_eq!(
+            Pattern::new("a..#"),
+            Err(TopicError::EmptySegment { index: 1 })
+        );
+        assert!(Pattern::new("a.b").unwrap().is_literal());
+        assert!(!Pattern::new("a.*").unwrap().is_literal());
+    }
+
+    #[test]
+    fn reference_matcher_follows_amqp_semantics() {
+        let m = |p: &str, t: &str| Pattern::new(p).unwrap().matches(&Topic::new(t).unwrap());
+        assert!(m("a.b", "a.b"));
+        assert!(!m("a.b", "a.b.c"));
+        assert!(m("a.*", "a.b"));
+        assert!(!m("a.*", "a"));
+        assert!(!m("a.*", "a.b.c"));
+        assert!(m("a.#", "a"));
+        assert!(m("a.#", "a.b.c"));
+        assert!(m("#", "x.y.z"));
+        assert!(m("#.z", "z"));
+        assert!(m("#.z", "x.y.z"));
+        assert!(!m("#.z", "x.y"));
+        assert!(m("a.#.z", "a.z"));
+        assert!(m("a.#.z", "a.b.c.z"));
+        assert!(m("*.#", "a"));
+        assert!(!m("*.*.#", "a"));
+        assert!(m("#.#", "a.b"));
     }
 
     proptest! {

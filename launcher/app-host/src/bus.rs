@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use tokio::{sync::mpsc, task::JoinHandle};
 use weft_client::{Client, ClientError};
-use weft_proto::{Topic, frame::PageStatus, launch::LaunchSpec};
+use weft_proto::{Pattern, Topic, frame::PageStatus, launch::LaunchSpec};
 
 use crate::{
     page_gate::PageRequest,
@@ -150,8 +150,8 @@ impl Session {
                 format!("subscription {sub} exists"),
             ));
         }
-        let topic = Topic::new(topic).map_err(|e| ("InvalidTopic", e.to_string()))?;
-        let mut subscription = self.client.subscribe(&topic).await.map_err(client_error)?;
+        let pattern = Pattern::new(topic).map_err(|e| ("InvalidTopic", e.to_string()))?;
+        let mut subscription = self.client.subscribe(pattern).await.map_err(client_error)?;
         let to_page = self.to_page.clone();
         let task = tokio::spawn(async move {
             while let Some(d) = subscription.next().await {
