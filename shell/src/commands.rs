@@ -306,6 +306,9 @@ mod tests {
                 instance_id: "x-1".into(),
             },
             payload: Bytes::from_static(payload),
+            headers: vec![],
+            reply_to: None,
+            direct: false,
         }
     }
 

@@ -7,18 +7,16 @@ use futures_util::StreamExt;
 use tokio::{
     io::AsyncWriteExt,
     net::{UnixStream, unix::OwnedWriteHalf},
-    sync::{mpsc, oneshot},
+    sync::mpsc,
 };
 use tokio_util::{codec::FramedRead, sync::CancellationToken};
 use weft_proto::{
-    ClientFrame, ErrorCode, Identity, PROTOCOL_VERSION, ServerFrame,
-    frame::{Delivery, codec},
+    Identity, PROTOCOL_VERSION, ServerFrame,
+    frame::codec,
     handshake::{Hello, HelloReply, Refusal},
 };
 
-use crate::{
-    BrokerEvent, ClientKind, Shared, lock, now_ms, routes::SubError, tokens::TokenRefusal,
-};
+use crate::{BrokerEvent, ClientKind, Shared, lock, session::Session, tokens::TokenRefusal};
 
 /// How long a closing connection's queued frames may take to write.
 const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -26,7 +24,8 @@ const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 /// Largest batch of frames gathered into one `write()`.
 const WRITE_BATCH_BYTES: usize = 64 * 1024;
 
-type Reader = FramedRead<tokio::net::unix::OwnedReadHalf, tokio_util::codec::LengthDelimitedCodec>;
+pub(crate) type Reader =
+    FramedRead<tokio::net::unix::OwnedReadHalf, tokio_util::codec::LengthDelimitedCodec>;
 
 pub(crate) async fn serve(shared: Arc<Shared>, conn: u64, stream: UnixStream) {
     let (read, mut write) = stream.into_split();
@@ -87,6 +86,8 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: u64, stream: UnixStream) {
 
     lock(&shared.routes).remove_conn(conn);
     lock(&shared.tokens).release(conn);
+    let gone = lock(&shared.calls).connection_gone(conn);
+    shared.provider_gone(gone);
     let _ = outbound.try_send(Bytes::from(ServerFrame::Closing { reason }.encode()));
     drop(outbound);
     // A slow consumer is not waited for: its queue is dropped unwritten. Others get what
@@ -147,164 +148,6 @@ fn cli_identity(conn: u64) -> Identity {
     Identity {
         app_id: weft_proto::CLI_APP_ID.to_owned(),
         instance_id: format!("{}-{conn}", weft_proto::CLI_APP_ID),
-    }
-}
-
-struct Session<'a> {
-    shared: &'a Shared,
-    conn: u64,
-    kind: ClientKind,
-    identity: &'a Identity,
-    outbound: &'a mpsc::Sender<Bytes>,
-}
-
-impl Session<'_> {
-    /// Serves frames until the client leaves or misbehaves; returns why the loop ended.
-    async fn read_loop(&self, reader: &mut Reader) -> String {
-        loop {
-            let body = match reader.next().await {
-                None => return "the client disconnected".into(),
-                Some(Err(e)) => return format!("unreadable frame: {e}"),
-                Some(Ok(body)) => body,
-            };
-            let frame = match ClientFrame::decode(&body) {
-                Ok(frame) => frame,
-                Err(e) => return format!("Malformed: {e}"),
-            };
-            let reply = self.handle(frame).await;
-            if let Some(reply) = reply
-                && self
-                    .outbound
-                    .send(Bytes::from(reply.encode()))
-                    .await
-                    .is_err()
-            {
-                return "the writer stopped".into();
-            }
-        }
-    }
-
-    async fn handle(&self, frame: ClientFrame) -> Option<ServerFrame> {
-        match frame {
-            ClientFrame::Publish {
-                req,
-                topic,
-                payload,
-            } => {
-                let delivery = Delivery {
-                    id: self.shared.message_id(),
-                    ts_ms: now_ms(),
-                    topic,
-                    sender: self.identity.clone(),
-                    payload,
-                };
-                self.route(delivery);
-                Some(ServerFrame::Ok { req })
-            }
-            ClientFrame::Subscribe { req, sub, pattern } => {
-                let result = lock(&self.shared.routes).subscribe(self.conn, sub, pattern);
-                Some(sub_reply(req, sub, result))
-            }
-            ClientFrame::Unsubscribe { req, sub } => {
-                let result = lock(&self.shared.routes).unsubscribe(self.conn, sub);
-                Some(sub_reply(req, sub, result))
-            }
-            ClientFrame::ReportStatus { req, status } => {
-                if self.kind != ClientKind::App {
-                    return Some(not_permitted(req, "only app hosts report page status"));
-                }
-                let event = BrokerEvent::PageStatus(self.identity.clone(), status);
-                let _ = self.shared.events.send(event);
-                Some(ServerFrame::Ok { req })
-            }
-            ClientFrame::Control { req, request } => {
-                if self.kind != ClientKind::Cli {
-                    return Some(not_permitted(
-                        req,
-                        "only the command line controls the shell",
-                    ));
-                }
-                let (reply, answer) = oneshot::channel();
-                let event = BrokerEvent::Control {
-                    from: self.identity.clone(),
-                    request,
-                    reply,
-                };
-                if self.shared.events.send(event).is_err() {
-                    return Some(error(
-                        req,
-                        ErrorCode::ShuttingDown,
-                        "the shell is not listening",
-                    ));
-                }
-                Some(match answer.await {
-                    Ok(Ok(reply)) => ServerFrame::ControlReply { req, reply },
-                    Ok(Err(message)) => error(req, ErrorCode::ControlFailed, &message),
-                    Err(_) => error(
-                        req,
-                        ErrorCode::ShuttingDown,
-                        "the shell dropped the request",
-                    ),
-                })
-            }
-        }
-    }
-
-    /// Queues `delivery` for every subscriber of its topic. A subscriber whose queue is
-    /// full is disconnected rather than waited for.
-    fn route(&self, delivery: Delivery) {
-        let mut routes = lock(&self.shared.routes);
-        for target in routes.targets(&delivery.topic) {
-            let Some(conn) = routes.conn(target.conn) else {
-                continue;
-            };
-            let frame = ServerFrame::Deliver {
-                sub: target.sub,
-                message: delivery.clone(),
-            };
-            match conn.outbound.try_send(Bytes::from(frame.encode())) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    if !conn.kill.is_cancelled() {
-                        tracing::warn!(
-                            conn = target.conn,
-                            identity = %conn.identity,
-                            "disconnecting a slow consumer: its outbound queue is full"
-                        );
-                        conn.kill.cancel();
-                    }
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => {}
-            }
-        }
-    }
-}
-
-fn sub_reply(req: u64, sub: u64, result: Result<(), SubError>) -> ServerFrame {
-    match result {
-        Ok(()) => ServerFrame::Ok { req },
-        Err(SubError::Duplicate) => error(
-            req,
-            ErrorCode::DuplicateSubscription,
-            &format!("subscription id {sub} is already in use on this connection"),
-        ),
-        Err(SubError::Unknown) => error(
-            req,
-            ErrorCode::UnknownSubscription,
-            &format!("no subscription with id {sub} on this connection"),
-        ),
-    }
-}
-
-fn not_permitted(req: u64, message: &str) -> ServerFrame {
-    error(req, ErrorCode::NotPermitted, message)
-}
-
-fn error(req: u64, code: ErrorCode, message: &str) -> ServerFrame {
-    ServerFrame::Error {
-        req,
-        code,
-        message: message.to_owned(),
     }
 }
 

@@ -18,8 +18,10 @@
 //! - Outbound queues are bounded; a subscriber whose queue is full is disconnected with
 //!   the reason `SlowConsumer` instead of slowing anyone else down.
 
+mod calls;
 mod connection;
 mod routes;
+mod session;
 pub mod sublist;
 mod tokens;
 
@@ -33,14 +35,19 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use bytes::Bytes;
 use tokio::{net::UnixListener, sync::mpsc};
 use tokio_util::sync::CancellationToken;
 use weft_proto::{
-    Identity, Token,
-    frame::{ControlReply, ControlRequest, PageStatus},
+    ErrorCode, Identity, ServerFrame, Token, Topic,
+    frame::{ControlReply, ControlRequest, Delivery, IdentityFilter, PageStatus},
 };
 
-use crate::{routes::Routes, tokens::Tokens};
+use crate::{
+    calls::{Calls, ProviderGone},
+    routes::Routes,
+    tokens::Tokens,
+};
 
 /// How a broker is set up.
 #[derive(Debug, Clone)]
@@ -53,6 +60,8 @@ pub struct BrokerConfig {
     pub outbound_queue_frames: usize,
     /// How long a new connection may take to send its handshake.
     pub handshake_timeout: Duration,
+    /// Requests and dispatches one connection may have waiting for answers.
+    pub max_pending_calls: usize,
 }
 
 impl BrokerConfig {
@@ -63,6 +72,7 @@ impl BrokerConfig {
             max_frame_len: weft_proto::DEFAULT_MAX_FRAME_LEN,
             outbound_queue_frames: 8192,
             handshake_timeout: Duration::from_secs(5),
+            max_pending_calls: 4096,
         }
     }
 }
@@ -112,6 +122,8 @@ pub(crate) struct Shared {
     config: BrokerConfig,
     tokens: Mutex<Tokens>,
     routes: Mutex<Routes>,
+    /// Lock order: `calls` before `routes`, never the other way round.
+    calls: Mutex<Calls>,
     events: mpsc::UnboundedSender<BrokerEvent>,
     shutdown: CancellationToken,
     next_conn: AtomicU64,
@@ -155,6 +167,7 @@ impl Broker {
         let mut epoch = [0u8; 4];
         getrandom::fill(&mut epoch).expect("the operating system's random source failed");
         let shared = Arc::new(Shared {
+            calls: Mutex::new(Calls::new(config.max_pending_calls)),
             config,
             tokens: Mutex::new(Tokens::default()),
             routes: Mutex::new(Routes::default()),
@@ -219,6 +232,11 @@ impl BrokerHandle {
         lock(&self.shared.routes).connection_count()
     }
 
+    /// Number of requests and dispatches waiting for answers.
+    pub fn pending_calls(&self) -> usize {
+        lock(&self.shared.calls).pending_count()
+    }
+
     /// The socket the broker listens on.
     pub fn socket_path(&self) -> &Path {
         &self.shared.config.socket_path
@@ -229,6 +247,74 @@ impl Shared {
     fn message_id(&self) -> String {
         let n = self.next_message.fetch_add(1, Ordering::Relaxed);
         format!("{}-{n:x}", self.epoch)
+    }
+
+    /// Queues `delivery` for every subscription matching its topic that accepts its
+    /// sender, on the connections selected by `only` if given. The message is encoded
+    /// once; each subscriber's frame only adds its subscription id.
+    fn route(&self, delivery: &Delivery, only: Option<&IdentityFilter>) {
+        let encoded = delivery.encode();
+        let mut routes = lock(&self.routes);
+        for target in routes.targets(&delivery.topic, &delivery.sender, only) {
+            let body = Bytes::from(ServerFrame::encode_deliver(target.sub, &encoded));
+            Self::queue(&routes, target.conn, body);
+        }
+    }
+
+    /// Queues `frame` for connection `conn`, if it is still there.
+    fn send_to(&self, conn: u64, frame: ServerFrame) {
+        let routes = lock(&self.routes);
+        Self::queue(&routes, conn, Bytes::from(frame.encode()));
+    }
+
+    /// Queues an encoded frame; a connection whose queue is full is disconnected
+    /// rather than waited for.
+    fn queue(routes: &Routes, conn: u64, body: Bytes) {
+        let Some(c) = routes.conn(conn) else {
+            return;
+        };
+        match c.outbound.try_send(body) {
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                if !c.kill.is_cancelled() {
+                    tracing::warn!(
+                        conn,
+                        identity = %c.identity,
+                        "disconnecting a slow consumer: its outbound queue is full"
+                    );
+                    c.kill.cancel();
+                }
+            }
+        }
+    }
+
+    /// Tells callers and clients that a provider went away.
+    fn provider_gone(&self, gone: ProviderGone) {
+        for pending in gone.calls {
+            let service = pending
+                .service
+                .as_ref()
+                .map(Topic::as_str)
+                .unwrap_or("the service");
+            self.send_to(
+                pending.caller,
+                ServerFrame::Error {
+                    req: pending.req,
+                    code: ErrorCode::ProviderGone,
+                    message: format!("the provider of {service} went away before answering"),
+                },
+            );
+        }
+        for (service, clients) in gone.services {
+            for client in clients {
+                self.send_to(
+                    client,
+                    ServerFrame::ServiceGone {
+                        service: service.clone(),
+                    },
+                );
+            }
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use weft_proto::{Identity, Pattern, Topic};
+use weft_proto::{Identity, Pattern, Topic, frame::IdentityFilter};
 
 use crate::sublist::Sublist;
 
@@ -23,7 +23,7 @@ pub(crate) struct Conn {
     pub(crate) outbound: mpsc::Sender<Bytes>,
     /// Cancelled to disconnect the client (for example when it is too slow).
     pub(crate) kill: CancellationToken,
-    subs: HashMap<u64, Pattern>,
+    subs: HashMap<u64, (Pattern, Option<IdentityFilter>)>,
 }
 
 /// One subscription that matched a topic.
@@ -74,7 +74,7 @@ impl Routes {
 
     pub(crate) fn remove_conn(&mut self, id: u64) {
         if let Some(conn) = self.conns.remove(&id) {
-            for (sub, pattern) in &conn.subs {
+            for (sub, (pattern, _)) in &conn.subs {
                 self.subs.remove(pattern, &(id, *sub));
             }
         }
@@ -93,31 +93,51 @@ impl Routes {
         conn: u64,
         sub: u64,
         pattern: Pattern,
+        from: Option<IdentityFilter>,
     ) -> Result<(), SubError> {
         let c = self.conns.get_mut(&conn).ok_or(SubError::Unknown)?;
         if c.subs.contains_key(&sub) {
             return Err(SubError::Duplicate);
         }
         self.subs.insert(&pattern, (conn, sub));
-        c.subs.insert(sub, pattern);
+        c.subs.insert(sub, (pattern, from));
         Ok(())
     }
 
     pub(crate) fn unsubscribe(&mut self, conn: u64, sub: u64) -> Result<(), SubError> {
         let c = self.conns.get_mut(&conn).ok_or(SubError::Unknown)?;
-        let pattern = c.subs.remove(&sub).ok_or(SubError::Unknown)?;
+        let (pattern, _) = c.subs.remove(&sub).ok_or(SubError::Unknown)?;
         self.subs.remove(&pattern, &(conn, sub));
         Ok(())
     }
 
-    /// Every subscription matching `topic`, each once, ordered by connection and
-    /// subscription id.
-    pub(crate) fn targets(&mut self, topic: &Topic) -> Vec<Target> {
-        self.subs
-            .matches(topic)
+    /// Every subscription matching `topic` that accepts messages from `sender`, and
+    /// whose connection is selected by `only` if given; each once, ordered by
+    /// connection and subscription id.
+    pub(crate) fn targets(
+        &mut self,
+        topic: &Topic,
+        sender: &Identity,
+        only: Option<&IdentityFilter>,
+    ) -> Vec<Target> {
+        let matched = self.subs.matches(topic);
+        matched
             .iter()
+            .filter(|(conn, sub)| {
+                let Some(c) = self.conns.get(conn) else {
+                    return false;
+                };
+                let from = c.subs.get(sub).and_then(|(_, from)| from.as_ref());
+                only.is_none_or(|f| f.matches(&c.identity))
+                    && from.is_none_or(|f| f.matches(sender))
+            })
             .map(|&(conn, sub)| Target { conn, sub })
             .collect()
+    }
+
+    /// Whether any live connection is selected by `filter`.
+    pub(crate) fn any_connected(&self, filter: &IdentityFilter) -> bool {
+        self.conns.values().any(|c| filter.matches(&c.identity))
     }
 }
 
@@ -141,7 +161,8 @@ mod tests {
     }
 
     fn targets(r: &mut Routes, topic: &str) -> Vec<(u64, u64)> {
-        r.targets(&Topic::new(topic).unwrap())
+        let anyone = Identity::new_instance("sender");
+        r.targets(&Topic::new(topic).unwrap(), &anyone, None)
             .iter()
             .map(|x| (x.conn, x.sub))
             .collect()
@@ -150,26 +171,57 @@ mod tests {
     #[test]
     fn exact_match_and_unsubscribe() {
         let (mut r, _rx) = routes_with(&[1, 2]);
-        r.subscribe(1, 10, t("a.b")).unwrap();
-        r.subscribe(2, 20, t("a.b")).unwrap();
-        r.subscribe(2, 21, t("a.b")).unwrap();
-        r.subscribe(2, 22, t("a")).unwrap();
+        r.subscribe(1, 10, t("a.b"), None).unwrap();
+        r.subscribe(2, 20, t("a.b"), None).unwrap();
+        r.subscribe(2, 21, t("a.b"), None).unwrap();
+        r.subscribe(2, 22, t("a"), None).unwrap();
         assert_eq!(targets(&mut r, "a.b"), [(1, 10), (2, 20), (2, 21)]);
         assert_eq!(targets(&mut r, "a.c"), []);
-        r.subscribe(1, 11, t("a.#")).unwrap();
+        r.subscribe(1, 11, t("a.#"), None).unwrap();
         assert_eq!(targets(&mut r, "a.c"), [(1, 11)]);
         r.unsubscribe(1, 11).unwrap();
         r.unsubscribe(2, 20).unwrap();
         assert_eq!(targets(&mut r, "a.b"), [(1, 10), (2, 21)]);
         assert_eq!(r.unsubscribe(2, 20), Err(SubError::Unknown));
-        assert_eq!(r.subscribe(1, 10, t("z")), Err(SubError::Duplicate));
+        assert_eq!(r.subscribe(1, 10, t("z"), None), Err(SubError::Duplicate));
+    }
+
+    #[test]
+    fn sender_and_recipient_filters_select_targets() {
+        let (mut r, _rx) = routes_with(&[1, 2]);
+        let sender = Identity::new_instance("pricer");
+        let other = Identity::new_instance("other");
+        let from = |id: &Identity| IdentityFilter {
+            app_id: id.app_id.clone(),
+            instance_id: Some(id.instance_id.clone()),
+        };
+        r.subscribe(1, 1, t("q"), Some(from(&sender))).unwrap();
+        r.subscribe(2, 2, t("q"), None).unwrap();
+        let topic = Topic::new("q").unwrap();
+        let got = |r: &mut Routes, s: &Identity, only: Option<&IdentityFilter>| -> Vec<u64> {
+            r.targets(&topic, s, only).iter().map(|t| t.conn).collect()
+        };
+        assert_eq!(got(&mut r, &sender, None), [1, 2]);
+        assert_eq!(got(&mut r, &other, None), [2]);
+        let to_two = from(&r.conn(2).unwrap().identity.clone());
+        assert_eq!(got(&mut r, &sender, Some(&to_two)), [2]);
+        assert!(r.any_connected(&to_two));
+        let app_only = IdentityFilter {
+            app_id: "x".into(),
+            instance_id: None,
+        };
+        assert!(
+            r.any_connected(&app_only),
+            "every test connection is an instance of x"
+        );
+        assert!(!r.any_connected(&from(&sender)));
     }
 
     #[test]
     fn removing_a_connection_removes_its_subscriptions() {
         let (mut r, _rx) = routes_with(&[1, 2]);
-        r.subscribe(1, 1, t("a")).unwrap();
-        r.subscribe(2, 1, t("a")).unwrap();
+        r.subscribe(1, 1, t("a"), None).unwrap();
+        r.subscribe(2, 1, t("a"), None).unwrap();
         r.remove_conn(1);
         assert_eq!(targets(&mut r, "a"), [(2, 1)]);
         r.remove_conn(2);

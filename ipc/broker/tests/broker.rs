@@ -10,9 +10,10 @@ use tokio::{
 };
 use weft_broker::{Broker, BrokerConfig, BrokerEvent, BrokerHandle};
 use weft_client::{Client, ClientError};
+use weft_proto::Pattern;
 use weft_proto::{
     ErrorCode, Identity, Token, Topic,
-    frame::{ControlReply, ControlRequest, PageStatus},
+    frame::{ControlReply, ControlRequest, IdentityFilter, PageStatus, RemoteError},
     handshake::{Hello, Refusal},
 };
 
@@ -208,6 +209,7 @@ async fn a_publish_before_the_handshake_is_not_routed() {
         req: 1,
         topic: topic("secret"),
         payload: "forged".into(),
+        headers: vec![],
     };
     raw.write_all(&framed(&frame.encode())).await.unwrap();
     let mut rest = vec![];
@@ -329,6 +331,7 @@ async fn a_slow_consumer_is_disconnected_and_others_keep_receiving() {
         req: 1,
         sub: 1,
         pattern: topic("load").into(),
+        from: None,
     };
     slow.write_all(&framed(&sub.encode())).await.unwrap();
     // Read the handshake reply and the subscription's confirmation, then never read again.
@@ -393,4 +396,354 @@ fn framed(body: &[u8]) -> BytesMut {
     buf.put_u32(body.len() as u32);
     buf.put_slice(body);
     buf
+}
+
+fn code(r: Result<impl Sized, ClientError>) -> ErrorCode {
+    match r {
+        Err(ClientError::Broker { code, .. }) => code,
+        Err(e) => panic!("expected a broker error, got {e}"),
+        Ok(_) => panic!("expected a broker error, got success"),
+    }
+}
+
+fn instance(c: &Client) -> IdentityFilter {
+    IdentityFilter {
+        app_id: c.identity().app_id.clone(),
+        instance_id: Some(c.identity().instance_id.clone()),
+    }
+}
+
+#[tokio::test]
+async fn send_reaches_only_the_named_identity_and_fails_for_one_not_running() {
+    let b = TestBroker::start();
+    let sender = b.cli().await;
+    let a1 = b.app("chart").await;
+    let a2 = b.app("chart").await;
+    let other = b.app("news").await;
+    let mut s1 = a1.subscribe(&topic("cmd")).await.unwrap();
+    let mut s2 = a2.subscribe(&topic("cmd")).await.unwrap();
+    let mut so = other.subscribe(&topic("cmd")).await.unwrap();
+
+    sender
+        .send(&instance(&a2), &topic("cmd"), "to-a2")
+        .await
+        .unwrap();
+    let app = IdentityFilter {
+        app_id: "chart".into(),
+        instance_id: None,
+    };
+    sender
+        .send(&app, &topic("cmd"), "to-all-charts")
+        .await
+        .unwrap();
+    sender.publish(&topic("cmd"), "broadcast").await.unwrap();
+
+    let d = within(s2.next()).await.unwrap();
+    assert_eq!((&d.payload[..], d.direct), (&b"to-a2"[..], true));
+    assert_eq!(
+        &within(s2.next()).await.unwrap().payload[..],
+        b"to-all-charts"
+    );
+    assert_eq!(
+        &within(s1.next()).await.unwrap().payload[..],
+        b"to-all-charts"
+    );
+    let d = within(so.next()).await.unwrap();
+    assert_eq!((&d.payload[..], d.direct), (&b"broadcast"[..], false));
+
+    let missing = IdentityFilter {
+        app_id: "chart".into(),
+        instance_id: Some("chart-gone".into()),
+    };
+    assert_eq!(
+        code(sender.send(&missing, &topic("cmd"), "x").await),
+        ErrorCode::NoSuchTarget
+    );
+    let missing_app = IdentityFilter {
+        app_id: "ghost".into(),
+        instance_id: None,
+    };
+    let err = sender
+        .send(&missing_app, &topic("cmd"), "x")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("no instance of ghost is running"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn subscriptions_can_filter_by_sender() {
+    let b = TestBroker::start();
+    let trusted = b.app("pricer").await;
+    let untrusted = b.app("spoofer").await;
+    let listener = b.cli().await;
+    let from = IdentityFilter {
+        app_id: "pricer".into(),
+        instance_id: None,
+    };
+    let mut sub = listener
+        .subscribe_from(&topic("px"), Some(from))
+        .await
+        .unwrap();
+    untrusted.publish(&topic("px"), "fake").await.unwrap();
+    trusted.publish(&topic("px"), "real").await.unwrap();
+    let d = within(sub.next()).await.unwrap();
+    assert_eq!(&d.payload[..], b"real");
+    assert_eq!(d.sender.app_id, "pricer");
+}
+
+#[tokio::test]
+async fn request_gets_the_first_answer_and_reports_no_responders() {
+    let b = TestBroker::start();
+    let asker = b.cli().await;
+    assert_eq!(
+        code(
+            asker
+                .request(&topic("quote.EURUSD"), "?", Duration::from_secs(5))
+                .await
+        ),
+        ErrorCode::NoResponders
+    );
+
+    let responder = b.app("pricer").await;
+    let mut questions = responder
+        .subscribe(Pattern::new("quote.*").unwrap())
+        .await
+        .unwrap();
+    let answering = tokio::spawn(async move {
+        let q = questions.next().await.unwrap();
+        assert_eq!(&q.payload[..], b"?");
+        let call = q.reply_to.expect("a request carries reply_to");
+        responder.respond(call, Ok("1.0842".into())).await.unwrap();
+        // A second answer to the same call is refused.
+        let again = responder.respond(call, Ok("late".into())).await;
+        assert_eq!(code(again), ErrorCode::UnknownCall);
+    });
+    let answer = asker
+        .request(&topic("quote.EURUSD"), "?", Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(&answer.payload[..], b"1.0842");
+    assert_eq!(answer.sender.app_id, "pricer");
+    within(answering).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_request_nobody_answers_times_out_and_is_forgotten() {
+    let b = TestBroker::start();
+    let asker = b.cli().await;
+    let silent = b.app("silent").await;
+    let mut questions = silent.subscribe(&topic("q")).await.unwrap();
+    let err = asker
+        .request(&topic("q"), "?", Duration::from_millis(200))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Timeout(_)), "{err}");
+    assert_eq!(err.code(), "Timeout");
+    // The broker forgets the call once the asker's cancel arrives; answering then fails.
+    let q = within(questions.next()).await.unwrap();
+    within(async {
+        while b.handle.pending_calls() != 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert_eq!(
+        code(silent.respond(q.reply_to.unwrap(), Ok("late".into())).await),
+        ErrorCode::UnknownCall
+    );
+}
+
+#[tokio::test]
+async fn a_stranger_cannot_answer_someone_elses_request() {
+    let b = TestBroker::start();
+    let asker = b.cli().await;
+    let responder = b.app("pricer").await;
+    let stranger = b.app("stranger").await;
+    let mut questions = responder.subscribe(&topic("q")).await.unwrap();
+    let ask = {
+        let asker = asker.clone();
+        tokio::spawn(async move {
+            asker
+                .request(&topic("q"), "?", Duration::from_secs(5))
+                .await
+        })
+    };
+    let q = within(questions.next()).await.unwrap();
+    let call = q.reply_to.unwrap();
+    assert_eq!(
+        code(stranger.respond(call, Ok("forged".into())).await),
+        ErrorCode::UnknownCall
+    );
+    responder.respond(call, Ok("genuine".into())).await.unwrap();
+    assert_eq!(&within(ask).await.unwrap().unwrap().payload[..], b"genuine");
+}
+
+#[tokio::test]
+async fn rpc_dispatch_results_errors_and_provider_lifecycle() {
+    let b = TestBroker::start();
+    let svc = topic("orders");
+    let client = b.cli().await;
+    assert_eq!(
+        code(client.connect_service(&svc, None).await),
+        ErrorCode::NoProvider
+    );
+
+    // A client may wait for a provider that has not started yet.
+    let waiting = {
+        let client = client.clone();
+        let svc = svc.clone();
+        tokio::spawn(async move {
+            client
+                .connect_service(&svc, Some(Duration::from_secs(10)))
+                .await
+        })
+    };
+    let provider_conn = b.app("oms").await;
+    let mut provider = provider_conn.provide(&svc).await.unwrap();
+    let mut connected = within(waiting).await.unwrap().unwrap();
+
+    let second = b.app("oms2").await;
+    assert_eq!(code(second.provide(&svc).await), ErrorCode::ServiceExists);
+
+    let serving = tokio::spawn(async move {
+        while let Some(inv) = provider.next().await {
+            let outcome = match inv.action.as_str() {
+                "place" => {
+                    Ok(format!("placed:{}", String::from_utf8_lossy(&inv.message.payload)).into())
+                }
+                "fail" => Err(RemoteError {
+                    code: ErrorCode::HandlerError,
+                    message: "rejected: limit breached".into(),
+                }),
+                // A provider claiming a broker error is reported as a handler error.
+                "forge" => Err(RemoteError {
+                    code: ErrorCode::Timeout,
+                    message: "pretend".into(),
+                }),
+                "hang" => continue,
+                other => Err(RemoteError {
+                    code: ErrorCode::NoSuchAction,
+                    message: format!("no action {other}"),
+                }),
+            };
+            provider.respond(inv.call, outcome).await.unwrap();
+        }
+    });
+
+    let t = Duration::from_secs(5);
+    let placed = connected.dispatch("place", "42", t).await.unwrap();
+    assert_eq!(&placed.payload[..], b"placed:42");
+    assert_eq!(placed.sender.app_id, "oms");
+    match connected.dispatch("fail", "", t).await {
+        Err(ClientError::Broker { code, message }) => {
+            assert_eq!(code, ErrorCode::HandlerError);
+            assert_eq!(message, "rejected: limit breached");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        code(connected.dispatch("nope", "", t).await),
+        ErrorCode::NoSuchAction
+    );
+    assert_eq!(
+        code(connected.dispatch("forge", "", t).await),
+        ErrorCode::HandlerError
+    );
+    assert!(matches!(
+        connected
+            .dispatch("hang", "", Duration::from_millis(100))
+            .await,
+        Err(ClientError::Timeout(_))
+    ));
+
+    // The provider dies mid-call: the caller learns ProviderGone, the client is told.
+    // First let the broker forget the timed-out call, so the count below is the new one.
+    within(async {
+        while b.handle.pending_calls() != 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    let call = {
+        let client = client.clone();
+        let svc = svc.clone();
+        tokio::spawn(async move {
+            let c = client.connect_service(&svc, None).await.unwrap();
+            c.dispatch("hang", "", Duration::from_secs(10)).await
+        })
+    };
+    within(async {
+        while b.handle.pending_calls() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    serving.abort();
+    drop(provider_conn);
+    assert_eq!(code(within(call).await.unwrap()), ErrorCode::ProviderGone);
+    within(connected.gone()).await;
+    assert!(connected.is_gone());
+    assert_eq!(
+        code(connected.dispatch("place", "1", t).await),
+        ErrorCode::NoProvider
+    );
+    // The name is free again.
+    second.provide(&svc).await.unwrap();
+}
+
+#[tokio::test]
+async fn headers_travel_with_messages_and_bad_ones_are_refused() {
+    let b = TestBroker::start();
+    let c = b.cli().await;
+    let mut sub = c.subscribe(&topic("traced")).await.unwrap();
+    let tp = (
+        "traceparent".to_owned(),
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_owned(),
+    );
+    c.publish_with(&topic("traced"), "1", vec![tp.clone()])
+        .await
+        .unwrap();
+    assert_eq!(within(sub.next()).await.unwrap().headers, vec![tp]);
+    let bad = vec![("bad key".to_owned(), "v".to_owned())];
+    assert_eq!(
+        code(c.publish_with(&topic("traced"), "2", bad).await),
+        ErrorCode::InvalidHeaders
+    );
+}
+
+#[tokio::test]
+async fn pending_calls_per_connection_are_bounded() {
+    let b = TestBroker::start_with(|c| c.max_pending_calls = 2);
+    let asker = b.cli().await;
+    let silent = b.app("silent").await;
+    let _questions = silent.subscribe(&topic("q")).await.unwrap();
+    let mut waiting = vec![];
+    for _ in 0..2 {
+        let asker = asker.clone();
+        waiting.push(tokio::spawn(async move {
+            asker
+                .request(&topic("q"), "?", Duration::from_secs(30))
+                .await
+        }));
+    }
+    within(async {
+        while b.handle.pending_calls() < 2 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert_eq!(
+        code(
+            asker
+                .request(&topic("q"), "?", Duration::from_secs(5))
+                .await
+        ),
+        ErrorCode::TooManyPending
+    );
+    for w in waiting {
+        w.abort();
+    }
 }

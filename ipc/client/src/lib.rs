@@ -17,6 +17,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
+    time::Duration,
 };
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -30,8 +31,11 @@ use tokio_util::codec::FramedRead;
 use weft_proto::{
     ClientFrame, ErrorCode, Identity, Pattern, ServerFrame, Token, Topic,
     endpoint::Endpoint,
-    frame::{ControlReply, ControlRequest, Delivery, PageStatus, codec},
+    frame::{
+        ControlReply, ControlRequest, Delivery, IdentityFilter, PageStatus, RemoteError, codec,
+    },
     handshake::{Hello, HelloReply, Refusal},
+    headers::Headers,
 };
 
 /// Deliveries buffered per subscription before the reader waits for the consumer.
@@ -74,6 +78,9 @@ pub enum ClientError {
     /// The connection is closed.
     #[error("not connected to the broker: {0}")]
     NotConnected(String),
+    /// No answer came within the time the caller allowed.
+    #[error("Timeout: no answer within {0:?}")]
+    Timeout(Duration),
     /// The broker sent something this client does not understand.
     #[error("protocol error: {0}")]
     Protocol(String),
@@ -91,17 +98,29 @@ impl ClientError {
             ClientError::NotRunning { .. } | ClientError::NotConnected(_) => "NotConnected",
             ClientError::Token(_) | ClientError::Io(_) => "NotConnected",
             ClientError::Protocol(_) => "ProtocolError",
+            ClientError::Timeout(_) => "Timeout",
         }
     }
 }
 
-type Answer = Result<Option<ControlReply>, ClientError>;
+/// What a request is answered with.
+enum Reply {
+    Done,
+    Control(ControlReply),
+    Response(Delivery),
+}
+
+type Answer = Result<Reply, ClientError>;
 
 struct Inner {
     identity: Identity,
     outbound: mpsc::Sender<Bytes>,
     pending: Mutex<HashMap<u64, oneshot::Sender<Answer>>>,
     subs: Mutex<HashMap<u64, mpsc::Sender<Delivery>>>,
+    /// Services this connection provides → where their invocations go.
+    provided: Mutex<HashMap<Topic, mpsc::Sender<Invocation>>>,
+    /// Services this connection is a client of → flag raised when the provider goes.
+    services: Mutex<HashMap<Topic, watch::Sender<bool>>>,
     next_req: AtomicU64,
     next_sub: AtomicU64,
     /// `Some(reason)` once the connection has ended.
@@ -183,6 +202,8 @@ impl Client {
             outbound,
             pending: Mutex::new(HashMap::new()),
             subs: Mutex::new(HashMap::new()),
+            provided: Mutex::new(HashMap::new()),
+            services: Mutex::new(HashMap::new()),
             next_req: AtomicU64::new(1),
             next_sub: AtomicU64::new(1),
             closed: watch::Sender::new(None),
@@ -203,14 +224,135 @@ impl Client {
         topic: &Topic,
         payload: impl Into<Bytes>,
     ) -> Result<(), ClientError> {
+        self.publish_with(topic, payload, Headers::new()).await
+    }
+
+    /// Publishes with headers (for example a W3C `traceparent`).
+    pub async fn publish_with(
+        &self,
+        topic: &Topic,
+        payload: impl Into<Bytes>,
+        headers: Headers,
+    ) -> Result<(), ClientError> {
         let payload = payload.into();
-        self.request(|req| ClientFrame::Publish {
+        self.call(|req| ClientFrame::Publish {
             req,
             topic: topic.clone(),
             payload,
+            headers,
         })
         .await
         .map(drop)
+    }
+
+    /// Delivers `payload` on `topic` only to the subscriptions of `to` (every instance
+    /// of an app, or one instance); `NoSuchTarget` if none is running.
+    pub async fn send(
+        &self,
+        to: &IdentityFilter,
+        topic: &Topic,
+        payload: impl Into<Bytes>,
+    ) -> Result<(), ClientError> {
+        let payload = payload.into();
+        self.call(|req| ClientFrame::Send {
+            req,
+            to: to.clone(),
+            topic: topic.clone(),
+            payload,
+            headers: Headers::new(),
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Publishes a question on `topic` and waits up to `timeout` for the first answer
+    /// from any subscriber; `NoResponders` at once if nothing subscribes.
+    pub async fn request(
+        &self,
+        topic: &Topic,
+        payload: impl Into<Bytes>,
+        timeout: Duration,
+    ) -> Result<Delivery, ClientError> {
+        let payload = payload.into();
+        self.call_with_timeout(timeout, |req| ClientFrame::Request {
+            req,
+            topic: topic.clone(),
+            payload,
+            headers: Headers::new(),
+        })
+        .await
+    }
+
+    /// Answers the call `call`: a delivered message's `reply_to`, or an
+    /// [`Invocation`]'s call.
+    pub async fn respond(
+        &self,
+        call: u64,
+        outcome: Result<Bytes, RemoteError>,
+    ) -> Result<(), ClientError> {
+        self.call(|req| ClientFrame::Respond { req, call, outcome })
+            .await
+            .map(drop)
+    }
+
+    /// Provides the RPC service `service`; `ServiceExists` if another connection does.
+    pub async fn provide(&self, service: &Topic) -> Result<Provider, ClientError> {
+        let (tx, invocations) = mpsc::channel(SUBSCRIPTION_BUFFER);
+        lock(&self.inner.provided).insert(service.clone(), tx);
+        let result = self
+            .call(|req| ClientFrame::Provide {
+                req,
+                service: service.clone(),
+            })
+            .await;
+        if let Err(e) = result {
+            lock(&self.inner.provided).remove(service);
+            return Err(e);
+        }
+        Ok(Provider {
+            service: service.clone(),
+            invocations,
+            client: self.clone(),
+            withdrawn: false,
+        })
+    }
+
+    /// Connects to the RPC service `service`. With `wait`, waits up to that long for a
+    /// provider that has not started yet; without, fails at once with `NoProvider`.
+    pub async fn connect_service(
+        &self,
+        service: &Topic,
+        wait: Option<Duration>,
+    ) -> Result<ServiceClient, ClientError> {
+        // Every client of one service on this connection shares one "gone" flag.
+        let gone = lock(&self.inner.services)
+            .entry(service.clone())
+            .or_insert_with(|| watch::channel(false).0)
+            .subscribe();
+        let make = |req| ClientFrame::Connect {
+            req,
+            service: service.clone(),
+            wait: wait.is_some(),
+        };
+        let result = match wait {
+            Some(timeout) => self.call_with_timeout(timeout, make).await.map(drop),
+            None => self.call(make).await.map(drop),
+        };
+        if let Err(e) = result {
+            let mut services = lock(&self.inner.services);
+            if services
+                .get(service)
+                .is_some_and(|flag| flag.receiver_count() <= 1)
+            {
+                services.remove(service);
+            }
+            return Err(e);
+        }
+        Ok(ServiceClient {
+            service: service.clone(),
+            client: self.clone(),
+            gone,
+        })
     }
 
     /// Subscribes to every topic matching `pattern` (a [`Topic`] is a pattern without
@@ -220,12 +362,26 @@ impl Client {
         &self,
         pattern: impl Into<Pattern>,
     ) -> Result<Subscription, ClientError> {
+        self.subscribe_from(pattern, None).await
+    }
+
+    /// As [`Client::subscribe`], keeping only messages whose sender `from` selects.
+    pub async fn subscribe_from(
+        &self,
+        pattern: impl Into<Pattern>,
+        from: Option<IdentityFilter>,
+    ) -> Result<Subscription, ClientError> {
         let pattern = pattern.into();
         let sub = self.inner.next_sub.fetch_add(1, Ordering::Relaxed);
         let (tx, deliveries) = mpsc::channel(SUBSCRIPTION_BUFFER);
         lock(&self.inner.subs).insert(sub, tx);
         let result = self
-            .request(|req| ClientFrame::Subscribe { req, sub, pattern })
+            .call(|req| ClientFrame::Subscribe {
+                req,
+                sub,
+                pattern,
+                from,
+            })
             .await;
         if let Err(e) = result {
             lock(&self.inner.subs).remove(&sub);
@@ -241,7 +397,7 @@ impl Client {
 
     /// Tells the shell the state of this app host's page. Only app hosts may.
     pub async fn report_status(&self, status: PageStatus) -> Result<(), ClientError> {
-        self.request(|req| ClientFrame::ReportStatus { req, status })
+        self.call(|req| ClientFrame::ReportStatus { req, status })
             .await
             .map(drop)
     }
@@ -249,11 +405,11 @@ impl Client {
     /// Sends a command to the shell. Only command-line clients may.
     pub async fn control(&self, request: ControlRequest) -> Result<ControlReply, ClientError> {
         match self
-            .request(|req| ClientFrame::Control { req, request })
+            .call(|req| ClientFrame::Control { req, request })
             .await?
         {
-            Some(reply) => Ok(reply),
-            None => Err(ClientError::Protocol("expected a control reply".into())),
+            Reply::Control(reply) => Ok(reply),
+            _ => Err(ClientError::Protocol("expected a control reply".into())),
         }
     }
 
@@ -275,11 +431,50 @@ impl Client {
         self.inner.closed.borrow().is_some()
     }
 
-    async fn request(&self, make: impl FnOnce(u64) -> ClientFrame) -> Answer {
+    /// Sends a request and waits for the answer, giving up after `timeout` (and telling
+    /// the broker, which then forgets the call). The answer must be a `Response`, or
+    /// for a `Connect`, `Ok`.
+    async fn call_with_timeout(
+        &self,
+        timeout: Duration,
+        make: impl FnOnce(u64) -> ClientFrame,
+    ) -> Result<Delivery, ClientError> {
+        let req = self.inner.next_req.fetch_add(1, Ordering::Relaxed);
+        let answer = tokio::time::timeout(timeout, self.call_as(req, make)).await;
+        match answer {
+            Ok(Ok(Reply::Response(d))) => Ok(d),
+            Ok(Ok(Reply::Done)) => Ok(Delivery {
+                id: String::new(),
+                ts_ms: 0,
+                topic: Topic::new("connected").expect("a valid topic"),
+                sender: self.inner.identity.clone(),
+                payload: Bytes::new(),
+                headers: Headers::new(),
+                reply_to: None,
+                direct: false,
+            }),
+            Ok(Ok(Reply::Control(_))) => {
+                Err(ClientError::Protocol("unexpected control reply".into()))
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => {
+                lock(&self.inner.pending).remove(&req);
+                let cancel = ClientFrame::Cancel { target: req };
+                let _ = self.inner.outbound.try_send(Bytes::from(cancel.encode()));
+                Err(ClientError::Timeout(timeout))
+            }
+        }
+    }
+
+    async fn call(&self, make: impl FnOnce(u64) -> ClientFrame) -> Answer {
+        let req = self.inner.next_req.fetch_add(1, Ordering::Relaxed);
+        self.call_as(req, make).await
+    }
+
+    async fn call_as(&self, req: u64, make: impl FnOnce(u64) -> ClientFrame) -> Answer {
         if let Some(reason) = self.inner.closed.borrow().clone() {
             return Err(ClientError::NotConnected(reason));
         }
-        let req = self.inner.next_req.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         lock(&self.inner.pending).insert(req, tx);
         let body = Bytes::from(make(req).encode());
@@ -323,7 +518,7 @@ impl Subscription {
         self.deliveries.close();
         self.ended = true;
         self.client
-            .request(|req| ClientFrame::Unsubscribe { req, sub: id })
+            .call(|req| ClientFrame::Unsubscribe { req, sub: id })
             .await
             .map(drop)
     }
@@ -344,6 +539,110 @@ impl Drop for Subscription {
             .inner
             .outbound
             .try_send(Bytes::from(frame.encode()));
+    }
+}
+
+/// One call of an action of a service this client provides.
+#[derive(Debug)]
+pub struct Invocation {
+    /// Answer with [`Client::respond`] (or [`Provider::respond`]) and this id.
+    pub call: u64,
+    /// The action called.
+    pub action: String,
+    /// The argument, its caller as `sender`.
+    pub message: Delivery,
+}
+
+/// A service this client provides: a stream of invocations.
+pub struct Provider {
+    service: Topic,
+    invocations: mpsc::Receiver<Invocation>,
+    client: Client,
+    withdrawn: bool,
+}
+
+impl Provider {
+    /// The next invocation, or `None` once the connection has closed.
+    pub async fn next(&mut self) -> Option<Invocation> {
+        self.invocations.recv().await
+    }
+
+    /// Answers an invocation.
+    pub async fn respond(
+        &self,
+        call: u64,
+        outcome: Result<Bytes, RemoteError>,
+    ) -> Result<(), ClientError> {
+        self.client.respond(call, outcome).await
+    }
+
+    /// Stops providing the service; its clients are told.
+    pub async fn withdraw(mut self) -> Result<(), ClientError> {
+        self.withdrawn = true;
+        lock(&self.client.inner.provided).remove(&self.service);
+        let service = self.service.clone();
+        self.client
+            .call(|req| ClientFrame::Withdraw { req, service })
+            .await
+            .map(drop)
+    }
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        if self.withdrawn {
+            return;
+        }
+        lock(&self.client.inner.provided).remove(&self.service);
+        let frame = ClientFrame::Withdraw {
+            req: 0,
+            service: self.service.clone(),
+        };
+        let _ = self
+            .client
+            .inner
+            .outbound
+            .try_send(Bytes::from(frame.encode()));
+    }
+}
+
+/// A connection to an RPC service.
+pub struct ServiceClient {
+    service: Topic,
+    client: Client,
+    gone: watch::Receiver<bool>,
+}
+
+impl ServiceClient {
+    /// Calls `action` with `payload` and waits up to `timeout` for the result.
+    /// Errors: `NoProvider`, `NoSuchAction`, `HandlerError` (with the provider's
+    /// message), `ProviderGone`, `Timeout`.
+    pub async fn dispatch(
+        &self,
+        action: &str,
+        payload: impl Into<Bytes>,
+        timeout: Duration,
+    ) -> Result<Delivery, ClientError> {
+        let payload = payload.into();
+        self.client
+            .call_with_timeout(timeout, |req| ClientFrame::Dispatch {
+                req,
+                service: self.service.clone(),
+                action: action.to_owned(),
+                payload,
+                headers: Headers::new(),
+            })
+            .await
+    }
+
+    /// Whether the provider has gone away since this client connected.
+    pub fn is_gone(&self) -> bool {
+        *self.gone.borrow()
+    }
+
+    /// Waits until the provider goes away.
+    pub async fn gone(&mut self) {
+        let _ = self.gone.wait_for(|gone| *gone).await;
     }
 }
 
@@ -401,8 +700,50 @@ async fn read_loop(
             Err(e) => break format!("the broker sent a malformed frame: {e}"),
         };
         match frame {
-            ServerFrame::Ok { req } => answer(&inner, req, Ok(None)),
-            ServerFrame::ControlReply { req, reply } => answer(&inner, req, Ok(Some(reply))),
+            ServerFrame::Ok { req } => answer(&inner, req, Ok(Reply::Done)),
+            ServerFrame::ControlReply { req, reply } => {
+                answer(&inner, req, Ok(Reply::Control(reply)))
+            }
+            ServerFrame::Response { req, message } => {
+                answer(&inner, req, Ok(Reply::Response(message)))
+            }
+            ServerFrame::Invoke {
+                call,
+                service,
+                action,
+                message,
+            } => {
+                let sink = lock(&inner.provided).get(&service).cloned();
+                match sink {
+                    Some(sink) => {
+                        let _ = sink
+                            .send(Invocation {
+                                call,
+                                action,
+                                message,
+                            })
+                            .await;
+                    }
+                    None => {
+                        // Withdrawn meanwhile: tell the caller rather than leave it waiting.
+                        let outcome = Err(RemoteError {
+                            code: ErrorCode::HandlerError,
+                            message: format!("{service} is no longer provided here"),
+                        });
+                        let frame = ClientFrame::Respond {
+                            req: 0,
+                            call,
+                            outcome,
+                        };
+                        let _ = inner.outbound.try_send(Bytes::from(frame.encode()));
+                    }
+                }
+            }
+            ServerFrame::ServiceGone { service } => {
+                if let Some(flag) = lock(&inner.services).remove(&service) {
+                    flag.send_replace(true);
+                }
+            }
             ServerFrame::Error { req, code, message } => {
                 answer(&inner, req, Err(ClientError::Broker { code, message }))
             }
@@ -423,6 +764,10 @@ async fn read_loop(
         tracing::debug!("bus connection ended: {reason}");
         inner.closed.send_replace(Some(reason.clone()));
         lock(&inner.subs).clear();
+        lock(&inner.provided).clear();
+        for (_, flag) in lock(&inner.services).drain() {
+            flag.send_replace(true);
+        }
         for (_, waiter) in lock(&inner.pending).drain() {
             let _ = waiter.send(Err(ClientError::NotConnected(reason.clone())));
         }

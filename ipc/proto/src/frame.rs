@@ -11,7 +11,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio_util::codec::LengthDelimitedCodec;
 
-use crate::{Identity, Pattern, Topic};
+use crate::{Identity, Pattern, Topic, headers::Headers};
 
 /// The codec that delimits frames, refusing bodies over `max_frame_len` bytes.
 pub fn codec(max_frame_len: usize) -> LengthDelimitedCodec {
@@ -26,7 +26,8 @@ pub fn codec(max_frame_len: usize) -> LengthDelimitedCodec {
 /// broker's answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ClientFrame {
-    /// Publish `payload` on `topic`; answered by `Ok` once routed, or `Error`.
+    /// Publish `payload` on `topic` to every matching subscription; answered by `Ok`
+    /// once routed, or `Error`.
     Publish {
         /// Request id.
         req: u64,
@@ -34,6 +35,22 @@ pub enum ClientFrame {
         topic: Topic,
         /// The opaque message body (JSON text when it comes from a page).
         payload: Bytes,
+        /// Extra metadata, such as trace context.
+        headers: Headers,
+    },
+    /// Deliver `payload` on `topic` only to the subscriptions of the identity `to`;
+    /// `NoSuchTarget` if no such instance is connected.
+    Send {
+        /// Request id.
+        req: u64,
+        /// The recipient: an app (every instance) or one instance.
+        to: IdentityFilter,
+        /// The topic the recipient's subscriptions are matched against.
+        topic: Topic,
+        /// The opaque message body.
+        payload: Bytes,
+        /// Extra metadata.
+        headers: Headers,
     },
     /// Start delivering messages whose topic matches `pattern`, tagged with `sub`.
     Subscribe {
@@ -43,6 +60,8 @@ pub enum ClientFrame {
         sub: u64,
         /// The topics to follow; `*` and `#` are wildcards.
         pattern: Pattern,
+        /// Only messages from this sender, if given.
+        from: Option<IdentityFilter>,
     },
     /// Stop the subscription `sub`.
     Unsubscribe {
@@ -50,6 +69,72 @@ pub enum ClientFrame {
         req: u64,
         /// The subscription to end.
         sub: u64,
+    },
+    /// Ask every subscription matching `topic` and take the first answer, which comes
+    /// back as `Response { req }`; `NoResponders` if nothing matches.
+    Request {
+        /// Request id.
+        req: u64,
+        /// The topic the question is published on.
+        topic: Topic,
+        /// The question.
+        payload: Bytes,
+        /// Extra metadata.
+        headers: Headers,
+    },
+    /// Offer the RPC service `service` from this connection; `ServiceExists` if another
+    /// connection provides it.
+    Provide {
+        /// Request id.
+        req: u64,
+        /// The service's name (topic rules, no wildcards).
+        service: Topic,
+    },
+    /// Stop providing `service`; its connected clients are told.
+    Withdraw {
+        /// Request id.
+        req: u64,
+        /// The service.
+        service: Topic,
+    },
+    /// Connect to the service `service`: `Ok` once it has a provider, waiting for one to
+    /// appear if `wait`; `NoProvider` otherwise. A client gives up on a wait with
+    /// `Cancel`.
+    Connect {
+        /// Request id.
+        req: u64,
+        /// The service.
+        service: Topic,
+        /// Whether to wait for a provider that has not started yet.
+        wait: bool,
+    },
+    /// Call `action` of `service`; answered by `Response { req }`.
+    Dispatch {
+        /// Request id.
+        req: u64,
+        /// The service.
+        service: Topic,
+        /// The action's name.
+        action: String,
+        /// The argument.
+        payload: Bytes,
+        /// Extra metadata.
+        headers: Headers,
+    },
+    /// Answer the call `call` (from a `Deliver` with `reply_to`, or an `Invoke`).
+    Respond {
+        /// Request id.
+        req: u64,
+        /// The call being answered.
+        call: u64,
+        /// The answer, or why there is none.
+        outcome: Result<Bytes, RemoteError>,
+    },
+    /// Give up waiting for the answer to request `target` (a `Request`, `Dispatch` or
+    /// waiting `Connect` sent earlier on this connection). Not answered.
+    Cancel {
+        /// The request given up on.
+        target: u64,
     },
     /// An app host reports the state of its page. Refused from non-app clients.
     ReportStatus {
@@ -91,6 +176,29 @@ pub enum ServerFrame {
         /// The message.
         message: Delivery,
     },
+    /// A call of an action of a service this connection provides; answer with `Respond`.
+    Invoke {
+        /// The call id to answer.
+        call: u64,
+        /// The service.
+        service: Topic,
+        /// The action.
+        action: String,
+        /// The argument, with its sender and metadata.
+        message: Delivery,
+    },
+    /// The answer to a `Request` or `Dispatch` sent as `req`.
+    Response {
+        /// Request id.
+        req: u64,
+        /// The answer, with the responder as its sender.
+        message: Delivery,
+    },
+    /// The provider of a service this connection connected to has gone.
+    ServiceGone {
+        /// The service.
+        service: Topic,
+    },
     /// The answer to a `Control` request.
     ControlReply {
         /// Request id.
@@ -105,19 +213,56 @@ pub enum ServerFrame {
     },
 }
 
-/// One routed message, as every subscriber sees it.
+/// One routed message, as its receiver sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Delivery {
     /// Broker-assigned id, unique across shell runs.
     pub id: String,
     /// When the broker accepted it, in milliseconds since the Unix epoch.
     pub ts_ms: u64,
-    /// The topic it was published on.
+    /// The topic it was published on (for a service call, the service).
     pub topic: Topic,
     /// Who published it, stamped by the broker from the connection.
     pub sender: Identity,
     /// The opaque body.
     pub payload: Bytes,
+    /// Metadata from the sender.
+    pub headers: Headers,
+    /// Set when the sender waits for an answer: respond to this call id.
+    pub reply_to: Option<u64>,
+    /// Whether it was sent directly to this identity rather than published.
+    pub direct: bool,
+}
+
+/// Selects senders or recipients: every instance of an app, or one instance.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdentityFilter {
+    /// The application id.
+    pub app_id: String,
+    /// One instance of it; every instance when `None`.
+    pub instance_id: Option<String>,
+}
+
+impl IdentityFilter {
+    /// Whether `identity` is selected.
+    pub fn matches(&self, identity: &Identity) -> bool {
+        self.app_id == identity.app_id
+            && self
+                .instance_id
+                .as_ref()
+                .is_none_or(|i| *i == identity.instance_id)
+    }
+}
+
+/// An error a responder or provider returns instead of an answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteError {
+    /// Either `HandlerError` or `NoSuchAction`; the broker turns any other code a client
+    /// claims into `HandlerError`, so no responder can forge the broker's own errors.
+    pub code: ErrorCode,
+    /// The responder's message.
+    pub message: String,
 }
 
 /// Stable error codes, shared by the broker, the Rust client and the page API.
@@ -139,6 +284,30 @@ pub enum ErrorCode {
     ControlFailed,
     /// The broker is shutting down.
     ShuttingDown,
+    /// The headers break the limits of [`Headers`].
+    InvalidHeaders,
+    /// A direct send names an identity that is not connected.
+    NoSuchTarget,
+    /// A request matched no subscription.
+    NoResponders,
+    /// No connection provides the service.
+    NoProvider,
+    /// Another connection already provides the service.
+    ServiceExists,
+    /// The provider has no handler for the action.
+    NoSuchAction,
+    /// The provider's handler failed; the message is the provider's.
+    HandlerError,
+    /// The provider disconnected before answering.
+    ProviderGone,
+    /// No answer came in time.
+    Timeout,
+    /// The call was already answered, cancelled or never existed.
+    UnknownCall,
+    /// Too many requests of this connection are waiting for answers.
+    TooManyPending,
+    /// This connection's queue toward the broker is full; retry later.
+    Backpressure,
 }
 
 impl ErrorCode {
@@ -153,6 +322,18 @@ impl ErrorCode {
             ErrorCode::DuplicateSubscription => "DuplicateSubscription",
             ErrorCode::ControlFailed => "ControlFailed",
             ErrorCode::ShuttingDown => "ShuttingDown",
+            ErrorCode::InvalidHeaders => "InvalidHeaders",
+            ErrorCode::NoSuchTarget => "NoSuchTarget",
+            ErrorCode::NoResponders => "NoResponders",
+            ErrorCode::NoProvider => "NoProvider",
+            ErrorCode::ServiceExists => "ServiceExists",
+            ErrorCode::NoSuchAction => "NoSuchAction",
+            ErrorCode::HandlerError => "HandlerError",
+            ErrorCode::ProviderGone => "ProviderGone",
+            ErrorCode::Timeout => "Timeout",
+            ErrorCode::UnknownCall => "UnknownCall",
+            ErrorCode::TooManyPending => "TooManyPending",
+            ErrorCode::Backpressure => "Backpressure",
         }
     }
 }
@@ -250,6 +431,16 @@ impl AppState {
     }
 }
 
+/// Postcard's variant index of `ServerFrame::Deliver` (its position in the enum).
+const DELIVER_VARIANT: u8 = 2;
+
+impl Delivery {
+    /// Encodes the message alone, for [`ServerFrame::encode_deliver`].
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_stdvec(self).expect("a Delivery always serialises")
+    }
+}
+
 /// A frame body could not be decoded.
 #[derive(Debug, thiserror::Error)]
 #[error("malformed frame: {0}")]
@@ -268,6 +459,26 @@ impl ClientFrame {
 }
 
 impl ServerFrame {
+    /// Encodes `ServerFrame::Deliver { sub, message }` from `message` already encoded by
+    /// [`Delivery::encode`], so that a message routed to many subscribers is encoded
+    /// once. The result is byte-for-byte what [`ServerFrame::encode`] gives.
+    pub fn encode_deliver(sub: u64, encoded_message: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(1 + 10 + encoded_message.len());
+        out.push(DELIVER_VARIANT);
+        let mut n = sub;
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                break;
+            }
+            out.push(byte | 0x80);
+        }
+        out.extend_from_slice(encoded_message);
+        out
+    }
+
     /// Encodes the frame as a body.
     pub fn encode(&self) -> Vec<u8> {
         postcard::to_stdvec(self).expect("a ServerFrame always serialises")
@@ -303,6 +514,9 @@ mod tests {
                 instance_id: "a-1".into(),
             },
             payload: Bytes::from_static(br#"{"px":1.1}"#),
+            headers: vec![("traceparent".into(), "00-abc-def-01".into())],
+            reply_to: Some(3),
+            direct: false,
         }
     }
 
@@ -313,11 +527,24 @@ mod tests {
                 req: 1,
                 topic: Topic::new("a.b").unwrap(),
                 payload: Bytes::from_static(b"[1]"),
+                headers: vec![],
             },
             ClientFrame::Subscribe {
                 req: 2,
                 sub: 9,
                 pattern: Pattern::new("a.#").unwrap(),
+                from: Some(IdentityFilter {
+                    app_id: "a".into(),
+                    instance_id: None,
+                }),
+            },
+            ClientFrame::Respond {
+                req: 3,
+                call: 4,
+                outcome: Err(RemoteError {
+                    code: ErrorCode::HandlerError,
+                    message: "no".into(),
+                }),
             },
             ClientFrame::Unsubscribe { req: 3, sub: 9 },
             ClientFrame::ReportStatus {
@@ -339,6 +566,21 @@ mod tests {
             message: sample_delivery(),
         };
         assert_eq!(ServerFrame::decode(&s.encode()).unwrap(), s);
+    }
+
+    #[test]
+    fn pre_encoded_deliveries_are_identical_to_encoded_frames() {
+        let message = sample_delivery();
+        for sub in [0, 1, 127, 128, 300, 1 << 40, u64::MAX] {
+            let frame = ServerFrame::Deliver {
+                sub,
+                message: message.clone(),
+            };
+            assert_eq!(
+                ServerFrame::encode_deliver(sub, &message.encode()),
+                frame.encode()
+            );
+        }
     }
 
     #[test]

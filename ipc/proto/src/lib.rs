@@ -12,6 +12,7 @@
 pub mod endpoint;
 pub mod frame;
 pub mod handshake;
+pub mod headers;
 pub mod identity;
 pub mod launch;
 pub mod token;

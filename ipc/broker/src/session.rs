@@ -1,0 +1,381 @@
+//! What the broker does with each frame of an authenticated connection.
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::{mpsc, oneshot};
+use weft_proto::{
+    ClientFrame, ErrorCode, Identity, ServerFrame, Topic,
+    frame::{Delivery, IdentityFilter, RemoteError},
+    headers::{self, Headers},
+};
+
+use crate::{
+    BrokerEvent, ClientKind, Shared,
+    calls::{Connected, TooManyPending},
+    connection::Reader,
+    lock, now_ms,
+    routes::SubError,
+};
+
+/// One authenticated connection, as the frame handlers see it.
+pub(crate) struct Session<'a> {
+    pub(crate) shared: &'a Shared,
+    pub(crate) conn: u64,
+    pub(crate) kind: ClientKind,
+    pub(crate) identity: &'a Identity,
+    pub(crate) outbound: &'a mpsc::Sender<Bytes>,
+}
+
+impl Session<'_> {
+    /// Serves frames until the client leaves or misbehaves; returns why the loop ended.
+    pub(crate) async fn read_loop(&self, reader: &mut Reader) -> String {
+        loop {
+            let body = match reader.next().await {
+                None => return "the client disconnected".into(),
+                Some(Err(e)) => return format!("unreadable frame: {e}"),
+                Some(Ok(body)) => body,
+            };
+            let frame = match ClientFrame::decode(&body) {
+                Ok(frame) => frame,
+                Err(e) => return format!("Malformed: {e}"),
+            };
+            let reply = self.handle(frame).await;
+            if let Some(reply) = reply
+                && self
+                    .outbound
+                    .send(Bytes::from(reply.encode()))
+                    .await
+                    .is_err()
+            {
+                return "the writer stopped".into();
+            }
+        }
+    }
+
+    async fn handle(&self, frame: ClientFrame) -> Option<ServerFrame> {
+        match frame {
+            ClientFrame::Publish {
+                req,
+                topic,
+                payload,
+                headers,
+            } => Some(self.publish(req, topic, payload, headers, None)),
+            ClientFrame::Send {
+                req,
+                to,
+                topic,
+                payload,
+                headers,
+            } => Some(self.publish(req, topic, payload, headers, Some(to))),
+            ClientFrame::Subscribe {
+                req,
+                sub,
+                pattern,
+                from,
+            } => {
+                let result = lock(&self.shared.routes).subscribe(self.conn, sub, pattern, from);
+                Some(sub_reply(req, sub, result))
+            }
+            ClientFrame::Unsubscribe { req, sub } => {
+                let result = lock(&self.shared.routes).unsubscribe(self.conn, sub);
+                Some(sub_reply(req, sub, result))
+            }
+            ClientFrame::Request {
+                req,
+                topic,
+                payload,
+                headers,
+            } => self.request(req, topic, payload, headers),
+            ClientFrame::Provide { req, service } => Some(self.provide(req, service)),
+            ClientFrame::Withdraw { req, service } => {
+                let gone = lock(&self.shared.calls).withdraw(self.conn, &service);
+                match gone {
+                    Some(gone) => {
+                        self.shared.provider_gone(gone);
+                        Some(ServerFrame::Ok { req })
+                    }
+                    None => Some(error(
+                        req,
+                        ErrorCode::NoProvider,
+                        &format!("this connection does not provide {service}"),
+                    )),
+                }
+            }
+            ClientFrame::Connect { req, service, wait } => {
+                let connected = lock(&self.shared.calls).connect(self.conn, req, &service, wait);
+                match connected {
+                    Connected::Now => Some(ServerFrame::Ok { req }),
+                    Connected::Waiting => None,
+                    Connected::NoProvider => Some(no_provider(req, &service)),
+                }
+            }
+            ClientFrame::Dispatch {
+                req,
+                service,
+                action,
+                payload,
+                headers,
+            } => self.dispatch(req, service, action, payload, headers),
+            ClientFrame::Respond { req, call, outcome } => Some(self.respond(req, call, outcome)),
+            ClientFrame::Cancel { target } => {
+                lock(&self.shared.calls).cancel(self.conn, target);
+                None
+            }
+            ClientFrame::ReportStatus { req, status } => {
+                if self.kind != ClientKind::App {
+                    return Some(not_permitted(req, "only app hosts report page status"));
+                }
+                let event = BrokerEvent::PageStatus(self.identity.clone(), status);
+                let _ = self.shared.events.send(event);
+                Some(ServerFrame::Ok { req })
+            }
+            ClientFrame::Control { req, request } => {
+                if self.kind != ClientKind::Cli {
+                    return Some(not_permitted(
+                        req,
+                        "only the command line controls the shell",
+                    ));
+                }
+                let (reply, answer) = oneshot::channel();
+                let event = BrokerEvent::Control {
+                    from: self.identity.clone(),
+                    request,
+                    reply,
+                };
+                if self.shared.events.send(event).is_err() {
+                    return Some(error(
+                        req,
+                        ErrorCode::ShuttingDown,
+                        "the shell is not listening",
+                    ));
+                }
+                Some(match answer.await {
+                    Ok(Ok(reply)) => ServerFrame::ControlReply { req, reply },
+                    Ok(Err(message)) => error(req, ErrorCode::ControlFailed, &message),
+                    Err(_) => error(
+                        req,
+                        ErrorCode::ShuttingDown,
+                        "the shell dropped the request",
+                    ),
+                })
+            }
+        }
+    }
+
+    fn message(
+        &self,
+        topic: Topic,
+        payload: Bytes,
+        headers: Headers,
+        reply_to: Option<u64>,
+        direct: bool,
+    ) -> Delivery {
+        Delivery {
+            id: self.shared.message_id(),
+            ts_ms: now_ms(),
+            topic,
+            sender: self.identity.clone(),
+            payload,
+            headers,
+            reply_to,
+            direct,
+        }
+    }
+
+    /// `Publish`, or `Send` when `to` is given.
+    fn publish(
+        &self,
+        req: u64,
+        topic: Topic,
+        payload: Bytes,
+        headers: Headers,
+        to: Option<IdentityFilter>,
+    ) -> ServerFrame {
+        if let Err(e) = headers::validate(&headers) {
+            return error(req, ErrorCode::InvalidHeaders, &e.to_string());
+        }
+        if let Some(to) = &to
+            && !lock(&self.shared.routes).any_connected(to)
+        {
+            return error(req, ErrorCode::NoSuchTarget, &no_such_target(to));
+        }
+        let direct = to.is_some();
+        let delivery = self.message(topic, payload, headers, None, direct);
+        self.shared.route(&delivery, to.as_ref());
+        ServerFrame::Ok { req }
+    }
+
+    fn request(
+        &self,
+        req: u64,
+        topic: Topic,
+        payload: Bytes,
+        headers: Headers,
+    ) -> Option<ServerFrame> {
+        if let Err(e) = headers::validate(&headers) {
+            return Some(error(req, ErrorCode::InvalidHeaders, &e.to_string()));
+        }
+        // Register the call before delivering, so that no answer can outrun it.
+        let mut calls = lock(&self.shared.calls);
+        let targets = lock(&self.shared.routes).targets(&topic, self.identity, None);
+        let mut responders: Vec<u64> = targets.iter().map(|t| t.conn).collect();
+        responders.dedup();
+        if responders.is_empty() {
+            return Some(error(
+                req,
+                ErrorCode::NoResponders,
+                &format!("no subscription matches {topic}"),
+            ));
+        }
+        let call = match calls.start(self.conn, req, responders, None) {
+            Ok(call) => call,
+            Err(TooManyPending) => return Some(too_many(req)),
+        };
+        drop(calls);
+        let delivery = self.message(topic, payload, headers, Some(call), false);
+        self.shared.route(&delivery, None);
+        None
+    }
+
+    fn provide(&self, req: u64, service: Topic) -> ServerFrame {
+        let provided = lock(&self.shared.calls).provide(self.conn, &service);
+        match provided {
+            Ok(waiters) => {
+                for (conn, waiting_req) in waiters {
+                    self.shared
+                        .send_to(conn, ServerFrame::Ok { req: waiting_req });
+                }
+                ServerFrame::Ok { req }
+            }
+            Err(_) => error(
+                req,
+                ErrorCode::ServiceExists,
+                &format!("{service} already has a provider"),
+            ),
+        }
+    }
+
+    fn dispatch(
+        &self,
+        req: u64,
+        service: Topic,
+        action: String,
+        payload: Bytes,
+        headers: Headers,
+    ) -> Option<ServerFrame> {
+        if let Err(e) = headers::validate(&headers) {
+            return Some(error(req, ErrorCode::InvalidHeaders, &e.to_string()));
+        }
+        if action.is_empty() || action.len() > 256 || action.chars().any(char::is_control) {
+            return Some(error(
+                req,
+                ErrorCode::NoSuchAction,
+                "an action name is 1 to 256 bytes without control characters",
+            ));
+        }
+        let mut calls = lock(&self.shared.calls);
+        let Some(provider) = calls.provider(&service) else {
+            return Some(no_provider(req, &service));
+        };
+        let call = match calls.start(self.conn, req, vec![provider], Some(service.clone())) {
+            Ok(call) => call,
+            Err(TooManyPending) => return Some(too_many(req)),
+        };
+        drop(calls);
+        let message = self.message(service.clone(), payload, headers, Some(call), true);
+        self.shared.send_to(
+            provider,
+            ServerFrame::Invoke {
+                call,
+                service,
+                action,
+                message,
+            },
+        );
+        None
+    }
+
+    fn respond(&self, req: u64, call: u64, outcome: Result<Bytes, RemoteError>) -> ServerFrame {
+        let Some(pending) = lock(&self.shared.calls).answer(call, self.conn) else {
+            return error(
+                req,
+                ErrorCode::UnknownCall,
+                &format!("call {call} is answered, cancelled or not addressed to this connection"),
+            );
+        };
+        let answer = match outcome {
+            Ok(payload) => {
+                let topic = pending
+                    .service
+                    .clone()
+                    .unwrap_or_else(|| Topic::new("response").expect("a valid topic"));
+                let message = self.message(topic, payload, Headers::new(), None, true);
+                ServerFrame::Response {
+                    req: pending.req,
+                    message,
+                }
+            }
+            Err(remote) => {
+                // Responders may only report their own failures, never the broker's.
+                let code = match remote.code {
+                    ErrorCode::NoSuchAction => ErrorCode::NoSuchAction,
+                    _ => ErrorCode::HandlerError,
+                };
+                error(pending.req, code, &remote.message)
+            }
+        };
+        self.shared.send_to(pending.caller, answer);
+        ServerFrame::Ok { req }
+    }
+}
+
+fn sub_reply(req: u64, sub: u64, result: Result<(), SubError>) -> ServerFrame {
+    match result {
+        Ok(()) => ServerFrame::Ok { req },
+        Err(SubError::Duplicate) => error(
+            req,
+            ErrorCode::DuplicateSubscription,
+            &format!("subscription id {sub} is already in use on this connection"),
+        ),
+        Err(SubError::Unknown) => error(
+            req,
+            ErrorCode::UnknownSubscription,
+            &format!("no subscription with id {sub} on this connection"),
+        ),
+    }
+}
+
+fn no_such_target(to: &IdentityFilter) -> String {
+    match &to.instance_id {
+        Some(instance) => format!("no instance {instance} of {} is running", to.app_id),
+        None => format!("no instance of {} is running", to.app_id),
+    }
+}
+
+fn no_provider(req: u64, service: &Topic) -> ServerFrame {
+    error(
+        req,
+        ErrorCode::NoProvider,
+        &format!("nothing provides {service}"),
+    )
+}
+
+fn too_many(req: u64) -> ServerFrame {
+    error(
+        req,
+        ErrorCode::TooManyPending,
+        "too many requests of this connection are waiting for answers",
+    )
+}
+
+fn not_permitted(req: u64, message: &str) -> ServerFrame {
+    error(req, ErrorCode::NotPermitted, message)
+}
+
+pub(crate) fn error(req: u64, code: ErrorCode, message: &str) -> ServerFrame {
+    ServerFrame::Error {
+        req,
+        code,
+        message: message.to_owned(),
+    }
+}
