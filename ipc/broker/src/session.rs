@@ -40,7 +40,11 @@ impl Session<'_> {
                 Err(e) => return format!("Malformed: {e}"),
             };
             let reply = self.handle(frame).await;
+            // Request id 0 asks for no answer on success (fire-and-forget publishing);
+            // errors are still reported.
+            let wanted = !matches!(reply, Some(ServerFrame::Ok { req: 0 }));
             if let Some(reply) = reply
+                && wanted
                 && self
                     .outbound
                     .send(Bytes::from(reply.encode()))

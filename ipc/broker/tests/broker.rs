@@ -747,3 +747,36 @@ async fn pending_calls_per_connection_are_bounded() {
         w.abort();
     }
 }
+
+#[tokio::test]
+async fn fire_and_forget_publishing_keeps_order_and_is_not_acknowledged() {
+    let b = TestBroker::start();
+    let publisher = b.cli().await;
+    let consumer = b.cli().await;
+    let mut sub = consumer.subscribe(&topic("ff")).await.unwrap();
+    for i in 0..1000u32 {
+        publisher
+            .publish_nowait(&topic("ff"), i.to_string())
+            .await
+            .unwrap();
+    }
+    for i in 0..1000u32 {
+        assert_eq!(
+            within(sub.next()).await.unwrap().payload,
+            i.to_string().as_bytes()
+        );
+    }
+    // A full outbound queue is reported, not waited on.
+    let mut saw_backpressure = false;
+    for _ in 0..100_000 {
+        match publisher.try_publish(&topic("nobody"), vec![0u8; 1024]) {
+            Ok(()) => {}
+            Err(e) => {
+                assert_eq!(e.code(), "Backpressure");
+                saw_backpressure = true;
+                break;
+            }
+        }
+    }
+    assert!(saw_backpressure);
+}

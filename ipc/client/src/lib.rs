@@ -227,6 +227,47 @@ impl Client {
         self.publish_with(topic, payload, Headers::new()).await
     }
 
+    /// Publishes without waiting for the broker's acknowledgement: returns once the
+    /// message is queued for the socket, waiting only while this client's outbound queue
+    /// is full. Refusals (an invalid header, say) are logged, not returned.
+    pub async fn publish_nowait(
+        &self,
+        topic: &Topic,
+        payload: impl Into<Bytes>,
+    ) -> Result<(), ClientError> {
+        let body = self.nowait_frame(topic, payload.into());
+        self.inner
+            .outbound
+            .send(body)
+            .await
+            .map_err(|_| ClientError::NotConnected("the connection is closed".into()))
+    }
+
+    /// As [`Client::publish_nowait`], but never waits: `Backpressure` when this client's
+    /// outbound queue is full, so the caller can slow down or drop.
+    pub fn try_publish(&self, topic: &Topic, payload: impl Into<Bytes>) -> Result<(), ClientError> {
+        let body = self.nowait_frame(topic, payload.into());
+        self.inner.outbound.try_send(body).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => ClientError::Broker {
+                code: ErrorCode::Backpressure,
+                message: "this client's outbound queue is full".into(),
+            },
+            mpsc::error::TrySendError::Closed(_) => {
+                ClientError::NotConnected("the connection is closed".into())
+            }
+        })
+    }
+
+    fn nowait_frame(&self, topic: &Topic, payload: Bytes) -> Bytes {
+        let frame = ClientFrame::Publish {
+            req: 0,
+            topic: topic.clone(),
+            payload,
+            headers: Headers::new(),
+        };
+        Bytes::from(frame.encode())
+    }
+
     /// Publishes with headers (for example a W3C `traceparent`).
     pub async fn publish_with(
         &self,
@@ -777,5 +818,8 @@ async fn read_loop(
 fn answer(inner: &Inner, req: u64, result: Answer) {
     if let Some(waiter) = lock(&inner.pending).remove(&req) {
         let _ = waiter.send(result);
+    } else if let Err(e) = result {
+        // An error for a fire-and-forget frame (request id 0): nobody waits for it.
+        tracing::warn!("the broker refused a message sent without waiting: {e}");
     }
 }

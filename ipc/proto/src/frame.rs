@@ -23,7 +23,9 @@ pub fn codec(max_frame_len: usize) -> LengthDelimitedCodec {
 }
 
 /// A frame from a client to the broker. `req` is chosen by the client and echoed in the
-/// broker's answer.
+/// broker's answer; `req` 0 means "no answer on success" (errors are still sent, with
+/// `req` 0), which is how fire-and-forget publishing avoids an acknowledgement per
+/// message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ClientFrame {
     /// Publish `payload` on `topic` to every matching subscription; answered by `Ok`
