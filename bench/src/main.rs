@@ -1,27 +1,20 @@
 //! `weft-bench`: measures Weft as its users feel it and prints one JSON object per line.
 //!
-//! `weft-bench startup` starts the built-in demo workspace (`weft launch --no-panel`)
-//! on a private Xvfb display with a fresh data directory, several times over, and
-//! reports the time from spawning the shell to every app being ready (page loaded and
-//! bridge connected), then the resident memory of each app instance: RSS and PSS summed
-//! over the app's whole process tree (the `weft-app` host plus its WebKit web and
-//! network processes), read from `/proc/PID/smaps_rollup`.
+//! - `weft-bench startup`: cold start of the demo workspace and memory per app instance.
+//! - `weft-bench bus [--quick]`: the bus against `nats-server` and a raw Unix-socket
+//!   floor, in one run with one process layout for every backend.
 //!
 //! Build in release mode first; the benchmark runs the `weft` and `weft-app` binaries
-//! that sit beside it. It is a measuring tool, not a test: it asserts nothing.
+//! that sit beside it, and itself as worker processes. It is a measuring tool, not a
+//! test: it asserts nothing.
 
-use std::{
-    path::PathBuf,
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+mod bus;
+mod startup;
 
-use anyhow::{Context, bail};
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::bail;
 use clap::{Parser, Subcommand};
-use serde_json::json;
-use weft_client::Client;
-use weft_e2e::{Display, TestEnv, process_tree};
-use weft_proto::frame::{AppInfo, AppState, ControlReply, ControlRequest};
 
 #[derive(Parser)]
 #[command(
@@ -44,14 +37,43 @@ enum BenchCommand {
         #[arg(long, default_value_t = 3.0)]
         settle: f64,
     },
+    /// Every bus scenario, Weft beside nats-server and the Unix-socket floor.
+    Bus(bus::BusArgs),
+    /// Internal: one side of a bus scenario, started by `weft-bench bus`.
+    #[command(hide = true)]
+    Worker(bus::worker::WorkerArgs),
+    /// Internal: a Weft broker in its own process, started by `weft-bench bus`.
+    #[command(hide = true)]
+    ServeWeft {
+        /// Where to listen.
+        #[arg(long)]
+        socket: PathBuf,
+        /// The token every client presents, in hexadecimal.
+        #[arg(long)]
+        token: String,
+    },
+    /// Internal: the raw Unix-socket relay and echo server (the physical floor).
+    #[command(hide = true)]
+    ServeUds {
+        /// Where to listen.
+        #[arg(long)]
+        socket: PathBuf,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        BenchCommand::Startup { runs, settle } => startup(runs, Duration::from_secs_f64(settle)),
+        BenchCommand::Startup { runs, settle } => {
+            startup::run(runs, Duration::from_secs_f64(settle))
+        }
+        BenchCommand::Bus(args) => bus::run(args),
+        BenchCommand::Worker(args) => bus::worker::run(args),
+        BenchCommand::ServeWeft { socket, token } => bus::servers::serve_weft(&socket, &token),
+        BenchCommand::ServeUds { socket } => bus::servers::serve_uds(&socket),
     }
 }
 
+/// A binary built beside this one.
 fn beside_me(name: &str) -> anyhow::Result<PathBuf> {
     let path = std::env::current_exe()?.with_file_name(name);
     if !path.is_file() {
@@ -63,153 +85,7 @@ fn beside_me(name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-struct Run {
-    env: TestEnv,
-    shell: Child,
-}
-
-impl Run {
-    fn start(display: &Display) -> anyhow::Result<(Run, Instant)> {
-        let env = TestEnv::new();
-        let mut cmd = Command::new(beside_me("weft")?);
-        cmd.args(["launch", "--no-panel"])
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", env.path("home"))
-            .env("XDG_RUNTIME_DIR", env.runtime_dir())
-            .env("WEFT_DATA_DIR", env.data_dir())
-            .env("WEBKIT_DISABLE_DMABUF_RENDERER", "1")
-            .env("DISPLAY", display.name())
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let started = Instant::now();
-        let shell = cmd.spawn().context("starting weft")?;
-        Ok((Run { env, shell }, started))
-    }
-
-    /// Polls the shell over the bus until `count` apps are ready.
-    async fn wait_ready(&self, count: usize) -> anyhow::Result<Vec<AppInfo>> {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        let endpoint = self.env.endpoint();
-        let mut client = None;
-        loop {
-            if Instant::now() > deadline {
-                bail!("the demo did not become ready within 120 s");
-            }
-            if client.is_none() {
-                client = Client::connect_cli(&endpoint).await.ok();
-            }
-            if let Some(c) = &client
-                && let Ok(ControlReply::Apps(apps)) = c.control(ControlRequest::ListApps).await
-                && apps.len() == count
-                && apps.iter().all(|a| a.state == AppState::Ready)
-            {
-                return Ok(apps);
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-
-    fn stop(mut self) {
-        // SAFETY: kill only sends a signal, to the shell this run started.
-        unsafe { libc::kill(self.shell.id() as i32, libc::SIGTERM) };
-        let _ = self.shell.wait();
-    }
-}
-
-fn startup(runs: usize, settle: Duration) -> anyhow::Result<()> {
-    let display = Display::start();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let mut times = Vec::new();
-    for i in 0..runs.max(1) {
-        let (run, started) = Run::start(&display)?;
-        let apps = runtime.block_on(run.wait_ready(3))?;
-        let elapsed = started.elapsed();
-        times.push(elapsed.as_secs_f64() * 1000.0);
-        if i + 1 == runs.max(1) {
-            std::thread::sleep(settle);
-            report_memory(&apps, run.shell.id())?;
-        }
-        run.stop();
-    }
-    times.sort_by(f64::total_cmp);
-    println!(
-        "{}",
-        json!({
-            "scenario": "cold_start_demo",
-            "apps": 3,
-            "runs": times.len(),
-            "median_ms": round(times[times.len() / 2]),
-            "min_ms": round(times[0]),
-            "max_ms": round(times[times.len() - 1]),
-        })
-    );
-    Ok(())
-}
-
-fn report_memory(apps: &[AppInfo], shell_pid: u32) -> anyhow::Result<()> {
-    let mut total_rss = 0.0;
-    let mut total_pss = 0.0;
-    for app in apps {
-        let pid = app.pid.context("an app without a pid")?;
-        let mut pids = vec![pid];
-        pids.extend(process_tree::descendants(pid));
-        let (rss, pss) = pids
-            .iter()
-            .map(|p| memory_kb(*p))
-            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
-        let names: Vec<String> = pids
-            .iter()
-            .filter_map(|p| process_tree::read(*p))
-            .map(|p| p.comm)
-            .collect();
-        let (rss_mb, pss_mb) = (rss as f64 / 1024.0, pss as f64 / 1024.0);
-        total_rss += rss_mb;
-        total_pss += pss_mb;
-        println!(
-            "{}",
-            json!({
-                "scenario": "memory_per_app",
-                "app": app.app_id,
-                "processes": names,
-                "rss_mb": round(rss_mb),
-                "pss_mb": round(pss_mb),
-            })
-        );
-    }
-    let (shell_rss, shell_pss) = memory_kb(shell_pid);
-    let n = apps.len() as f64;
-    println!(
-        "{}",
-        json!({
-            "scenario": "memory_mean_per_app",
-            "apps": apps.len(),
-            "rss_mb": round(total_rss / n),
-            "pss_mb": round(total_pss / n),
-            "shell_rss_mb": round(shell_rss as f64 / 1024.0),
-            "shell_pss_mb": round(shell_pss as f64 / 1024.0),
-        })
-    );
-    Ok(())
-}
-
-/// (RSS, PSS) of one process in KiB, from `/proc/PID/smaps_rollup`.
-fn memory_kb(pid: u32) -> (u64, u64) {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
-    let field = |name: &str| {
-        text.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("Rss:"), field("Pss:"))
-}
-
+/// Rounds to one decimal place for printing.
 fn round(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
 }

@@ -236,7 +236,7 @@ fn message_line(d: &weft_proto::frame::Delivery, data_only: bool) -> String {
         topic: &'a str,
         data: &'a RawValue,
         sender: &'a Identity,
-        id: &'a str,
+        id: String,
         ts: u64,
     }
     let text = String::from_utf8_lossy(&d.payload);
@@ -256,7 +256,7 @@ fn message_line(d: &weft_proto::frame::Delivery, data_only: bool) -> String {
         topic: d.topic.as_str(),
         data,
         sender: &d.sender,
-        id: &d.id,
+        id: d.id.to_string(),
         ts: d.ts_ms,
     })
     .expect("a line serialises")
@@ -298,7 +298,7 @@ mod tests {
 
     fn delivery(payload: &'static [u8]) -> weft_proto::frame::Delivery {
         weft_proto::frame::Delivery {
-            id: "e-1".into(),
+            id: weft_proto::frame::MessageId { epoch: 0xe, seq: 1 },
             ts_ms: 7,
             topic: Topic::new("a.b").unwrap(),
             sender: Identity {
@@ -316,7 +316,7 @@ mod tests {
     fn sub_lines_follow_the_documented_shape() {
         assert_eq!(
             message_line(&delivery(br#"{"px": 1}"#), false),
-            r#"{"topic":"a.b","data":{"px": 1},"sender":{"appId":"x","instanceId":"x-1"},"id":"e-1","ts":7}"#
+            r#"{"topic":"a.b","data":{"px": 1},"sender":{"appId":"x","instanceId":"x-1"},"id":"0000000e-1","ts":7}"#
         );
         assert_eq!(message_line(&delivery(b"[1,2]"), true), "[1,2]");
         assert_eq!(message_line(&delivery(b"not json"), true), r#""not json""#);

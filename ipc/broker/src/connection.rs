@@ -7,7 +7,6 @@ use futures_util::StreamExt;
 use tokio::{
     io::AsyncWriteExt,
     net::{UnixStream, unix::OwnedWriteHalf},
-    sync::mpsc,
 };
 use tokio_util::{codec::FramedRead, sync::CancellationToken};
 use weft_proto::{
@@ -16,10 +15,18 @@ use weft_proto::{
     handshake::{Hello, HelloReply, Refusal},
 };
 
-use crate::{BrokerEvent, ClientKind, Shared, lock, session::Session, tokens::TokenRefusal};
+use crate::{
+    BrokerEvent, ClientKind, Shared, lock,
+    outbound::{OutboundReceiver, outbound},
+    session::Session,
+    tokens::TokenRefusal,
+};
 
 /// How long a closing connection's queued frames may take to write.
 const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Bytes read from the socket at a time: many small frames per `read()`.
+const READ_BUFFER_BYTES: usize = 64 * 1024;
 
 /// Largest batch of frames gathered into one `write()`.
 const WRITE_BATCH_BYTES: usize = 64 * 1024;
@@ -29,7 +36,8 @@ pub(crate) type Reader =
 
 pub(crate) async fn serve(shared: Arc<Shared>, conn: u64, stream: UnixStream) {
     let (read, mut write) = stream.into_split();
-    let mut reader = FramedRead::new(read, codec(shared.config.max_frame_len));
+    let mut reader =
+        FramedRead::with_capacity(read, codec(shared.config.max_frame_len), READ_BUFFER_BYTES);
 
     let (kind, identity) = match handshake(&shared, conn, &mut reader).await {
         Ok(accepted) => accepted,
@@ -59,7 +67,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: u64, stream: UnixStream) {
         return;
     }
 
-    let (outbound, outbound_rx) = mpsc::channel(shared.config.outbound_queue_frames);
+    let (outbound, outbound_rx) = outbound(shared.config.outbound_queue_bytes);
     let kill = CancellationToken::new();
     lock(&shared.routes).add_conn(conn, identity.clone(), outbound.clone(), kill.clone());
     if kind == ClientKind::App {
@@ -88,7 +96,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: u64, stream: UnixStream) {
     lock(&shared.tokens).release(conn);
     let gone = lock(&shared.calls).connection_gone(conn);
     shared.provider_gone(gone);
-    let _ = outbound.try_send(Bytes::from(ServerFrame::Closing { reason }.encode()));
+    let _ = outbound.push(Bytes::from(ServerFrame::Closing { reason }.encode()));
     drop(outbound);
     // A slow consumer is not waited for: its queue is dropped unwritten. Others get what
     // is queued, for as long as they keep reading.
@@ -164,14 +172,14 @@ fn put_frame(buf: &mut BytesMut, body: &[u8]) {
 
 /// Writes queued frames, gathering everything already waiting (up to
 /// [`WRITE_BATCH_BYTES`]) into one `write()`. Ends when every sender is gone.
-async fn write_loop(mut write: OwnedWriteHalf, mut queue: mpsc::Receiver<Bytes>) {
+async fn write_loop(mut write: OwnedWriteHalf, mut queue: OutboundReceiver) {
     let mut buf = BytesMut::with_capacity(WRITE_BATCH_BYTES);
     while let Some(first) = queue.recv().await {
         put_frame(&mut buf, &first);
         while buf.len() < WRITE_BATCH_BYTES {
             match queue.try_recv() {
-                Ok(body) => put_frame(&mut buf, &body),
-                Err(_) => break,
+                Some(body) => put_frame(&mut buf, &body),
+                None => break,
             }
         }
         if write.write_all(&buf).await.is_err() {

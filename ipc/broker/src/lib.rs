@@ -20,6 +20,7 @@
 
 mod calls;
 mod connection;
+mod outbound;
 mod routes;
 mod session;
 pub mod sublist;
@@ -40,12 +41,13 @@ use tokio::{net::UnixListener, sync::mpsc};
 use tokio_util::sync::CancellationToken;
 use weft_proto::{
     ErrorCode, Identity, ServerFrame, Token, Topic,
-    frame::{ControlReply, ControlRequest, Delivery, IdentityFilter, PageStatus},
+    frame::{ControlReply, ControlRequest, Delivery, IdentityFilter, MessageId, PageStatus},
 };
 
 use crate::{
     calls::{Calls, ProviderGone},
-    routes::Routes,
+    outbound::Refused,
+    routes::{Conn, Routes},
     tokens::Tokens,
 };
 
@@ -56,8 +58,9 @@ pub struct BrokerConfig {
     pub socket_path: PathBuf,
     /// Largest frame body accepted, in bytes.
     pub max_frame_len: usize,
-    /// Frames that may wait in one connection's outbound queue before it counts as slow.
-    pub outbound_queue_frames: usize,
+    /// Bytes that may wait in one connection's outbound queue before it counts as a
+    /// slow consumer and is disconnected.
+    pub outbound_queue_bytes: usize,
     /// How long a new connection may take to send its handshake.
     pub handshake_timeout: Duration,
     /// Requests and dispatches one connection may have waiting for answers.
@@ -70,7 +73,7 @@ impl BrokerConfig {
         Self {
             socket_path: socket_path.into(),
             max_frame_len: weft_proto::DEFAULT_MAX_FRAME_LEN,
-            outbound_queue_frames: 8192,
+            outbound_queue_bytes: 64 * 1024 * 1024,
             handshake_timeout: Duration::from_secs(5),
             max_pending_calls: 4096,
         }
@@ -129,7 +132,7 @@ pub(crate) struct Shared {
     next_conn: AtomicU64,
     next_message: AtomicU64,
     /// Random per broker run, so message ids stay unique across shell restarts.
-    epoch: String,
+    epoch: u32,
 }
 
 /// The broker could not start.
@@ -166,6 +169,7 @@ impl Broker {
         let (events, rx) = mpsc::unbounded_channel();
         let mut epoch = [0u8; 4];
         getrandom::fill(&mut epoch).expect("the operating system's random source failed");
+        let epoch = u32::from_le_bytes(epoch);
         let shared = Arc::new(Shared {
             calls: Mutex::new(Calls::new(config.max_pending_calls)),
             config,
@@ -175,7 +179,7 @@ impl Broker {
             shutdown: CancellationToken::new(),
             next_conn: AtomicU64::new(1),
             next_message: AtomicU64::new(1),
-            epoch: hex::encode(epoch),
+            epoch,
         });
         let handle = BrokerHandle {
             shared: shared.clone(),
@@ -244,9 +248,11 @@ impl BrokerHandle {
 }
 
 impl Shared {
-    fn message_id(&self) -> String {
-        let n = self.next_message.fetch_add(1, Ordering::Relaxed);
-        format!("{}-{n:x}", self.epoch)
+    fn message_id(&self) -> MessageId {
+        MessageId {
+            epoch: self.epoch,
+            seq: self.next_message.fetch_add(1, Ordering::Relaxed),
+        }
     }
 
     /// Queues `delivery` for every subscription matching its topic that accepts its
@@ -255,10 +261,10 @@ impl Shared {
     fn route(&self, delivery: &Delivery, only: Option<&IdentityFilter>) {
         let encoded = delivery.encode();
         let mut routes = lock(&self.routes);
-        for target in routes.targets(&delivery.topic, &delivery.sender, only) {
+        routes.for_each_target(&delivery.topic, &delivery.sender, only, |target, conn| {
             let body = Bytes::from(ServerFrame::encode_deliver(target.sub, &encoded));
-            Self::queue(&routes, target.conn, body);
-        }
+            Self::push(target.conn, conn, body);
+        });
     }
 
     /// Queues `frame` for connection `conn`, if it is still there.
@@ -270,12 +276,15 @@ impl Shared {
     /// Queues an encoded frame; a connection whose queue is full is disconnected
     /// rather than waited for.
     fn queue(routes: &Routes, conn: u64, body: Bytes) {
-        let Some(c) = routes.conn(conn) else {
-            return;
-        };
-        match c.outbound.try_send(body) {
-            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
+        if let Some(c) = routes.conn(conn) {
+            Self::push(conn, c, body);
+        }
+    }
+
+    fn push(conn: u64, c: &Conn, body: Bytes) {
+        match c.outbound.push(body) {
+            Ok(()) | Err(Refused::Closed) => {}
+            Err(Refused::Full) => {
                 if !c.kill.is_cancelled() {
                     tracing::warn!(
                         conn,

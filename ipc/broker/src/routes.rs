@@ -4,14 +4,12 @@
 //! connection's `subs`, under the same pattern, and removing a connection removes all of
 //! its subscriptions.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
-use bytes::Bytes;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use weft_proto::{Identity, Pattern, Topic, frame::IdentityFilter};
 
-use crate::sublist::Sublist;
+use crate::{outbound::Outbound, sublist::Sublist};
 
 /// Topics whose subscriber lists are cached.
 const ROUTE_CACHE_TOPICS: usize = 8192;
@@ -20,7 +18,7 @@ const ROUTE_CACHE_TOPICS: usize = 8192;
 pub(crate) struct Conn {
     pub(crate) identity: Identity,
     /// Encoded frame bodies waiting to be written.
-    pub(crate) outbound: mpsc::Sender<Bytes>,
+    pub(crate) outbound: Outbound,
     /// Cancelled to disconnect the client (for example when it is too slow).
     pub(crate) kill: CancellationToken,
     subs: HashMap<u64, (Pattern, Option<IdentityFilter>)>,
@@ -47,7 +45,7 @@ pub(crate) struct Routes {
 impl Default for Routes {
     fn default() -> Self {
         Self {
-            conns: HashMap::new(),
+            conns: HashMap::default(),
             subs: Sublist::new(ROUTE_CACHE_TOPICS),
         }
     }
@@ -58,7 +56,7 @@ impl Routes {
         &mut self,
         id: u64,
         identity: Identity,
-        outbound: mpsc::Sender<Bytes>,
+        outbound: Outbound,
         kill: CancellationToken,
     ) {
         self.conns.insert(
@@ -67,7 +65,7 @@ impl Routes {
                 identity,
                 outbound,
                 kill,
-                subs: HashMap::new(),
+                subs: HashMap::default(),
             },
         );
     }
@@ -120,19 +118,31 @@ impl Routes {
         sender: &Identity,
         only: Option<&IdentityFilter>,
     ) -> Vec<Target> {
+        let mut out = Vec::new();
+        self.for_each_target(topic, sender, only, |t, _| out.push(t));
+        out
+    }
+
+    /// Calls `f` with every target [`Routes::targets`] would list, and its connection,
+    /// without collecting them.
+    pub(crate) fn for_each_target(
+        &mut self,
+        topic: &Topic,
+        sender: &Identity,
+        only: Option<&IdentityFilter>,
+        mut f: impl FnMut(Target, &Conn),
+    ) {
         let matched = self.subs.matches(topic);
-        matched
-            .iter()
-            .filter(|(conn, sub)| {
-                let Some(c) = self.conns.get(conn) else {
-                    return false;
-                };
-                let from = c.subs.get(sub).and_then(|(_, from)| from.as_ref());
-                only.is_none_or(|f| f.matches(&c.identity))
-                    && from.is_none_or(|f| f.matches(sender))
-            })
-            .map(|&(conn, sub)| Target { conn, sub })
-            .collect()
+        for &(conn, sub) in matched.iter() {
+            let Some(c) = self.conns.get(&conn) else {
+                continue;
+            };
+            let from = c.subs.get(&sub).and_then(|(_, from)| from.as_ref());
+            if only.is_none_or(|f| f.matches(&c.identity)) && from.is_none_or(|f| f.matches(sender))
+            {
+                f(Target { conn, sub }, c);
+            }
+        }
     }
 
     /// Whether any live connection is selected by `filter`.
@@ -145,11 +155,11 @@ impl Routes {
 mod tests {
     use super::*;
 
-    fn routes_with(conns: &[u64]) -> (Routes, Vec<mpsc::Receiver<Bytes>>) {
+    fn routes_with(conns: &[u64]) -> (Routes, Vec<crate::outbound::OutboundReceiver>) {
         let mut r = Routes::default();
         let mut rxs = vec![];
         for &c in conns {
-            let (tx, rx) = mpsc::channel(4);
+            let (tx, rx) = crate::outbound::outbound(1024);
             r.add_conn(c, Identity::new_instance("x"), tx, CancellationToken::new());
             rxs.push(rx);
         }

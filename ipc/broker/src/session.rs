@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use weft_proto::{
     ClientFrame, ErrorCode, Identity, ServerFrame, Topic,
     frame::{Delivery, IdentityFilter, RemoteError},
@@ -14,6 +14,7 @@ use crate::{
     calls::{Connected, TooManyPending},
     connection::Reader,
     lock, now_ms,
+    outbound::{Outbound, Refused},
     routes::SubError,
 };
 
@@ -23,7 +24,7 @@ pub(crate) struct Session<'a> {
     pub(crate) conn: u64,
     pub(crate) kind: ClientKind,
     pub(crate) identity: &'a Identity,
-    pub(crate) outbound: &'a mpsc::Sender<Bytes>,
+    pub(crate) outbound: &'a Outbound,
 }
 
 impl Session<'_> {
@@ -45,13 +46,14 @@ impl Session<'_> {
             let wanted = !matches!(reply, Some(ServerFrame::Ok { req: 0 }));
             if let Some(reply) = reply
                 && wanted
-                && self
-                    .outbound
-                    .send(Bytes::from(reply.encode()))
-                    .await
-                    .is_err()
             {
-                return "the writer stopped".into();
+                match self.outbound.push(Bytes::from(reply.encode())) {
+                    Ok(()) => {}
+                    Err(Refused::Full) => {
+                        return "SlowConsumer: it does not read its own answers".into();
+                    }
+                    Err(Refused::Closed) => return "the writer stopped".into(),
+                }
             }
         }
     }

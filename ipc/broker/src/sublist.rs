@@ -18,7 +18,9 @@
 //! - Matching does at most one expansion per (`#` node, position) pair, so no pattern can
 //!   make a match take time exponential in the topic's length.
 
-use std::{collections::HashMap, sync::Arc};
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use weft_proto::{Pattern, Topic, topic::Segment};
 
@@ -41,7 +43,7 @@ struct Node<V> {
 impl<V> Default for Node<V> {
     fn default() -> Self {
         Self {
-            literal: HashMap::new(),
+            literal: HashMap::default(),
             one: None,
             many: None,
             here: Vec::new(),
@@ -60,7 +62,7 @@ impl<V: Clone + Ord> Sublist<V> {
     pub fn new(cache_capacity: usize) -> Self {
         Self {
             root: Node::default(),
-            cache: HashMap::new(),
+            cache: HashMap::default(),
             cache_capacity,
             generation: 0,
             len: 0,

@@ -317,7 +317,7 @@ async fn malformed_and_oversized_frames_close_only_that_client() {
 
 #[tokio::test]
 async fn a_slow_consumer_is_disconnected_and_others_keep_receiving() {
-    let b = TestBroker::start_with(|c| c.outbound_queue_frames = 64);
+    let b = TestBroker::start_with(|c| c.outbound_queue_bytes = 256 * 1024);
     let publisher = b.cli().await;
     let fast = b.cli().await;
     let mut fast_sub = fast.subscribe(&topic("load")).await.unwrap();

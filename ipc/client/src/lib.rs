@@ -177,7 +177,11 @@ impl Client {
                     source,
                 })?;
         let (read, mut write) = stream.into_split();
-        let mut reader = FramedRead::new(read, codec(weft_proto::DEFAULT_MAX_FRAME_LEN));
+        let mut reader = FramedRead::with_capacity(
+            read,
+            codec(weft_proto::DEFAULT_MAX_FRAME_LEN),
+            WRITE_BATCH_BYTES,
+        );
         write.write_all(&framed(hello)).await?;
         let body = match reader.next().await {
             Some(Ok(body)) => body,
@@ -336,6 +340,25 @@ impl Client {
             .map(drop)
     }
 
+    /// As [`Client::respond`], without waiting for the broker's acknowledgement; a
+    /// refusal (the call was already answered, say) is logged.
+    pub async fn respond_nowait(
+        &self,
+        call: u64,
+        outcome: Result<Bytes, RemoteError>,
+    ) -> Result<(), ClientError> {
+        let frame = ClientFrame::Respond {
+            req: 0,
+            call,
+            outcome,
+        };
+        self.inner
+            .outbound
+            .send(Bytes::from(frame.encode()))
+            .await
+            .map_err(|_| ClientError::NotConnected("the connection is closed".into()))
+    }
+
     /// Provides the RPC service `service`; `ServiceExists` if another connection does.
     pub async fn provide(&self, service: &Topic) -> Result<Provider, ClientError> {
         let (tx, invocations) = mpsc::channel(SUBSCRIPTION_BUFFER);
@@ -485,7 +508,7 @@ impl Client {
         match answer {
             Ok(Ok(Reply::Response(d))) => Ok(d),
             Ok(Ok(Reply::Done)) => Ok(Delivery {
-                id: String::new(),
+                id: weft_proto::frame::MessageId { epoch: 0, seq: 0 },
                 ts_ms: 0,
                 topic: Topic::new("connected").expect("a valid topic"),
                 sender: self.inner.identity.clone(),

@@ -219,7 +219,7 @@ pub enum ServerFrame {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Delivery {
     /// Broker-assigned id, unique across shell runs.
-    pub id: String,
+    pub id: MessageId,
     /// When the broker accepted it, in milliseconds since the Unix epoch.
     pub ts_ms: u64,
     /// The topic it was published on (for a service call, the service).
@@ -234,6 +234,22 @@ pub struct Delivery {
     pub reply_to: Option<u64>,
     /// Whether it was sent directly to this identity rather than published.
     pub direct: bool,
+}
+
+/// A message's id: a random number per broker run and a sequence number within it.
+/// Shown as `epoch-seq` in hexadecimal, e.g. `9f3a01c2-1b`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MessageId {
+    /// Random per broker run.
+    pub epoch: u32,
+    /// Counts messages within the run.
+    pub seq: u64,
+}
+
+impl std::fmt::Display for MessageId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:08x}-{:x}", self.epoch, self.seq)
+    }
 }
 
 /// Selects senders or recipients: every instance of an app, or one instance.
@@ -508,7 +524,7 @@ mod tests {
 
     fn sample_delivery() -> Delivery {
         Delivery {
-            id: "abc".into(),
+            id: MessageId { epoch: 1, seq: 2 },
             ts_ms: 1_700_000_000_000,
             topic: Topic::new("fx.EURUSD").unwrap(),
             sender: Identity {

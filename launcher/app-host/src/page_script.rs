@@ -50,7 +50,7 @@ enum Data<'a> {
 struct Meta<'a> {
     topic: &'a str,
     sender: &'a Identity,
-    id: &'a str,
+    id: String,
     ts: u64,
     /// Present (true) when the payload was not JSON and `data` is its text.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -95,7 +95,7 @@ impl ToPage {
             meta: Meta {
                 topic: d.topic.as_str(),
                 sender: &d.sender,
-                id: &d.id,
+                id: d.id.to_string(),
                 ts: d.ts_ms,
                 raw,
             },
@@ -130,7 +130,7 @@ mod tests {
 
     fn delivery(payload: &'static [u8]) -> Delivery {
         Delivery {
-            id: "e-1".into(),
+            id: weft_proto::frame::MessageId { epoch: 0xe, seq: 1 },
             ts_ms: 5,
             topic: Topic::new("a.b").unwrap(),
             sender: Identity {
@@ -158,7 +158,7 @@ mod tests {
                 r#"{"t":"res","id":2,"err":{"code":"InvalidTopic","message":"bad \"topic\""#,
                 "\u{2028}",
                 r#""}},"#,
-                r#"{"t":"msg","sub":3,"data":{"px":[1,2]},"meta":{"topic":"a.b","sender":{"appId":"x","instanceId":"x-1"},"id":"e-1","ts":5}}]);"#
+                r#"{"t":"msg","sub":3,"data":{"px":[1,2]},"meta":{"topic":"a.b","sender":{"appId":"x","instanceId":"x-1"},"id":"0000000e-1","ts":5}}]);"#
             )
         );
     }
