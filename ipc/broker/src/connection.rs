@@ -175,10 +175,10 @@ fn put_frame(buf: &mut BytesMut, body: &[u8]) {
 async fn write_loop(mut write: OwnedWriteHalf, mut queue: OutboundReceiver) {
     let mut buf = BytesMut::with_capacity(WRITE_BATCH_BYTES);
     while let Some(first) = queue.recv().await {
-        put_frame(&mut buf, &first);
+        first.write_into(&mut buf);
         while buf.len() < WRITE_BATCH_BYTES {
             match queue.try_recv() {
-                Some(body) => put_frame(&mut buf, &body),
+                Some(item) => item.write_into(&mut buf),
                 None => break,
             }
         }

@@ -46,7 +46,7 @@ use weft_proto::{
 
 use crate::{
     calls::{Calls, ProviderGone},
-    outbound::Refused,
+    outbound::{Item, Refused},
     routes::{Conn, Routes},
     tokens::Tokens,
 };
@@ -259,11 +259,14 @@ impl Shared {
     /// sender, on the connections selected by `only` if given. The message is encoded
     /// once; each subscriber's frame only adds its subscription id.
     fn route(&self, delivery: &Delivery, only: Option<&IdentityFilter>) {
-        let encoded = delivery.encode();
+        let message = Bytes::from(delivery.encode());
         let mut routes = lock(&self.routes);
         routes.for_each_target(&delivery.topic, &delivery.sender, only, |target, conn| {
-            let body = Bytes::from(ServerFrame::encode_deliver(target.sub, &encoded));
-            Self::push(target.conn, conn, body);
+            let item = Item::Deliver {
+                sub: target.sub,
+                message: message.clone(),
+            };
+            Self::push(target.conn, conn, item);
         });
     }
 
@@ -277,12 +280,12 @@ impl Shared {
     /// rather than waited for.
     fn queue(routes: &Routes, conn: u64, body: Bytes) {
         if let Some(c) = routes.conn(conn) {
-            Self::push(conn, c, body);
+            Self::push(conn, c, Item::Frame(body));
         }
     }
 
-    fn push(conn: u64, c: &Conn, body: Bytes) {
-        match c.outbound.push(body) {
+    fn push(conn: u64, c: &Conn, item: Item) {
+        match c.outbound.push_item(item) {
             Ok(()) | Err(Refused::Closed) => {}
             Err(Refused::Full) => {
                 if !c.kill.is_cancelled() {

@@ -453,9 +453,22 @@ impl AppState {
 const DELIVER_VARIANT: u8 = 2;
 
 impl Delivery {
-    /// Encodes the message alone, for [`ServerFrame::encode_deliver`].
+    /// Encodes the message alone, to follow [`ServerFrame::deliver_prefix`].
     pub fn encode(&self) -> Vec<u8> {
-        postcard::to_stdvec(self).expect("a Delivery always serialises")
+        // One allocation of about the right size: fixed fields take at most ~40 bytes,
+        // each length prefix at most 5.
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 10)
+            .sum();
+        let size = 64
+            + self.topic.as_str().len()
+            + self.sender.app_id.len()
+            + self.sender.instance_id.len()
+            + self.payload.len()
+            + headers;
+        postcard::to_extend(self, Vec::with_capacity(size)).expect("a Delivery always serialises")
     }
 }
 
@@ -477,24 +490,26 @@ impl ClientFrame {
 }
 
 impl ServerFrame {
-    /// Encodes `ServerFrame::Deliver { sub, message }` from `message` already encoded by
-    /// [`Delivery::encode`], so that a message routed to many subscribers is encoded
-    /// once. The result is byte-for-byte what [`ServerFrame::encode`] gives.
-    pub fn encode_deliver(sub: u64, encoded_message: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(1 + 10 + encoded_message.len());
-        out.push(DELIVER_VARIANT);
+    /// The bytes that precede an encoded [`Delivery`] (see [`Delivery::encode`]) in a
+    /// `Deliver` frame for `sub`: the variant index and the varint subscription id. A
+    /// message routed to many subscribers is thus encoded once; prefix plus message is
+    /// byte for byte what [`ServerFrame::encode`] gives. Returns the buffer and how much
+    /// of it is used (at most 11 bytes).
+    pub fn deliver_prefix(sub: u64) -> ([u8; 11], usize) {
+        let mut out = [0u8; 11];
+        out[0] = DELIVER_VARIANT;
+        let mut len = 1;
         let mut n = sub;
         loop {
             let byte = (n & 0x7f) as u8;
             n >>= 7;
             if n == 0 {
-                out.push(byte);
-                break;
+                out[len] = byte;
+                return (out, len + 1);
             }
-            out.push(byte | 0x80);
+            out[len] = byte | 0x80;
+            len += 1;
         }
-        out.extend_from_slice(encoded_message);
-        out
     }
 
     /// Encodes the frame as a body.
@@ -594,10 +609,10 @@ mod tests {
                 sub,
                 message: message.clone(),
             };
-            assert_eq!(
-                ServerFrame::encode_deliver(sub, &message.encode()),
-                frame.encode()
-            );
+            let (prefix, len) = ServerFrame::deliver_prefix(sub);
+            let mut joined = prefix[..len].to_vec();
+            joined.extend_from_slice(&message.encode());
+            assert_eq!(joined, frame.encode());
         }
     }
 

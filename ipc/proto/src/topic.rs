@@ -121,14 +121,32 @@ fn validate_common(text: &str) -> Result<(), TopicError> {
     if text.len() > MAX_TOPIC_LEN {
         return Err(TopicError::TooLong { len: text.len() });
     }
-    if let Some((at, ch)) = text.char_indices().find(|(_, c)| c.is_control()) {
-        return Err(TopicError::ControlCharacter { ch, at });
+    // One pass: control characters first (they are reported wherever they are), then
+    // the segment structure.
+    let mut segments = 1;
+    let mut empty_segment = None;
+    let mut segment_len = 0;
+    for (at, ch) in text.char_indices() {
+        if ch.is_control() {
+            return Err(TopicError::ControlCharacter { ch, at });
+        }
+        if ch == '.' {
+            if segment_len == 0 && empty_segment.is_none() {
+                empty_segment = Some(segments - 1);
+            }
+            segments += 1;
+            segment_len = 0;
+        } else {
+            segment_len += 1;
+        }
     }
-    let count = text.split('.').count();
-    if count > MAX_SEGMENTS {
-        return Err(TopicError::TooManySegments { count });
+    if segment_len == 0 && empty_segment.is_none() {
+        empty_segment = Some(segments - 1);
     }
-    if let Some(index) = text.split('.').position(str::is_empty) {
+    if segments > MAX_SEGMENTS {
+        return Err(TopicError::TooManySegments { count: segments });
+    }
+    if let Some(index) = empty_segment {
         return Err(TopicError::EmptySegment { index });
     }
     Ok(())
