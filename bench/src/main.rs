@@ -11,6 +11,10 @@
 mod bus;
 mod startup;
 
+/// The shell uses the same allocator, so the broker is measured as it runs there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::{path::PathBuf, time::Duration};
 
 use anyhow::bail;
