@@ -19,6 +19,8 @@
   let nextId = 1;
   const pending = new Map(); // request id -> {resolve, reject}
   const handlers = new Map(); // subscription id -> handler
+  const providers = new Map(); // service name -> Map(action -> handler)
+  const serviceClients = new Map(); // service name -> Set of disconnect callbacks
 
   function post(message) {
     message.s = secret;
@@ -46,11 +48,48 @@
     });
   }
 
-  function checkTopic(topic) {
-    if (typeof topic !== "string") {
-      return weftError("InvalidTopic", "the topic must be a string, not " + typeof topic);
+  function checkString(value, what, code) {
+    if (typeof value !== "string") {
+      return weftError(code, what + " must be a string, not " + typeof value);
     }
     return null;
+  }
+
+  function encode(data) {
+    return JSON.stringify(data === undefined ? null : data);
+  }
+
+  function identityFilter(value, what) {
+    if (!value || typeof value.appId !== "string") {
+      throw weftError("InvalidArgument", what + " must be {appId, instanceId?}");
+    }
+    const filter = { appId: value.appId };
+    if (value.instanceId !== undefined) filter.instanceId = String(value.instanceId);
+    return filter;
+  }
+
+  function timeoutOf(opts, fallback) {
+    const t = opts && opts.timeout !== undefined ? Number(opts.timeout) : fallback;
+    if (!(t > 0)) throw weftError("InvalidArgument", "timeout must be a positive number of milliseconds");
+    return Math.ceil(t);
+  }
+
+  // Answers a request or invocation with whatever `run` returns or throws.
+  function answer(call, run) {
+    Promise.resolve()
+      .then(run)
+      .then(
+        (value) => post({ t: "respond", call: call, data: encode(value) }),
+        (e) =>
+          post({
+            t: "respond",
+            call: call,
+            err: {
+              code: e && e.code === "NoSuchAction" ? "NoSuchAction" : "HandlerError",
+              message: e && e.message ? String(e.message) : String(e),
+            },
+          }),
+      );
   }
 
   // Called by the host with a batch of messages; not enumerable, not replaceable.
@@ -65,42 +104,153 @@
       } else if (m.t === "msg") {
         const handler = handlers.get(m.sub);
         if (!handler) continue;
+        const call = m.call;
+        if (call !== undefined) {
+          // A request: the handler's result (or promise) is the answer.
+          answer(call, () => handler(m.data, m.meta));
+          continue;
+        }
         try {
           handler(m.data, m.meta);
         } catch (e) {
           console.error("weft: a subscription handler threw", e);
+        }
+      } else if (m.t === "invoke") {
+        const actions = providers.get(m.svc);
+        const handler = actions && actions.get(m.action);
+        answer(m.call, () => {
+          if (!handler) throw weftError("NoSuchAction", "no action " + m.action + " in " + m.svc);
+          return handler(m.data, m.meta);
+        });
+      } else if (m.t === "svcgone") {
+        const callbacks = serviceClients.get(m.svc);
+        serviceClients.delete(m.svc);
+        if (callbacks) {
+          for (const cb of callbacks) {
+            try {
+              cb();
+            } catch (e) {
+              console.error("weft: a disconnect handler threw", e);
+            }
+          }
         }
       }
     }
   }
   Object.defineProperty(window, "__weftHost", { value: receive });
 
+  const rpc = {
+    // Offer the service `name`; register actions on the returned provider.
+    provide(name) {
+      const bad = checkString(name, "the service name", "InvalidTopic");
+      if (bad) return Promise.reject(bad);
+      if (providers.has(name)) {
+        return Promise.reject(weftError("ServiceExists", name + " is already provided by this page"));
+      }
+      const actions = new Map();
+      providers.set(name, actions);
+      return request({ t: "provide", svc: name }).then(
+        () =>
+          Object.freeze({
+            register(action, handler) {
+              if (typeof action !== "string" || typeof handler !== "function") {
+                throw weftError("InvalidArgument", "register(action: string, handler: function)");
+              }
+              actions.set(action, handler);
+            },
+            withdraw() {
+              providers.delete(name);
+              return request({ t: "withdraw", svc: name }).then(() => undefined);
+            },
+          }),
+        (e) => {
+          providers.delete(name);
+          throw e;
+        },
+      );
+    },
+
+    // Connect to the service `name`; opts.wait waits (up to opts.timeout ms) for a
+    // provider that has not started yet.
+    connect(name, opts) {
+      const bad = checkString(name, "the service name", "InvalidTopic");
+      if (bad) return Promise.reject(bad);
+      let wait = null;
+      try {
+        if (opts && opts.wait) wait = timeoutOf(opts, 10000);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+      return request({ t: "connect", svc: name, wait: wait }).then(() => {
+        const callbacks = serviceClients.get(name) || new Set();
+        serviceClients.set(name, callbacks);
+        return Object.freeze({
+          dispatch(action, payload, dopts) {
+            let timeout;
+            try {
+              timeout = timeoutOf(dopts, 10000);
+            } catch (e) {
+              return Promise.reject(e);
+            }
+            return request({ t: "dispatch", svc: name, action: String(action), data: encode(payload), timeout: timeout }).then(
+              (reply) => reply.data,
+            );
+          },
+          onDisconnect(cb) {
+            if (typeof cb === "function") callbacks.add(cb);
+          },
+        });
+      });
+    },
+  };
+
   const api = {
     identity: Object.freeze({ appId: identity.appId, instanceId: identity.instanceId }),
 
     publish(topic, data) {
-      const bad = checkTopic(topic);
+      const bad = checkString(topic, "the topic", "InvalidTopic");
       if (bad) return Promise.reject(bad);
       let text;
       try {
-        text = JSON.stringify(data === undefined ? null : data);
+        text = encode(data);
       } catch (e) {
         return Promise.reject(weftError("InvalidPayload", "the data is not JSON-serialisable: " + e));
       }
       return request({ t: "pub", topic: topic, data: text }).then(() => undefined);
     },
 
+    // Deliver only to `target` ({appId} or {appId, instanceId}).
+    send(target, topic, data) {
+      const bad = checkString(topic, "the topic", "InvalidTopic");
+      if (bad) return Promise.reject(bad);
+      let to, text;
+      try {
+        to = identityFilter(target, "the target");
+        text = encode(data);
+      } catch (e) {
+        return Promise.reject(e.code ? e : weftError("InvalidPayload", "the data is not JSON-serialisable: " + e));
+      }
+      return request({ t: "send", to: to, topic: topic, data: text }).then(() => undefined);
+    },
+
     // `pattern` is a topic, or a pattern where `*` matches one segment and `#` any
-    // number (`fx.*.spot`, `fx.#`).
-    subscribe(topic, handler) {
-      const bad = checkTopic(topic);
+    // number (`fx.*.spot`, `fx.#`). opts.from keeps only messages from that sender.
+    // When a message is a request, the handler's return value (or promise) answers it.
+    subscribe(pattern, handler, opts) {
+      const bad = checkString(pattern, "the pattern", "InvalidTopic");
       if (bad) return Promise.reject(bad);
       if (typeof handler !== "function") {
         return Promise.reject(weftError("InvalidArgument", "the handler must be a function"));
       }
+      let from = null;
+      try {
+        if (opts && opts.from) from = identityFilter(opts.from, "opts.from");
+      } catch (e) {
+        return Promise.reject(e);
+      }
       const sub = nextId++;
       handlers.set(sub, handler);
-      return request({ t: "sub", sub: sub, topic: topic }).then(
+      return request({ t: "sub", sub: sub, topic: pattern, from: from }).then(
         () =>
           Object.freeze({
             unsubscribe() {
@@ -114,6 +264,22 @@
         },
       );
     },
+
+    // Ask whoever subscribes to `topic`; resolves with the first answer's data.
+    request(topic, data, opts) {
+      const bad = checkString(topic, "the topic", "InvalidTopic");
+      if (bad) return Promise.reject(bad);
+      let timeout, text;
+      try {
+        timeout = timeoutOf(opts, 10000);
+        text = encode(data);
+      } catch (e) {
+        return Promise.reject(e.code ? e : weftError("InvalidPayload", "the data is not JSON-serialisable: " + e));
+      }
+      return request({ t: "req", topic: topic, data: text, timeout: timeout }).then((reply) => reply.data);
+    },
+
+    rpc: Object.freeze(rpc),
   };
   Object.defineProperty(window, "weft", { value: Object.freeze(api), enumerable: true });
 

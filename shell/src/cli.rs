@@ -64,6 +64,20 @@ pub enum BusCommand {
         /// The message, as JSON text (quote it for the shell).
         json: String,
     },
+    /// Ask whoever subscribes to TOPIC and print the first answer as one JSON line
+    /// (the shape `sub` prints); exits 2 on timeout, 1 when nobody answers.
+    Request {
+        /// The topic the question is published on.
+        topic: String,
+        /// The question, as JSON text.
+        json: String,
+        /// Seconds to wait for an answer.
+        #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+        timeout: f64,
+        /// Print only the answer's data.
+        #[arg(long)]
+        data_only: bool,
+    },
     /// Print messages on the topics matching a pattern, one JSON line each:
     /// {"topic", "data", "sender": {"appId", "instanceId"}, "id", "ts"}.
     Sub {

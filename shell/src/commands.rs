@@ -177,6 +177,32 @@ pub fn bus(data_dir: Option<&Path>, command: BusCommand) -> anyhow::Result<ExitC
             })?;
             Ok(ExitCode::SUCCESS)
         }
+        BusCommand::Request {
+            topic,
+            json,
+            timeout,
+            data_only,
+        } => {
+            let topic = Topic::new(topic).context("invalid topic")?;
+            serde_json::from_str::<&RawValue>(&json)
+                .with_context(|| format!("the question is not valid JSON: {json}"))?;
+            let timeout = Duration::try_from_secs_f64(timeout)
+                .with_context(|| format!("--timeout must be a number of seconds, not {timeout}"))?;
+            runtime.block_on(async {
+                let client = connect(&endpoint).await?;
+                match client.request(&topic, json, timeout).await {
+                    Ok(answer) => {
+                        println!("{}", message_line(&answer, data_only));
+                        Ok(ExitCode::SUCCESS)
+                    }
+                    Err(ClientError::Timeout(t)) => {
+                        eprintln!("weft: no answer within {t:?}");
+                        Ok(ExitCode::from(EXIT_TIMEOUT))
+                    }
+                    Err(e) => Err(anyhow::Error::from(e).context("the request failed")),
+                }
+            })
+        }
         BusCommand::Sub {
             pattern,
             count,

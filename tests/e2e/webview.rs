@@ -82,6 +82,72 @@ fn a_message_round_trips_through_a_page_in_another_process() {
 }
 
 #[test]
+fn pages_use_request_rpc_and_send_with_typed_errors() {
+    let env = TestEnv::new();
+    let ws = env.workspace(
+        "services",
+        &[
+            ("provider", "services/index.html"),
+            ("caller", "services/index.html"),
+        ],
+    );
+    // Listen before the pages start, so their readiness reports are not missed.
+    let mut shell = Shell::launch(env, &ws);
+    // One runtime for the whole test: the client's tasks live on it.
+    let rt = runtime();
+    let mut reports = rt.block_on(async {
+        let endpoint = shell.env.endpoint();
+        let client = loop {
+            shell.assert_alive();
+            if let Ok(c) = Client::connect_cli(&endpoint).await {
+                break c;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        };
+        (
+            client.clone(),
+            client.subscribe(&topic("e2e.report")).await.unwrap(),
+        )
+    });
+    shell.wait_ready(2);
+    let caller = rt.block_on(async {
+        let (client, sub) = &mut reports;
+        let mut ready = HashSet::new();
+        while ready.len() < 2 {
+            let d = within("both pages to set up", sub.next()).await.unwrap();
+            let v: Value = serde_json::from_slice(&d.payload).unwrap();
+            assert!(v.get("setupFailed").is_none(), "{v}");
+            ready.insert(d.sender.app_id.clone());
+        }
+        client.publish(&topic("e2e.go"), "{}").await.unwrap();
+        let mut caller = None;
+        let mut direct = None;
+        while caller.is_none() || direct.is_none() {
+            let d = within("the reports", sub.next()).await.unwrap();
+            let v: Value = serde_json::from_slice(&d.payload).unwrap();
+            if let Some(report) = v.get("caller") {
+                caller = Some(report.clone());
+            } else if v.get("direct").is_some() {
+                assert_eq!(d.sender.app_id, "provider");
+                direct = Some(v);
+            }
+        }
+        assert_eq!(direct.unwrap(), json!({"direct": "hi", "from": "caller"}));
+        caller.unwrap()
+    });
+    assert_eq!(caller["ask"], json!({"ok": {"answer": 42}}));
+    assert_eq!(caller["add"], json!({"ok": {"sum": 5, "caller": "caller"}}));
+    assert_eq!(caller["boom"]["code"], "HandlerError");
+    assert_eq!(caller["boom"]["message"], "kaboom");
+    assert_eq!(caller["missing"]["code"], "NoSuchAction");
+    assert_eq!(caller["slow"]["code"], "Timeout");
+    assert_eq!(caller["nobody"]["code"], "NoResponders");
+    assert_eq!(caller["ghost"]["code"], "NoSuchTarget");
+    assert_eq!(caller["direct"], json!({"ok": null}));
+    assert_eq!(caller["badTopic"]["code"], "InvalidTopic");
+}
+
+#[test]
 fn bus_pub_and_sub_work_from_the_command_line() {
     let (shell, _) = launched("echo", &[("echo", "echo/index.html")]);
 
@@ -133,6 +199,25 @@ fn bus_pub_and_sub_work_from_the_command_line() {
         last["topic"] == "e2e.cli.x.y" || last["topic"] == "e2e.cli.probe",
         "{last}"
     );
+
+    // A request answered by the page's handler, and one nobody answers.
+    // The page subscribes once loaded; until then the answer is NoResponders.
+    let out = wait_for("the page to answer a request", SLOW, || {
+        let out = shell
+            .env
+            .run_weft(&["bus", "request", "e2e.double", "21", "--data-only"]);
+        let refused = String::from_utf8_lossy(&out.stderr).contains("NoResponders");
+        (!refused).then_some(out)
+    });
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "42");
+    let out = shell.env.run_weft(&["bus", "request", "e2e.nobody", "{}"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NoResponders"));
 
     // --data-only prints the payload alone; --timeout exits 2 when nothing comes.
     let out = shell

@@ -603,7 +603,7 @@ async fn rpc_dispatch_results_errors_and_provider_lifecycle() {
     };
     let provider_conn = b.app("oms").await;
     let mut provider = provider_conn.provide(&svc).await.unwrap();
-    let mut connected = within(waiting).await.unwrap().unwrap();
+    let connected = within(waiting).await.unwrap().unwrap();
 
     let second = b.app("oms2").await;
     assert_eq!(code(second.provide(&svc).await), ErrorCode::ServiceExists);

@@ -90,6 +90,15 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// The explanation without the code: for a broker error, exactly the broker's (or
+    /// the remote handler's) message.
+    pub fn message(&self) -> String {
+        match self {
+            ClientError::Broker { message, .. } => message.clone(),
+            other => other.to_string(),
+        }
+    }
+
     /// The stable code pages see for this error.
     pub fn code(&self) -> &'static str {
         match self {
@@ -705,8 +714,9 @@ impl ServiceClient {
     }
 
     /// Waits until the provider goes away.
-    pub async fn gone(&mut self) {
-        let _ = self.gone.wait_for(|gone| *gone).await;
+    pub async fn gone(&self) {
+        let mut flag = self.gone.clone();
+        let _ = flag.wait_for(|gone| *gone).await;
     }
 }
 

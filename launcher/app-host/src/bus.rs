@@ -2,11 +2,17 @@
 //! broker's messages to the page. Runs on its own thread with a Tokio runtime; talks to
 //! the window thread only through channels and the event-loop proxy.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use bytes::Bytes;
 
 use tokio::{sync::mpsc, task::JoinHandle};
-use weft_client::{Client, ClientError};
-use weft_proto::{Pattern, Topic, frame::PageStatus, launch::LaunchSpec};
+use weft_client::{Client, ClientError, ServiceClient};
+use weft_proto::{
+    Pattern, Topic,
+    frame::{Delivery, IdentityFilter, PageStatus},
+    launch::LaunchSpec,
+};
 
 use crate::{
     page_gate::PageRequest,
@@ -67,6 +73,8 @@ pub async fn run(
         client: client.clone(),
         to_page,
         subs: HashMap::new(),
+        provided: HashMap::new(),
+        services: HashMap::new(),
         hello: false,
         loaded: false,
     };
@@ -84,38 +92,46 @@ pub async fn run(
     }
 }
 
+type PageResult = Result<(), (&'static str, String)>;
+
+/// What the current page has open on the bus. Everything is dropped when a new page
+/// load starts: subscriptions end, provided services are withdrawn.
 struct Session {
     client: Client,
     to_page: mpsc::UnboundedSender<ToPage>,
     /// Page subscription id → the task forwarding its messages.
     subs: HashMap<u64, JoinHandle<()>>,
+    /// Provided service → the task forwarding its invocations (owning the provider).
+    provided: HashMap<String, JoinHandle<()>>,
+    /// Connected service → the client and the task watching for its provider leaving.
+    services: HashMap<String, (Arc<ServiceClient>, JoinHandle<()>)>,
     hello: bool,
     loaded: bool,
 }
 
 impl Session {
     async fn handle(&mut self, msg: FromWindow) {
-        match msg {
+        let request = match msg {
             FromWindow::PageStarted => {
-                for (_, task) in self.subs.drain() {
-                    task.abort();
-                }
+                self.reset();
                 if self.hello || self.loaded {
                     self.hello = false;
                     self.loaded = false;
                     self.report(PageStatus::Loading).await;
                 }
+                return;
             }
-            FromWindow::Page(PageRequest::Hello) => {
-                self.hello = true;
-            }
-            FromWindow::Page(PageRequest::Ready) => {
+            FromWindow::Page(request) => request,
+        };
+        match request {
+            PageRequest::Hello => self.hello = true,
+            PageRequest::Ready => {
                 if self.hello && !self.loaded {
                     self.loaded = true;
                     self.report(PageStatus::Ready).await;
                 }
             }
-            FromWindow::Page(PageRequest::Publish { id, topic, data }) => {
+            PageRequest::Publish { id, topic, data } => {
                 let result = match Topic::new(topic) {
                     Ok(topic) => self
                         .client
@@ -126,11 +142,32 @@ impl Session {
                 };
                 self.answer(id, result);
             }
-            FromWindow::Page(PageRequest::Subscribe { id, sub, topic }) => {
-                let result = self.subscribe(sub, topic).await;
+            PageRequest::Send {
+                id,
+                to,
+                topic,
+                data,
+            } => {
+                let result = match Topic::new(topic) {
+                    Ok(topic) => self
+                        .client
+                        .send(&to, &topic, data)
+                        .await
+                        .map_err(client_error),
+                    Err(e) => Err(("InvalidTopic", e.to_string())),
+                };
                 self.answer(id, result);
             }
-            FromWindow::Page(PageRequest::Unsubscribe { id, sub }) => {
+            PageRequest::Subscribe {
+                id,
+                sub,
+                topic,
+                from,
+            } => {
+                let result = self.subscribe(sub, topic, from).await;
+                self.answer(id, result);
+            }
+            PageRequest::Unsubscribe { id, sub } => {
                 let result = match self.subs.remove(&sub) {
                     Some(task) => {
                         task.abort();
@@ -140,10 +177,100 @@ impl Session {
                 };
                 self.answer(id, result);
             }
+            PageRequest::Request {
+                id,
+                topic,
+                data,
+                timeout_ms,
+            } => {
+                let topic = match Topic::new(topic) {
+                    Ok(t) => t,
+                    Err(e) => return self.answer(id, Err(("InvalidTopic", e.to_string()))),
+                };
+                // Answers take time; the page's other calls must not wait behind them.
+                let client = self.client.clone();
+                let to_page = self.to_page.clone();
+                tokio::spawn(async move {
+                    let answer = client
+                        .request(&topic, data, Duration::from_millis(timeout_ms))
+                        .await;
+                    let _ = to_page.send(reply_item(id, answer));
+                });
+            }
+            PageRequest::Respond { call, outcome } => {
+                let outcome = outcome.map(Bytes::from);
+                if let Err(e) = self.client.respond(call, outcome).await {
+                    tracing::warn!(call, "the page's answer was refused: {e}");
+                }
+            }
+            PageRequest::Provide { id, service } => {
+                let result = self.provide(service).await;
+                self.answer(id, result);
+            }
+            PageRequest::Withdraw { id, service } => {
+                let result = match self.provided.remove(&service) {
+                    // Dropping the provider (with its task) withdraws the service.
+                    Some(task) => {
+                        task.abort();
+                        Ok(())
+                    }
+                    None => Err((
+                        "NoProvider",
+                        format!("this page does not provide {service}"),
+                    )),
+                };
+                self.answer(id, result);
+            }
+            PageRequest::Connect {
+                id,
+                service,
+                wait_ms,
+            } => {
+                let result = self.connect(service, wait_ms).await;
+                self.answer(id, result);
+            }
+            PageRequest::Dispatch {
+                id,
+                service,
+                action,
+                data,
+                timeout_ms,
+            } => {
+                let Some((svc, _)) = self.services.get(&service) else {
+                    let message = format!("this page is not connected to {service}");
+                    return self.answer(id, Err(("NoProvider", message)));
+                };
+                let svc = svc.clone();
+                let to_page = self.to_page.clone();
+                tokio::spawn(async move {
+                    let answer = svc
+                        .dispatch(&action, data, Duration::from_millis(timeout_ms))
+                        .await;
+                    let _ = to_page.send(reply_item(id, answer));
+                });
+            }
         }
     }
 
-    async fn subscribe(&mut self, sub: u64, topic: String) -> Result<(), (&'static str, String)> {
+    /// Ends everything the old page had open.
+    fn reset(&mut self) {
+        for (_, task) in self.subs.drain() {
+            task.abort();
+        }
+        for (_, task) in self.provided.drain() {
+            task.abort();
+        }
+        for (_, (_, task)) in self.services.drain() {
+            task.abort();
+        }
+    }
+
+    async fn subscribe(
+        &mut self,
+        sub: u64,
+        topic: String,
+        from: Option<IdentityFilter>,
+    ) -> PageResult {
         if self.subs.contains_key(&sub) {
             return Err((
                 "DuplicateSubscription",
@@ -151,7 +278,11 @@ impl Session {
             ));
         }
         let pattern = Pattern::new(topic).map_err(|e| ("InvalidTopic", e.to_string()))?;
-        let mut subscription = self.client.subscribe(pattern).await.map_err(client_error)?;
+        let mut subscription = self
+            .client
+            .subscribe_from(pattern, from)
+            .await
+            .map_err(client_error)?;
         let to_page = self.to_page.clone();
         let task = tokio::spawn(async move {
             while let Some(d) = subscription.next().await {
@@ -164,7 +295,52 @@ impl Session {
         Ok(())
     }
 
-    fn answer(&self, id: u64, result: Result<(), (&'static str, String)>) {
+    async fn provide(&mut self, service: String) -> PageResult {
+        if self.provided.contains_key(&service) {
+            return Err((
+                "ServiceExists",
+                format!("this page already provides {service}"),
+            ));
+        }
+        let topic = Topic::new(service.clone()).map_err(|e| ("InvalidTopic", e.to_string()))?;
+        let mut provider = self.client.provide(&topic).await.map_err(client_error)?;
+        let to_page = self.to_page.clone();
+        let name = service.clone();
+        let task = tokio::spawn(async move {
+            while let Some(inv) = provider.next().await {
+                let item = ToPage::invoke(&name, inv.call, &inv.action, &inv.message);
+                if to_page.send(item).is_err() {
+                    break;
+                }
+            }
+        });
+        self.provided.insert(service, task);
+        Ok(())
+    }
+
+    async fn connect(&mut self, service: String, wait_ms: Option<u64>) -> PageResult {
+        let topic = Topic::new(service.clone()).map_err(|e| ("InvalidTopic", e.to_string()))?;
+        let wait = wait_ms.map(Duration::from_millis);
+        let svc = self
+            .client
+            .connect_service(&topic, wait)
+            .await
+            .map_err(client_error)?;
+        let svc = Arc::new(svc);
+        let watcher = svc.clone();
+        let to_page = self.to_page.clone();
+        let name = service.clone();
+        let task = tokio::spawn(async move {
+            watcher.gone().await;
+            let _ = to_page.send(ToPage::service_gone(&name));
+        });
+        if let Some((_, old)) = self.services.insert(service, (svc, task)) {
+            old.abort();
+        }
+        Ok(())
+    }
+
+    fn answer(&self, id: u64, result: PageResult) {
         let item = match result {
             Ok(()) => ToPage::ok(id),
             Err((code, message)) => ToPage::err(id, code, &message),
@@ -179,8 +355,16 @@ impl Session {
     }
 }
 
+/// The page's answer to a request or dispatch: `{data, meta}` of the reply, or the error.
+fn reply_item(id: u64, answer: Result<Delivery, ClientError>) -> ToPage {
+    match answer {
+        Ok(reply) => ToPage::reply(id, &reply),
+        Err(e) => ToPage::err(id, e.code(), &e.message()),
+    }
+}
+
 fn client_error(e: ClientError) -> (&'static str, String) {
-    (e.code(), e.to_string())
+    (e.code(), e.message())
 }
 
 /// Sends everything queued for the page, one script per batch.

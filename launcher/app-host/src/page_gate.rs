@@ -11,6 +11,10 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use url::Url;
+use weft_proto::{
+    ErrorCode,
+    frame::{IdentityFilter, RemoteError},
+};
 
 /// A message from the page, accepted and decoded.
 #[derive(Debug, PartialEq, Eq)]
@@ -28,14 +32,81 @@ pub enum PageRequest {
         /// The payload as JSON text, checked to be JSON.
         data: String,
     },
-    /// `weft.subscribe(topic, handler)`.
+    /// `weft.send(target, topic, data)`.
+    Send {
+        /// Request id.
+        id: u64,
+        /// The recipient.
+        to: IdentityFilter,
+        /// The topic, not yet validated.
+        topic: String,
+        /// The payload as JSON text.
+        data: String,
+    },
+    /// `weft.subscribe(pattern, handler, {from})`.
     Subscribe {
         /// Request id.
         id: u64,
         /// The page's subscription id.
         sub: u64,
+        /// The pattern, not yet validated.
+        topic: String,
+        /// Only messages from this sender.
+        from: Option<IdentityFilter>,
+    },
+    /// `weft.request(topic, data, {timeout})`.
+    Request {
+        /// Request id.
+        id: u64,
         /// The topic, not yet validated.
         topic: String,
+        /// The question as JSON text.
+        data: String,
+        /// Milliseconds to wait for an answer.
+        timeout_ms: u64,
+    },
+    /// The answer to a request delivered to the page, or to an invocation.
+    Respond {
+        /// The call answered.
+        call: u64,
+        /// The answer as JSON text, or the handler's failure.
+        outcome: Result<String, RemoteError>,
+    },
+    /// `weft.rpc.provide(name)`.
+    Provide {
+        /// Request id.
+        id: u64,
+        /// The service, not yet validated.
+        service: String,
+    },
+    /// `provider.withdraw()`.
+    Withdraw {
+        /// Request id.
+        id: u64,
+        /// The service.
+        service: String,
+    },
+    /// `weft.rpc.connect(name, {wait, timeout})`.
+    Connect {
+        /// Request id.
+        id: u64,
+        /// The service, not yet validated.
+        service: String,
+        /// Milliseconds to wait for a provider, if waiting.
+        wait_ms: Option<u64>,
+    },
+    /// `client.dispatch(action, payload, {timeout})`.
+    Dispatch {
+        /// Request id.
+        id: u64,
+        /// The service.
+        service: String,
+        /// The action.
+        action: String,
+        /// The argument as JSON text.
+        data: String,
+        /// Milliseconds to wait for the result.
+        timeout_ms: u64,
     },
     /// `subscription.unsubscribe()`.
     Unsubscribe {
@@ -73,7 +144,41 @@ struct Raw<'a> {
     topic: Option<String>,
     #[serde(borrow)]
     data: Option<&'a RawValue>,
+    to: Option<RawIdentity>,
+    from: Option<RawIdentity>,
+    svc: Option<String>,
+    action: Option<String>,
+    call: Option<u64>,
+    timeout: Option<u64>,
+    wait: Option<u64>,
+    err: Option<RawError>,
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawIdentity {
+    app_id: String,
+    instance_id: Option<String>,
+}
+
+impl From<RawIdentity> for IdentityFilter {
+    fn from(r: RawIdentity) -> Self {
+        IdentityFilter {
+            app_id: r.app_id,
+            instance_id: r.instance_id,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawError {
+    code: Option<String>,
+    message: String,
+}
+
+/// Longest wait a page may ask for, in milliseconds (10 minutes).
+const MAX_WAIT_MS: u64 = 600_000;
 
 /// The gate for one webview.
 pub struct PageGate {
@@ -139,31 +244,84 @@ impl PageGate {
             Some(secret) if constant_time_eq(secret.as_bytes(), presented.as_bytes()) => {}
             _ => return Err(Dropped::BadSecret),
         }
-        let need =
-            |field: &str| Dropped::Malformed(format!("{:?} needs the field {field:?}", raw.t));
+        let kind = raw.t.clone();
+        let need = |field: &str| Dropped::Malformed(format!("{kind:?} needs the field {field:?}"));
+        let data = |raw: &Raw<'_>| -> Result<String, Dropped> {
+            json_text(raw.data.ok_or_else(|| need("data"))?)
+        };
+        let millis = |value: Option<u64>, field: &str| -> Result<u64, Dropped> {
+            let v = value.ok_or_else(|| need(field))?;
+            if v == 0 || v > MAX_WAIT_MS {
+                return Err(Dropped::Malformed(format!(
+                    "{field} must be 1 to {MAX_WAIT_MS} ms"
+                )));
+            }
+            Ok(v)
+        };
         Ok(match raw.t.as_str() {
             "ready" => PageRequest::Ready,
-            "pub" => {
-                let data = raw.data.ok_or_else(|| need("data"))?;
-                // The bridge sends the payload as a JSON string holding JSON text.
-                let text: String = serde_json::from_str(data.get())
-                    .map_err(|_| Dropped::Malformed("data must be a string of JSON text".into()))?;
-                serde_json::from_str::<&RawValue>(&text)
-                    .map_err(|e| Dropped::Malformed(format!("data is not JSON: {e}")))?;
-                PageRequest::Publish {
-                    id: raw.id.ok_or_else(|| need("id"))?,
-                    topic: raw.topic.ok_or_else(|| need("topic"))?,
-                    data: text,
-                }
-            }
+            "pub" => PageRequest::Publish {
+                id: raw.id.ok_or_else(|| need("id"))?,
+                data: data(&raw)?,
+                topic: raw.topic.ok_or_else(|| need("topic"))?,
+            },
+            "send" => PageRequest::Send {
+                id: raw.id.ok_or_else(|| need("id"))?,
+                data: data(&raw)?,
+                to: raw.to.ok_or_else(|| need("to"))?.into(),
+                topic: raw.topic.ok_or_else(|| need("topic"))?,
+            },
             "sub" => PageRequest::Subscribe {
                 id: raw.id.ok_or_else(|| need("id"))?,
                 sub: raw.sub.ok_or_else(|| need("sub"))?,
                 topic: raw.topic.ok_or_else(|| need("topic"))?,
+                from: raw.from.map(Into::into),
             },
             "unsub" => PageRequest::Unsubscribe {
                 id: raw.id.ok_or_else(|| need("id"))?,
                 sub: raw.sub.ok_or_else(|| need("sub"))?,
+            },
+            "req" => PageRequest::Request {
+                id: raw.id.ok_or_else(|| need("id"))?,
+                data: data(&raw)?,
+                timeout_ms: millis(raw.timeout, "timeout")?,
+                topic: raw.topic.ok_or_else(|| need("topic"))?,
+            },
+            "respond" => PageRequest::Respond {
+                call: raw.call.ok_or_else(|| need("call"))?,
+                outcome: match raw.err {
+                    Some(err) => Err(RemoteError {
+                        code: match err.code.as_deref() {
+                            Some("NoSuchAction") => ErrorCode::NoSuchAction,
+                            _ => ErrorCode::HandlerError,
+                        },
+                        message: err.message,
+                    }),
+                    None => Ok(data(&raw)?),
+                },
+            },
+            "provide" => PageRequest::Provide {
+                id: raw.id.ok_or_else(|| need("id"))?,
+                service: raw.svc.ok_or_else(|| need("svc"))?,
+            },
+            "withdraw" => PageRequest::Withdraw {
+                id: raw.id.ok_or_else(|| need("id"))?,
+                service: raw.svc.ok_or_else(|| need("svc"))?,
+            },
+            "connect" => PageRequest::Connect {
+                id: raw.id.ok_or_else(|| need("id"))?,
+                wait_ms: match raw.wait {
+                    Some(_) => Some(millis(raw.wait, "wait")?),
+                    None => None,
+                },
+                service: raw.svc.ok_or_else(|| need("svc"))?,
+            },
+            "dispatch" => PageRequest::Dispatch {
+                id: raw.id.ok_or_else(|| need("id"))?,
+                data: data(&raw)?,
+                timeout_ms: millis(raw.timeout, "timeout")?,
+                action: raw.action.ok_or_else(|| need("action"))?,
+                service: raw.svc.ok_or_else(|| need("svc"))?,
             },
             other => {
                 return Err(Dropped::Malformed(format!(
@@ -172,6 +330,16 @@ impl PageGate {
             }
         })
     }
+}
+
+/// The bridge sends payloads as a JSON string holding JSON text; returns that text,
+/// checked to be JSON.
+fn json_text(data: &RawValue) -> Result<String, Dropped> {
+    let text: String = serde_json::from_str(data.get())
+        .map_err(|_| Dropped::Malformed("data must be a string of JSON text".into()))?;
+    serde_json::from_str::<&RawValue>(&text)
+        .map_err(|e| Dropped::Malformed(format!("data is not JSON: {e}")))?;
+    Ok(text)
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -211,7 +379,11 @@ mod tests {
         let body = format!(r#"{{"s":"{SECRET}","t":"sub","id":4,"sub":5,"topic":"a"}}"#);
         assert!(matches!(
             g.accept(PAGE, &body),
-            Ok(PageRequest::Subscribe { sub: 5, .. })
+            Ok(PageRequest::Subscribe {
+                sub: 5,
+                from: None,
+                ..
+            })
         ));
     }
 

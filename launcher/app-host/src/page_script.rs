@@ -37,6 +37,39 @@ struct Message<'a> {
     sub: u64,
     data: Data<'a>,
     meta: Meta<'a>,
+    /// Set when the message is a request: the bridge answers it with the handler's
+    /// result.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    call: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct Reply<'a> {
+    t: &'static str,
+    id: u64,
+    value: ReplyValue<'a>,
+}
+
+#[derive(Serialize)]
+struct ReplyValue<'a> {
+    data: Data<'a>,
+    meta: Meta<'a>,
+}
+
+#[derive(Serialize)]
+struct Invoke<'a> {
+    t: &'static str,
+    svc: &'a str,
+    call: u64,
+    action: &'a str,
+    data: Data<'a>,
+    meta: Meta<'a>,
+}
+
+#[derive(Serialize)]
+struct ServiceGone<'a> {
+    t: &'static str,
+    svc: &'a str,
 }
 
 #[derive(Serialize)]
@@ -55,6 +88,26 @@ struct Meta<'a> {
     /// Present (true) when the payload was not JSON and `data` is its text.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     raw: bool,
+}
+
+fn data_and_meta(d: &Delivery) -> (Data<'_>, Meta<'_>) {
+    let text = std::str::from_utf8(&d.payload).ok();
+    let json = text.and_then(|t| serde_json::from_str::<&RawValue>(t).ok());
+    let (data, raw) = match json {
+        Some(json) => (Data::Json(json), false),
+        None => (
+            Data::Text(String::from_utf8_lossy(&d.payload).into_owned()),
+            true,
+        ),
+    };
+    let meta = Meta {
+        topic: d.topic.as_str(),
+        sender: &d.sender,
+        id: d.id.to_string(),
+        ts: d.ts_ms,
+        raw,
+    };
+    (data, meta)
 }
 
 impl ToPage {
@@ -79,27 +132,42 @@ impl ToPage {
     /// A message for the page's subscription `sub`. A payload that is not JSON (only
     /// Rust clients can publish one) reaches the page as text, with `meta.raw` set.
     pub fn message(sub: u64, d: &Delivery) -> Self {
-        let text = std::str::from_utf8(&d.payload).ok();
-        let json = text.and_then(|t| serde_json::from_str::<&RawValue>(t).ok());
-        let (data, raw) = match json {
-            Some(json) => (Data::Json(json), false),
-            None => (
-                Data::Text(String::from_utf8_lossy(&d.payload).into_owned()),
-                true,
-            ),
-        };
+        let (data, meta) = data_and_meta(d);
         Self::encode(&Message {
             t: "msg",
             sub,
             data,
-            meta: Meta {
-                topic: d.topic.as_str(),
-                sender: &d.sender,
-                id: d.id.to_string(),
-                ts: d.ts_ms,
-                raw,
-            },
+            meta,
+            call: d.reply_to,
         })
+    }
+
+    /// The answer to the page's request or dispatch `id`: `{data, meta}`.
+    pub fn reply(id: u64, d: &Delivery) -> Self {
+        let (data, meta) = data_and_meta(d);
+        Self::encode(&Reply {
+            t: "res",
+            id,
+            value: ReplyValue { data, meta },
+        })
+    }
+
+    /// A call of `action` of the page's service `svc`, to answer as `call`.
+    pub fn invoke(svc: &str, call: u64, action: &str, d: &Delivery) -> Self {
+        let (data, meta) = data_and_meta(d);
+        Self::encode(&Invoke {
+            t: "invoke",
+            svc,
+            call,
+            action,
+            data,
+            meta,
+        })
+    }
+
+    /// The provider of the page's connected service `svc` has gone.
+    pub fn service_gone(svc: &str) -> Self {
+        Self::encode(&ServiceGone { t: "svcgone", svc })
     }
 
     fn encode(value: &impl Serialize) -> Self {
