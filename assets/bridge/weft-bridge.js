@@ -122,6 +122,9 @@
           if (!handler) throw weftError("NoSuchAction", "no action " + m.action + " in " + m.svc);
           return handler(m.data, m.meta);
         });
+      } else if (m.t === "dropped") {
+        // The page fell behind and the host dropped messages for it.
+        window.dispatchEvent(new CustomEvent("weft:dropped", { detail: { count: m.count } }));
       } else if (m.t === "svcgone") {
         const callbacks = serviceClients.get(m.svc);
         serviceClients.delete(m.svc);

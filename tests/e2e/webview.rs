@@ -148,6 +148,86 @@ fn pages_use_request_rpc_and_send_with_typed_errors() {
 }
 
 #[test]
+fn a_frozen_page_costs_bounded_memory_and_never_holds_up_other_apps() {
+    let (shell, apps) = launched(
+        "frozen",
+        &[("stuck", "frozen/index.html"), ("echo", "echo/index.html")],
+    );
+    let stuck_pid = apps[0].pid.unwrap();
+    let rt = runtime();
+    rt.block_on(async {
+        let client = shell.client().await;
+        // Freeze the page, and confirm it: its answers stop.
+        client.publish(&topic("e2e.freeze"), "{}").await.unwrap();
+        let ping = topic("e2e.stuck.ping");
+        within("the page to stop answering", async {
+            loop {
+                match client
+                    .request(&ping, "{}", Duration::from_millis(500))
+                    .await
+                {
+                    Err(ClientError::Timeout(_)) => break,
+                    Ok(_) | Err(ClientError::Broker { .. }) => {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        })
+        .await;
+
+        let before = rss_kib(stuck_pid);
+        // 64 MiB of messages for the frozen page.
+        let chunk = format!("\"{}\"", "x".repeat(64 * 1024 - 2));
+        let flood = topic("e2e.flood");
+        for _ in 0..1024 {
+            client.publish_nowait(&flood, chunk.clone()).await.unwrap();
+        }
+        client
+            .publish(&topic("e2e.flood.done"), "{}")
+            .await
+            .unwrap();
+
+        // The other app is unaffected: a round trip through its page still works.
+        let mut pongs = client.subscribe(&topic("e2e.pong")).await.unwrap();
+        client.publish(&topic("e2e.ping"), "1").await.unwrap();
+        let pong = within("the other page's reply", pongs.next())
+            .await
+            .unwrap();
+        assert_eq!(pong.sender.app_id, "echo");
+
+        wait_for(
+            "the host to start dropping for the frozen page",
+            SLOW,
+            || {
+                shell
+                    .log_text()
+                    .contains("dropping messages for it")
+                    .then_some(())
+            },
+        );
+        let grown = rss_kib(stuck_pid).saturating_sub(before);
+        assert!(
+            grown < 40 * 1024,
+            "the frozen page's host grew by {grown} KiB for 64 MiB of messages"
+        );
+    });
+    // The host was not disconnected as a slow consumer: it kept reading the bus.
+    assert!(!shell.log_text().contains("SlowConsumer"));
+    assert!(process_tree::is_alive(stuck_pid));
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+#[test]
 fn bus_pub_and_sub_work_from_the_command_line() {
     let (shell, _) = launched("echo", &[("echo", "echo/index.html")]);
 

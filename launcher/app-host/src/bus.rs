@@ -16,6 +16,7 @@ use weft_proto::{
 
 use crate::{
     page_gate::PageRequest,
+    page_queue::{InFlight, PageQueue, PageQueueReceiver, page_queue},
     page_script::{ToPage, batch_script},
     window::HostEvent,
 };
@@ -42,6 +43,7 @@ pub async fn run(
     spec: LaunchSpec,
     mut from_window: mpsc::UnboundedReceiver<FromWindow>,
     window: impl WindowSink,
+    in_flight: Arc<InFlight>,
 ) {
     let token = match spec.token() {
         Ok(t) => t,
@@ -65,9 +67,9 @@ pub async fn run(
     };
     tracing::info!(identity = %client.identity(), "connected to the bus");
 
-    let (to_page, to_page_rx) = mpsc::unbounded_channel::<ToPage>();
-    let window = std::sync::Arc::new(window);
-    tokio::spawn(flush_to_page(to_page_rx, window.clone()));
+    let (to_page, to_page_rx) = page_queue();
+    let window = Arc::new(window);
+    tokio::spawn(flush_to_page(to_page_rx, window.clone(), in_flight));
 
     let mut session = Session {
         client: client.clone(),
@@ -98,7 +100,7 @@ type PageResult = Result<(), (&'static str, String)>;
 /// load starts: subscriptions end, provided services are withdrawn.
 struct Session {
     client: Client,
-    to_page: mpsc::UnboundedSender<ToPage>,
+    to_page: PageQueue,
     /// Page subscription id → the task forwarding its messages.
     subs: HashMap<u64, JoinHandle<()>>,
     /// Provided service → the task forwarding its invocations (owning the provider).
@@ -286,7 +288,7 @@ impl Session {
         let to_page = self.to_page.clone();
         let task = tokio::spawn(async move {
             while let Some(d) = subscription.next().await {
-                if to_page.send(ToPage::message(sub, &d)).is_err() {
+                if !to_page.send_message(ToPage::message(sub, &d)) {
                     break;
                 }
             }
@@ -309,7 +311,7 @@ impl Session {
         let task = tokio::spawn(async move {
             while let Some(inv) = provider.next().await {
                 let item = ToPage::invoke(&name, inv.call, &inv.action, &inv.message);
-                if to_page.send(item).is_err() {
+                if !to_page.send(item) {
                     break;
                 }
             }
@@ -367,23 +369,35 @@ fn client_error(e: ClientError) -> (&'static str, String) {
     (e.code(), e.message())
 }
 
-/// Sends everything queued for the page, one script per batch.
+/// Sends everything queued for the page, one script per batch, while WebKit has
+/// room for more (see [`crate::page_queue`]).
 async fn flush_to_page(
-    mut queue: mpsc::UnboundedReceiver<ToPage>,
-    window: std::sync::Arc<impl WindowSink>,
+    mut queue: PageQueueReceiver,
+    window: Arc<impl WindowSink>,
+    in_flight: Arc<InFlight>,
 ) {
     let mut batch = Vec::new();
     while let Some(first) = queue.recv().await {
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match queue.try_recv() {
-                Ok(item) => batch.push(item),
-                Err(_) => break,
+                Some(item) => batch.push(item),
+                None => break,
             }
         }
-        if !window.send(HostEvent::Eval(batch_script(&batch))) {
+        if let Some(notice) = queue.dropped_notice() {
+            batch.push(notice);
+        }
+        let script = batch_script(&batch);
+        batch.clear();
+        let len = script.len();
+        let generation = in_flight.reserve(len).await;
+        if !window.send(HostEvent::Eval {
+            script,
+            len,
+            generation,
+        }) {
             return;
         }
-        batch.clear();
     }
 }

@@ -67,6 +67,12 @@ struct Invoke<'a> {
 }
 
 #[derive(Serialize)]
+struct Dropped {
+    t: &'static str,
+    count: u64,
+}
+
+#[derive(Serialize)]
 struct ServiceGone<'a> {
     t: &'static str,
     svc: &'a str,
@@ -163,6 +169,31 @@ impl ToPage {
             data,
             meta,
         })
+    }
+
+    /// `count` messages for the page were dropped because it did not keep up.
+    pub fn dropped(count: u64) -> Self {
+        Self::encode(&Dropped {
+            t: "dropped",
+            count,
+        })
+    }
+
+    /// Its size in bytes, as it will be embedded in a script.
+    pub fn size_bytes(&self) -> usize {
+        self.0.len()
+    }
+
+    /// An item of arbitrary text, for queue tests.
+    #[cfg(test)]
+    pub fn raw_for_tests(text: String) -> Self {
+        Self(text)
+    }
+
+    /// The item's JSON, for tests.
+    #[cfg(test)]
+    pub fn json(&self) -> &str {
+        &self.0
     }
 
     /// The provider of the page's connected service `svc` has gone.

@@ -1,7 +1,7 @@
 //! The window thread: one tao window, one wry webview, and the glue between the page
 //! and the bus thread.
 
-use std::{cell::RefCell, rc::Rc};
+use std::{cell::RefCell, rc::Rc, sync::Arc};
 
 use anyhow::Context;
 use tao::{
@@ -19,6 +19,7 @@ use crate::{
     bus::{self, FromWindow, WindowSink},
     content,
     page_gate::PageGate,
+    page_queue::InFlight,
     page_script,
 };
 
@@ -26,7 +27,14 @@ use crate::{
 #[derive(Debug)]
 pub enum HostEvent {
     /// Run this script in the page.
-    Eval(String),
+    Eval {
+        /// The script.
+        script: String,
+        /// Its length, released from the in-flight count when it has run.
+        len: usize,
+        /// The page generation it was reserved in.
+        generation: u64,
+    },
     /// Close the window and exit the process with `code`.
     Exit {
         /// Process exit code.
@@ -52,6 +60,8 @@ pub fn run(spec: LaunchSpec) -> anyhow::Result<()> {
     let (to_bus, from_window) = mpsc::unbounded_channel();
     let bus_spec = spec.clone();
     let bus_proxy = proxy.clone();
+    let in_flight = Arc::new(InFlight::default());
+    let bus_in_flight = in_flight.clone();
     std::thread::Builder::new()
         .name("weft-app-bus".into())
         .spawn(move || {
@@ -59,7 +69,7 @@ pub fn run(spec: LaunchSpec) -> anyhow::Result<()> {
                 .enable_all()
                 .build()
                 .expect("cannot start the bus runtime");
-            runtime.block_on(bus::run(bus_spec, from_window, bus_proxy));
+            runtime.block_on(bus::run(bus_spec, from_window, bus_proxy, bus_in_flight));
         })
         .context("starting the bus thread")?;
 
@@ -104,10 +114,12 @@ pub fn run(spec: LaunchSpec) -> anyhow::Result<()> {
 
     let load_gate = gate.clone();
     let load_bus = to_bus.clone();
+    let load_in_flight = in_flight.clone();
     builder = builder.with_on_page_load_handler(move |event, url| {
         if let PageLoadEvent::Started = event {
             tracing::debug!(url, "page load started");
             load_gate.borrow_mut().page_started();
+            load_in_flight.page_started();
             let _ = load_bus.send(FromWindow::PageStarted);
         }
     });
@@ -120,8 +132,14 @@ pub fn run(spec: LaunchSpec) -> anyhow::Result<()> {
     event_loop.run(move |event, _, control_flow| {
         *control_flow = ControlFlow::Wait;
         match event {
-            Event::UserEvent(HostEvent::Eval(js)) => {
-                if let Err(e) = webview.evaluate_script(&js) {
+            Event::UserEvent(HostEvent::Eval {
+                script,
+                len,
+                generation,
+            }) => {
+                let in_flight = in_flight.clone();
+                let done = move |_: String| in_flight.release(len, generation);
+                if let Err(e) = webview.evaluate_script_with_callback(&script, done) {
                     tracing::warn!("cannot run a script in the page: {e}");
                 }
             }
