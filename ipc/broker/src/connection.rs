@@ -78,11 +78,13 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: u64, stream: UnixStream) {
     tracing::debug!(conn, %identity, ?kind, "client connected");
     let mut writer = tokio::spawn(write_loop(write, outbound_rx));
 
+    let sender_encoded = weft_proto::fast_path::encode_identity(&identity);
     let session = Session {
         shared: &shared,
         conn,
         kind,
         identity: &identity,
+        sender_encoded: &sender_encoded,
         outbound: &outbound,
     };
     let (reason, drain) = tokio::select! {

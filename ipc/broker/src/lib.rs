@@ -260,8 +260,19 @@ impl Shared {
     /// once; each subscriber's frame only adds its subscription id.
     fn route(&self, delivery: &Delivery, only: Option<&IdentityFilter>) {
         let message = Bytes::from(delivery.encode());
+        self.route_encoded(delivery.topic.as_str(), &delivery.sender, only, message);
+    }
+
+    /// As [`Shared::route`], for a message already encoded (the publish fast path).
+    fn route_encoded(
+        &self,
+        topic: &str,
+        sender: &Identity,
+        only: Option<&IdentityFilter>,
+        message: Bytes,
+    ) {
         let mut routes = lock(&self.routes);
-        routes.for_each_target(&delivery.topic, &delivery.sender, only, |target, conn| {
+        routes.for_each_target(topic, sender, only, |target, conn| {
             let item = Item::Deliver {
                 sub: target.sub,
                 message: message.clone(),

@@ -119,7 +119,7 @@ impl Routes {
         only: Option<&IdentityFilter>,
     ) -> Vec<Target> {
         let mut out = Vec::new();
-        self.for_each_target(topic, sender, only, |t, _| out.push(t));
+        self.for_each_target(topic.as_str(), sender, only, |t, _| out.push(t));
         out
     }
 
@@ -127,12 +127,12 @@ impl Routes {
     /// without collecting them.
     pub(crate) fn for_each_target(
         &mut self,
-        topic: &Topic,
+        topic: &str,
         sender: &Identity,
         only: Option<&IdentityFilter>,
         mut f: impl FnMut(Target, &Conn),
     ) {
-        let matched = self.subs.matches(topic);
+        let matched = self.subs.matches_str(topic);
         for &(conn, sub) in matched.iter() {
             let Some(c) = self.conns.get(&conn) else {
                 continue;

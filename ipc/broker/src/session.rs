@@ -5,6 +5,7 @@ use futures_util::StreamExt;
 use tokio::sync::oneshot;
 use weft_proto::{
     ClientFrame, ErrorCode, Identity, ServerFrame, Topic,
+    fast_path::{self, PublishView},
     frame::{Delivery, IdentityFilter, RemoteError},
     headers::{self, Headers},
 };
@@ -24,6 +25,8 @@ pub(crate) struct Session<'a> {
     pub(crate) conn: u64,
     pub(crate) kind: ClientKind,
     pub(crate) identity: &'a Identity,
+    /// `identity` as encoded inside deliveries, for the publish fast path.
+    pub(crate) sender_encoded: &'a [u8],
     pub(crate) outbound: &'a Outbound,
 }
 
@@ -36,11 +39,14 @@ impl Session<'_> {
                 Some(Err(e)) => return format!("unreadable frame: {e}"),
                 Some(Ok(body)) => body,
             };
-            let frame = match ClientFrame::decode(&body) {
-                Ok(frame) => frame,
-                Err(e) => return format!("Malformed: {e}"),
+            let reply = match PublishView::parse(&body) {
+                // Most frames are plain publishes: route them without decoding.
+                Some(publish) => Some(self.publish_fast(publish)),
+                None => match ClientFrame::decode(&body) {
+                    Ok(frame) => self.handle(frame).await,
+                    Err(e) => return format!("Malformed: {e}"),
+                },
             };
-            let reply = self.handle(frame).await;
             // Request id 0 asks for no answer on success (fire-and-forget publishing);
             // errors are still reported.
             let wanted = !matches!(reply, Some(ServerFrame::Ok { req: 0 }));
@@ -186,6 +192,22 @@ impl Session<'_> {
             reply_to,
             direct,
         }
+    }
+
+    /// A publish without headers, routed from the frame's own bytes.
+    fn publish_fast(&self, publish: PublishView<'_>) -> ServerFrame {
+        let message = fast_path::encode_delivery(
+            self.shared.message_id(),
+            now_ms(),
+            publish.topic,
+            self.sender_encoded,
+            publish.payload,
+            None,
+            false,
+        );
+        self.shared
+            .route_encoded(publish.topic, self.identity, None, Bytes::from(message));
+        ServerFrame::Ok { req: publish.req }
     }
 
     /// `Publish`, or `Send` when `to` is given.

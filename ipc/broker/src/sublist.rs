@@ -107,33 +107,42 @@ impl<V: Clone + Ord> Sublist<V> {
 
     /// Every value whose pattern matches `topic`, sorted, each once.
     pub fn matches(&mut self, topic: &Topic) -> Arc<[V]> {
+        self.matches_str(topic.as_str())
+    }
+
+    /// As [`Sublist::matches`], for a topic already checked against the rules (see
+    /// [`Topic::check`]); allocates only when the answer is not cached.
+    pub fn matches_str(&mut self, topic: &str) -> Arc<[V]> {
         if let Some((generation, answer)) = self.cache.get(topic)
             && *generation == self.generation
         {
             return answer.clone();
         }
-        let answer: Arc<[V]> = self.matches_uncached(topic).into();
-        if self.cache.len() >= self.cache_capacity {
-            self.cache.clear();
+        let answer: Arc<[V]> = self.collect_all(topic).into();
+        if let Ok(key) = Topic::new(topic) {
+            if self.cache.len() >= self.cache_capacity {
+                self.cache.clear();
+            }
+            self.cache.insert(key, (self.generation, answer.clone()));
         }
-        self.cache
-            .insert(topic.clone(), (self.generation, answer.clone()));
         answer
     }
 
     /// As [`Sublist::matches`], bypassing the cache.
     pub fn matches_uncached(&self, topic: &Topic) -> Vec<V> {
-        let segments: Vec<&str> = topic.segments().collect();
+        self.collect_all(topic.as_str())
+    }
+
+    fn collect_all(&self, topic: &str) -> Vec<V> {
+        let segments: Vec<&str> = topic.split('.').collect();
         let mut out = Vec::new();
         let mut expanded = Vec::new();
         collect(&self.root, &segments, &mut out, &mut expanded);
+        // Sorted, so the answer does not depend on the trie's layout; deduplicated,
+        // since `#` nodes can reach one pattern by several paths.
+        out.sort_unstable();
         if !expanded.is_empty() {
-            out.sort_unstable();
             out.dedup();
-        } else {
-            // Without `#`, each pattern is reached by one path only; sorting keeps the
-            // answer's order independent of the trie's layout.
-            out.sort_unstable();
         }
         out
     }

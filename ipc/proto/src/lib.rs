@@ -10,6 +10,7 @@
 //! routing lives in `weft-broker`, the async client in `weft-client`.
 
 pub mod endpoint;
+pub mod fast_path;
 pub mod frame;
 pub mod handshake;
 pub mod headers;

@@ -89,6 +89,11 @@ impl Topic {
         &self.0
     }
 
+    /// Checks `text` against the rules without taking a copy of it.
+    pub fn check(text: &str) -> Result<(), TopicError> {
+        validate(text)
+    }
+
     /// The dot-separated segments.
     pub fn segments(&self) -> impl Iterator<Item = &str> {
         self.0.split('.')
@@ -251,6 +256,12 @@ impl<'de> Deserialize<'de> for Pattern {
 impl fmt::Display for Topic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+impl std::borrow::Borrow<str> for Topic {
+    fn borrow(&self) -> &str {
+        &self.0
     }
 }
 
