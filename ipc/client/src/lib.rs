@@ -328,7 +328,7 @@ impl Client {
         timeout: Duration,
     ) -> Result<Delivery, ClientError> {
         let payload = payload.into();
-        self.call_with_timeout(timeout, |req| ClientFrame::Request {
+        self.call_for_response(timeout, |req| ClientFrame::Request {
             req,
             topic: topic.clone(),
             payload,
@@ -504,32 +504,28 @@ impl Client {
         self.inner.closed.borrow().is_some()
     }
 
-    /// Sends a request and waits for the answer, giving up after `timeout` (and telling
-    /// the broker, which then forgets the call). The answer must be a `Response`, or
-    /// for a `Connect`, `Ok`.
-    async fn call_with_timeout(
+    /// Sends a request and waits for its `Response`, giving up after `timeout`.
+    async fn call_for_response(
         &self,
         timeout: Duration,
         make: impl FnOnce(u64) -> ClientFrame,
     ) -> Result<Delivery, ClientError> {
+        match self.call_with_timeout(timeout, make).await? {
+            Reply::Response(d) => Ok(d),
+            _ => Err(ClientError::Protocol("expected a response".into())),
+        }
+    }
+
+    /// Sends a request and waits for the answer, giving up after `timeout` and telling
+    /// the broker, which then forgets the call.
+    async fn call_with_timeout(
+        &self,
+        timeout: Duration,
+        make: impl FnOnce(u64) -> ClientFrame,
+    ) -> Answer {
         let req = self.inner.next_req.fetch_add(1, Ordering::Relaxed);
-        let answer = tokio::time::timeout(timeout, self.call_as(req, make)).await;
-        match answer {
-            Ok(Ok(Reply::Response(d))) => Ok(d),
-            Ok(Ok(Reply::Done)) => Ok(Delivery {
-                id: weft_proto::frame::MessageId { epoch: 0, seq: 0 },
-                ts_ms: 0,
-                topic: Topic::new("connected").expect("a valid topic"),
-                sender: self.inner.identity.clone(),
-                payload: Bytes::new(),
-                headers: Headers::new(),
-                reply_to: None,
-                direct: false,
-            }),
-            Ok(Ok(Reply::Control(_))) => {
-                Err(ClientError::Protocol("unexpected control reply".into()))
-            }
-            Ok(Err(e)) => Err(e),
+        match tokio::time::timeout(timeout, self.call_as(req, make)).await {
+            Ok(answer) => answer,
             Err(_) => {
                 lock(&self.inner.pending).remove(&req);
                 let cancel = ClientFrame::Cancel { target: req };
@@ -698,7 +694,7 @@ impl ServiceClient {
     ) -> Result<Delivery, ClientError> {
         let payload = payload.into();
         self.client
-            .call_with_timeout(timeout, |req| ClientFrame::Dispatch {
+            .call_for_response(timeout, |req| ClientFrame::Dispatch {
                 req,
                 service: self.service.clone(),
                 action: action.to_owned(),

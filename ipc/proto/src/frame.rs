@@ -453,6 +453,26 @@ impl AppState {
 const DELIVER_VARIANT: u8 = 2;
 
 impl Delivery {
+    /// A plainly published message: no headers, not a request, not sent directly.
+    pub fn published(
+        id: MessageId,
+        ts_ms: u64,
+        topic: Topic,
+        sender: Identity,
+        payload: Bytes,
+    ) -> Self {
+        Delivery {
+            id,
+            ts_ms,
+            topic,
+            sender,
+            payload,
+            headers: Headers::new(),
+            reply_to: None,
+            direct: false,
+        }
+    }
+
     /// Encodes the message alone, to follow [`ServerFrame::deliver_prefix`].
     pub fn encode(&self) -> Vec<u8> {
         // One allocation of about the right size: fixed fields take at most ~40 bytes,

@@ -227,20 +227,14 @@ mod tests {
     use bytes::Bytes;
     use weft_proto::Topic;
 
-    fn delivery(payload: &'static [u8]) -> Delivery {
-        Delivery {
-            id: weft_proto::frame::MessageId { epoch: 0xe, seq: 1 },
-            ts_ms: 5,
-            topic: Topic::new("a.b").unwrap(),
-            sender: Identity {
-                app_id: "x".into(),
-                instance_id: "x-1".into(),
-            },
-            payload: Bytes::from_static(payload),
-            headers: vec![],
-            reply_to: None,
-            direct: false,
-        }
+    fn delivery(payload: &'static [u8]) -> weft_proto::frame::Delivery {
+        let sender = Identity {
+            app_id: "x".into(),
+            instance_id: "x-1".into(),
+        };
+        let id = weft_proto::frame::MessageId { epoch: 0xe, seq: 1 };
+        let topic = Topic::new("a.b").unwrap();
+        weft_proto::frame::Delivery::published(id, 5, topic, sender, Bytes::from_static(payload))
     }
 
     #[test]
