@@ -217,11 +217,90 @@ fn a_frozen_page_costs_bounded_memory_and_never_holds_up_other_apps() {
     assert!(process_tree::is_alive(stuck_pid));
 }
 
+#[test]
+fn a_stopped_subscriber_process_is_cut_off_and_costs_the_shell_bounded_memory() {
+    let (shell, _) = launched("echo", &[("echo", "echo/index.html")]);
+    // A command-line subscriber, frozen with SIGSTOP once it is listening.
+    let mut frozen = shell
+        .env
+        .weft(None)
+        .args(["bus", "sub", "e2e.load", "--data-only"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    let mut stdout = std::io::BufReader::new(frozen.stdout.take().unwrap());
+    wait_for("the subscriber to listen", SLOW, || {
+        let out = shell.env.run_weft(&["bus", "pub", "e2e.load", "0"]);
+        assert!(out.status.success());
+        // Reading blocks until a line arrives, which happens once it subscribed.
+        std::io::BufRead::read_line(&mut stdout, &mut first)
+            .ok()
+            .filter(|n| *n > 0)
+    });
+    // SAFETY: sends SIGSTOP to the child this test started.
+    unsafe { libc::kill(frozen.id() as i32, libc::SIGSTOP) };
+    // Once resumed it must be able to write what it still reads, or it would block.
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+
+    let before = status_kib(shell.pid(), "VmRSS:");
+    let rt = runtime();
+    rt.block_on(async {
+        let client = shell.client().await;
+        let mut live = client.subscribe(&topic("e2e.load")).await.unwrap();
+        let chunk = format!("\"{}\"", "x".repeat(64 * 1024 - 2));
+        let n = 3072; // 192 MiB, three times the broker's per-connection queue
+        let publisher = {
+            let client = client.clone();
+            tokio::spawn(async move {
+                for _ in 0..n {
+                    client
+                        .publish(&topic("e2e.load"), chunk.clone())
+                        .await
+                        .unwrap();
+                }
+            })
+        };
+        for _ in 0..n {
+            within("the live subscriber's messages", live.next())
+                .await
+                .unwrap();
+        }
+        publisher.await.unwrap();
+    });
+    let peak = status_kib(shell.pid(), "VmHWM:");
+    assert!(
+        peak.saturating_sub(before) < 128 * 1024,
+        "the shell grew from {before} KiB to a peak of {peak} KiB for 192 MiB of messages"
+    );
+    wait_for("the broker to cut the stopped subscriber off", SLOW, || {
+        shell
+            .log_text()
+            .contains("disconnecting a slow consumer")
+            .then_some(())
+    });
+    // SAFETY: resumes the child this test stopped.
+    unsafe { libc::kill(frozen.id() as i32, libc::SIGCONT) };
+    let status = wait_for("the cut-off subscriber to exit", SLOW, || {
+        frozen.try_wait().unwrap()
+    });
+    assert!(!status.success());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut frozen.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("closed the connection"), "{stderr}");
+}
+
 fn rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmRSS:")
+}
+
+/// A `/proc/PID/status` field in KiB (`VmRSS:`, `VmHWM:`).
+fn status_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap()
