@@ -8,6 +8,7 @@
 //! user of each gets, and the output says so.
 
 pub mod clock;
+mod pages;
 pub mod servers;
 pub mod worker;
 
@@ -50,6 +51,8 @@ struct Plan {
     fixed_rate: u64,
     fixed_rate_secs: u64,
     routing_lookups: u64,
+    page_samples: u64,
+    page_warmup: u64,
 }
 
 impl Plan {
@@ -64,6 +67,8 @@ impl Plan {
                 fixed_rate: 10_000,
                 fixed_rate_secs: 2,
                 routing_lookups: 1_000_000,
+                page_samples: 300,
+                page_warmup: 50,
             }
         } else {
             Plan {
@@ -75,6 +80,8 @@ impl Plan {
                 fixed_rate: 10_000,
                 fixed_rate_secs: 10,
                 routing_lookups: 5_000_000,
+                page_samples: 2_000,
+                page_warmup: 200,
             }
         }
     }
@@ -120,6 +127,14 @@ pub fn run(args: BusArgs) -> anyhow::Result<()> {
             v["delivered"] = json!(r.received);
             Ok(v)
         })?;
+    }
+    if wanted("page_to_page") {
+        for apps in [2, 20] {
+            println!(
+                "{}",
+                pages::page_to_page(apps, plan.page_samples, plan.page_warmup)?
+            );
+        }
     }
     if wanted("routing_inproc") {
         for line in routing(plan.routing_lookups) {

@@ -1,0 +1,167 @@
+//! `page_to_page`: what users feel, JavaScript `publish` in one app's page to the
+//! JavaScript handler in another app's page, with 2 and with 20 live apps.
+//!
+//! Pages cannot time this themselves: WebKit coarsens `performance.now()` to 1 ms. So
+//! the benchmark's own clock times a chain: it publishes `go`, the relay page's handler
+//! publishes to the answering page, whose handler publishes `ack` back. Each sample is
+//! therefore bench → page → page → bench: an upper bound of the page-to-page latency,
+//! two hops more than it. The other apps are live (loaded, bridge connected, subscribed
+//! to topics of their own) but not part of the exchange. Runs the release `weft` on a
+//! private Xvfb.
+
+use std::{
+    collections::HashSet,
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+use weft_client::Client;
+use weft_e2e::{Display, TestEnv};
+use weft_proto::Topic;
+
+use super::clock::{histogram, now_ns, summary};
+use crate::beside_me;
+
+/// Runs the scenario with `apps` live apps and `samples` timed round trips.
+pub fn page_to_page(apps: usize, samples: u64, warmup: u64) -> anyhow::Result<Value> {
+    let display = Display::start();
+    let env = TestEnv::new();
+    let workspace = write_workspace(&env, apps)?;
+    let mut shell = Shell(
+        Command::new(beside_me("weft")?)
+            .args(["launch", "--no-panel"])
+            .arg(&workspace)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", env.path("home"))
+            .env("XDG_RUNTIME_DIR", env.runtime_dir())
+            .env("WEFT_DATA_DIR", env.data_dir())
+            .env("WEBKIT_DISABLE_DMABUF_RENDERER", "1")
+            .env("DISPLAY", display.name())
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting weft")?,
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(measure(&env, apps, samples, warmup));
+    shell.stop();
+    result
+}
+
+struct Shell(Child);
+
+impl Shell {
+    fn stop(&mut self) {
+        // SAFETY: kill only sends a signal, to the shell this benchmark started.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Shell {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn write_workspace(env: &TestEnv, apps: usize) -> anyhow::Result<std::path::PathBuf> {
+    let dir = env.path("p2p");
+    std::fs::create_dir_all(&dir)?;
+    let pages = Path::new(env!("CARGO_MANIFEST_DIR")).join("pages/p2p");
+    for file in ["index.html", "p2p.js"] {
+        std::fs::copy(pages.join(file), dir.join(file))
+            .with_context(|| format!("copying {}", pages.join(file).display()))?;
+    }
+    let list: Vec<Value> = (0..apps)
+        .map(|i| {
+            let id = match i {
+                0 => "relay".to_owned(),
+                1 => "answer".to_owned(),
+                n => format!("live{n}"),
+            };
+            json!({"appId": id, "url": "index.html",
+                   "bounds": {"x": (i % 8) * 150, "y": (i / 8) * 160, "width": 140, "height": 150}})
+        })
+        .collect();
+    let file = dir.join("workspace.json");
+    std::fs::write(&file, json!({"name": "p2p", "apps": list}).to_string())?;
+    Ok(file)
+}
+
+async fn measure(env: &TestEnv, apps: usize, samples: u64, warmup: u64) -> anyhow::Result<Value> {
+    let endpoint = env.endpoint();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let client = loop {
+        if let Ok(c) = Client::connect_cli(&endpoint).await {
+            break c;
+        }
+        if Instant::now() > deadline {
+            bail!("the shell did not start within 120 s");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let mut ready = client.subscribe(&Topic::new("bench.p2p.ready")?).await?;
+    let mut acks = client.subscribe(&Topic::new("bench.p2p.ack")?).await?;
+    let mut seen = HashSet::new();
+    while seen.len() < apps {
+        let d = tokio::time::timeout_at(deadline.into(), ready.next())
+            .await
+            .context("the pages did not all get ready within 120 s")?
+            .context("the shell closed the connection")?;
+        seen.insert(d.sender.instance_id);
+    }
+
+    // The chain through both pages, and for context the round trip through the
+    // answering page alone (bench -> page -> bench).
+    let h = time_round_trips(&client, &mut acks, "bench.p2p.go", samples, warmup).await?;
+    let direct = time_round_trips(&client, &mut acks, "bench.p2p.ab", samples, warmup).await?;
+    let mut v = summary(&h);
+    v["scenario"] = json!("page_to_page");
+    v["backend"] = json!("weft");
+    v["apps"] = json!(apps);
+    v["measured"] = json!("bench -> page -> page -> bench (upper bound of page to page)");
+    v["bench_page_bench"] = summary(&direct);
+    Ok(v)
+}
+
+/// Times `samples` round trips that start with a publish on `topic` and end with the
+/// answering page's acknowledgement.
+async fn time_round_trips(
+    client: &Client,
+    acks: &mut weft_client::Subscription,
+    topic: &str,
+    samples: u64,
+    warmup: u64,
+) -> anyhow::Result<hdrhistogram::Histogram<u64>> {
+    let topic = Topic::new(topic)?;
+    let mut h = histogram();
+    for i in 0..samples + warmup {
+        let tag = format!("\"{topic}-{i}\"");
+        let start = now_ns();
+        client.publish(&topic, tag.clone()).await?;
+        loop {
+            let d = tokio::time::timeout(Duration::from_secs(10), acks.next())
+                .await
+                .context("no acknowledgement within 10 s")?
+                .context("the shell closed the connection")?;
+            if d.payload == tag.as_bytes() {
+                break;
+            }
+        }
+        if i >= warmup {
+            h.record((now_ns() - start).max(1))?;
+        }
+    }
+    Ok(h)
+}
