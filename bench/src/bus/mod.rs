@@ -8,6 +8,7 @@
 //! user of each gets, and the output says so.
 
 pub mod clock;
+mod compression;
 mod pages;
 pub mod servers;
 pub mod worker;
@@ -134,6 +135,11 @@ pub fn run(args: BusArgs) -> anyhow::Result<()> {
                 "{}",
                 pages::page_to_page(apps, plan.page_samples, plan.page_warmup)?
             );
+        }
+    }
+    if wanted("compression") {
+        for line in compression::run()? {
+            println!("{line}");
         }
     }
     if wanted("routing_inproc") {
