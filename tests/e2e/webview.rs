@@ -229,20 +229,28 @@ fn a_stopped_subscriber_process_is_cut_off_and_costs_the_shell_bounded_memory() 
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut first = String::new();
-    let mut stdout = std::io::BufReader::new(frozen.stdout.take().unwrap());
+    // Lines are read on a thread: the subscriber may not be listening yet when the
+    // first probes are published, and a blocking read must not stall the poll.
+    let stdout = frozen.stdout.take().unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = std::io::BufReader::new(stdout);
+        let mut line = String::new();
+        while std::io::BufRead::read_line(&mut reader, &mut line).is_ok_and(|n| n > 0) {
+            if lines_tx.send(std::mem::take(&mut line)).is_err() {
+                // Nobody listens any more; keep draining so the process never blocks.
+                continue;
+            }
+        }
+    });
     wait_for("the subscriber to listen", SLOW, || {
         let out = shell.env.run_weft(&["bus", "pub", "e2e.load", "0"]);
         assert!(out.status.success());
-        // Reading blocks until a line arrives, which happens once it subscribed.
-        std::io::BufRead::read_line(&mut stdout, &mut first)
-            .ok()
-            .filter(|n| *n > 0)
+        lines.recv_timeout(Duration::from_millis(200)).ok()
     });
+    drop(lines);
     // SAFETY: sends SIGSTOP to the child this test started.
     unsafe { libc::kill(frozen.id() as i32, libc::SIGSTOP) };
-    // Once resumed it must be able to write what it still reads, or it would block.
-    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
 
     let before = status_kib(shell.pid(), "VmRSS:");
     let rt = runtime();
@@ -289,6 +297,27 @@ fn a_stopped_subscriber_process_is_cut_off_and_costs_the_shell_bounded_memory() 
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut frozen.stderr.take().unwrap(), &mut stderr).unwrap();
     assert!(stderr.contains("closed the connection"), "{stderr}");
+}
+
+#[test]
+fn a_page_flooding_the_bus_gets_every_call_settled_and_cannot_exhaust_its_host() {
+    let (shell, apps) = launched("flood", &[("flooder", "flood/index.html")]);
+    let rt = runtime();
+    let report = rt.block_on(async {
+        let client = shell.client().await;
+        let mut reports = client.subscribe(&topic("e2e.flood.report")).await.unwrap();
+        client.publish(&topic("e2e.flood.go"), "{}").await.unwrap();
+        let d = within("the flood report", reports.next()).await.unwrap();
+        serde_json::from_slice::<Value>(&d.payload).unwrap()
+    });
+    let fulfilled = report["fulfilled"].as_u64().unwrap();
+    let refused = report["refused"].as_object().unwrap();
+    let refused_total: u64 = refused.values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(fulfilled + refused_total, 20000, "{report}");
+    for code in refused.keys() {
+        assert_eq!(code, "Backpressure", "{report}");
+    }
+    assert!(process_tree::is_alive(apps[0].pid.unwrap()));
 }
 
 fn rss_kib(pid: u32) -> u64 {

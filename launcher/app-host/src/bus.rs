@@ -16,7 +16,7 @@ use weft_proto::{
 
 use crate::{
     page_gate::PageRequest,
-    page_queue::{InFlight, PageQueue, PageQueueReceiver, page_queue},
+    page_queue::{InFlight, PageBacklog, PageQueue, PageQueueReceiver, page_queue},
     page_script::{ToPage, batch_script},
     window::HostEvent,
 };
@@ -44,6 +44,7 @@ pub async fn run(
     mut from_window: mpsc::UnboundedReceiver<FromWindow>,
     window: impl WindowSink,
     in_flight: Arc<InFlight>,
+    backlog: Arc<PageBacklog>,
 ) {
     let token = match spec.token() {
         Ok(t) => t,
@@ -83,7 +84,12 @@ pub async fn run(
     loop {
         tokio::select! {
             msg = from_window.recv() => match msg {
-                Some(msg) => session.handle(msg).await,
+                Some(msg) => {
+                    if matches!(msg, FromWindow::Page(_)) {
+                        backlog.release();
+                    }
+                    session.handle(msg).await;
+                }
                 None => return,
             },
             reason = client.closed() => {

@@ -117,6 +117,24 @@ pub enum PageRequest {
     },
 }
 
+impl PageRequest {
+    /// The page's request id, for requests the page waits on.
+    pub fn id(&self) -> Option<u64> {
+        match self {
+            PageRequest::Hello | PageRequest::Ready | PageRequest::Respond { .. } => None,
+            PageRequest::Publish { id, .. }
+            | PageRequest::Send { id, .. }
+            | PageRequest::Subscribe { id, .. }
+            | PageRequest::Unsubscribe { id, .. }
+            | PageRequest::Request { id, .. }
+            | PageRequest::Provide { id, .. }
+            | PageRequest::Withdraw { id, .. }
+            | PageRequest::Connect { id, .. }
+            | PageRequest::Dispatch { id, .. } => Some(*id),
+        }
+    }
+}
+
 /// Why a message was dropped.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Dropped {

@@ -1,5 +1,10 @@
-//! Flow control toward the page.
+//! Flow control between the page and the bus, both ways.
 //!
+//! From the page: at most [`MAX_PAGE_BACKLOG`] requests wait for the bus side
+//! ([`PageBacklog`]); a page posting faster than that has further calls refused at once
+//! with `Backpressure`, so its promises settle and its host's memory stays bounded.
+//!
+//! Toward the page:
 //! Everything for the page goes through a queue bounded in bytes, and scripts are
 //! handed to WebKit only while less than [`IN_FLIGHT_BYTES`] of them have not finished
 //! running (each script's completion callback releases its bytes). A page whose
@@ -47,6 +52,33 @@ pub struct InFlight {
     bytes: AtomicUsize,
     generation: AtomicU64,
     released: Notify,
+}
+
+/// Requests from the page that may wait for the bus side.
+pub const MAX_PAGE_BACKLOG: usize = 4096;
+
+/// Counts page requests handed to the bus side and not yet taken.
+#[derive(Default)]
+pub struct PageBacklog(AtomicUsize);
+
+impl PageBacklog {
+    /// Takes a place for one request; false when the backlog is full.
+    pub fn try_take(&self) -> bool {
+        self.0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_PAGE_BACKLOG).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// The bus side took a request.
+    pub fn release(&self) {
+        let _ = self
+            .0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                Some(n.saturating_sub(1))
+            });
+    }
 }
 
 /// A new queue.
@@ -176,6 +208,17 @@ mod tests {
         let notice = rx.dropped_notice().expect("a notice once there is room");
         assert!(notice.json().contains(r#""count":1"#), "{}", notice.json());
         assert!(rx.dropped_notice().is_none(), "the count is reported once");
+    }
+
+    #[test]
+    fn the_backlog_refuses_past_its_limit_and_recovers() {
+        let b = PageBacklog::default();
+        for _ in 0..MAX_PAGE_BACKLOG {
+            assert!(b.try_take());
+        }
+        assert!(!b.try_take());
+        b.release();
+        assert!(b.try_take());
     }
 
     #[tokio::test]

@@ -19,8 +19,8 @@ use crate::{
     bus::{self, FromWindow, WindowSink},
     content,
     page_gate::PageGate,
-    page_queue::InFlight,
-    page_script,
+    page_queue::{InFlight, PageBacklog},
+    page_script::{self, ToPage, batch_script},
 };
 
 /// Events for the window thread.
@@ -34,6 +34,11 @@ pub enum HostEvent {
         len: usize,
         /// The page generation it was reserved in.
         generation: u64,
+    },
+    /// Refuse the page's request `id`: too many of its requests are waiting.
+    Refuse {
+        /// The page's request id.
+        id: u64,
     },
     /// Close the window and exit the process with `code`.
     Exit {
@@ -62,6 +67,8 @@ pub fn run(spec: LaunchSpec) -> anyhow::Result<()> {
     let bus_proxy = proxy.clone();
     let in_flight = Arc::new(InFlight::default());
     let bus_in_flight = in_flight.clone();
+    let backlog = Arc::new(PageBacklog::default());
+    let bus_backlog = backlog.clone();
     std::thread::Builder::new()
         .name("weft-app-bus".into())
         .spawn(move || {
@@ -69,7 +76,13 @@ pub fn run(spec: LaunchSpec) -> anyhow::Result<()> {
                 .enable_all()
                 .build()
                 .expect("cannot start the bus runtime");
-            runtime.block_on(bus::run(bus_spec, from_window, bus_proxy, bus_in_flight));
+            runtime.block_on(bus::run(
+                bus_spec,
+                from_window,
+                bus_proxy,
+                bus_in_flight,
+                bus_backlog,
+            ));
         })
         .context("starting the bus thread")?;
 
@@ -102,11 +115,19 @@ pub fn run(spec: LaunchSpec) -> anyhow::Result<()> {
 
     let ipc_gate = gate.clone();
     let ipc_bus = to_bus.clone();
+    let ipc_backlog = backlog.clone();
+    let ipc_proxy = proxy.clone();
     builder = builder.with_ipc_handler(move |request| {
         let page_url = request.uri().to_string();
         match ipc_gate.borrow_mut().accept(&page_url, request.body()) {
-            Ok(req) => {
+            Ok(req) if ipc_backlog.try_take() => {
                 let _ = ipc_bus.send(FromWindow::Page(req));
+            }
+            Ok(req) => {
+                tracing::warn!("the page has too many calls waiting; refusing one");
+                if let Some(id) = req.id() {
+                    let _ = ipc_proxy.send_event(HostEvent::Refuse { id });
+                }
             }
             Err(why) => tracing::warn!(page = page_url, "dropped a page message: {why}"),
         }
@@ -140,6 +161,16 @@ pub fn run(spec: LaunchSpec) -> anyhow::Result<()> {
                 let in_flight = in_flight.clone();
                 let done = move |_: String| in_flight.release(len, generation);
                 if let Err(e) = webview.evaluate_script_with_callback(&script, done) {
+                    tracing::warn!("cannot run a script in the page: {e}");
+                }
+            }
+            Event::UserEvent(HostEvent::Refuse { id }) => {
+                let refusal = ToPage::err(
+                    id,
+                    "Backpressure",
+                    "too many calls are waiting; retry later",
+                );
+                if let Err(e) = webview.evaluate_script(&batch_script(&[refusal])) {
                     tracing::warn!("cannot run a script in the page: {e}");
                 }
             }
