@@ -30,8 +30,8 @@ const EXIT_TIMEOUT: u8 = 2;
 /// How long a second `weft launch` waits for a starting shell to accept it.
 const HANDOVER_DEADLINE: Duration = Duration::from_secs(20);
 
-/// `weft` and `weft launch`.
-pub fn launch(data_dir: Option<&Path>, args: LaunchArgs) -> anyhow::Result<ExitCode> {
+/// `weft` (`plain`) and `weft launch`.
+pub fn launch(data_dir: Option<&Path>, args: LaunchArgs, plain: bool) -> anyhow::Result<ExitCode> {
     let data_dir = data_dir::resolve(data_dir)?;
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
@@ -54,7 +54,18 @@ pub fn launch(data_dir: Option<&Path>, args: LaunchArgs) -> anyhow::Result<ExitC
         .with_context(|| format!("opening {}", endpoint.lock_path().display()))?;
     match lock.try_lock() {
         Ok(()) => {}
-        Err(TryLockError::WouldBlock) => return hand_over(&endpoint, workspace.as_ref()),
+        Err(TryLockError::WouldBlock) => {
+            let request = if plain {
+                ControlRequest::Activate
+            } else {
+                ControlRequest::Launch {
+                    workspace: workspace.as_ref().map(|ws| {
+                        weft_proto::endpoint::canonical(&ws.file).unwrap_or(ws.file.clone())
+                    }),
+                }
+            };
+            return hand_over(&endpoint, request);
+        }
         Err(TryLockError::Error(e)) => {
             return Err(e).with_context(|| format!("locking {}", endpoint.lock_path().display()));
         }
@@ -68,23 +79,24 @@ pub fn launch(data_dir: Option<&Path>, args: LaunchArgs) -> anyhow::Result<ExitC
 }
 
 /// Another shell owns the data directory: ask it to launch, and exit.
-fn hand_over(endpoint: &Endpoint, workspace: Option<&Workspace>) -> anyhow::Result<ExitCode> {
-    let request = ControlRequest::Launch {
-        workspace: workspace
-            .map(|ws| ws.file.clone())
-            .map(|f| weft_proto::endpoint::canonical(&f).unwrap_or(f)),
-    };
+fn hand_over(endpoint: &Endpoint, request: ControlRequest) -> anyhow::Result<ExitCode> {
     let runtime = runtime()?;
     let launched = runtime.block_on(async {
         let client = connect_when_ready(endpoint).await?;
         client.control(request).await.map_err(anyhow::Error::from)
     })?;
-    if let ControlReply::Launched(ids) = launched {
-        let names: Vec<_> = ids.iter().map(|id| id.instance_id.as_str()).collect();
-        eprintln!(
-            "weft: handed over to the running shell, which launched {}",
-            names.join(", ")
-        );
+    match launched {
+        ControlReply::Launched(ids) if ids.is_empty() => {
+            eprintln!("weft: handed over to the running shell; its apps are already running");
+        }
+        ControlReply::Launched(ids) => {
+            let names: Vec<_> = ids.iter().map(|id| id.instance_id.as_str()).collect();
+            eprintln!(
+                "weft: handed over to the running shell, which launched {}",
+                names.join(", ")
+            );
+        }
+        _ => {}
     }
     Ok(ExitCode::SUCCESS)
 }

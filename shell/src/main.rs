@@ -44,8 +44,11 @@ fn main() -> ExitCode {
                 workspace: None,
                 no_panel: false,
             },
+            true,
         ),
-        Some(Command::Launch(args)) => commands::launch(cli.global.data_dir.as_deref(), args),
+        Some(Command::Launch(args)) => {
+            commands::launch(cli.global.data_dir.as_deref(), args, false)
+        }
         Some(Command::Ps { json }) => commands::ps(cli.global.data_dir.as_deref(), json),
         Some(Command::Bus(bus)) => commands::bus(cli.global.data_dir.as_deref(), bus),
         Some(Command::Stop) => commands::stop(cli.global.data_dir.as_deref()),

@@ -19,6 +19,28 @@ use weft_workspace::Workspace;
 
 use crate::{shell_process, shutdown::Shutdown};
 
+/// Lets other threads bring the panel window forward once it is open.
+#[derive(Clone, Default)]
+pub struct PanelHandle {
+    ctx: Arc<Mutex<Option<egui::Context>>>,
+}
+
+impl PanelHandle {
+    /// Raises and focuses the panel window; returns false when no panel is open.
+    pub fn focus(&self) -> bool {
+        let ctx = self.ctx.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match ctx {
+            Some(ctx) => {
+                ctx.send_viewport_cmd(egui::ViewportCommand::Minimized(false));
+                ctx.send_viewport_cmd(egui::ViewportCommand::Focus);
+                ctx.request_repaint();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 /// What the user asked the panel to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PanelAction {
@@ -178,7 +200,12 @@ impl eframe::App for PanelApp {
 }
 
 /// Shows the panel until the user closes it or the shell is told to stop.
-pub fn run(supervisor: Supervisor, shutdown: Shutdown, data_dir: PathBuf) -> anyhow::Result<()> {
+pub fn run(
+    supervisor: Supervisor,
+    shutdown: Shutdown,
+    data_dir: PathBuf,
+    handle: PanelHandle,
+) -> anyhow::Result<()> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("Weft")
@@ -198,6 +225,7 @@ pub fn run(supervisor: Supervisor, shutdown: Shutdown, data_dir: PathBuf) -> any
         options,
         Box::new(move |cc| {
             let ctx = cc.egui_ctx.clone();
+            *handle.ctx.lock().unwrap_or_else(|p| p.into_inner()) = Some(ctx.clone());
             let repaint = ctx.clone();
             supervisor.set_on_change(Arc::new(move || repaint.request_repaint()));
             shutdown.on_raise(move || {

@@ -18,7 +18,11 @@ use weft_proto::{
 use weft_supervisor::{Supervisor, SupervisorConfig};
 use weft_workspace::Workspace;
 
-use crate::{demo, panel, shutdown::Shutdown};
+use crate::{
+    demo,
+    panel::{self, PanelHandle},
+    shutdown::Shutdown,
+};
 
 /// What the shell should launch first.
 pub enum Initial {
@@ -69,10 +73,12 @@ pub fn run(
     );
     let shutdown = Shutdown::default();
     watch_signals(&shutdown)?;
+    let panel = PanelHandle::default();
     runtime.spawn(serve_events(
         events,
         supervisor.clone(),
         shutdown.clone(),
+        panel.clone(),
         data_dir.to_owned(),
     ));
 
@@ -89,7 +95,12 @@ pub fn run(
     }
 
     if show_panel && launched.is_ok() {
-        panel::run(supervisor.clone(), shutdown.clone(), data_dir.to_owned())?;
+        panel::run(
+            supervisor.clone(),
+            shutdown.clone(),
+            data_dir.to_owned(),
+            panel,
+        )?;
         shutdown.raise("the control panel was closed");
     }
     let reason = shutdown.wait();
@@ -108,6 +119,7 @@ async fn serve_events(
     mut events: mpsc::UnboundedReceiver<BrokerEvent>,
     supervisor: Supervisor,
     shutdown: Shutdown,
+    panel: PanelHandle,
     data_dir: PathBuf,
 ) {
     while let Some(event) = events.recv().await {
@@ -127,10 +139,11 @@ async fn serve_events(
                 }
                 let supervisor = supervisor.clone();
                 let shutdown = shutdown.clone();
+                let panel = panel.clone();
                 let data_dir = data_dir.clone();
                 // Launching and stopping block; keep them off the async workers.
                 let answer = tokio::task::spawn_blocking(move || {
-                    control(&supervisor, &shutdown, &data_dir, request)
+                    control(&supervisor, &shutdown, &panel, &data_dir, request)
                 })
                 .await
                 .unwrap_or_else(|e| Err(format!("the request failed: {e}")));
@@ -143,10 +156,22 @@ async fn serve_events(
 fn control(
     supervisor: &Supervisor,
     shutdown: &Shutdown,
+    panel: &PanelHandle,
     data_dir: &Path,
     request: ControlRequest,
 ) -> Result<ControlReply, String> {
     match request {
+        ControlRequest::Activate => {
+            panel.focus();
+            if supervisor.apps().iter().any(|a| !a.state.is_final()) {
+                return Ok(ControlReply::Launched(vec![]));
+            }
+            let ws = load_demo(data_dir).map_err(|e| format!("{e:#}"))?;
+            supervisor
+                .launch(&ws)
+                .map(ControlReply::Launched)
+                .map_err(|e| e.to_string())
+        }
         ControlRequest::ListApps => Ok(ControlReply::Apps(supervisor.apps())),
         ControlRequest::Launch { workspace } => {
             let ws = match workspace {

@@ -681,6 +681,17 @@ fn the_control_panel_runs_the_demo_and_closes_on_weft_stop() {
     let ids: Vec<_> = apps.iter().map(|a| a.app_id.as_str()).collect();
     assert_eq!(ids, ["watchlist", "chart", "news"]);
 
+    // A second plain `weft` brings the running shell forward instead of starting the
+    // demo again.
+    let out = shell.env.weft(Some(&shell.display)).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already running"));
+    assert_eq!(shell.ps().unwrap().apps.len(), 3);
+
     // The panel window is on the display.
     wait_for("the control panel window", SLOW, || {
         let out = std::process::Command::new("xwininfo")

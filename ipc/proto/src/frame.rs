@@ -375,6 +375,9 @@ pub enum ControlRequest {
         /// The workspace file, already made absolute by the client.
         workspace: Option<PathBuf>,
     },
+    /// Bring the control panel forward, and launch the demo if nothing runs: what a
+    /// second plain `weft` asks.
+    Activate,
     /// Stop one app instance.
     StopApp {
         /// Its instance id.
