@@ -15,10 +15,15 @@ mod startup;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use std::{path::PathBuf, time::Duration};
+use std::{
+    path::PathBuf,
+    process::{Child, Stdio},
+    time::Duration,
+};
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use weft_e2e::{Display, TestEnv};
 
 #[derive(Parser)]
 #[command(
@@ -87,6 +92,22 @@ fn beside_me(name: &str) -> anyhow::Result<PathBuf> {
         );
     }
     Ok(path)
+}
+
+/// Starts the release `weft launch --no-panel [ARGS]` in `env` on `display`, quiet.
+fn start_shell(
+    env: &TestEnv,
+    display: &Display,
+    args: &[&std::ffi::OsStr],
+) -> anyhow::Result<Child> {
+    env.command(&beside_me("weft")?, Some(display))
+        .args(["launch", "--no-panel"])
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting weft")
 }
 
 /// Rounds to one decimal place for printing.

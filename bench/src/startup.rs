@@ -8,7 +8,7 @@
 //! `/proc/PID/smaps_rollup`.
 
 use std::{
-    process::{Child, Command, Stdio},
+    process::Child,
     time::{Duration, Instant},
 };
 
@@ -18,7 +18,7 @@ use weft_client::Client;
 use weft_e2e::{Display, TestEnv, process_tree};
 use weft_proto::frame::{AppInfo, AppState, ControlReply, ControlRequest};
 
-use crate::{beside_me, round};
+use crate::{round, start_shell};
 
 struct Run {
     env: TestEnv,
@@ -28,21 +28,8 @@ struct Run {
 impl Run {
     fn start(display: &Display) -> anyhow::Result<(Run, Instant)> {
         let env = TestEnv::new();
-        let mut cmd = Command::new(beside_me("weft")?);
-        cmd.args(["launch", "--no-panel"])
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", env.path("home"))
-            .env("XDG_RUNTIME_DIR", env.runtime_dir())
-            .env("WEFT_DATA_DIR", env.data_dir())
-            .env("WEBKIT_DISABLE_DMABUF_RENDERER", "1")
-            .env("DISPLAY", display.name())
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
         let started = Instant::now();
-        let shell = cmd.spawn().context("starting weft")?;
+        let shell = start_shell(&env, display, &[])?;
         Ok((Run { env, shell }, started))
     }
 

@@ -202,7 +202,13 @@ impl TestEnv {
 
     /// A `weft` command with this environment and `display`.
     pub fn weft(&self, display: Option<&Display>) -> Command {
-        let mut cmd = Command::new(binary("weft"));
+        self.command(&binary("weft"), display)
+    }
+
+    /// `program` (a `weft` build) with this environment and `display`: nothing of the
+    /// caller's environment but `PATH` and `RUST_LOG` leaks in.
+    pub fn command(&self, program: &Path, display: Option<&Display>) -> Command {
+        let mut cmd = Command::new(program);
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.root.path().join("home"))

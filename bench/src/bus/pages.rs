@@ -12,7 +12,7 @@
 use std::{
     collections::HashSet,
     path::Path,
-    process::{Child, Command, Stdio},
+    process::Child,
     time::{Duration, Instant},
 };
 
@@ -23,31 +23,14 @@ use weft_e2e::{Display, TestEnv};
 use weft_proto::Topic;
 
 use super::clock::{histogram, now_ns, summary};
-use crate::beside_me;
+use crate::start_shell;
 
 /// Runs the scenario with `apps` live apps and `samples` timed round trips.
 pub fn page_to_page(apps: usize, samples: u64, warmup: u64) -> anyhow::Result<Value> {
     let display = Display::start();
     let env = TestEnv::new();
     let workspace = write_workspace(&env, apps)?;
-    let mut shell = Shell(
-        Command::new(beside_me("weft")?)
-            .args(["launch", "--no-panel"])
-            .arg(&workspace)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", env.path("home"))
-            .env("XDG_RUNTIME_DIR", env.runtime_dir())
-            .env("WEFT_DATA_DIR", env.data_dir())
-            .env("WEBKIT_DISABLE_DMABUF_RENDERER", "1")
-            .env("DISPLAY", display.name())
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting weft")?,
-    );
+    let mut shell = Shell(start_shell(&env, &display, &[workspace.as_os_str()])?);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
