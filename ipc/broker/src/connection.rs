@@ -2,34 +2,27 @@
 
 use std::sync::Arc;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
 use futures_util::StreamExt;
 use tokio::{
     io::AsyncWriteExt,
     net::{UnixStream, unix::OwnedWriteHalf},
 };
 use tokio_util::{codec::FramedRead, sync::CancellationToken};
+use weft_frame_queue::{FrameWriter, frame_queue};
 use weft_proto::{
     Identity, PROTOCOL_VERSION, ServerFrame,
     frame::codec,
     handshake::{Hello, HelloReply, Refusal},
 };
 
-use crate::{
-    BrokerEvent, ClientKind, Shared, lock,
-    outbound::{OutboundReceiver, outbound},
-    session::Session,
-    tokens::TokenRefusal,
-};
+use crate::{BrokerEvent, ClientKind, Shared, lock, session::Session, tokens::TokenRefusal};
 
 /// How long a closing connection's queued frames may take to write.
 const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Bytes read from the socket at a time: many small frames per `read()`.
 const READ_BUFFER_BYTES: usize = 64 * 1024;
-
-/// Largest batch of frames gathered into one `write()`.
-const WRITE_BATCH_BYTES: usize = 64 * 1024;
 
 pub(crate) type Reader =
     FramedRead<tokio::net::unix::OwnedReadHalf, tokio_util::codec::LengthDelimitedCodec>;
@@ -67,7 +60,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: u64, stream: UnixStream) {
         return;
     }
 
-    let (outbound, outbound_rx) = outbound(shared.config.outbound_queue_bytes);
+    let (outbound, outbound_rx) = frame_queue(shared.config.outbound_queue_bytes);
     let kill = CancellationToken::new();
     lock(&shared.routes).add_conn(conn, identity.clone(), outbound.clone(), kill.clone());
     if kind == ClientKind::App {
@@ -87,10 +80,10 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: u64, stream: UnixStream) {
         sender_encoded: &sender_encoded,
         outbound: &outbound,
     };
-    let (reason, drain) = tokio::select! {
-        reason = session.read_loop(&mut reader) => (reason, true),
-        _ = kill.cancelled() => ("SlowConsumer: its outbound queue was full".to_owned(), false),
-        _ = shared.shutdown.cancelled() => ("the shell is shutting down".to_owned(), true),
+    let (reason, slow) = tokio::select! {
+        reason = session.read_loop(&mut reader) => (reason, false),
+        _ = kill.cancelled() => ("SlowConsumer: its outbound queue was full".to_owned(), true),
+        _ = shared.shutdown.cancelled() => ("the shell is shutting down".to_owned(), false),
     };
     tracing::debug!(conn, %identity, "closing connection: {reason}");
 
@@ -98,14 +91,17 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: u64, stream: UnixStream) {
     lock(&shared.tokens).release(conn);
     let gone = lock(&shared.calls).connection_gone(conn);
     shared.provider_gone(gone);
-    let _ = outbound.push(Bytes::from(ServerFrame::Closing { reason }.encode()));
-    drop(outbound);
-    // A slow consumer is not waited for: its queue is dropped unwritten. Others get what
-    // is queued, for as long as they keep reading.
-    if !drain
-        || tokio::time::timeout(DRAIN_TIMEOUT, &mut writer)
-            .await
-            .is_err()
+    // A slow consumer's backlog is dropped unwritten, so that the reason can reach it
+    // behind at most the batch already on its way. Others get what is queued.
+    if slow {
+        outbound.discard_waiting();
+    }
+    let _ = outbound.push(&ServerFrame::Closing { reason }.encode());
+    outbound.close();
+    // Written for as long as the client keeps reading, up to a limit.
+    if tokio::time::timeout(DRAIN_TIMEOUT, &mut writer)
+        .await
+        .is_err()
     {
         writer.abort();
     }
@@ -172,22 +168,15 @@ fn put_frame(buf: &mut BytesMut, body: &[u8]) {
     buf.put_slice(body);
 }
 
-/// Writes queued frames, gathering everything already waiting (up to
-/// [`WRITE_BATCH_BYTES`]) into one `write()`. Ends when every sender is gone.
-async fn write_loop(mut write: OwnedWriteHalf, mut queue: OutboundReceiver) {
-    let mut buf = BytesMut::with_capacity(WRITE_BATCH_BYTES);
-    while let Some(first) = queue.recv().await {
-        first.write_into(&mut buf);
-        while buf.len() < WRITE_BATCH_BYTES {
-            match queue.try_recv() {
-                Some(item) => item.write_into(&mut buf),
-                None => break,
-            }
-        }
-        if write.write_all(&buf).await.is_err() {
+/// Writes queued frames, everything waiting in one `write()`, until the queue is
+/// closed and empty.
+async fn write_loop(mut write: OwnedWriteHalf, mut queue: FrameWriter) {
+    let mut batch = BytesMut::new();
+    while queue.next_batch(&mut batch).await {
+        if write.write_all(&batch).await.is_err() {
             return;
         }
-        buf.clear();
+        queue.written(&mut batch);
     }
     let _ = write.shutdown().await;
 }

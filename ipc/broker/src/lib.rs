@@ -20,7 +20,6 @@
 
 mod calls;
 mod connection;
-mod outbound;
 mod routes;
 mod session;
 pub mod sublist;
@@ -36,9 +35,10 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use bytes::Bytes;
+use bytes::BufMut;
 use tokio::{net::UnixListener, sync::mpsc};
 use tokio_util::sync::CancellationToken;
+use weft_frame_queue::Refused;
 use weft_proto::{
     ErrorCode, Identity, ServerFrame, Token, Topic,
     frame::{ControlReply, ControlRequest, Delivery, IdentityFilter, MessageId, PageStatus},
@@ -46,7 +46,6 @@ use weft_proto::{
 
 use crate::{
     calls::{Calls, ProviderGone},
-    outbound::{Item, Refused},
     routes::{Conn, Routes},
     tokens::Tokens,
 };
@@ -259,8 +258,8 @@ impl Shared {
     /// sender, on the connections selected by `only` if given. The message is encoded
     /// once; each subscriber's frame only adds its subscription id.
     fn route(&self, delivery: &Delivery, only: Option<&IdentityFilter>) {
-        let message = Bytes::from(delivery.encode());
-        self.route_encoded(delivery.topic.as_str(), &delivery.sender, only, message);
+        let message = delivery.encode();
+        self.route_encoded(delivery.topic.as_str(), &delivery.sender, only, &message);
     }
 
     /// As [`Shared::route`], for a message already encoded (the publish fast path).
@@ -269,34 +268,36 @@ impl Shared {
         topic: &str,
         sender: &Identity,
         only: Option<&IdentityFilter>,
-        message: Bytes,
+        message: &[u8],
     ) {
         let mut routes = lock(&self.routes);
         routes.for_each_target(topic, sender, only, |target, conn| {
-            let item = Item::Deliver {
-                sub: target.sub,
-                message: message.clone(),
-            };
-            Self::push(target.conn, conn, item);
+            let (prefix, len) = ServerFrame::deliver_prefix(target.sub);
+            let pushed = conn.outbound.push_frame(len + message.len(), |buf| {
+                buf.put_slice(&prefix[..len]);
+                buf.put_slice(message);
+            });
+            Self::refused(target.conn, conn, pushed);
         });
     }
 
     /// Queues `frame` for connection `conn`, if it is still there.
     fn send_to(&self, conn: u64, frame: ServerFrame) {
         let routes = lock(&self.routes);
-        Self::queue(&routes, conn, Bytes::from(frame.encode()));
+        Self::queue(&routes, conn, &frame.encode());
     }
 
     /// Queues an encoded frame; a connection whose queue is full is disconnected
     /// rather than waited for.
-    fn queue(routes: &Routes, conn: u64, body: Bytes) {
+    fn queue(routes: &Routes, conn: u64, body: &[u8]) {
         if let Some(c) = routes.conn(conn) {
-            Self::push(conn, c, Item::Frame(body));
+            Self::refused(conn, c, c.outbound.push(body));
         }
     }
 
-    fn push(conn: u64, c: &Conn, item: Item) {
-        match c.outbound.push_item(item) {
+    /// Disconnects `c` if its queue was full.
+    fn refused(conn: u64, c: &Conn, pushed: Result<(), Refused>) {
+        match pushed {
             Ok(()) | Err(Refused::Closed) => {}
             Err(Refused::Full) => {
                 if !c.kill.is_cancelled() {

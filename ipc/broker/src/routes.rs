@@ -9,7 +9,9 @@ use rustc_hash::FxHashMap as HashMap;
 use tokio_util::sync::CancellationToken;
 use weft_proto::{Identity, Pattern, Topic, frame::IdentityFilter};
 
-use crate::{outbound::Outbound, sublist::Sublist};
+use weft_frame_queue::FrameQueue;
+
+use crate::sublist::Sublist;
 
 /// Topics whose subscriber lists are cached.
 const ROUTE_CACHE_TOPICS: usize = 8192;
@@ -18,7 +20,7 @@ const ROUTE_CACHE_TOPICS: usize = 8192;
 pub(crate) struct Conn {
     pub(crate) identity: Identity,
     /// Encoded frame bodies waiting to be written.
-    pub(crate) outbound: Outbound,
+    pub(crate) outbound: FrameQueue,
     /// Cancelled to disconnect the client (for example when it is too slow).
     pub(crate) kill: CancellationToken,
     subs: HashMap<u64, (Pattern, Option<IdentityFilter>)>,
@@ -56,7 +58,7 @@ impl Routes {
         &mut self,
         id: u64,
         identity: Identity,
-        outbound: Outbound,
+        outbound: FrameQueue,
         kill: CancellationToken,
     ) {
         self.conns.insert(
@@ -155,11 +157,11 @@ impl Routes {
 mod tests {
     use super::*;
 
-    fn routes_with(conns: &[u64]) -> (Routes, Vec<crate::outbound::OutboundReceiver>) {
+    fn routes_with(conns: &[u64]) -> (Routes, Vec<weft_frame_queue::FrameWriter>) {
         let mut r = Routes::default();
         let mut rxs = vec![];
         for &c in conns {
-            let (tx, rx) = crate::outbound::outbound(1024);
+            let (tx, rx) = weft_frame_queue::frame_queue(1024);
             r.add_conn(c, Identity::new_instance("x"), tx, CancellationToken::new());
             rxs.push(rx);
         }

@@ -3,9 +3,10 @@
 use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::oneshot;
+use weft_frame_queue::{FrameQueue, Refused};
 use weft_proto::{
     ClientFrame, ErrorCode, Identity, ServerFrame, Topic,
-    fast_path::{self, PublishView},
+    fast_path::{DeliveryParts, PublishView},
     frame::{Delivery, IdentityFilter, RemoteError},
     headers::{self, Headers},
 };
@@ -15,7 +16,6 @@ use crate::{
     calls::{Connected, TooManyPending},
     connection::Reader,
     lock, now_ms,
-    outbound::{Outbound, Refused},
     routes::SubError,
 };
 
@@ -27,12 +27,14 @@ pub(crate) struct Session<'a> {
     pub(crate) identity: &'a Identity,
     /// `identity` as encoded inside deliveries, for the publish fast path.
     pub(crate) sender_encoded: &'a [u8],
-    pub(crate) outbound: &'a Outbound,
+    pub(crate) outbound: &'a FrameQueue,
 }
 
 impl Session<'_> {
     /// Serves frames until the client leaves or misbehaves; returns why the loop ended.
     pub(crate) async fn read_loop(&self, reader: &mut Reader) -> String {
+        // Where plain publishes are re-encoded as deliveries, reused for each.
+        let mut scratch = Vec::new();
         loop {
             let body = match reader.next().await {
                 None => return "the client disconnected".into(),
@@ -41,7 +43,7 @@ impl Session<'_> {
             };
             let reply = match PublishView::parse(&body) {
                 // Most frames are plain publishes: route them without decoding.
-                Some(publish) => Some(self.publish_fast(publish)),
+                Some(publish) => Some(self.publish_fast(publish, &mut scratch)),
                 None => match ClientFrame::decode(&body) {
                     Ok(frame) => self.handle(frame).await,
                     Err(e) => return format!("Malformed: {e}"),
@@ -53,7 +55,7 @@ impl Session<'_> {
             if let Some(reply) = reply
                 && wanted
             {
-                match self.outbound.push(Bytes::from(reply.encode())) {
+                match self.outbound.push(&reply.encode()) {
                     Ok(()) => {}
                     Err(Refused::Full) => {
                         return "SlowConsumer: it does not read its own answers".into();
@@ -194,19 +196,21 @@ impl Session<'_> {
         }
     }
 
-    /// A publish without headers, routed from the frame's own bytes.
-    fn publish_fast(&self, publish: PublishView<'_>) -> ServerFrame {
-        let message = fast_path::encode_delivery(
-            self.shared.message_id(),
-            now_ms(),
-            publish.topic,
-            self.sender_encoded,
-            publish.payload,
-            None,
-            false,
-        );
+    /// A publish without headers, routed from the frame's own bytes; `scratch` holds
+    /// the delivery while it is copied to each subscriber's queue.
+    fn publish_fast(&self, publish: PublishView<'_>, scratch: &mut Vec<u8>) -> ServerFrame {
+        let parts = DeliveryParts {
+            id: self.shared.message_id(),
+            ts_ms: now_ms(),
+            topic: publish.topic,
+            sender: self.sender_encoded,
+            payload: publish.payload,
+            reply_to: None,
+            direct: false,
+        };
+        parts.encode_into(scratch);
         self.shared
-            .route_encoded(publish.topic, self.identity, None, Bytes::from(message));
+            .route_encoded(publish.topic, self.identity, None, scratch);
         ServerFrame::Ok { req: publish.req }
     }
 

@@ -361,9 +361,47 @@ async fn a_slow_consumer_is_disconnected_and_others_keep_receiving() {
         }
     })
     .await;
-    // The broker closed the slow client's socket rather than waiting to write to it.
+    // The broker closed the slow client's socket rather than waiting to write to it, and
+    // said why: the reason follows whatever was already on its way, frames left whole.
     let mut rest = vec![];
     within(slow.read_to_end(&mut rest)).await.unwrap();
+    let mut last = None;
+    let mut at = 0;
+    while at < rest.len() {
+        let len = u32::from_be_bytes(rest[at..at + 4].try_into().unwrap()) as usize;
+        last = Some(weft_proto::ServerFrame::decode(&rest[at + 4..at + 4 + len]).unwrap());
+        at += 4 + len;
+    }
+    match last {
+        Some(weft_proto::ServerFrame::Closing { reason }) => {
+            assert!(reason.starts_with("SlowConsumer"), "{reason}")
+        }
+        other => panic!("the last frame was {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_keep_up_learns_it_was_a_slow_consumer() {
+    let b = TestBroker::start_with(|c| c.outbound_queue_bytes = 256 * 1024);
+    let publisher = b.cli().await;
+    let slow = b.cli().await;
+    // Subscribed, but nobody takes the messages for now: the client stops reading its
+    // socket, and the broker's queue for it fills until it is cut off.
+    let mut sub = slow.subscribe(&topic("load")).await.unwrap();
+    let payload = vec![b'x'; 16 * 1024];
+    within(async {
+        while b.handle.connection_count() > 1 {
+            publisher
+                .publish(&topic("load"), payload.clone())
+                .await
+                .unwrap();
+        }
+    })
+    .await;
+    // Once it catches up on what reached it, it learns why the connection ended.
+    within(async { while sub.next().await.is_some() {} }).await;
+    let reason = within(slow.closed()).await;
+    assert!(reason.contains("SlowConsumer"), "{reason}");
 }
 
 #[tokio::test]

@@ -9,6 +9,8 @@
 //! It is not a broker and holds no policy: it does what its caller asks and reports the
 //! broker's typed errors.
 
+mod inbox;
+
 use std::{
     collections::HashMap,
     io,
@@ -28,9 +30,13 @@ use tokio::{
     sync::{mpsc, oneshot, watch},
 };
 use tokio_util::codec::FramedRead;
+use weft_frame_queue::{FrameQueue, FrameWriter, Refused, frame_queue};
+
+use crate::inbox::{InboxReceiver, InboxSender, inbox};
 use weft_proto::{
     ClientFrame, ErrorCode, Identity, Pattern, ServerFrame, Token, Topic,
     endpoint::Endpoint,
+    fast_path::{self, DeliveryReader},
     frame::{
         ControlReply, ControlRequest, Delivery, IdentityFilter, PageStatus, RemoteError, codec,
     },
@@ -40,10 +46,11 @@ use weft_proto::{
 
 /// Deliveries buffered per subscription before the reader waits for the consumer.
 const SUBSCRIPTION_BUFFER: usize = 1024;
-/// Frames buffered for the writer.
-const OUTBOUND_BUFFER: usize = 4096;
-/// Largest batch gathered into one `write()`.
-const WRITE_BATCH_BYTES: usize = 64 * 1024;
+/// Bytes of frames queued for the socket before publishing waits (or, for
+/// [`Client::try_publish`], reports `Backpressure`).
+const OUTBOUND_QUEUE_BYTES: usize = 4 * 1024 * 1024;
+/// Bytes read from the socket at a time: many small frames per `read()`.
+const READ_BUFFER_BYTES: usize = 64 * 1024;
 
 /// What went wrong talking to the broker.
 #[derive(Debug, thiserror::Error)]
@@ -123,9 +130,9 @@ type Answer = Result<Reply, ClientError>;
 
 struct Inner {
     identity: Identity,
-    outbound: mpsc::Sender<Bytes>,
+    outbound: FrameQueue,
     pending: Mutex<HashMap<u64, oneshot::Sender<Answer>>>,
-    subs: Mutex<HashMap<u64, mpsc::Sender<Delivery>>>,
+    subs: Mutex<HashMap<u64, InboxSender<Delivery>>>,
     /// Services this connection provides → where their invocations go.
     provided: Mutex<HashMap<Topic, mpsc::Sender<Invocation>>>,
     /// Services this connection is a client of → flag raised when the provider goes.
@@ -145,7 +152,7 @@ pub struct Client {
 /// Messages on one subscription, in the order the broker routed them.
 pub struct Subscription {
     id: u64,
-    deliveries: mpsc::Receiver<Delivery>,
+    deliveries: InboxReceiver<Delivery>,
     client: Client,
     /// Set once [`Subscription::unsubscribe`] has told the broker, so `Drop` need not.
     ended: bool,
@@ -189,7 +196,7 @@ impl Client {
         let mut reader = FramedRead::with_capacity(
             read,
             codec(weft_proto::DEFAULT_MAX_FRAME_LEN),
-            WRITE_BATCH_BYTES,
+            READ_BUFFER_BYTES,
         );
         write.write_all(&framed(hello)).await?;
         let body = match reader.next().await {
@@ -209,7 +216,7 @@ impl Client {
             Err(e) => return Err(ClientError::Protocol(format!("bad handshake reply: {e}"))),
         };
 
-        let (outbound, queue) = mpsc::channel(OUTBOUND_BUFFER);
+        let (outbound, queue) = frame_queue(OUTBOUND_QUEUE_BYTES);
         let inner = Arc::new(Inner {
             identity,
             outbound,
@@ -248,37 +255,34 @@ impl Client {
         topic: &Topic,
         payload: impl Into<Bytes>,
     ) -> Result<(), ClientError> {
-        let body = self.nowait_frame(topic, payload.into());
+        let payload = payload.into();
+        let len = fast_path::publish_len(0, topic.as_str(), &payload);
         self.inner
             .outbound
-            .send(body)
+            .push_frame_waiting(len, |buf| {
+                fast_path::encode_publish(buf, 0, topic.as_str(), &payload)
+            })
             .await
-            .map_err(|_| ClientError::NotConnected("the connection is closed".into()))
+            .map_err(|_| not_connected())
     }
 
     /// As [`Client::publish_nowait`], but never waits: `Backpressure` when this client's
     /// outbound queue is full, so the caller can slow down or drop.
     pub fn try_publish(&self, topic: &Topic, payload: impl Into<Bytes>) -> Result<(), ClientError> {
-        let body = self.nowait_frame(topic, payload.into());
-        self.inner.outbound.try_send(body).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => ClientError::Broker {
-                code: ErrorCode::Backpressure,
-                message: "this client's outbound queue is full".into(),
-            },
-            mpsc::error::TrySendError::Closed(_) => {
-                ClientError::NotConnected("the connection is closed".into())
-            }
-        })
-    }
-
-    fn nowait_frame(&self, topic: &Topic, payload: Bytes) -> Bytes {
-        let frame = ClientFrame::Publish {
-            req: 0,
-            topic: topic.clone(),
-            payload,
-            headers: Headers::new(),
-        };
-        Bytes::from(frame.encode())
+        let payload = payload.into();
+        let len = fast_path::publish_len(0, topic.as_str(), &payload);
+        self.inner
+            .outbound
+            .push_frame(len, |buf| {
+                fast_path::encode_publish(buf, 0, topic.as_str(), &payload)
+            })
+            .map_err(|refused| match refused {
+                Refused::Full => ClientError::Broker {
+                    code: ErrorCode::Backpressure,
+                    message: "this client's outbound queue is full".into(),
+                },
+                Refused::Closed => not_connected(),
+            })
     }
 
     /// Publishes with headers (for example a W3C `traceparent`).
@@ -361,11 +365,7 @@ impl Client {
             call,
             outcome,
         };
-        self.inner
-            .outbound
-            .send(Bytes::from(frame.encode()))
-            .await
-            .map_err(|_| ClientError::NotConnected("the connection is closed".into()))
+        self.inner.send(&frame.encode()).await
     }
 
     /// Provides the RPC service `service`; `ServiceExists` if another connection does.
@@ -446,7 +446,7 @@ impl Client {
     ) -> Result<Subscription, ClientError> {
         let pattern = pattern.into();
         let sub = self.inner.next_sub.fetch_add(1, Ordering::Relaxed);
-        let (tx, deliveries) = mpsc::channel(SUBSCRIPTION_BUFFER);
+        let (tx, deliveries) = inbox(SUBSCRIPTION_BUFFER);
         lock(&self.inner.subs).insert(sub, tx);
         let result = self
             .call(|req| ClientFrame::Subscribe {
@@ -529,7 +529,8 @@ impl Client {
             Err(_) => {
                 lock(&self.inner.pending).remove(&req);
                 let cancel = ClientFrame::Cancel { target: req };
-                let _ = self.inner.outbound.try_send(Bytes::from(cancel.encode()));
+                // Closed means the connection is gone, and the frame with it.
+                let _ = self.inner.outbound.push_regardless(&cancel.encode());
                 Err(ClientError::Timeout(timeout))
             }
         }
@@ -546,10 +547,9 @@ impl Client {
         }
         let (tx, rx) = oneshot::channel();
         lock(&self.inner.pending).insert(req, tx);
-        let body = Bytes::from(make(req).encode());
-        if self.inner.outbound.send(body).await.is_err() {
+        if let Err(e) = self.inner.send(&make(req).encode()).await {
             lock(&self.inner.pending).remove(&req);
-            return Err(ClientError::NotConnected("the connection is closed".into()));
+            return Err(e);
         }
         match rx.await {
             Ok(answer) => answer,
@@ -577,7 +577,7 @@ impl Subscription {
 
     /// The next message if one has already arrived, without waiting.
     pub fn try_next(&mut self) -> Option<Delivery> {
-        self.deliveries.try_recv().ok()
+        self.deliveries.try_recv()
     }
 
     /// Ends the subscription and waits for the broker to confirm.
@@ -603,11 +603,8 @@ impl Drop for Subscription {
             req: 0,
             sub: self.id,
         };
-        let _ = self
-            .client
-            .inner
-            .outbound
-            .try_send(Bytes::from(frame.encode()));
+        // Closed means the connection is gone, and the frame with it.
+        let _ = self.client.inner.outbound.push_regardless(&frame.encode());
     }
 }
 
@@ -667,11 +664,8 @@ impl Drop for Provider {
             req: 0,
             service: self.service.clone(),
         };
-        let _ = self
-            .client
-            .inner
-            .outbound
-            .try_send(Bytes::from(frame.encode()));
+        // Closed means the connection is gone, and the frame with it.
+        let _ = self.client.inner.outbound.push_regardless(&frame.encode());
     }
 }
 
@@ -716,6 +710,27 @@ impl ServiceClient {
     }
 }
 
+impl Inner {
+    /// Queues a whole frame, waiting while the outbound queue is full.
+    async fn send(&self, body: &[u8]) -> Result<(), ClientError> {
+        self.outbound
+            .push_frame_waiting(body.len(), |buf| buf.put_slice(body))
+            .await
+            .map_err(|_| not_connected())
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The writer sends what is queued, then shuts the socket down.
+        self.outbound.close();
+    }
+}
+
+fn not_connected() -> ClientError {
+    ClientError::NotConnected("the connection is closed".into())
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -731,20 +746,14 @@ fn put_frame(buf: &mut BytesMut, body: &[u8]) {
     buf.put_slice(body);
 }
 
-async fn write_loop(mut write: tokio::net::unix::OwnedWriteHalf, mut queue: mpsc::Receiver<Bytes>) {
-    let mut buf = BytesMut::with_capacity(WRITE_BATCH_BYTES);
-    while let Some(first) = queue.recv().await {
-        put_frame(&mut buf, &first);
-        while buf.len() < WRITE_BATCH_BYTES {
-            match queue.try_recv() {
-                Ok(body) => put_frame(&mut buf, &body),
-                Err(_) => break,
-            }
-        }
-        if write.write_all(&buf).await.is_err() {
+/// Writes queued frames, everything waiting in one `write()`, until the queue closes.
+async fn write_loop(mut write: tokio::net::unix::OwnedWriteHalf, mut queue: FrameWriter) {
+    let mut batch = BytesMut::new();
+    while queue.next_batch(&mut batch).await {
+        if write.write_all(&batch).await.is_err() {
             return;
         }
-        buf.clear();
+        queue.written(&mut batch);
     }
     let _ = write.shutdown().await;
 }
@@ -756,15 +765,31 @@ async fn read_loop(
         tokio_util::codec::LengthDelimitedCodec,
     >,
 ) {
+    let mut deliveries = DeliveryReader::default();
+    // The last subscription delivered to, so a stream of messages skips the map.
+    let mut last_sink: Option<(u64, InboxSender<Delivery>)> = None;
     let reason = loop {
         let body = match reader.next().await {
             None => break "the broker closed the connection".to_owned(),
             Some(Err(e)) => break format!("reading from the broker failed: {e}"),
-            Some(Ok(body)) => body,
+            Some(Ok(body)) => body.freeze(),
         };
         let Some(inner) = inner.upgrade() else {
             return;
         };
+        if let Some((sub, message)) = deliveries.read(&body) {
+            let sink = match &last_sink {
+                Some((id, sink)) if *id == sub && !sink.is_closed() => Some(sink.clone()),
+                _ => lock(&inner.subs).get(&sub).cloned(),
+            };
+            if let Some(sink) = sink {
+                // Waiting here is the backpressure: a consumer that does not keep up
+                // stops this reader, and the broker's queue for us fills instead.
+                let _ = sink.send(message).await;
+                last_sink = Some((sub, sink));
+            }
+            continue;
+        }
         let frame = match ServerFrame::decode(&body) {
             Ok(frame) => frame,
             Err(e) => break format!("the broker sent a malformed frame: {e}"),
@@ -805,7 +830,8 @@ async fn read_loop(
                             call,
                             outcome,
                         };
-                        let _ = inner.outbound.try_send(Bytes::from(frame.encode()));
+                        // Closed means the connection is gone, and the frame with it.
+                        let _ = inner.outbound.push_regardless(&frame.encode());
                     }
                 }
             }
@@ -833,7 +859,9 @@ async fn read_loop(
     if let Some(inner) = inner.upgrade() {
         tracing::debug!("bus connection ended: {reason}");
         inner.closed.send_replace(Some(reason.clone()));
-        lock(&inner.subs).clear();
+        for (_, sink) in lock(&inner.subs).drain() {
+            sink.close();
+        }
         lock(&inner.provided).clear();
         for (_, flag) in lock(&inner.services).drain() {
             flag.send_replace(true);

@@ -453,7 +453,7 @@ impl AppState {
 }
 
 /// Postcard's variant index of `ServerFrame::Deliver` (its position in the enum).
-const DELIVER_VARIANT: u8 = 2;
+pub(crate) const DELIVER_VARIANT: u8 = 2;
 
 impl Delivery {
     /// A plainly published message: no headers, not a request, not sent directly.

@@ -10,7 +10,7 @@
 //! may stand anywhere. `fx.*.spot` matches `fx.EUR.spot`; `fx.#` matches `fx`, `fx.EUR`
 //! and `fx.EUR.spot`; `#.spot` matches `spot` and `fx.EUR.spot`.
 
-use std::fmt;
+use std::{fmt, sync::Arc};
 
 use serde::{Deserialize, Serialize};
 
@@ -19,10 +19,10 @@ pub const MAX_TOPIC_LEN: usize = 256;
 /// Most segments in one topic.
 pub const MAX_SEGMENTS: usize = 16;
 
-/// A validated topic name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(transparent)]
-pub struct Topic(String);
+/// A validated topic name. Cloning it is cheap (the text is shared): a stream of
+/// messages on one topic shares one copy.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Topic(Arc<str>);
 
 /// Why a topic was refused. Each variant names the problem precisely.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -81,7 +81,7 @@ impl Topic {
     pub fn new(text: impl Into<String>) -> Result<Self, TopicError> {
         let text = text.into();
         validate(&text)?;
-        Ok(Self(text))
+        Ok(Self(text.into()))
     }
 
     /// The topic as text.
@@ -102,7 +102,8 @@ impl Topic {
 
 fn validate(text: &str) -> Result<(), TopicError> {
     validate_common(text)?;
-    if let Some((at, ch)) = text.char_indices().find(|(_, c)| matches!(c, '*' | '#')) {
+    if let Some(at) = text.bytes().position(|b| matches!(b, b'*' | b'#')) {
+        let ch = char::from(text.as_bytes()[at]);
         return Err(TopicError::Wildcard { ch, at });
     }
     Ok(())
@@ -126,16 +127,23 @@ fn validate_common(text: &str) -> Result<(), TopicError> {
     if text.len() > MAX_TOPIC_LEN {
         return Err(TopicError::TooLong { len: text.len() });
     }
-    // One pass: control characters first (they are reported wherever they are), then
-    // the segment structure.
+    // One pass over the bytes (every topic is checked on every publish): control
+    // characters first (they are reported wherever they are), then the segment
+    // structure. The control characters (Unicode's Cc) are U+0000–U+001F and
+    // U+007F–U+009F; in UTF-8 the last 32 are 0xC2 followed by 0x80–0x9F. A '.' byte is
+    // never part of a longer character.
+    let bytes = text.as_bytes();
     let mut segments = 1;
     let mut empty_segment = None;
     let mut segment_len = 0;
-    for (at, ch) in text.char_indices() {
-        if ch.is_control() {
+    for (at, &b) in bytes.iter().enumerate() {
+        let control =
+            b < 0x20 || b == 0x7f || (b == 0xc2 && matches!(bytes.get(at + 1), Some(0x80..=0x9f)));
+        if control {
+            let ch = text[at..].chars().next().expect("a character starts here");
             return Err(TopicError::ControlCharacter { ch, at });
         }
-        if ch == '.' {
+        if b == b'.' {
             if segment_len == 0 && empty_segment.is_none() {
                 empty_segment = Some(segments - 1);
             }
@@ -224,13 +232,13 @@ fn matches_from(pattern: &[Segment<'_>], topic: &[&str]) -> bool {
 
 impl From<Topic> for Pattern {
     fn from(topic: Topic) -> Self {
-        Pattern(topic.0)
+        Pattern(topic.0.to_string())
     }
 }
 
 impl From<&Topic> for Pattern {
     fn from(topic: &Topic) -> Self {
-        Pattern(topic.0.clone())
+        Pattern(topic.0.to_string())
     }
 }
 
@@ -268,6 +276,12 @@ impl std::borrow::Borrow<str> for Topic {
 impl AsRef<str> for Topic {
     fn as_ref(&self) -> &str {
         &self.0
+    }
+}
+
+impl Serialize for Topic {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
     }
 }
 
@@ -387,6 +401,23 @@ mod tests {
                 prop_assert!(t.segments().all(|seg| !seg.is_empty()));
                 prop_assert!(t.segments().count() <= MAX_SEGMENTS);
                 prop_assert!(!s.contains(['*', '#']));
+            }
+        }
+
+        #[test]
+        fn control_characters_are_the_ones_unicode_names(
+            s in "[a.\\x{0}-\\x{a0}\\x{e9}\\x{2028}]{1,30}",
+        ) {
+            let first = s.char_indices().find(|(_, c)| c.is_control());
+            match (Topic::new(s.clone()), first) {
+                (Err(TopicError::ControlCharacter { ch, at }), Some((at2, ch2))) => {
+                    prop_assert_eq!((ch, at), (ch2, at2));
+                }
+                (Err(TopicError::ControlCharacter { .. }), None) => {
+                    prop_assert!(false, "no control character in {:?}", s);
+                }
+                (result, Some(_)) => prop_assert!(false, "{:?} for {:?}", result, s),
+                (_, None) => {}
             }
         }
     }

@@ -1,0 +1,376 @@
+//! A byte-bounded queue of length-prefixed frames on their way to one socket.
+//!
+//! Whoever has a frame for the connection appends it, framed (a 4-byte big-endian
+//! length, then the body), to one byte buffer — encoding straight into it, so a frame
+//! costs no allocation of its own. The connection's writer task takes the whole buffer
+//! at once (swapping in an empty one) and puts it on the socket in one `write()`: a
+//! burst of frames costs one system call and one wake-up of the writer, not one each.
+//! The broker uses it for every client connection, and the client library for its
+//! connection to the broker.
+//!
+//! Invariants:
+//! - Bytes leave in the order they were appended. (The bus's ordering guarantee rests
+//!   on this.)
+//! - The bytes appended and not yet written — waiting, plus the batch being written —
+//!   never exceed the limit, except that an otherwise empty queue takes one frame of
+//!   any size (else a frame larger than the limit could never be sent).
+//! - [`FrameQueue::push_frame`] never waits: past the limit it refuses with
+//!   [`Refused::Full`] and the caller decides (the broker disconnects a slow consumer;
+//!   a client reports backpressure). [`FrameQueue::push_frame_waiting`] waits for room
+//!   instead.
+//!
+//! It is not a general channel: frames are bytes, and there is exactly one writer.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::{BufMut, BytesMut};
+use tokio::sync::Notify;
+
+/// Capacity a written batch buffer may keep for reuse; a larger one (after a burst to
+/// a slow reader) is given back to the allocator.
+const KEEP_CAPACITY: usize = 1024 * 1024;
+
+/// The appending side, shared by everything that queues frames for one connection.
+#[derive(Clone)]
+pub struct FrameQueue {
+    shared: Arc<Shared>,
+}
+
+/// The writer's side. Dropping it closes the queue.
+pub struct FrameWriter {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Signalled when bytes arrive in an empty buffer, and on close.
+    ready: Notify,
+    /// Signalled when a written batch frees room.
+    room: Notify,
+    limit: usize,
+}
+
+struct State {
+    /// Framed bytes waiting for the writer.
+    waiting: BytesMut,
+    /// Bytes of the batch the writer is putting on the socket.
+    writing: usize,
+    /// No more frames are accepted; the writer ends once `waiting` is taken.
+    closed: bool,
+}
+
+/// Why a frame was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Queuing it would pass the byte limit.
+    Full,
+    /// The queue is closed: the connection is ending or its writer stopped.
+    Closed,
+}
+
+/// A queue holding at most `limit` bytes of framed frames.
+pub fn frame_queue(limit: usize) -> (FrameQueue, FrameWriter) {
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State {
+            waiting: BytesMut::new(),
+            writing: 0,
+            closed: false,
+        }),
+        ready: Notify::new(),
+        room: Notify::new(),
+        limit,
+    });
+    (
+        FrameQueue {
+            shared: shared.clone(),
+        },
+        FrameWriter { shared },
+    )
+}
+
+impl FrameQueue {
+    /// Queues a whole frame body unless that would pass the limit.
+    pub fn push(&self, body: &[u8]) -> Result<(), Refused> {
+        self.push_frame(body.len(), |buf| buf.put_slice(body))
+    }
+
+    /// Queues a frame of `len` body bytes, which `write_body` appends to the buffer it
+    /// is given, unless that would pass the limit. `write_body` must append exactly
+    /// `len` bytes.
+    pub fn push_frame(
+        &self,
+        len: usize,
+        write_body: impl FnOnce(&mut BytesMut),
+    ) -> Result<(), Refused> {
+        self.append(len, true, write_body)
+    }
+
+    /// Queues a small control frame that must not be lost (a cancellation, say) even
+    /// past the limit; refused only once the queue is closed.
+    pub fn push_regardless(&self, body: &[u8]) -> Result<(), Refused> {
+        self.append(body.len(), false, |buf| buf.put_slice(body))
+    }
+
+    fn append(
+        &self,
+        len: usize,
+        bounded: bool,
+        write_body: impl FnOnce(&mut BytesMut),
+    ) -> Result<(), Refused> {
+        let was_empty = {
+            let mut state = self.shared.lock();
+            if state.closed {
+                return Err(Refused::Closed);
+            }
+            let held = state.waiting.len() + state.writing;
+            if bounded && held > 0 && held + 4 + len > self.shared.limit {
+                return Err(Refused::Full);
+            }
+            let was_empty = state.waiting.is_empty();
+            let frame_len = u32::try_from(len).expect("frames are limited far below 4 GiB");
+            state.waiting.reserve(4 + len);
+            state.waiting.put_u32(frame_len);
+            let before = state.waiting.len();
+            write_body(&mut state.waiting);
+            debug_assert_eq!(state.waiting.len() - before, len, "the body's length");
+            was_empty
+        };
+        // A non-empty buffer has already woken the writer, which takes it all.
+        if was_empty {
+            self.shared.ready.notify_one();
+        }
+        Ok(())
+    }
+
+    /// As [`FrameQueue::push_frame`], but waits while the queue is full instead of
+    /// refusing; fails only once the queue is closed.
+    pub async fn push_frame_waiting(
+        &self,
+        len: usize,
+        write_body: impl FnOnce(&mut BytesMut),
+    ) -> Result<(), Refused> {
+        let mut write_body = Some(write_body);
+        loop {
+            let room = self.shared.room.notified();
+            tokio::pin!(room);
+            // Registered before trying, so room freed in between is not missed.
+            room.as_mut().enable();
+            let pushed = self.push_frame(len, |buf| {
+                if let Some(write) = write_body.take() {
+                    write(buf);
+                }
+            });
+            if pushed != Err(Refused::Full) {
+                return pushed;
+            }
+            room.await;
+        }
+    }
+
+    /// Accepts no more frames; the writer ends after taking those already queued.
+    pub fn close(&self) {
+        self.shared.lock().closed = true;
+        self.shared.ready.notify_one();
+        self.shared.room.notify_waiters();
+    }
+
+    /// Drops the frames waiting to be written (not the batch being written, which
+    /// leaves whole).
+    pub fn discard_waiting(&self) {
+        self.shared.lock().waiting.clear();
+        self.shared.room.notify_waiters();
+    }
+
+    /// Whether the queue is closed.
+    pub fn is_closed(&self) -> bool {
+        self.shared.lock().closed
+    }
+
+    /// Bytes queued and not yet written, frame headers included.
+    pub fn queued_bytes(&self) -> usize {
+        let state = self.shared.lock();
+        state.waiting.len() + state.writing
+    }
+}
+
+impl FrameWriter {
+    /// Waits for queued bytes and moves all of them into `batch`, which must be empty;
+    /// `false` once the queue is closed and everything has been taken. Call
+    /// [`FrameWriter::written`] once the batch is on the socket.
+    pub async fn next_batch(&mut self, batch: &mut BytesMut) -> bool {
+        debug_assert!(batch.is_empty());
+        loop {
+            {
+                let mut state = self.shared.lock();
+                if !state.waiting.is_empty() {
+                    std::mem::swap(&mut state.waiting, batch);
+                    state.writing = batch.len();
+                    return true;
+                }
+                if state.closed {
+                    return false;
+                }
+            }
+            self.shared.ready.notified().await;
+        }
+    }
+
+    /// The batch from [`FrameWriter::next_batch`] is written: frees its room and
+    /// empties it for reuse.
+    pub fn written(&mut self, batch: &mut BytesMut) {
+        self.shared.lock().writing = 0;
+        self.shared.room.notify_waiters();
+        batch.clear();
+        if batch.capacity() > KEEP_CAPACITY {
+            *batch = BytesMut::new();
+        }
+    }
+}
+
+impl Drop for FrameWriter {
+    fn drop(&mut self) {
+        self.shared.lock().closed = true;
+        self.shared.room.notify_waiters();
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn take(writer: &mut FrameWriter) -> Vec<u8> {
+        let mut batch = BytesMut::new();
+        assert!(writer.next_batch(&mut batch).await);
+        let bytes = batch.to_vec();
+        writer.written(&mut batch);
+        bytes
+    }
+
+    #[tokio::test]
+    async fn holds_at_most_the_limit_and_frees_as_batches_are_written() {
+        // Each frame counts its body and its 4-byte length prefix.
+        let (tx, mut rx) = frame_queue(18);
+        tx.push(b"12345").unwrap();
+        tx.push(b"12345").unwrap();
+        assert_eq!(tx.push(b"1"), Err(Refused::Full));
+        assert_eq!(tx.queued_bytes(), 18);
+
+        // A batch being written still counts until it is on the socket.
+        let mut batch = BytesMut::new();
+        assert!(rx.next_batch(&mut batch).await);
+        assert_eq!(&batch[..], b"\0\0\0\x0512345\0\0\0\x0512345");
+        assert_eq!(tx.push(b"1"), Err(Refused::Full));
+        rx.written(&mut batch);
+        assert_eq!(tx.queued_bytes(), 0);
+        tx.push(b"1").unwrap();
+        assert_eq!(take(&mut rx).await, b"\0\0\0\x011");
+    }
+
+    #[tokio::test]
+    async fn an_empty_queue_takes_one_frame_larger_than_the_limit() {
+        let (tx, _rx) = frame_queue(4);
+        tx.push(b"123456").unwrap();
+        assert_eq!(tx.push(b"1"), Err(Refused::Full));
+    }
+
+    #[tokio::test]
+    async fn frames_leave_in_the_order_they_were_queued() {
+        let (tx, mut rx) = frame_queue(1 << 20);
+        let mut expected = Vec::new();
+        for i in 0..1000u32 {
+            let body = i.to_be_bytes();
+            tx.push(&body).unwrap();
+            expected.extend_from_slice(&4u32.to_be_bytes());
+            expected.extend_from_slice(&body);
+            if i % 97 == 0 {
+                assert_eq!(take(&mut rx).await, expected);
+                expected.clear();
+            }
+        }
+        assert_eq!(take(&mut rx).await, expected);
+    }
+
+    #[tokio::test]
+    async fn a_frame_is_written_in_place_behind_its_length() {
+        let (tx, mut rx) = frame_queue(100);
+        tx.push_frame(5, |buf| {
+            buf.put_u8(b'h');
+            buf.put_slice(b"ello");
+        })
+        .unwrap();
+        assert_eq!(take(&mut rx).await, b"\0\0\0\x05hello");
+    }
+
+    #[tokio::test]
+    async fn a_waiting_push_goes_through_once_the_writer_frees_room() {
+        let (tx, mut rx) = frame_queue(10);
+        tx.push(b"123456").unwrap();
+        let pusher = tokio::spawn({
+            let tx = tx.clone();
+            async move { tx.push_frame_waiting(3, |buf| buf.put_slice(b"abc")).await }
+        });
+        // It cannot finish while the queue is full (one thread: it has had its turns)...
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!pusher.is_finished(), "pushed past the limit");
+        // ...and does once the first frame is written.
+        assert_eq!(take(&mut rx).await, b"\0\0\0\x06123456");
+        pusher.await.unwrap().unwrap();
+        assert_eq!(take(&mut rx).await, b"\0\0\0\x03abc");
+    }
+
+    #[tokio::test]
+    async fn discarding_keeps_the_batch_being_written_whole() {
+        let (tx, mut rx) = frame_queue(100);
+        tx.push(b"sent").unwrap();
+        let mut batch = BytesMut::new();
+        assert!(rx.next_batch(&mut batch).await);
+        tx.push(b"dropped").unwrap();
+        tx.discard_waiting();
+        tx.push(b"reason").unwrap();
+        assert_eq!(&batch[..], b"\0\0\0\x04sent");
+        rx.written(&mut batch);
+        assert_eq!(take(&mut rx).await, b"\0\0\0\x06reason");
+    }
+
+    #[tokio::test]
+    async fn a_control_frame_passes_the_limit() {
+        let (tx, mut rx) = frame_queue(8);
+        tx.push(b"1234").unwrap();
+        assert_eq!(tx.push(b"x"), Err(Refused::Full));
+        tx.push_regardless(b"x").unwrap();
+        assert_eq!(take(&mut rx).await, b"\0\0\0\x041234\0\0\0\x01x");
+    }
+
+    #[tokio::test]
+    async fn a_closed_queue_refuses_and_its_writer_ends_after_the_rest() {
+        let (tx, mut rx) = frame_queue(100);
+        tx.push(b"last").unwrap();
+        tx.close();
+        assert_eq!(tx.push(b"1"), Err(Refused::Closed));
+        assert_eq!(take(&mut rx).await, b"\0\0\0\x04last");
+        let mut batch = BytesMut::new();
+        assert!(!rx.next_batch(&mut batch).await);
+    }
+
+    #[tokio::test]
+    async fn a_stopped_writer_closes_the_queue_and_releases_waiting_pushers() {
+        let (tx, rx) = frame_queue(4);
+        tx.push(b"1234").unwrap();
+        let pusher = tokio::spawn({
+            let tx = tx.clone();
+            async move { tx.push_frame_waiting(1, |buf| buf.put_u8(1)).await }
+        });
+        tokio::task::yield_now().await;
+        drop(rx);
+        assert_eq!(pusher.await.unwrap(), Err(Refused::Closed));
+        assert_eq!(tx.push(b"1"), Err(Refused::Closed));
+    }
+}
