@@ -102,7 +102,7 @@ async fn measure(env: &TestEnv, apps: usize, samples: u64, warmup: u64) -> anyho
             .await
             .context("the pages did not all get ready within 120 s")?
             .context("the shell closed the connection")?;
-        seen.insert(d.sender.instance_id);
+        seen.insert(d.sender.instance_id.clone());
     }
 
     // The chain through both pages, and for context the round trip through the

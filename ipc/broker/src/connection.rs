@@ -3,34 +3,29 @@
 use std::sync::Arc;
 
 use bytes::{BufMut, BytesMut};
-use futures_util::StreamExt;
 use tokio::{
     io::AsyncWriteExt,
     net::{UnixStream, unix::OwnedWriteHalf},
 };
-use tokio_util::{codec::FramedRead, sync::CancellationToken};
-use weft_frame_queue::{FrameWriter, frame_queue};
+use tokio_util::sync::CancellationToken;
 use weft_proto::{
     Identity, PROTOCOL_VERSION, ServerFrame,
-    frame::codec,
     handshake::{Hello, HelloReply, Refusal},
 };
+use weft_wire::{FrameReader, FrameWriter, frame_queue};
 
-use crate::{BrokerEvent, ClientKind, Shared, lock, session::Session, tokens::TokenRefusal};
+use crate::{
+    BrokerEvent, ClientKind, DeferredWakes, Shared, lock, session::Session, tokens::TokenRefusal,
+};
 
 /// How long a closing connection's queued frames may take to write.
 const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Bytes read from the socket at a time: many small frames per `read()`.
-const READ_BUFFER_BYTES: usize = 64 * 1024;
-
-pub(crate) type Reader =
-    FramedRead<tokio::net::unix::OwnedReadHalf, tokio_util::codec::LengthDelimitedCodec>;
+pub(crate) type Reader = FrameReader<tokio::net::unix::OwnedReadHalf>;
 
 pub(crate) async fn serve(shared: Arc<Shared>, conn: u64, stream: UnixStream) {
     let (read, mut write) = stream.into_split();
-    let mut reader =
-        FramedRead::with_capacity(read, codec(shared.config.max_frame_len), READ_BUFFER_BYTES);
+    let mut reader = FrameReader::new(read, shared.config.max_frame_len);
 
     let (kind, identity) = match handshake(&shared, conn, &mut reader).await {
         Ok(accepted) => accepted,
@@ -79,12 +74,15 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: u64, stream: UnixStream) {
         identity: &identity,
         sender_encoded: &sender_encoded,
         outbound: &outbound,
+        wakes: DeferredWakes::default(),
     };
     let (reason, slow) = tokio::select! {
         reason = session.read_loop(&mut reader) => (reason, false),
         _ = kill.cancelled() => ("SlowConsumer: its outbound queue was full".to_owned(), true),
         _ = shared.shutdown.cancelled() => ("the shell is shutting down".to_owned(), false),
     };
+    // Whatever it routed before it stopped goes out.
+    session.wakes.wake_all();
     tracing::debug!(conn, %identity, "closing connection: {reason}");
 
     lock(&shared.routes).remove_conn(conn);
@@ -115,7 +113,7 @@ async fn handshake(
     conn: u64,
     reader: &mut Reader,
 ) -> Result<(ClientKind, Identity), (Refusal, String)> {
-    let first = tokio::time::timeout(shared.config.handshake_timeout, reader.next()).await;
+    let first = tokio::time::timeout(shared.config.handshake_timeout, reader.next_frame()).await;
     let body = match first {
         Err(_) => {
             return Err((
@@ -123,11 +121,11 @@ async fn handshake(
                 "no handshake within the time limit".into(),
             ));
         }
-        Ok(None) => return Err((Refusal::Malformed, "closed before the handshake".into())),
-        Ok(Some(Err(e))) => return Err((Refusal::Malformed, format!("unreadable handshake: {e}"))),
-        Ok(Some(Ok(body))) => body,
+        Ok(Ok(None)) => return Err((Refusal::Malformed, "closed before the handshake".into())),
+        Ok(Err(e)) => return Err((Refusal::Malformed, format!("unreadable handshake: {e}"))),
+        Ok(Ok(Some(body))) => body,
     };
-    let (version, token) = Hello::decode(&body).map_err(|e| (Refusal::Malformed, e.to_string()))?;
+    let (version, token) = Hello::decode(body).map_err(|e| (Refusal::Malformed, e.to_string()))?;
     if version != PROTOCOL_VERSION {
         return Err((
             Refusal::VersionMismatch,

@@ -38,11 +38,11 @@ use std::{
 use bytes::BufMut;
 use tokio::{net::UnixListener, sync::mpsc};
 use tokio_util::sync::CancellationToken;
-use weft_frame_queue::Refused;
 use weft_proto::{
     ErrorCode, Identity, ServerFrame, Token, Topic,
     frame::{ControlReply, ControlRequest, Delivery, IdentityFilter, MessageId, PageStatus},
 };
+use weft_wire::{FrameQueue, Refused};
 
 use crate::{
     calls::{Calls, ProviderGone},
@@ -257,9 +257,16 @@ impl Shared {
     /// Queues `delivery` for every subscription matching its topic that accepts its
     /// sender, on the connections selected by `only` if given. The message is encoded
     /// once; each subscriber's frame only adds its subscription id.
-    fn route(&self, delivery: &Delivery, only: Option<&IdentityFilter>) {
+    /// The writers whose queues this made non-empty join `wakes`.
+    fn route(&self, delivery: &Delivery, only: Option<&IdentityFilter>, wakes: &DeferredWakes) {
         let message = delivery.encode();
-        self.route_encoded(delivery.topic.as_str(), &delivery.sender, only, &message);
+        self.route_encoded(
+            delivery.topic.as_str(),
+            &delivery.sender,
+            only,
+            &message,
+            wakes,
+        );
     }
 
     /// As [`Shared::route`], for a message already encoded (the publish fast path).
@@ -269,15 +276,22 @@ impl Shared {
         sender: &Identity,
         only: Option<&IdentityFilter>,
         message: &[u8],
+        wakes: &DeferredWakes,
     ) {
         let mut routes = lock(&self.routes);
         routes.for_each_target(topic, sender, only, |target, conn| {
             let (prefix, len) = ServerFrame::deliver_prefix(target.sub);
-            let pushed = conn.outbound.push_frame(len + message.len(), |buf| {
-                buf.put_slice(&prefix[..len]);
-                buf.put_slice(message);
-            });
-            Self::refused(target.conn, conn, pushed);
+            let pushed = conn
+                .outbound
+                .push_frame_deferred(len + message.len(), |buf| {
+                    buf.put_slice(&prefix[..len]);
+                    buf.put_slice(message);
+                });
+            match pushed {
+                Ok(true) => wakes.add(&conn.outbound),
+                Ok(false) => {}
+                Err(refused) => Self::refused(target.conn, conn, Err(refused)),
+            }
         });
     }
 
@@ -351,6 +365,28 @@ fn now_ms() -> u64 {
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it: every critical
 /// section here leaves the tables consistent between statements.
+/// Writers to wake once the frames at hand are routed.
+///
+/// A connection's reader routes every frame it already has buffered before waking the
+/// writers of the queues it filled (see `FrameQueue::push_frame_deferred`): each writer
+/// then wakes once per burst and writes it whole, instead of racing on the other core to
+/// write each message alone.
+#[derive(Default)]
+pub(crate) struct DeferredWakes(Mutex<Vec<FrameQueue>>);
+
+impl DeferredWakes {
+    pub(crate) fn add(&self, queue: &FrameQueue) {
+        lock(&self.0).push(queue.clone());
+    }
+
+    /// Wakes every writer added since the last call.
+    pub(crate) fn wake_all(&self) {
+        for queue in lock(&self.0).drain(..) {
+            queue.wake();
+        }
+    }
+}
+
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }

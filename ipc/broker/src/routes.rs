@@ -9,7 +9,7 @@ use rustc_hash::FxHashMap as HashMap;
 use tokio_util::sync::CancellationToken;
 use weft_proto::{Identity, Pattern, Topic, frame::IdentityFilter};
 
-use weft_frame_queue::FrameQueue;
+use weft_wire::FrameQueue;
 
 use crate::sublist::Sublist;
 
@@ -157,11 +157,11 @@ impl Routes {
 mod tests {
     use super::*;
 
-    fn routes_with(conns: &[u64]) -> (Routes, Vec<weft_frame_queue::FrameWriter>) {
+    fn routes_with(conns: &[u64]) -> (Routes, Vec<weft_wire::FrameWriter>) {
         let mut r = Routes::default();
         let mut rxs = vec![];
         for &c in conns {
-            let (tx, rx) = weft_frame_queue::frame_queue(1024);
+            let (tx, rx) = weft_wire::frame_queue(1024);
             r.add_conn(c, Identity::new_instance("x"), tx, CancellationToken::new());
             rxs.push(rx);
         }

@@ -1,18 +1,19 @@
 //! What the broker does with each frame of an authenticated connection.
 
-use bytes::Bytes;
-use futures_util::StreamExt;
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes};
 use tokio::sync::oneshot;
-use weft_frame_queue::{FrameQueue, Refused};
 use weft_proto::{
     ClientFrame, ErrorCode, Identity, ServerFrame, Topic,
-    fast_path::{DeliveryParts, PublishView},
+    fast_path::{DeliveryParts, PublishReader, PublishView},
     frame::{Delivery, IdentityFilter, RemoteError},
     headers::{self, Headers},
 };
+use weft_wire::{FrameQueue, Refused};
 
 use crate::{
-    BrokerEvent, ClientKind, Shared,
+    BrokerEvent, ClientKind, DeferredWakes, Shared,
     calls::{Connected, TooManyPending},
     connection::Reader,
     lock, now_ms,
@@ -28,6 +29,8 @@ pub(crate) struct Session<'a> {
     /// `identity` as encoded inside deliveries, for the publish fast path.
     pub(crate) sender_encoded: &'a [u8],
     pub(crate) outbound: &'a FrameQueue,
+    /// Subscribers' writers to wake once the frames at hand are routed.
+    pub(crate) wakes: DeferredWakes,
 }
 
 impl Session<'_> {
@@ -35,17 +38,24 @@ impl Session<'_> {
     pub(crate) async fn read_loop(&self, reader: &mut Reader) -> String {
         // Where plain publishes are re-encoded as deliveries, reused for each.
         let mut scratch = Vec::new();
+        let mut publishes = PublishReader::default();
         loop {
-            let body = match reader.next().await {
-                None => return "the client disconnected".into(),
-                Some(Err(e)) => return format!("unreadable frame: {e}"),
-                Some(Ok(body)) => body,
+            let body = match reader.next_frame().await {
+                Ok(None) => return "the client disconnected".into(),
+                Err(e) => return format!("unreadable frame: {e}"),
+                Ok(Some(body)) => body,
             };
-            let reply = match PublishView::parse(&body) {
+            let reply = match publishes.read(body) {
                 // Most frames are plain publishes: route them without decoding.
                 Some(publish) => Some(self.publish_fast(publish, &mut scratch)),
-                None => match ClientFrame::decode(&body) {
-                    Ok(frame) => self.handle(frame).await,
+                None => match ClientFrame::decode(body) {
+                    Ok(frame) => {
+                        // Nothing routed waits behind a frame that may take its time.
+                        self.wakes.wake_all();
+                        let reply = self.handle(frame).await;
+                        self.wakes.wake_all();
+                        reply
+                    }
                     Err(e) => return format!("Malformed: {e}"),
                 },
             };
@@ -55,13 +65,21 @@ impl Session<'_> {
             if let Some(reply) = reply
                 && wanted
             {
-                match self.outbound.push(&reply.encode()) {
-                    Ok(()) => {}
+                let body = reply.encode();
+                let pushed = self
+                    .outbound
+                    .push_frame_deferred(body.len(), |buf| buf.put_slice(&body));
+                match pushed {
+                    Ok(true) => self.wakes.add(self.outbound),
+                    Ok(false) => {}
                     Err(Refused::Full) => {
                         return "SlowConsumer: it does not read its own answers".into();
                     }
                     Err(Refused::Closed) => return "the writer stopped".into(),
                 }
+            }
+            if !reader.has_buffered_frame() {
+                self.wakes.wake_all();
             }
         }
     }
@@ -188,7 +206,7 @@ impl Session<'_> {
             id: self.shared.message_id(),
             ts_ms: now_ms(),
             topic,
-            sender: self.identity.clone(),
+            sender: Arc::new(self.identity.clone()),
             payload,
             headers,
             reply_to,
@@ -210,7 +228,7 @@ impl Session<'_> {
         };
         parts.encode_into(scratch);
         self.shared
-            .route_encoded(publish.topic, self.identity, None, scratch);
+            .route_encoded(publish.topic, self.identity, None, scratch, &self.wakes);
         ServerFrame::Ok { req: publish.req }
     }
 
@@ -233,7 +251,7 @@ impl Session<'_> {
         }
         let direct = to.is_some();
         let delivery = self.message(topic, payload, headers, None, direct);
-        self.shared.route(&delivery, to.as_ref());
+        self.shared.route(&delivery, to.as_ref(), &self.wakes);
         ServerFrame::Ok { req }
     }
 
@@ -265,7 +283,7 @@ impl Session<'_> {
         };
         drop(calls);
         let delivery = self.message(topic, payload, headers, Some(call), false);
-        self.shared.route(&delivery, None);
+        self.shared.route(&delivery, None, &self.wakes);
         None
     }
 

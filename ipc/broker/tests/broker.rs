@@ -87,7 +87,7 @@ async fn publish_reaches_subscriber_with_sender_stamped_by_broker() {
         .unwrap();
     let d = within(sub.next()).await.unwrap();
     assert_eq!(&d.payload[..], br#"{"px":1.1}"#);
-    assert_eq!(d.sender, *app.identity());
+    assert_eq!(*d.sender, *app.identity());
     assert_eq!(d.sender.app_id, "watchlist");
     assert_eq!(d.topic.as_str(), "fx.EURUSD");
     assert!(d.ts_ms > 1_600_000_000_000);

@@ -2,9 +2,10 @@
 //! the subscriber has not consumed yet, bounded in count.
 //!
 //! One reader task fills it and one subscriber empties it, so a mutex around a
-//! `VecDeque` does the job with a fraction of a general channel's work per message; each
-//! side wakes the other only on the transitions that matter (empty → not empty, full →
-//! not full). A full inbox makes the reader wait: that is the backpressure that stops
+//! `VecDeque` does the job with a fraction of a general channel's work per message: the
+//! reader hands over every message of a read at once, the subscriber takes everything
+//! waiting at once, and each side wakes the other only on the transitions that matter
+//! (empty → not empty, full → not full). A full inbox makes the reader wait: that is the backpressure that stops
 //! the client reading its socket and lets the broker's queue for it fill instead.
 
 use std::{
@@ -22,11 +23,13 @@ pub(crate) struct InboxSender<T> {
 /// The emptying side, held by the subscriber.
 pub(crate) struct InboxReceiver<T> {
     shared: Arc<Shared<T>>,
+    /// Items taken from the inbox in one go and not yet handed out.
+    taken: VecDeque<T>,
 }
 
 struct Shared<T> {
     state: Mutex<State<T>>,
-    /// Signalled when an item arrives in an empty inbox, and when the sender closes.
+    /// Signalled when items arrive in an empty inbox, and when the sender closes.
     arrived: Notify,
     /// Signalled when an item leaves a full inbox, and when the receiver goes.
     room: Notify,
@@ -57,53 +60,65 @@ pub(crate) fn inbox<T>(capacity: usize) -> (InboxSender<T>, InboxReceiver<T>) {
         InboxSender {
             shared: shared.clone(),
         },
-        InboxReceiver { shared },
+        InboxReceiver {
+            shared,
+            taken: VecDeque::new(),
+        },
     )
 }
 
 impl<T> InboxSender<T> {
     /// Adds `item`, waiting while the inbox is full; gives it back if the receiver is
     /// gone.
+    #[cfg(test)]
     pub(crate) async fn send(&self, item: T) -> Result<(), T> {
-        let mut item = match self.try_send(item) {
-            Sent::Full(item) => item,
-            Sent::Done => return Ok(()),
-            Sent::Gone(item) => return Err(item),
-        };
+        let mut items = VecDeque::from([item]);
+        match self.send_all(&mut items).await {
+            Ok(()) => Ok(()),
+            Err(()) => Err(items.pop_front().expect("given back")),
+        }
+    }
+
+    /// Moves every item of `items` into the inbox, in order, waiting for room as
+    /// needed; `Err` (with the rest left in `items`) if the receiver is gone.
+    pub(crate) async fn send_all(&self, items: &mut VecDeque<T>) -> Result<(), ()> {
         loop {
+            match self.push_some(items) {
+                Pushed::All => return Ok(()),
+                Pushed::Gone => return Err(()),
+                Pushed::Full => {}
+            }
             let room = self.shared.room.notified();
             tokio::pin!(room);
             // Registered before looking again, so room made in between is not missed.
             room.as_mut().enable();
-            item = match self.try_send(item) {
-                Sent::Full(item) => item,
-                Sent::Done => return Ok(()),
-                Sent::Gone(item) => return Err(item),
-            };
-            room.await;
+            match self.push_some(items) {
+                Pushed::All => return Ok(()),
+                Pushed::Gone => return Err(()),
+                Pushed::Full => room.await,
+            }
         }
     }
 
-    fn try_send(&self, item: T) -> Sent<T> {
+    /// Moves as many of `items` as fit.
+    fn push_some(&self, items: &mut VecDeque<T>) -> Pushed {
         let mut state = self.shared.lock();
         if state.receiver_gone {
-            return Sent::Gone(item);
-        }
-        if state.items.len() >= self.shared.capacity {
-            return Sent::Full(item);
+            return Pushed::Gone;
         }
         let was_empty = state.items.is_empty();
-        state.items.push_back(item);
+        let room = self.shared.capacity.saturating_sub(state.items.len());
+        let n = room.min(items.len());
+        state.items.extend(items.drain(..n));
         drop(state);
-        if was_empty {
+        if was_empty && n > 0 {
             self.shared.arrived.notify_one();
         }
-        Sent::Done
-    }
-
-    /// Whether the receiver is gone.
-    pub(crate) fn is_closed(&self) -> bool {
-        self.shared.lock().receiver_gone
+        if items.is_empty() {
+            Pushed::All
+        } else {
+            Pushed::Full
+        }
     }
 
     /// No more items: the receiver gets `None` after the ones already here.
@@ -113,14 +128,14 @@ impl<T> InboxSender<T> {
     }
 }
 
-/// What became of an item offered without waiting.
-enum Sent<T> {
-    /// It is in the inbox.
-    Done,
-    /// The receiver is gone; here it is back.
-    Gone(T),
-    /// No room; here it is back.
-    Full(T),
+/// How far [`InboxSender::push_some`] got.
+enum Pushed {
+    /// Every item is in the inbox.
+    All,
+    /// The inbox filled first.
+    Full,
+    /// The receiver is gone.
+    Gone,
 }
 
 impl<T> Clone for InboxSender<T> {
@@ -135,39 +150,46 @@ impl<T> InboxReceiver<T> {
     /// The next item, waiting for one; `None` once the sender has closed and every
     /// item has been taken.
     pub(crate) async fn recv(&mut self) -> Option<T> {
+        if let Some(item) = self.try_recv() {
+            return Some(item);
+        }
+        let shared = self.shared.clone();
         loop {
-            {
-                let mut state = self.shared.lock();
-                if let Some(item) = self.take(&mut state) {
-                    return Some(item);
-                }
-                if state.sender_closed {
-                    return None;
-                }
+            let arrived = shared.arrived.notified();
+            tokio::pin!(arrived);
+            // Registered before looking again, so an arrival in between is not missed.
+            arrived.as_mut().enable();
+            if let Some(item) = self.try_recv() {
+                return Some(item);
             }
-            self.shared.arrived.notified().await;
+            if shared.lock().sender_closed {
+                // Anything sent before the close is here by now.
+                return self.try_recv();
+            }
+            arrived.await;
         }
     }
 
-    /// The next item if one is here.
+    /// The next item if one is here. Takes everything waiting at once, so that most
+    /// items cost no lock.
     pub(crate) fn try_recv(&mut self) -> Option<T> {
+        if let Some(item) = self.taken.pop_front() {
+            return Some(item);
+        }
         let mut state = self.shared.lock();
-        self.take(&mut state)
+        let was_full = state.items.len() >= self.shared.capacity;
+        std::mem::swap(&mut state.items, &mut self.taken);
+        drop(state);
+        if was_full {
+            self.shared.room.notify_one();
+        }
+        self.taken.pop_front()
     }
 
     /// Takes no more items: the sender's further sends fail.
     pub(crate) fn close(&mut self) {
         self.shared.lock().receiver_gone = true;
         self.shared.room.notify_waiters();
-    }
-
-    fn take(&self, state: &mut State<T>) -> Option<T> {
-        let was_full = state.items.len() >= self.shared.capacity;
-        let item = state.items.pop_front()?;
-        if was_full {
-            self.shared.room.notify_one();
-        }
-        Some(item)
     }
 }
 
@@ -221,6 +243,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_batch_larger_than_the_inbox_goes_in_as_room_is_made() {
+        let (tx, mut rx) = inbox(3);
+        let sender = tokio::spawn(async move {
+            let mut items: VecDeque<u32> = (0..10).collect();
+            tx.send_all(&mut items).await.map(|()| items.len())
+        });
+        let mut got = Vec::new();
+        while let Some(item) = rx.recv().await {
+            got.push(item);
+            if got.len() == 10 {
+                break;
+            }
+        }
+        assert_eq!(got, (0..10).collect::<Vec<_>>());
+        assert_eq!(sender.await.unwrap(), Ok(0));
+    }
+
+    #[tokio::test]
     async fn a_waiting_receiver_wakes_for_the_first_item() {
         let (tx, mut rx) = inbox(2);
         let receiver = tokio::spawn(async move { rx.recv().await });
@@ -240,7 +280,6 @@ mod tests {
         tokio::task::yield_now().await;
         drop(rx);
         assert_eq!(sender.await.unwrap(), Err(2));
-        assert!(tx.is_closed());
         assert_eq!(tx.send(3).await, Err(3));
     }
 }

@@ -12,7 +12,7 @@
 mod inbox;
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     io,
     path::Path,
     sync::{
@@ -23,23 +23,19 @@ use std::{
 };
 
 use bytes::{BufMut, Bytes, BytesMut};
-use futures_util::StreamExt;
 use tokio::{
     io::AsyncWriteExt,
     net::UnixStream,
     sync::{mpsc, oneshot, watch},
 };
-use tokio_util::codec::FramedRead;
-use weft_frame_queue::{FrameQueue, FrameWriter, Refused, frame_queue};
+use weft_wire::{FrameError, FrameQueue, FrameReader, FrameWriter, Refused, frame_queue};
 
 use crate::inbox::{InboxReceiver, InboxSender, inbox};
 use weft_proto::{
     ClientFrame, ErrorCode, Identity, Pattern, ServerFrame, Token, Topic,
     endpoint::Endpoint,
     fast_path::{self, DeliveryReader},
-    frame::{
-        ControlReply, ControlRequest, Delivery, IdentityFilter, PageStatus, RemoteError, codec,
-    },
+    frame::{ControlReply, ControlRequest, Delivery, IdentityFilter, PageStatus, RemoteError},
     handshake::{Hello, HelloReply, Refusal},
     headers::Headers,
 };
@@ -49,8 +45,6 @@ const SUBSCRIPTION_BUFFER: usize = 1024;
 /// Bytes of frames queued for the socket before publishing waits (or, for
 /// [`Client::try_publish`], reports `Backpressure`).
 const OUTBOUND_QUEUE_BYTES: usize = 4 * 1024 * 1024;
-/// Bytes read from the socket at a time: many small frames per `read()`.
-const READ_BUFFER_BYTES: usize = 64 * 1024;
 
 /// What went wrong talking to the broker.
 #[derive(Debug, thiserror::Error)]
@@ -193,22 +187,19 @@ impl Client {
                     source,
                 })?;
         let (read, mut write) = stream.into_split();
-        let mut reader = FramedRead::with_capacity(
-            read,
-            codec(weft_proto::DEFAULT_MAX_FRAME_LEN),
-            READ_BUFFER_BYTES,
-        );
+        let mut reader = FrameReader::new(read, weft_proto::DEFAULT_MAX_FRAME_LEN);
         write.write_all(&framed(hello)).await?;
-        let body = match reader.next().await {
-            Some(Ok(body)) => body,
-            Some(Err(e)) => return Err(ClientError::Io(e)),
-            None => {
+        let body = match reader.next_frame().await {
+            Ok(Some(body)) => body,
+            Err(FrameError::Io(e)) => return Err(ClientError::Io(e)),
+            Err(e) => return Err(ClientError::Protocol(format!("bad handshake reply: {e}"))),
+            Ok(None) => {
                 return Err(ClientError::NotConnected(
                     "closed during the handshake".into(),
                 ));
             }
         };
-        let identity = match HelloReply::decode(&body) {
+        let identity = match HelloReply::decode(body) {
             Ok(HelloReply::Accepted { identity, .. }) => identity,
             Ok(HelloReply::Refused {
                 reason, message, ..
@@ -760,36 +751,35 @@ async fn write_loop(mut write: tokio::net::unix::OwnedWriteHalf, mut queue: Fram
 
 async fn read_loop(
     inner: std::sync::Weak<Inner>,
-    mut reader: FramedRead<
-        tokio::net::unix::OwnedReadHalf,
-        tokio_util::codec::LengthDelimitedCodec,
-    >,
+    mut reader: FrameReader<tokio::net::unix::OwnedReadHalf>,
 ) {
     let mut deliveries = DeliveryReader::default();
-    // The last subscription delivered to, so a stream of messages skips the map.
-    let mut last_sink: Option<(u64, InboxSender<Delivery>)> = None;
+    // Messages read for one subscription, handed to it together: when the next message
+    // is for another subscription, another kind of frame comes, or nothing more is
+    // buffered. Handing over the ones before any other frame keeps the order in which
+    // the broker sent them.
+    let mut staged = Staged::default();
     let reason = loop {
-        let body = match reader.next().await {
-            None => break "the broker closed the connection".to_owned(),
-            Some(Err(e)) => break format!("reading from the broker failed: {e}"),
-            Some(Ok(body)) => body.freeze(),
+        let body = match reader.next_owned().await {
+            Ok(None) => break "the broker closed the connection".to_owned(),
+            Err(e) => break format!("reading from the broker failed: {e}"),
+            Ok(Some(body)) => body,
         };
         let Some(inner) = inner.upgrade() else {
             return;
         };
         if let Some((sub, message)) = deliveries.read(&body) {
-            let sink = match &last_sink {
-                Some((id, sink)) if *id == sub && !sink.is_closed() => Some(sink.clone()),
-                _ => lock(&inner.subs).get(&sub).cloned(),
-            };
-            if let Some(sink) = sink {
-                // Waiting here is the backpressure: a consumer that does not keep up
-                // stops this reader, and the broker's queue for us fills instead.
-                let _ = sink.send(message).await;
-                last_sink = Some((sub, sink));
+            if staged.sub != Some(sub) {
+                staged.hand_over().await;
+                staged.target(sub, lock(&inner.subs).get(&sub).cloned());
+            }
+            staged.push(message);
+            if !reader.has_buffered_frame() || staged.is_full() {
+                staged.hand_over().await;
             }
             continue;
         }
+        staged.hand_over().await;
         let frame = match ServerFrame::decode(&body) {
             Ok(frame) => frame,
             Err(e) => break format!("the broker sent a malformed frame: {e}"),
@@ -844,12 +834,9 @@ async fn read_loop(
                 answer(&inner, req, Err(ClientError::Broker { code, message }))
             }
             ServerFrame::Deliver { sub, message } => {
-                let sink = lock(&inner.subs).get(&sub).cloned();
-                if let Some(sink) = sink {
-                    // Waiting here is the backpressure: a consumer that does not keep up
-                    // stops this reader, and the broker's queue for us fills instead.
-                    let _ = sink.send(message).await;
-                }
+                staged.target(sub, lock(&inner.subs).get(&sub).cloned());
+                staged.push(message);
+                staged.hand_over().await;
             }
             ServerFrame::Closing { reason } => {
                 break format!("the broker closed the connection: {reason}");
@@ -868,6 +855,56 @@ async fn read_loop(
         }
         for (_, waiter) in lock(&inner.pending).drain() {
             let _ = waiter.send(Err(ClientError::NotConnected(reason.clone())));
+        }
+    }
+}
+
+/// Deliveries read off the socket for one subscription and not yet in its inbox.
+#[derive(Default)]
+struct Staged {
+    /// The subscription they are for.
+    sub: Option<u64>,
+    /// Its inbox, if it still exists.
+    sink: Option<InboxSender<Delivery>>,
+    messages: VecDeque<Delivery>,
+}
+
+impl Staged {
+    /// Most messages staged before they are handed over.
+    const MAX: usize = 256;
+
+    /// Stages messages for `sub` from now on (after [`Staged::hand_over`]).
+    fn target(&mut self, sub: u64, sink: Option<InboxSender<Delivery>>) {
+        debug_assert!(self.messages.is_empty());
+        self.sub = Some(sub);
+        self.sink = sink;
+    }
+
+    fn push(&mut self, message: Delivery) {
+        // Messages for a subscription that is gone are dropped.
+        if self.sink.is_some() {
+            self.messages.push_back(message);
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.messages.len() >= Self::MAX
+    }
+
+    /// Moves the staged messages into the inbox. Waiting here is the backpressure: a
+    /// consumer that does not keep up stops this reader, and the broker's queue for us
+    /// fills instead.
+    async fn hand_over(&mut self) {
+        if self.messages.is_empty() {
+            return;
+        }
+        let Some(sink) = &self.sink else {
+            return;
+        };
+        if sink.send_all(&mut self.messages).await.is_err() {
+            // Unsubscribed meanwhile.
+            self.messages.clear();
+            self.sink = None;
         }
     }
 }

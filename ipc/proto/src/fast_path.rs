@@ -12,6 +12,8 @@
 //! unusual (headers, a malformed frame) is left to the full decoder, which reports
 //! errors precisely.
 
+use std::sync::Arc;
+
 use bytes::{BufMut, Bytes};
 
 use crate::{
@@ -37,17 +39,55 @@ impl<'a> PublishView<'a> {
     /// Reads `body` if it is a well-formed publish with a valid topic and no headers;
     /// `None` for anything else.
     pub fn parse(body: &'a [u8]) -> Option<PublishView<'a>> {
+        let (req, topic, payload) = Self::parts(body)?;
+        let topic = std::str::from_utf8(topic).ok()?;
+        Topic::check(topic).ok()?;
+        Some(PublishView {
+            req,
+            topic,
+            payload,
+        })
+    }
+
+    /// Request id, topic bytes (unchecked) and payload of a publish without headers.
+    fn parts(body: &'a [u8]) -> Option<(u64, &'a [u8], &'a [u8])> {
         let mut r = Reader(body);
         if r.varint()? != PUBLISH_VARIANT {
             return None;
         }
         let req = r.varint()?;
-        let topic = std::str::from_utf8(r.bytes()?).ok()?;
+        let topic = r.bytes()?;
         let payload = r.bytes()?;
         if r.varint()? != 0 || !r.0.is_empty() {
             return None;
         }
-        Topic::check(topic).ok()?;
+        Some((req, topic, payload))
+    }
+}
+
+/// Reads plain publishes as [`PublishView::parse`] does, remembering the last valid
+/// topic: a stream of publishes mostly repeats it, and a repeat is compared rather than
+/// checked again.
+#[derive(Debug, Default)]
+pub struct PublishReader {
+    last_topic: Vec<u8>,
+}
+
+impl PublishReader {
+    /// `body` as a publish without headers with a valid topic; `None` otherwise.
+    pub fn read<'a>(&mut self, body: &'a [u8]) -> Option<PublishView<'a>> {
+        let (req, topic, payload) = PublishView::parts(body)?;
+        let topic = if !topic.is_empty() && topic == self.last_topic.as_slice() {
+            // SAFETY: `last_topic` only ever holds bytes that passed `from_utf8` below,
+            // and `topic` is equal to them.
+            unsafe { std::str::from_utf8_unchecked(topic) }
+        } else {
+            let checked = std::str::from_utf8(topic).ok()?;
+            Topic::check(checked).ok()?;
+            self.last_topic.clear();
+            self.last_topic.extend_from_slice(topic);
+            checked
+        };
         Some(PublishView {
             req,
             topic,
@@ -63,7 +103,7 @@ impl<'a> PublishView<'a> {
 #[derive(Debug, Default)]
 pub struct DeliveryReader {
     topic: Option<Topic>,
-    sender: Option<(Vec<u8>, Identity)>,
+    sender: Option<(Vec<u8>, Arc<Identity>)>,
 }
 
 impl DeliveryReader {
@@ -112,10 +152,10 @@ impl DeliveryReader {
         let sender = match &self.sender {
             Some((raw, last)) if raw == sender_raw => last.clone(),
             _ => {
-                let sender = Identity {
+                let sender = Arc::new(Identity {
                     app_id: std::str::from_utf8(app_id).ok()?.to_owned(),
                     instance_id: std::str::from_utf8(instance_id).ok()?.to_owned(),
-                };
+                });
                 self.sender = Some((sender_raw.to_vec(), sender.clone()));
                 sender
             }
@@ -207,16 +247,23 @@ fn bytes_len(bytes: &[u8]) -> usize {
     varint_len(bytes.len() as u64) + bytes.len()
 }
 
+#[inline]
 fn put_varint(out: &mut impl BufMut, mut n: u64) {
+    // Built on the stack and copied once: one capacity check instead of one per byte.
+    let mut bytes = [0u8; 10];
+    let mut len = 0;
     loop {
         let byte = (n & 0x7f) as u8;
         n >>= 7;
         if n == 0 {
-            out.put_u8(byte);
-            return;
+            bytes[len] = byte;
+            len += 1;
+            break;
         }
-        out.put_u8(byte | 0x80);
+        bytes[len] = byte | 0x80;
+        len += 1;
     }
+    out.put_slice(&bytes[..len]);
 }
 
 fn put_bytes(out: &mut impl BufMut, bytes: &[u8]) {
@@ -289,10 +336,10 @@ mod tests {
             id: MessageId { epoch: 7, seq: 9 },
             ts_ms: 11,
             topic: Topic::new(topic).unwrap(),
-            sender: Identity {
+            sender: Arc::new(Identity {
                 app_id: sender.0.into(),
                 instance_id: sender.1.into(),
-            },
+            }),
             payload: Bytes::copy_from_slice(payload),
             headers: vec![],
             reply_to,
@@ -349,6 +396,24 @@ mod tests {
         }
 
         #[test]
+        fn the_publish_reader_agrees_with_parse(
+            bodies in prop::collection::vec(prop_oneof![
+                ("[ab]{1,2}(\\.[ab*]{1,2})?", any::<u64>()).prop_map(|(topic, req)| {
+                    // Valid topics, and some with a wildcard the reader must refuse.
+                    let mut body = Vec::new();
+                    encode_publish(&mut body, req, &topic, b"{}");
+                    body
+                }),
+                prop::collection::vec(any::<u8>(), 0..24),
+            ], 1..30),
+        ) {
+            let mut reader = PublishReader::default();
+            for body in &bodies {
+                prop_assert_eq!(reader.read(body), PublishView::parse(body));
+            }
+        }
+
+        #[test]
         fn parse_never_panics_and_never_accepts_what_the_decoder_refuses(
             body in prop::collection::vec(any::<u8>(), 0..64),
         ) {
@@ -371,7 +436,7 @@ mod tests {
                 id: MessageId { epoch, seq },
                 ts_ms: ts,
                 topic: Topic::new(topic.clone()).unwrap(),
-                sender: sender.clone(),
+                sender: sender.clone().into(),
                 payload: Bytes::from(payload.clone()),
                 headers: vec![],
                 reply_to,

@@ -1,26 +1,16 @@
-//! Frames exchanged after the handshake, and how they are delimited on the socket.
+//! Frames exchanged after the handshake.
 //!
 //! On the wire every frame is a 4-byte big-endian length followed by that many bytes of
-//! body; bodies are [postcard](https://docs.rs/postcard) encodings of [`ClientFrame`]
-//! (client to broker) or [`ServerFrame`] (broker to client). Message payloads are opaque
-//! bytes: the broker never parses them.
+//! body (`weft-wire` moves them); bodies are [postcard](https://docs.rs/postcard)
+//! encodings of [`ClientFrame`] (client to broker) or [`ServerFrame`] (broker to
+//! client). Message payloads are opaque bytes: the broker never parses them.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, sync::Arc};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use tokio_util::codec::LengthDelimitedCodec;
 
 use crate::{Identity, Pattern, Topic, headers::Headers};
-
-/// The codec that delimits frames, refusing bodies over `max_frame_len` bytes.
-pub fn codec(max_frame_len: usize) -> LengthDelimitedCodec {
-    LengthDelimitedCodec::builder()
-        .length_field_length(4)
-        .big_endian()
-        .max_frame_length(max_frame_len)
-        .new_codec()
-}
 
 /// A frame from a client to the broker. `req` is chosen by the client and echoed in the
 /// broker's answer; `req` 0 means "no answer on success" (errors are still sent, with
@@ -224,8 +214,9 @@ pub struct Delivery {
     pub ts_ms: u64,
     /// The topic it was published on (for a service call, the service).
     pub topic: Topic,
-    /// Who published it, stamped by the broker from the connection.
-    pub sender: Identity,
+    /// Who published it, stamped by the broker from the connection. Shared: a stream
+    /// of messages from one sender holds one copy.
+    pub sender: Arc<Identity>,
     /// The opaque body.
     pub payload: Bytes,
     /// Metadata from the sender.
@@ -461,14 +452,14 @@ impl Delivery {
         id: MessageId,
         ts_ms: u64,
         topic: Topic,
-        sender: Identity,
+        sender: impl Into<Arc<Identity>>,
         payload: Bytes,
     ) -> Self {
         Delivery {
             id,
             ts_ms,
             topic,
-            sender,
+            sender: sender.into(),
             payload,
             headers: Headers::new(),
             reply_to: None,
@@ -565,10 +556,10 @@ mod tests {
             id: MessageId { epoch: 1, seq: 2 },
             ts_ms: 1_700_000_000_000,
             topic: Topic::new("fx.EURUSD").unwrap(),
-            sender: Identity {
+            sender: Arc::new(Identity {
                 app_id: "a".into(),
                 instance_id: "a-1".into(),
-            },
+            }),
             payload: Bytes::from_static(br#"{"px":1.1}"#),
             headers: vec![("traceparent".into(), "00-abc-def-01".into())],
             reply_to: Some(3),

@@ -26,8 +26,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::{BufMut, BytesMut};
 use tokio::sync::Notify;
 
-/// Capacity a written batch buffer may keep for reuse; a larger one (after a burst to
-/// a slow reader) is given back to the allocator.
+/// Capacity the two buffers (waiting, and being written) may keep once the writer has
+/// caught up. While a backlog lasts they keep whatever they grew to, so that they are
+/// not reallocated, copied and faulted in again on every batch.
 const KEEP_CAPACITY: usize = 1024 * 1024;
 
 /// The appending side, shared by everything that queues frames for one connection.
@@ -102,44 +103,63 @@ impl FrameQueue {
         len: usize,
         write_body: impl FnOnce(&mut BytesMut),
     ) -> Result<(), Refused> {
+        if self.append(len, true, write_body)? {
+            self.wake();
+        }
+        Ok(())
+    }
+
+    /// As [`FrameQueue::push_frame`], but leaves waking the writer to the caller:
+    /// `true` when this frame made the queue non-empty, and the caller must then call
+    /// [`FrameQueue::wake`] — typically once it has queued everything it has at hand,
+    /// so that the writer wakes once for a burst rather than racing to write each
+    /// frame alone.
+    pub fn push_frame_deferred(
+        &self,
+        len: usize,
+        write_body: impl FnOnce(&mut BytesMut),
+    ) -> Result<bool, Refused> {
         self.append(len, true, write_body)
+    }
+
+    /// Wakes the writer (after [`FrameQueue::push_frame_deferred`]).
+    pub fn wake(&self) {
+        self.shared.ready.notify_one();
     }
 
     /// Queues a small control frame that must not be lost (a cancellation, say) even
     /// past the limit; refused only once the queue is closed.
     pub fn push_regardless(&self, body: &[u8]) -> Result<(), Refused> {
-        self.append(body.len(), false, |buf| buf.put_slice(body))
+        if self.append(body.len(), false, |buf| buf.put_slice(body))? {
+            self.wake();
+        }
+        Ok(())
     }
 
+    /// Appends the frame; whether the queue was empty before (and its writer needs
+    /// waking: one that was not empty has been woken, or will be by whoever deferred).
     fn append(
         &self,
         len: usize,
         bounded: bool,
         write_body: impl FnOnce(&mut BytesMut),
-    ) -> Result<(), Refused> {
-        let was_empty = {
-            let mut state = self.shared.lock();
-            if state.closed {
-                return Err(Refused::Closed);
-            }
-            let held = state.waiting.len() + state.writing;
-            if bounded && held > 0 && held + 4 + len > self.shared.limit {
-                return Err(Refused::Full);
-            }
-            let was_empty = state.waiting.is_empty();
-            let frame_len = u32::try_from(len).expect("frames are limited far below 4 GiB");
-            state.waiting.reserve(4 + len);
-            state.waiting.put_u32(frame_len);
-            let before = state.waiting.len();
-            write_body(&mut state.waiting);
-            debug_assert_eq!(state.waiting.len() - before, len, "the body's length");
-            was_empty
-        };
-        // A non-empty buffer has already woken the writer, which takes it all.
-        if was_empty {
-            self.shared.ready.notify_one();
+    ) -> Result<bool, Refused> {
+        let mut state = self.shared.lock();
+        if state.closed {
+            return Err(Refused::Closed);
         }
-        Ok(())
+        let held = state.waiting.len() + state.writing;
+        if bounded && held > 0 && held + 4 + len > self.shared.limit {
+            return Err(Refused::Full);
+        }
+        let was_empty = state.waiting.is_empty();
+        let frame_len = u32::try_from(len).expect("frames are limited far below 4 GiB");
+        state.waiting.reserve(4 + len);
+        state.waiting.put_u32(frame_len);
+        let before = state.waiting.len();
+        write_body(&mut state.waiting);
+        debug_assert_eq!(state.waiting.len() - before, len, "the body's length");
+        Ok(was_empty)
     }
 
     /// As [`FrameQueue::push_frame`], but waits while the queue is full instead of
@@ -150,16 +170,23 @@ impl FrameQueue {
         write_body: impl FnOnce(&mut BytesMut),
     ) -> Result<(), Refused> {
         let mut write_body = Some(write_body);
-        loop {
-            let room = self.shared.room.notified();
-            tokio::pin!(room);
-            // Registered before trying, so room freed in between is not missed.
-            room.as_mut().enable();
-            let pushed = self.push_frame(len, |buf| {
+        let mut try_push = || {
+            self.push_frame(len, |buf| {
                 if let Some(write) = write_body.take() {
                     write(buf);
                 }
-            });
+            })
+        };
+        loop {
+            let pushed = try_push();
+            if pushed != Err(Refused::Full) {
+                return pushed;
+            }
+            let room = self.shared.room.notified();
+            tokio::pin!(room);
+            // Registered before trying again, so room freed in between is not missed.
+            room.as_mut().enable();
+            let pushed = try_push();
             if pushed != Err(Refused::Full) {
                 return pushed;
             }
@@ -210,6 +237,13 @@ impl FrameWriter {
                 if state.closed {
                     return false;
                 }
+                // Caught up: a burst's large buffers go back to the allocator.
+                if state.waiting.capacity() > KEEP_CAPACITY {
+                    state.waiting = BytesMut::new();
+                }
+            }
+            if batch.capacity() > KEEP_CAPACITY {
+                *batch = BytesMut::new();
             }
             self.shared.ready.notified().await;
         }
@@ -221,9 +255,6 @@ impl FrameWriter {
         self.shared.lock().writing = 0;
         self.shared.room.notify_waiters();
         batch.clear();
-        if batch.capacity() > KEEP_CAPACITY {
-            *batch = BytesMut::new();
-        }
     }
 }
 
@@ -338,6 +369,22 @@ mod tests {
         assert_eq!(&batch[..], b"\0\0\0\x04sent");
         rx.written(&mut batch);
         assert_eq!(take(&mut rx).await, b"\0\0\0\x06reason");
+    }
+
+    #[tokio::test]
+    async fn a_deferred_push_reaches_the_writer_once_woken() {
+        let (tx, mut rx) = frame_queue(100);
+        let writer = tokio::spawn(async move { take(&mut rx).await });
+        tokio::task::yield_now().await;
+        assert!(tx.push_frame_deferred(1, |buf| buf.put_u8(b'a')).unwrap());
+        assert!(!tx.push_frame_deferred(1, |buf| buf.put_u8(b'b')).unwrap());
+        // One thread: the writer has had its turns and still waits to be woken.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!writer.is_finished(), "woke without being told");
+        tx.wake();
+        assert_eq!(writer.await.unwrap(), b"\0\0\0\x01a\0\0\0\x01b");
     }
 
     #[tokio::test]
