@@ -12,7 +12,7 @@ use weft_proto::{
     Identity, PROTOCOL_VERSION, ServerFrame,
     handshake::{Hello, HelloReply, Refusal},
 };
-use weft_wire::{FrameReader, FrameWriter, frame_queue};
+use weft_wire::{FrameReader, frame_queue};
 
 use crate::{
     BrokerEvent, ClientKind, DeferredWakes, Shared, lock, session::Session, tokens::TokenRefusal,
@@ -64,7 +64,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: u64, stream: UnixStream) {
             .send(BrokerEvent::AppConnected(identity.clone()));
     }
     tracing::debug!(conn, %identity, ?kind, "client connected");
-    let mut writer = tokio::spawn(write_loop(write, outbound_rx));
+    let mut writer = tokio::spawn(outbound_rx.run(write));
 
     let sender_encoded = weft_proto::fast_path::encode_identity(&identity);
     let session = Session {
@@ -164,17 +164,4 @@ async fn write_frame(write: &mut OwnedWriteHalf, body: &[u8]) -> std::io::Result
 fn put_frame(buf: &mut BytesMut, body: &[u8]) {
     buf.put_u32(body.len() as u32);
     buf.put_slice(body);
-}
-
-/// Writes queued frames, everything waiting in one `write()`, until the queue is
-/// closed and empty.
-async fn write_loop(mut write: OwnedWriteHalf, mut queue: FrameWriter) {
-    let mut batch = BytesMut::new();
-    while queue.next_batch(&mut batch).await {
-        if write.write_all(&batch).await.is_err() {
-            return;
-        }
-        queue.written(&mut batch);
-    }
-    let _ = write.shutdown().await;
 }

@@ -28,7 +28,7 @@ use tokio::{
     net::UnixStream,
     sync::{mpsc, oneshot, watch},
 };
-use weft_wire::{FrameError, FrameQueue, FrameReader, FrameWriter, Refused, frame_queue};
+use weft_wire::{FrameError, FrameQueue, FrameReader, Refused, frame_queue};
 
 use crate::inbox::{InboxReceiver, InboxSender, inbox};
 use weft_proto::{
@@ -219,7 +219,7 @@ impl Client {
             next_sub: AtomicU64::new(1),
             closed: watch::Sender::new(None),
         });
-        tokio::spawn(write_loop(write, queue));
+        tokio::spawn(queue.run(write));
         tokio::spawn(read_loop(Arc::downgrade(&inner), reader));
         Ok(Client { inner })
     }
@@ -735,18 +735,6 @@ fn framed(body: &[u8]) -> BytesMut {
 fn put_frame(buf: &mut BytesMut, body: &[u8]) {
     buf.put_u32(body.len() as u32);
     buf.put_slice(body);
-}
-
-/// Writes queued frames, everything waiting in one `write()`, until the queue closes.
-async fn write_loop(mut write: tokio::net::unix::OwnedWriteHalf, mut queue: FrameWriter) {
-    let mut batch = BytesMut::new();
-    while queue.next_batch(&mut batch).await {
-        if write.write_all(&batch).await.is_err() {
-            return;
-        }
-        queue.written(&mut batch);
-    }
-    let _ = write.shutdown().await;
 }
 
 async fn read_loop(

@@ -1,12 +1,12 @@
 //! A byte-bounded queue of length-prefixed frames on their way to one socket.
 //!
 //! Whoever has a frame for the connection appends it, framed (a 4-byte big-endian
-//! length, then the body), to one byte buffer — encoding straight into it, so a frame
-//! costs no allocation of its own. The connection's writer task takes the whole buffer
-//! at once (swapping in an empty one) and puts it on the socket in one `write()`: a
-//! burst of frames costs one system call and one wake-up of the writer, not one each.
-//! The broker uses it for every client connection, and the client library for its
-//! connection to the broker.
+//! length, then the body), to the queue's buffer — encoding straight into it, so a
+//! frame costs no allocation of its own. The buffer is a list of fixed-size chunks, so
+//! a growing backlog is never reallocated and copied, and written chunks are kept for
+//! reuse (a few of them). The connection's writer task ([`FrameWriter::run`]) takes
+//! every waiting chunk at once and puts them on the socket: a burst of frames costs a
+//! few system calls and one wake-up of the writer, not one each.
 //!
 //! Invariants:
 //! - Bytes leave in the order they were appended. (The bus's ordering guarantee rests
@@ -24,12 +24,17 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{BufMut, BytesMut};
-use tokio::sync::Notify;
+use tokio::{
+    io::{AsyncWrite, AsyncWriteExt},
+    sync::Notify,
+};
 
-/// Capacity the two buffers (waiting, and being written) may keep once the writer has
-/// caught up. While a backlog lasts they keep whatever they grew to, so that they are
-/// not reallocated, copied and faulted in again on every batch.
-const KEEP_CAPACITY: usize = 1024 * 1024;
+/// Size of the chunks that queued bytes are kept in (a larger frame gets a chunk of
+/// its own size).
+const CHUNK: usize = 64 * 1024;
+
+/// Written chunks kept for reuse by each queue.
+const SPARE_CHUNKS: usize = 16;
 
 /// The appending side, shared by everything that queues frames for one connection.
 #[derive(Clone)]
@@ -52,12 +57,17 @@ struct Shared {
 }
 
 struct State {
-    /// Framed bytes waiting for the writer.
-    waiting: BytesMut,
+    /// Framed bytes waiting for the writer, in order; only the last chunk is appended
+    /// to.
+    waiting: Vec<BytesMut>,
+    /// Bytes in `waiting`.
+    waiting_len: usize,
     /// Bytes of the batch the writer is putting on the socket.
     writing: usize,
     /// No more frames are accepted; the writer ends once `waiting` is taken.
     closed: bool,
+    /// Empty chunks for reuse.
+    spare: Vec<BytesMut>,
 }
 
 /// Why a frame was not queued.
@@ -73,9 +83,11 @@ pub enum Refused {
 pub fn frame_queue(limit: usize) -> (FrameQueue, FrameWriter) {
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
-            waiting: BytesMut::new(),
+            waiting: Vec::new(),
+            waiting_len: 0,
             writing: 0,
             closed: false,
+            spare: Vec::new(),
         }),
         ready: Notify::new(),
         room: Notify::new(),
@@ -148,17 +160,19 @@ impl FrameQueue {
         if state.closed {
             return Err(Refused::Closed);
         }
-        let held = state.waiting.len() + state.writing;
-        if bounded && held > 0 && held + 4 + len > self.shared.limit {
+        let held = state.waiting_len + state.writing;
+        let framed = 4 + len;
+        if bounded && held > 0 && held + framed > self.shared.limit {
             return Err(Refused::Full);
         }
-        let was_empty = state.waiting.is_empty();
+        let was_empty = state.waiting_len == 0;
         let frame_len = u32::try_from(len).expect("frames are limited far below 4 GiB");
-        state.waiting.reserve(4 + len);
-        state.waiting.put_u32(frame_len);
-        let before = state.waiting.len();
-        write_body(&mut state.waiting);
-        debug_assert_eq!(state.waiting.len() - before, len, "the body's length");
+        let chunk = state.chunk_for(framed);
+        chunk.put_u32(frame_len);
+        let before = chunk.len();
+        write_body(chunk);
+        debug_assert_eq!(chunk.len() - before, len, "the body's length");
+        state.waiting_len += framed;
         Ok(was_empty)
     }
 
@@ -204,7 +218,11 @@ impl FrameQueue {
     /// Drops the frames waiting to be written (not the batch being written, which
     /// leaves whole).
     pub fn discard_waiting(&self) {
-        self.shared.lock().waiting.clear();
+        let mut state = self.shared.lock();
+        let waiting = std::mem::take(&mut state.waiting);
+        state.waiting_len = 0;
+        state.keep_spare(waiting);
+        drop(state);
         self.shared.room.notify_waiters();
     }
 
@@ -216,45 +234,55 @@ impl FrameQueue {
     /// Bytes queued and not yet written, frame headers included.
     pub fn queued_bytes(&self) -> usize {
         let state = self.shared.lock();
-        state.waiting.len() + state.writing
+        state.waiting_len + state.writing
     }
 }
 
 impl FrameWriter {
+    /// Writes queued frames to `io` as they come until the queue is closed and
+    /// everything is written, then shuts `io` down. Ends early if writing fails.
+    pub async fn run(mut self, mut io: impl AsyncWrite + Unpin) {
+        let mut batch = Vec::new();
+        while self.next_batch(&mut batch).await {
+            for chunk in &batch {
+                if io.write_all(chunk).await.is_err() {
+                    return;
+                }
+            }
+            self.written(&mut batch);
+        }
+        let _ = io.shutdown().await;
+    }
+
     /// Waits for queued bytes and moves all of them into `batch`, which must be empty;
     /// `false` once the queue is closed and everything has been taken. Call
     /// [`FrameWriter::written`] once the batch is on the socket.
-    pub async fn next_batch(&mut self, batch: &mut BytesMut) -> bool {
+    async fn next_batch(&mut self, batch: &mut Vec<BytesMut>) -> bool {
         debug_assert!(batch.is_empty());
         loop {
             {
                 let mut state = self.shared.lock();
-                if !state.waiting.is_empty() {
+                if state.waiting_len > 0 {
                     std::mem::swap(&mut state.waiting, batch);
-                    state.writing = batch.len();
+                    state.writing = std::mem::take(&mut state.waiting_len);
                     return true;
                 }
                 if state.closed {
                     return false;
                 }
-                // Caught up: a burst's large buffers go back to the allocator.
-                if state.waiting.capacity() > KEEP_CAPACITY {
-                    state.waiting = BytesMut::new();
-                }
-            }
-            if batch.capacity() > KEEP_CAPACITY {
-                *batch = BytesMut::new();
             }
             self.shared.ready.notified().await;
         }
     }
 
-    /// The batch from [`FrameWriter::next_batch`] is written: frees its room and
-    /// empties it for reuse.
-    pub fn written(&mut self, batch: &mut BytesMut) {
-        self.shared.lock().writing = 0;
+    /// The batch from [`FrameWriter::next_batch`] is written: frees its room and keeps
+    /// some of its chunks for reuse.
+    fn written(&mut self, batch: &mut Vec<BytesMut>) {
+        let mut state = self.shared.lock();
+        state.writing = 0;
+        state.keep_spare(batch.drain(..));
+        drop(state);
         self.shared.room.notify_waiters();
-        batch.clear();
     }
 }
 
@@ -271,14 +299,46 @@ impl Shared {
     }
 }
 
+impl State {
+    /// The chunk to append a frame of `framed` bytes to: the last one if it has room,
+    /// else a new one (a spare if there is one).
+    fn chunk_for(&mut self, framed: usize) -> &mut BytesMut {
+        let fits = self
+            .waiting
+            .last()
+            .is_some_and(|last| last.capacity() - last.len() >= framed);
+        if !fits {
+            let chunk = match self.spare.pop() {
+                Some(spare) if framed <= CHUNK => spare,
+                _ => BytesMut::with_capacity(framed.max(CHUNK)),
+            };
+            self.waiting.push(chunk);
+        }
+        self.waiting.last_mut().expect("just ensured")
+    }
+
+    /// Keeps emptied chunks of the standard size for reuse, up to [`SPARE_CHUNKS`].
+    fn keep_spare(&mut self, chunks: impl IntoIterator<Item = BytesMut>) {
+        for mut chunk in chunks {
+            if self.spare.len() >= SPARE_CHUNKS {
+                break;
+            }
+            if chunk.capacity() == CHUNK {
+                chunk.clear();
+                self.spare.push(chunk);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     async fn take(writer: &mut FrameWriter) -> Vec<u8> {
-        let mut batch = BytesMut::new();
+        let mut batch = Vec::new();
         assert!(writer.next_batch(&mut batch).await);
-        let bytes = batch.to_vec();
+        let bytes = batch.concat();
         writer.written(&mut batch);
         bytes
     }
@@ -293,9 +353,9 @@ mod tests {
         assert_eq!(tx.queued_bytes(), 18);
 
         // A batch being written still counts until it is on the socket.
-        let mut batch = BytesMut::new();
+        let mut batch = Vec::new();
         assert!(rx.next_batch(&mut batch).await);
-        assert_eq!(&batch[..], b"\0\0\0\x0512345\0\0\0\x0512345");
+        assert_eq!(batch.concat(), b"\0\0\0\x0512345\0\0\0\x0512345");
         assert_eq!(tx.push(b"1"), Err(Refused::Full));
         rx.written(&mut batch);
         assert_eq!(tx.queued_bytes(), 0);
@@ -361,12 +421,12 @@ mod tests {
     async fn discarding_keeps_the_batch_being_written_whole() {
         let (tx, mut rx) = frame_queue(100);
         tx.push(b"sent").unwrap();
-        let mut batch = BytesMut::new();
+        let mut batch = Vec::new();
         assert!(rx.next_batch(&mut batch).await);
         tx.push(b"dropped").unwrap();
         tx.discard_waiting();
         tx.push(b"reason").unwrap();
-        assert_eq!(&batch[..], b"\0\0\0\x04sent");
+        assert_eq!(batch.concat(), b"\0\0\0\x04sent");
         rx.written(&mut batch);
         assert_eq!(take(&mut rx).await, b"\0\0\0\x06reason");
     }
@@ -388,6 +448,48 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_backlog_spans_chunks_and_a_large_frame_gets_its_own() {
+        let (tx, mut rx) = frame_queue(1 << 24);
+        let mut expected = Vec::new();
+        for i in 0..3 * CHUNK / 100 {
+            let body = [i as u8; 96];
+            tx.push(&body).unwrap();
+            expected.extend_from_slice(&96u32.to_be_bytes());
+            expected.extend_from_slice(&body);
+        }
+        let large = vec![9u8; 3 * CHUNK];
+        tx.push(&large).unwrap();
+        expected.extend_from_slice(&(large.len() as u32).to_be_bytes());
+        expected.extend_from_slice(&large);
+        tx.push(b"after").unwrap();
+        expected.extend_from_slice(b"\0\0\0\x05after");
+        assert_eq!(tx.queued_bytes(), expected.len());
+        assert_eq!(take(&mut rx).await, expected);
+        assert_eq!(tx.queued_bytes(), 0);
+        // The written standard chunks are kept for the next burst.
+        assert!(!tx.shared.lock().spare.is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_writer_puts_everything_on_the_socket_then_shuts_it_down() {
+        use tokio::io::AsyncReadExt;
+        let (tx, rx) = frame_queue(1 << 20);
+        let (socket, mut peer) = tokio::io::duplex(1024);
+        let writer = tokio::spawn(rx.run(socket));
+        let mut expected = Vec::new();
+        for i in 0..5000u32 {
+            tx.push(&i.to_be_bytes()).unwrap();
+            expected.extend_from_slice(&4u32.to_be_bytes());
+            expected.extend_from_slice(&i.to_be_bytes());
+        }
+        tx.close();
+        let mut got = Vec::new();
+        peer.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, expected);
+        writer.await.unwrap();
+    }
+
+    #[tokio::test]
     async fn a_control_frame_passes_the_limit() {
         let (tx, mut rx) = frame_queue(8);
         tx.push(b"1234").unwrap();
@@ -403,7 +505,7 @@ mod tests {
         tx.close();
         assert_eq!(tx.push(b"1"), Err(Refused::Closed));
         assert_eq!(take(&mut rx).await, b"\0\0\0\x04last");
-        let mut batch = BytesMut::new();
+        let mut batch = Vec::new();
         assert!(!rx.next_batch(&mut batch).await);
     }
 

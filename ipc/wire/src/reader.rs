@@ -10,7 +10,10 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Bytes asked of the socket per read when the buffer has no partial frame to finish.
-const READ_CHUNK: usize = 64 * 1024;
+/// Large enough that a reader falling behind catches up in few reads and wake-ups
+/// (measured: 64 KiB let a subscriber fall far enough behind a fast publisher to be cut
+/// off as a slow consumer; 256 KiB did not).
+const READ_CHUNK: usize = 256 * 1024;
 
 /// Why the stream of frames cannot go on.
 #[derive(Debug, thiserror::Error)]
