@@ -1,18 +1,48 @@
 //! Every byte string a client or broker could receive: the handshake and both frame
 //! directions must decode or fail cleanly, never panic, and what decodes must encode
-//! back to an equal value.
+//! back to an equal value. The fast paths (the broker's publish reader, the client's
+//! delivery reader) must agree with the full decoder on everything they accept.
 #![no_main]
 
+use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use weft_proto::{ClientFrame, ServerFrame, handshake::{Hello, HelloReply}};
+use weft_proto::{
+    ClientFrame, ServerFrame,
+    fast_path::{DeliveryReader, PublishReader, PublishView},
+    handshake::{Hello, HelloReply},
+};
 
 fuzz_target!(|data: &[u8]| {
     let _ = Hello::decode(data);
     let _ = HelloReply::decode(data);
-    if let Ok(frame) = ClientFrame::decode(data) {
-        assert_eq!(ClientFrame::decode(&frame.encode()).unwrap(), frame);
+    let client = ClientFrame::decode(data);
+    if let Ok(frame) = &client {
+        assert_eq!(&ClientFrame::decode(&frame.encode()).unwrap(), frame);
     }
-    if let Ok(frame) = ServerFrame::decode(data) {
-        assert_eq!(ServerFrame::decode(&frame.encode()).unwrap(), frame);
+    let server = ServerFrame::decode(data);
+    if let Ok(frame) = &server {
+        assert_eq!(&ServerFrame::decode(&frame.encode()).unwrap(), frame);
+    }
+
+    if let Some(view) = PublishReader::default().read(data) {
+        assert_eq!(PublishView::parse(data), Some(view));
+        match client {
+            Ok(ClientFrame::Publish {
+                req,
+                topic,
+                payload,
+                headers,
+            }) => {
+                assert_eq!(
+                    (req, topic.as_str(), &payload[..]),
+                    (view.req, view.topic, view.payload)
+                );
+                assert!(headers.is_empty());
+            }
+            other => panic!("the publish reader accepted what the decoder read as {other:?}"),
+        }
+    }
+    if let Some((sub, message)) = DeliveryReader::default().read(&Bytes::copy_from_slice(data)) {
+        assert_eq!(server.ok(), Some(ServerFrame::Deliver { sub, message }));
     }
 });

@@ -22,7 +22,7 @@ use crate::{
 };
 
 /// A `ClientFrame::Publish` without headers, read in place.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PublishView<'a> {
     /// Request id (0: no answer wanted).
     pub req: u64,
