@@ -135,18 +135,19 @@ pub fn ps(data_dir: Option<&Path>, json: bool) -> anyhow::Result<ExitCode> {
     } else {
         writeln!(
             out,
-            "{:<20} {:<34} {:>8}  {:<9} URL",
-            "APP", "INSTANCE", "PID", "STATE"
+            "{:<20} {:<34} {:>8}  {:<10} {:>8}  URL",
+            "APP", "INSTANCE", "PID", "STATE", "RESTARTS"
         )?;
         for a in &apps {
             let pid = a.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
             writeln!(
                 out,
-                "{:<20} {:<34} {:>8}  {:<9} {}",
+                "{:<20} {:<34} {:>8}  {:<10} {:>8}  {}",
                 a.app_id,
                 a.instance_id,
                 pid,
                 a.state.as_str(),
+                a.restarts,
                 a.url
             )?;
         }

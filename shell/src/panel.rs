@@ -100,7 +100,7 @@ pub fn draw(ui: &mut egui::Ui, apps: &[AppInfo], form: &mut PanelForm) -> Vec<Pa
     ui.label(format!("{running} running, {} in all", apps.len()));
     egui::ScrollArea::vertical().show(ui, |ui| {
         egui::Grid::new("apps")
-            .num_columns(5)
+            .num_columns(6)
             .striped(true)
             .spacing([16.0, 6.0])
             .show(ui, |ui| {
@@ -108,6 +108,7 @@ pub fn draw(ui: &mut egui::Ui, apps: &[AppInfo], form: &mut PanelForm) -> Vec<Pa
                 ui.strong("Instance");
                 ui.strong("PID");
                 ui.strong("State");
+                ui.strong("Restarts");
                 ui.strong("");
                 ui.end_row();
                 for app in apps {
@@ -115,13 +116,23 @@ pub fn draw(ui: &mut egui::Ui, apps: &[AppInfo], form: &mut PanelForm) -> Vec<Pa
                     ui.label(&app.instance_id);
                     ui.label(app.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()));
                     let state = match &app.exit {
-                        Some(exit) if app.state.is_final() => {
+                        Some(exit) if app.state.is_final() || app.state == AppState::Restarting => {
                             format!("{} ({exit})", app.state.as_str())
                         }
                         _ => app.state.as_str().to_owned(),
                     };
-                    ui.colored_label(state_color(app.state), state);
-                    let stoppable = matches!(app.state, AppState::Starting | AppState::Ready);
+                    let state = ui.colored_label(state_color(app.state), state);
+                    if app.state == AppState::Failed {
+                        state.on_hover_text(
+                            "It ended too often right after starting; \
+                             it is not restarted again. Launch the workspace again to retry.",
+                        );
+                    }
+                    ui.label(app.restarts.to_string());
+                    let stoppable = matches!(
+                        app.state,
+                        AppState::Starting | AppState::Ready | AppState::Restarting
+                    );
                     let stop = ui.add_enabled(stoppable, egui::Button::new("Stop"));
                     if stop.clicked() {
                         actions.push(PanelAction::Stop(app.instance_id.clone()));
@@ -136,9 +147,11 @@ pub fn draw(ui: &mut egui::Ui, apps: &[AppInfo], form: &mut PanelForm) -> Vec<Pa
 fn state_color(state: AppState) -> egui::Color32 {
     match state {
         AppState::Ready => egui::Color32::from_rgb(0x2e, 0x9d, 0x4c),
-        AppState::Starting | AppState::Stopping => egui::Color32::from_rgb(0xc9, 0x8a, 0x00),
+        AppState::Starting | AppState::Stopping | AppState::Restarting => {
+            egui::Color32::from_rgb(0xc9, 0x8a, 0x00)
+        }
         AppState::Stopped => egui::Color32::GRAY,
-        AppState::Crashed => egui::Color32::from_rgb(0xd0, 0x36, 0x36),
+        AppState::Crashed | AppState::Failed => egui::Color32::from_rgb(0xd0, 0x36, 0x36),
     }
 }
 
@@ -255,6 +268,7 @@ mod tests {
             pid: Some(42),
             state,
             exit: None,
+            restarts: 0,
         }
     }
 

@@ -234,6 +234,16 @@ impl TestEnv {
     /// Copies the fixture pages into the test directory and writes a workspace there
     /// with one app per `(appId, page)`; returns the workspace file.
     pub fn workspace(&self, name: &str, apps: &[(&str, &str)]) -> PathBuf {
+        let apps: Vec<_> = apps
+            .iter()
+            .map(|(id, page)| (*id, *page, serde_json::json!({})))
+            .collect();
+        self.workspace_with(name, &apps)
+    }
+
+    /// As [`TestEnv::workspace`], with more fields for each app (`restart`, …) from
+    /// the JSON object given with it.
+    pub fn workspace_with(&self, name: &str, apps: &[(&str, &str, serde_json::Value)]) -> PathBuf {
         let dir = self.path("fixtures");
         if !dir.exists() {
             copy_dir(
@@ -244,12 +254,16 @@ impl TestEnv {
         let apps: Vec<_> = apps
             .iter()
             .enumerate()
-            .map(|(i, (id, page))| {
-                serde_json::json!({
+            .map(|(i, (id, page, extra))| {
+                let mut app = serde_json::json!({
                     "appId": id, "url": page, "title": id,
                     "bounds": {"x": 20 + 300 * (i as i32 % 4), "y": 20 + 250 * (i as i32 / 4),
                                "width": 280, "height": 230}
-                })
+                });
+                if let (Some(app), Some(extra)) = (app.as_object_mut(), extra.as_object()) {
+                    app.extend(extra.clone());
+                }
+                app
             })
             .collect();
         let file = dir.join(format!("{name}.json"));

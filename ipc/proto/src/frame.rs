@@ -405,8 +405,10 @@ pub struct AppInfo {
     pub pid: Option<u32>,
     /// Where the instance is in its life.
     pub state: AppState,
-    /// How the process ended, once it has.
+    /// How the process ended last, once it has (also while it is being restarted).
     pub exit: Option<String>,
+    /// How many times the supervisor has started it again after its process ended.
+    pub restarts: u32,
 }
 
 /// Where an app instance is in its life.
@@ -421,8 +423,15 @@ pub enum AppState {
     Stopping,
     /// Exited after being asked to, or with success.
     Stopped,
-    /// Exited on its own with a failure, or was killed by a signal.
+    /// Exited on its own with a failure, or was killed by a signal, and is not
+    /// restarted (its policy says never).
     Crashed,
+    /// Its process ended on its own and it is being started again (see its restart
+    /// policy); `exit` says how it ended.
+    Restarting,
+    /// Crashed too often in a row soon after starting: the crash-loop breaker stopped
+    /// restarting it.
+    Failed,
 }
 
 impl AppState {
@@ -434,12 +443,18 @@ impl AppState {
             AppState::Stopping => "stopping",
             AppState::Stopped => "stopped",
             AppState::Crashed => "crashed",
+            AppState::Restarting => "restarting",
+            AppState::Failed => "failed",
         }
     }
 
-    /// Whether the process has ended.
+    /// Whether the instance has ended for good: its process has exited and it will not
+    /// be started again.
     pub fn is_final(self) -> bool {
-        matches!(self, AppState::Stopped | AppState::Crashed)
+        matches!(
+            self,
+            AppState::Stopped | AppState::Crashed | AppState::Failed
+        )
     }
 }
 

@@ -7,9 +7,12 @@
 //! long-lived thread ([`spawner`]) with `PR_SET_PDEATHSIG`, so they die with the shell
 //! even when it is killed outright.
 //!
-//! The supervisor does not decide policy beyond that: it is told what to launch and stop
-//! by the shell, and learns page state from the broker's events.
+//! An app whose process ends without being asked to is started again according to its
+//! workspace restart policy, with the same identity and a fresh token, unless its
+//! crash-loop breaker has tripped ([`restart`]). Otherwise the supervisor is told what
+//! to launch and stop by the shell, and learns page state from the broker's events.
 
+mod restart;
 mod spawner;
 
 use std::{
@@ -26,7 +29,10 @@ use weft_proto::{
 };
 use weft_workspace::{AppUrl, Workspace};
 
-use crate::spawner::{Exit, ProcessHandle, Spawner};
+use crate::{
+    restart::{CrashLoop, Decision},
+    spawner::{Exit, ProcessHandle, Spawner},
+};
 
 /// How the supervisor starts app hosts.
 #[derive(Debug, Clone)]
@@ -84,9 +90,14 @@ struct State {
 
 struct Instance {
     info: AppInfo,
+    /// How it is started (again); the token changes at each start.
+    spec: LaunchSpec,
     token: Token,
     stop_requested: bool,
     process: Option<Arc<ProcessHandle>>,
+    crash_loop: CrashLoop,
+    /// When the page of the current run became ready.
+    ready_at: Option<Instant>,
 }
 
 impl Supervisor {
@@ -150,8 +161,21 @@ impl Supervisor {
                 pid: None,
                 state: AppState::Starting,
                 exit: None,
+                restarts: 0,
             };
-            if let Err(e) = self.start_instance(info, token, &spec) {
+            lock(&self.inner.state).instances.push(Instance {
+                info,
+                spec,
+                token,
+                stop_requested: false,
+                process: None,
+                crash_loop: CrashLoop::new(app.restart),
+                ready_at: None,
+            });
+            if let Err(e) = self.start_process(&identity.instance_id) {
+                lock(&self.inner.state)
+                    .instances
+                    .retain(|i| i.info.instance_id != identity.instance_id);
                 for id in &started {
                     let _ = self.stop(&id.instance_id);
                 }
@@ -162,25 +186,26 @@ impl Supervisor {
         Ok(started)
     }
 
-    fn start_instance(
-        &self,
-        info: AppInfo,
-        token: Token,
-        spec: &LaunchSpec,
-    ) -> Result<(), SupervisorError> {
-        let instance_id = info.instance_id.clone();
-        let app_id = info.app_id.clone();
+    /// Starts the process of instance `instance_id` with a fresh token.
+    fn start_process(&self, instance_id: &str) -> Result<(), SupervisorError> {
+        let token = Token::random();
+        let (spec, app_id) = {
+            let mut state = lock(&self.inner.state);
+            let inst = state
+                .instances
+                .iter_mut()
+                .find(|i| i.info.instance_id == instance_id)
+                .ok_or_else(|| SupervisorError::UnknownInstance(instance_id.to_owned()))?;
+            inst.token = token.clone();
+            inst.spec.token = token.to_hex();
+            inst.ready_at = None;
+            (inst.spec.clone(), inst.info.app_id.clone())
+        };
         self.inner
             .broker
             .grant_app(token.clone(), spec.identity.clone());
-        lock(&self.inner.state).instances.push(Instance {
-            info,
-            token: token.clone(),
-            stop_requested: false,
-            process: None,
-        });
         let weak = Arc::downgrade(&self.inner);
-        let exit_id = instance_id.clone();
+        let exit_id = instance_id.to_owned();
         let spawned = self.inner.spawner.spawn(
             self.inner.config.app_bin.clone(),
             spec.to_json(),
@@ -193,7 +218,7 @@ impl Supervisor {
         match spawned {
             Ok(process) => {
                 let pid = process.pid();
-                self.update(&instance_id, |i| {
+                self.update(instance_id, |i| {
                     i.info.pid = Some(pid);
                     i.process = Some(Arc::new(process));
                 });
@@ -202,9 +227,6 @@ impl Supervisor {
             }
             Err(source) => {
                 self.inner.broker.revoke(&token);
-                lock(&self.inner.state)
-                    .instances
-                    .retain(|i| i.info.instance_id != instance_id);
                 Err(SupervisorError::Spawn {
                     app_id,
                     bin: self.inner.config.app_bin.clone(),
@@ -217,11 +239,17 @@ impl Supervisor {
     /// Records a page state reported by an app host.
     pub fn page_status(&self, identity: &Identity, status: PageStatus) {
         self.update(&identity.instance_id, |i| {
-            if !i.stop_requested && !i.info.state.is_final() {
+            let running = !i.stop_requested
+                && !i.info.state.is_final()
+                && i.info.state != AppState::Restarting;
+            if running {
                 i.info.state = match status {
                     PageStatus::Ready => AppState::Ready,
                     PageStatus::Loading => AppState::Starting,
                 };
+                if status == PageStatus::Ready && i.ready_at.is_none() {
+                    i.ready_at = Some(Instant::now());
+                }
             }
         });
     }
@@ -249,6 +277,13 @@ impl Supervisor {
                 return Ok(());
             }
             inst.stop_requested = true;
+            if inst.info.state == AppState::Restarting {
+                // No process to stop: the pending restart sees the request and gives up.
+                inst.info.state = AppState::Stopped;
+                drop(state);
+                self.changed();
+                return Ok(());
+            }
             inst.info.state = AppState::Stopping;
             inst.process.clone()
         };
@@ -315,19 +350,86 @@ impl Supervisor {
 
     fn exited(&self, instance_id: &str, exit: Exit) {
         let mut token = None;
+        let mut decision = Decision::Leave;
+        let mut app_id = String::new();
+        let mut window = Duration::ZERO;
+        let shutting_down = lock(&self.inner.state).shutting_down;
         self.update(instance_id, |i| {
-            i.info.state = if i.stop_requested || exit.success() {
-                AppState::Stopped
-            } else {
-                AppState::Crashed
-            };
-            i.info.exit = Some(exit.to_string());
             token = Some(i.token.clone());
+            app_id = i.info.app_id.clone();
+            window = i.crash_loop.window();
+            i.info.exit = Some(exit.to_string());
+            i.process = None;
+            if !i.stop_requested && !shutting_down {
+                decision = i
+                    .crash_loop
+                    .exited(!exit.success(), i.ready_at, Instant::now());
+            }
+            i.info.state = match decision {
+                Decision::Restart { .. } => AppState::Restarting,
+                Decision::GiveUp { .. } => AppState::Failed,
+                Decision::Leave if i.stop_requested || exit.success() => AppState::Stopped,
+                Decision::Leave => AppState::Crashed,
+            };
         });
         if let Some(token) = token {
             self.inner.broker.revoke(&token);
         }
-        tracing::info!(instance_id, "app exited: {exit}");
+        tracing::info!(app_id, instance_id, "app exited: {exit}");
+        match decision {
+            Decision::Leave => {}
+            Decision::GiveUp { crashes } => tracing::error!(
+                app_id,
+                instance_id,
+                "{app_id} ended {crashes} times in a row within {:?} of starting; \
+                 it is not restarted again (failed)",
+                window
+            ),
+            Decision::Restart { after } => {
+                tracing::warn!(app_id, instance_id, "restarting {app_id} in {after:?}");
+                let weak = Arc::downgrade(&self.inner);
+                let id = instance_id.to_owned();
+                std::thread::spawn(move || {
+                    // A delay, not synchronisation: the backoff between restarts.
+                    std::thread::sleep(after);
+                    if let Some(inner) = weak.upgrade() {
+                        Supervisor { inner }.restart(&id);
+                    }
+                });
+            }
+        }
+    }
+
+    /// Starts an instance whose process ended, unless it was stopped meanwhile.
+    fn restart(&self, instance_id: &str) {
+        let proceed = {
+            let mut state = lock(&self.inner.state);
+            let shutting_down = state.shutting_down;
+            match state
+                .instances
+                .iter_mut()
+                .find(|i| i.info.instance_id == instance_id)
+            {
+                Some(i)
+                    if i.info.state == AppState::Restarting
+                        && !i.stop_requested
+                        && !shutting_down =>
+                {
+                    i.info.state = AppState::Starting;
+                    i.info.restarts += 1;
+                    true
+                }
+                _ => false,
+            }
+        };
+        if !proceed {
+            return;
+        }
+        self.changed();
+        if let Err(e) = self.start_process(instance_id) {
+            tracing::error!(instance_id, "cannot restart the app: {e}");
+            self.update(instance_id, |i| i.info.state = AppState::Failed);
+        }
     }
 
     fn update(&self, instance_id: &str, f: impl FnOnce(&mut Instance)) {

@@ -6,9 +6,14 @@
 //! {"name": "Trading", "apps": [
 //!   {"appId": "watchlist", "url": "watchlist/index.html", "title": "Watchlist",
 //!    "bounds": {"x": 0, "y": 0, "width": 400, "height": 600}},
-//!   {"appId": "news", "url": "https://news.example.com/"}
+//!   {"appId": "news", "url": "https://news.example.com/",
+//!    "restart": "always", "crashLoopSecs": 10, "maxCrashes": 5}
 //! ]}
 //! ```
+//!
+//! `restart` says what happens when an app's process ends without being asked to:
+//! `"never"`, `"on-failure"` (the default: a non-zero exit or a signal) or `"always"`.
+//! See [`Restart`].
 //!
 //! `url` is `http(s)://…`, or a path relative to the workspace file that must stay inside
 //! its folder; the shell serves such files itself. [`Workspace::load`] either returns a
@@ -47,6 +52,46 @@ pub struct AppSpec {
     pub title: String,
     /// Window position and size, if given.
     pub bounds: Option<Bounds>,
+    /// What to do when its process ends without being asked to.
+    pub restart: Restart,
+}
+
+/// When an app whose process ended on its own is started again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    /// Never: it stays stopped or crashed.
+    Never,
+    /// After a failure: a non-zero exit status or death by a signal.
+    OnFailure,
+    /// After any exit, successful ones too.
+    Always,
+}
+
+/// An app's restart policy and its crash-loop breaker.
+///
+/// A crash counts towards the breaker when it comes before the app became ready, or
+/// within `crash_loop` of it becoming ready; a crash later than that clears the count.
+/// After `max_crashes` counted crashes in a row the app is not restarted again and is
+/// marked failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Restart {
+    /// When to restart.
+    pub policy: RestartPolicy,
+    /// How soon after becoming ready a crash still counts towards the breaker.
+    pub crash_loop: std::time::Duration,
+    /// Counted crashes in a row that stop the restarts.
+    pub max_crashes: u32,
+}
+
+impl Default for Restart {
+    fn default() -> Self {
+        Restart {
+            policy: RestartPolicy::OnFailure,
+            crash_loop: std::time::Duration::from_secs(10),
+            max_crashes: 5,
+        }
+    }
 }
 
 /// Where an app's page comes from.
@@ -123,6 +168,9 @@ struct RawApp {
     url: String,
     title: Option<String>,
     bounds: Option<Bounds>,
+    restart: Option<RestartPolicy>,
+    crash_loop_secs: Option<f64>,
+    max_crashes: Option<u32>,
 }
 
 impl Workspace {
@@ -204,11 +252,31 @@ impl Workspace {
                     "width and height must be at least 1".into(),
                 ));
             }
+            let mut restart = Restart::default();
+            if let Some(policy) = app.restart {
+                restart.policy = policy;
+            }
+            if let Some(secs) = app.crash_loop_secs {
+                if !(secs.is_finite() && secs > 0.0 && secs <= 86_400.0) {
+                    return Err(fail(
+                        field("crashLoopSecs"),
+                        format!("{secs} is not a number of seconds between 0 and 86400"),
+                    ));
+                }
+                restart.crash_loop = std::time::Duration::from_secs_f64(secs);
+            }
+            if let Some(max) = app.max_crashes {
+                if max == 0 {
+                    return Err(fail(field("maxCrashes"), "must be at least 1".into()));
+                }
+                restart.max_crashes = max;
+            }
             apps.push(AppSpec {
                 app_id: app.app_id.clone(),
                 url,
                 title: app.title.clone().unwrap_or_else(|| app.app_id.clone()),
                 bounds: app.bounds,
+                restart,
             });
         }
         Ok(Workspace {
@@ -411,6 +479,57 @@ mod tests {
             ));
             assert_eq!(e.field.as_deref(), Some("apps[0].url"), "{url}");
             assert!(e.problem.contains(expected), "{url}: {e}");
+        }
+    }
+
+    #[test]
+    fn restart_policies_default_to_on_failure_and_are_checked() {
+        let d = Dir::new();
+        let ws = d
+            .load(
+                r#"{"name":"W","apps":[
+                {"appId":"a","url":"app/index.html"},
+                {"appId":"b","url":"app/index.html","restart":"always","crashLoopSecs":2.5,"maxCrashes":3},
+                {"appId":"c","url":"app/index.html","restart":"never"}]}"#,
+            )
+            .unwrap();
+        assert_eq!(ws.apps[0].restart, Restart::default());
+        assert_eq!(ws.apps[0].restart.policy, RestartPolicy::OnFailure);
+        assert_eq!(
+            ws.apps[1].restart,
+            Restart {
+                policy: RestartPolicy::Always,
+                crash_loop: std::time::Duration::from_millis(2500),
+                max_crashes: 3
+            }
+        );
+        assert_eq!(ws.apps[2].restart.policy, RestartPolicy::Never);
+
+        let cases = [
+            (
+                r#""restart":"sometimes""#,
+                "apps[0].restart",
+                "unknown variant",
+            ),
+            (
+                r#""crashLoopSecs":0"#,
+                "apps[0].crashLoopSecs",
+                "between 0 and 86400",
+            ),
+            (
+                r#""crashLoopSecs":-1"#,
+                "apps[0].crashLoopSecs",
+                "between 0 and 86400",
+            ),
+            (r#""maxCrashes":0"#, "apps[0].maxCrashes", "at least 1"),
+            (r#""maxCrashes":-2"#, "apps[0].maxCrashes", "invalid value"),
+        ];
+        for (extra, field, problem) in cases {
+            let e = d.err(&format!(
+                r#"{{"name":"W","apps":[{{"appId":"a","url":"app/index.html",{extra}}}]}}"#
+            ));
+            assert_eq!(e.field.as_deref(), Some(field), "{extra}: {e}");
+            assert!(e.problem.contains(problem), "{extra}: {e}");
         }
     }
 

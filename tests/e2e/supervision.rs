@@ -1,0 +1,247 @@
+//! Supervision end to end: real shells, real app processes and WebKit pages under a
+//! private Xvfb, killed with SIGKILL. Runs in the nextest `webview` group (one WebKit
+//! test at a time across binaries) and under `webview_lock`.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use weft_e2e::{SLOW, Shell, TestEnv, wait_for};
+use weft_proto::{
+    Topic,
+    frame::{AppInfo, AppState, IdentityFilter},
+};
+
+fn topic(s: &str) -> Topic {
+    Topic::new(s).unwrap()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(SLOW, f)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+fn kill_9(pid: u32) {
+    // SAFETY: kill only sends a signal, to an app process this test's shell started.
+    let r = unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    assert_eq!(r, 0, "kill -9 {pid}");
+}
+
+fn app<'a>(apps: &'a [AppInfo], app_id: &str) -> &'a AppInfo {
+    apps.iter()
+        .find(|a| a.app_id == app_id)
+        .unwrap_or_else(|| panic!("{app_id} is not listed: {apps:?}"))
+}
+
+/// Waits until `app_id` is ready again after its `restarts`-th restart, and returns it.
+fn ready_after_restart(shell: &mut Shell, app_id: &str, restarts: u32) -> AppInfo {
+    wait_for(
+        &format!("{app_id} to be ready after restart {restarts}"),
+        SLOW,
+        || {
+            shell.assert_alive();
+            let ps = shell.ps()?;
+            let a = app(&ps.apps, app_id).clone();
+            (a.state == AppState::Ready && a.restarts == restarts).then_some(a)
+        },
+    )
+}
+
+#[test]
+fn a_killed_app_comes_back_while_the_others_keep_talking_without_a_gap() {
+    let env = TestEnv::new();
+    let ws = env.workspace(
+        "isolation",
+        &[
+            ("talker", "ticker/index.html"),
+            ("listener", "ticker/index.html"),
+            ("victim", "echo/index.html"),
+        ],
+    );
+    let mut shell = Shell::launch(env, &ws);
+    let rt = runtime();
+    let client = rt.block_on(async {
+        loop {
+            shell.assert_alive();
+            if let Ok(c) = weft_client::Client::connect_cli(&shell.env.endpoint()).await {
+                break c;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    });
+    let mut ticker_ready = rt
+        .block_on(client.subscribe(&topic("e2e.ticker.ready")))
+        .unwrap();
+    let mut heard = rt.block_on(client.subscribe(&topic("e2e.heard"))).unwrap();
+    let apps = shell.wait_ready(3);
+    let victim = app(&apps, "victim").clone();
+
+    rt.block_on(async {
+        for _ in 0..2 {
+            within("the ticker pages", ticker_ready.next())
+                .await
+                .unwrap();
+        }
+        client.publish(&topic("e2e.start"), "{}").await.unwrap();
+    });
+
+    // Listen to the exchange for a while before, during and after the kill.
+    let mut last: Option<(i64, Instant)> = None;
+    let mut worst_gap = Duration::ZERO;
+    let mut count = 0;
+    let mut listen = |rt: &tokio::runtime::Runtime, for_how_long: Duration| {
+        let until = Instant::now() + for_how_long;
+        rt.block_on(async {
+            while Instant::now() < until {
+                let d = within("the exchange", heard.next()).await.unwrap();
+                let n: i64 = serde_json::from_slice(&d.payload).unwrap();
+                let now = Instant::now();
+                if let Some((prev, at)) = last {
+                    assert_eq!(n, prev + 1, "a message was lost or reordered");
+                    worst_gap = worst_gap.max(now - at);
+                }
+                last = Some((n, now));
+                count += 1;
+            }
+        });
+    };
+    listen(&rt, Duration::from_millis(500));
+    kill_9(victim.pid.unwrap());
+    listen(&rt, Duration::from_millis(1500));
+
+    let back = ready_after_restart(&mut shell, "victim", 1);
+    listen(&rt, Duration::from_millis(300));
+    eprintln!("exchanged {count} messages, worst gap {worst_gap:?}");
+    assert!(count > 50, "only {count} messages were exchanged");
+    assert!(
+        worst_gap < Duration::from_millis(100),
+        "the exchange stalled for {worst_gap:?} while an app was killed and restarted"
+    );
+
+    // Same identity, new process, reachable on the bus.
+    assert_eq!(back.instance_id, victim.instance_id);
+    assert_ne!(back.pid, victim.pid);
+    assert!(
+        back.exit.as_deref().unwrap_or("").contains("signal 9"),
+        "{back:?}"
+    );
+    rt.block_on(async {
+        let mut pongs = client.subscribe(&topic("e2e.pong")).await.unwrap();
+        let to = IdentityFilter {
+            app_id: "victim".into(),
+            instance_id: None,
+        };
+        client
+            .send(&to, &topic("e2e.ping"), r#"{"again":true}"#)
+            .await
+            .unwrap();
+        let pong = within("the restarted app's answer", pongs.next())
+            .await
+            .unwrap();
+        assert_eq!(pong.sender.instance_id, victim.instance_id);
+    });
+    assert!(shell.log_text().contains("restarting victim"));
+}
+
+#[test]
+fn quick_crashes_trip_the_breaker_and_spaced_ones_never_do() {
+    let env = TestEnv::new();
+    let ws = env.workspace_with(
+        "crashloop",
+        &[
+            (
+                "looping",
+                "echo/index.html",
+                json!({"crashLoopSecs": 30, "maxCrashes": 3}),
+            ),
+            (
+                "spaced",
+                "echo/index.html",
+                json!({"crashLoopSecs": 1, "maxCrashes": 2}),
+            ),
+        ],
+    );
+    let mut shell = Shell::launch(env, &ws);
+    let apps = shell.wait_ready(2);
+
+    // `looping` dies right after each start: the third death in a row ends it.
+    let mut pid = app(&apps, "looping").pid.unwrap();
+    for restarts in 1..=2 {
+        kill_9(pid);
+        pid = ready_after_restart(&mut shell, "looping", restarts)
+            .pid
+            .unwrap();
+    }
+    kill_9(pid);
+    let failed = wait_for("looping to be marked failed", SLOW, || {
+        let ps = shell.ps()?;
+        let a = app(&ps.apps, "looping").clone();
+        (a.state == AppState::Failed).then_some(a)
+    });
+    assert_eq!(failed.restarts, 2);
+    assert!(shell.log_text().contains("not restarted again (failed)"));
+
+    // `spaced` dies once it has been ready for longer than its 1 s window, more times
+    // than its breaker allows in a row: it is restarted every time.
+    let mut pid = app(&apps, "spaced").pid.unwrap();
+    for restarts in 1..=3 {
+        // The scenario's spacing, not synchronisation: the app has been ready since
+        // before this point.
+        std::thread::sleep(Duration::from_millis(1300));
+        kill_9(pid);
+        pid = ready_after_restart(&mut shell, "spaced", restarts)
+            .pid
+            .unwrap();
+    }
+    // The failed app stays failed and is not restarted behind the user's back.
+    let ps = shell.ps().unwrap();
+    assert_eq!(app(&ps.apps, "looping").state, AppState::Failed);
+    assert_eq!(app(&ps.apps, "looping").restarts, 2);
+}
+
+#[test]
+fn never_means_never_and_a_stopped_app_stays_stopped() {
+    let env = TestEnv::new();
+    let ws = env.workspace_with(
+        "never",
+        &[
+            ("once", "echo/index.html", json!({"restart": "never"})),
+            ("kept", "echo/index.html", json!({})),
+        ],
+    );
+    let mut shell = Shell::launch(env, &ws);
+    let apps = shell.wait_ready(2);
+    kill_9(app(&apps, "once").pid.unwrap());
+    let crashed = wait_for("once to be marked crashed", SLOW, || {
+        let ps = shell.ps()?;
+        let a = app(&ps.apps, "once").clone();
+        (a.state == AppState::Crashed).then_some(a)
+    });
+    assert_eq!(crashed.restarts, 0);
+
+    // Stopping on purpose is not a crash: no restart.
+    let kept = app(&apps, "kept").clone();
+    let rt = runtime();
+    rt.block_on(async {
+        let client = shell.client().await;
+        let reply = client
+            .control(weft_proto::frame::ControlRequest::StopApp {
+                instance_id: kept.instance_id.clone(),
+            })
+            .await;
+        assert!(reply.is_ok(), "{reply:?}");
+    });
+    let stopped = wait_for("kept to stop", SLOW, || {
+        let ps = shell.ps()?;
+        let a = app(&ps.apps, "kept").clone();
+        (a.state == AppState::Stopped).then_some(a)
+    });
+    assert_eq!(stopped.restarts, 0);
+}
