@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use weft_e2e::{SLOW, Shell, TestEnv, wait_for};
+use weft_e2e::{SLOW, Shell, TestEnv, process_tree, wait_for};
 use weft_proto::{
     Topic,
     frame::{AppInfo, AppState, IdentityFilter},
@@ -244,4 +244,51 @@ fn never_means_never_and_a_stopped_app_stays_stopped() {
         (a.state == AppState::Stopped).then_some(a)
     });
     assert_eq!(stopped.restarts, 0);
+}
+
+#[test]
+fn a_killed_web_process_is_replaced_and_the_page_loaded_again() {
+    let env = TestEnv::new();
+    let ws = env.workspace("webproc", &[("echo", "echo/index.html")]);
+    let mut shell = Shell::launch(env, &ws);
+    let apps = shell.wait_ready(1);
+    let host = apps[0].pid.unwrap();
+    let web_process = || {
+        process_tree::descendants(host)
+            .into_iter()
+            .filter_map(process_tree::read)
+            .find(|p| p.comm.starts_with("WebKitWebProces"))
+            .map(|p| p.pid)
+    };
+    let before = wait_for("the page's web process", SLOW, web_process);
+    kill_9(before);
+
+    let after = wait_for("a new web process", SLOW, || {
+        web_process().filter(|pid| *pid != before)
+    });
+    assert!(process_tree::is_alive(host), "the host itself must survive");
+    // The page is back: loaded again, subscribed, answering.
+    let rt = runtime();
+    rt.block_on(async {
+        let client = shell.client().await;
+        let mut pongs = client.subscribe(&topic("e2e.pong")).await.unwrap();
+        let answered = within("the reloaded page's answer", async {
+            loop {
+                client.publish(&topic("e2e.ping"), "1").await.unwrap();
+                if let Ok(Some(pong)) =
+                    tokio::time::timeout(Duration::from_millis(500), pongs.next()).await
+                {
+                    break pong;
+                }
+            }
+        })
+        .await;
+        assert_eq!(answered.sender.instance_id, apps[0].instance_id);
+    });
+    let ps = shell.ps().unwrap();
+    assert_eq!(ps.apps[0].state, AppState::Ready);
+    assert_eq!(ps.apps[0].pid, Some(host));
+    assert_eq!(ps.apps[0].restarts, 0);
+    assert!(process_tree::is_alive(after));
+    assert!(shell.log_text().contains("the page's web process ended"));
 }

@@ -149,6 +149,7 @@ pub fn run(spec: LaunchSpec) -> anyhow::Result<()> {
         .default_vbox()
         .context("the window has no GTK container for the webview")?;
     let webview = builder.build_gtk(vbox).context("creating the webview")?;
+    reload_when_the_web_process_dies(&webview);
 
     event_loop.run(move |event, _, control_flow| {
         *control_flow = ControlFlow::Wait;
@@ -191,6 +192,20 @@ pub fn run(spec: LaunchSpec) -> anyhow::Result<()> {
 }
 
 /// SIGTERM and SIGINT close the app gracefully.
+/// A page whose WebKit web process dies (a crash, the kernel's OOM killer, a kill) is
+/// loaded again in place: the host, its window and its bus connection live on, and the
+/// page comes back through the normal load (page gate reset, bridge hello, `Ready`).
+fn reload_when_the_web_process_dies(webview: &wry::WebView) {
+    use webkit2gtk::WebViewExt;
+    use wry::WebViewExtUnix;
+    webview
+        .webview()
+        .connect_web_process_terminated(|view, reason| {
+            tracing::error!(?reason, "the page's web process ended; loading the page again");
+            view.reload();
+        });
+}
+
 fn watch_signals(proxy: EventLoopProxy<HostEvent>) -> anyhow::Result<()> {
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
