@@ -269,6 +269,7 @@ mod tests {
             state,
             exit: None,
             restarts: 0,
+            bounds: None,
         }
     }
 

@@ -127,6 +127,7 @@ async fn serve_events(
             BrokerEvent::AppConnected(id) => tracing::debug!(%id, "app connected"),
             BrokerEvent::AppDisconnected(id) => supervisor.disconnected(&id),
             BrokerEvent::PageStatus(id, status) => supervisor.page_status(&id, status),
+            BrokerEvent::WindowMoved(id, bounds) => supervisor.window_moved(&id, bounds),
             BrokerEvent::Control {
                 from,
                 request,

@@ -292,3 +292,79 @@ fn a_killed_web_process_is_replaced_and_the_page_loaded_again() {
     assert!(process_tree::is_alive(after));
     assert!(shell.log_text().contains("the page's web process ended"));
 }
+
+/// `xdotool` on the shell's display.
+fn xdotool(shell: &Shell, args: &[&str]) -> String {
+    let out = std::process::Command::new("xdotool")
+        .args(args)
+        .env("DISPLAY", shell.display.name())
+        .output()
+        .expect("running xdotool (Debian package xdotool)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The window titled `title`: its id once it is mapped.
+fn window_of(shell: &Shell, title: &str) -> String {
+    wait_for(&format!("the window {title:?}"), SLOW, || {
+        let found = xdotool(
+            shell,
+            &["search", "--onlyvisible", "--name", &format!("^{title}$")],
+        );
+        found.lines().next().map(str::to_owned)
+    })
+}
+
+/// `(x, y, width, height)` of window `id`.
+fn geometry(shell: &Shell, id: &str) -> (i32, i32, u32, u32) {
+    let text = xdotool(shell, &["getwindowgeometry", "--shell", id]);
+    let field = |name: &str| -> i64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("no {name} in {text:?}"))
+            .parse()
+            .unwrap()
+    };
+    (
+        field("X") as i32,
+        field("Y") as i32,
+        field("WIDTH") as u32,
+        field("HEIGHT") as u32,
+    )
+}
+
+#[test]
+fn a_restarted_app_gets_its_window_back_where_the_user_left_it() {
+    let env = TestEnv::new();
+    let ws = env.workspace("bounds", &[("mover", "echo/index.html")]);
+    let mut shell = Shell::launch(env, &ws);
+    let apps = shell.wait_ready(1);
+
+    // The user moves and resizes the window; its host tells the shell.
+    let window = window_of(&shell, "mover");
+    xdotool(
+        &shell,
+        &[
+            "windowsize",
+            &window,
+            "350",
+            "260",
+            "windowmove",
+            &window,
+            "333",
+            "222",
+        ],
+    );
+    let moved = wait_for("the shell to learn the new bounds", SLOW, || {
+        let ps = shell.ps()?;
+        let b = ps.apps[0].bounds?;
+        (b.width == 350 && b.height == 260 && b.x == 333 && b.y == 222).then_some(b)
+    });
+
+    kill_9(apps[0].pid.unwrap());
+    ready_after_restart(&mut shell, "mover", 1);
+    let window = window_of(&shell, "mover");
+    assert_eq!(
+        geometry(&shell, &window),
+        (moved.x, moved.y, moved.width, moved.height)
+    );
+}

@@ -97,6 +97,8 @@ pub enum BrokerEvent {
     AppDisconnected(Identity),
     /// An app host reported its page's state.
     PageStatus(Identity, PageStatus),
+    /// An app host reported where its window is now.
+    WindowMoved(Identity, weft_proto::launch::WindowBounds),
     /// A command-line client asks the shell to act; answer on `reply`.
     Control {
         /// Who asks.

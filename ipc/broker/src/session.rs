@@ -168,6 +168,14 @@ impl Session<'_> {
                 let _ = self.shared.events.send(event);
                 Some(ServerFrame::Ok { req })
             }
+            ClientFrame::ReportWindow { req, bounds } => {
+                if self.kind != ClientKind::App {
+                    return Some(not_permitted(req, "only app hosts report their window"));
+                }
+                let event = BrokerEvent::WindowMoved(self.identity.clone(), bounds);
+                let _ = self.shared.events.send(event);
+                Some(ServerFrame::Ok { req })
+            }
             ClientFrame::Control { req, request } => {
                 if self.kind != ClientKind::Cli {
                     return Some(not_permitted(

@@ -466,6 +466,16 @@ impl Client {
             .map(drop)
     }
 
+    /// Tells the shell where this app host's window is now. Only app hosts may.
+    pub async fn report_window(
+        &self,
+        bounds: weft_proto::launch::WindowBounds,
+    ) -> Result<(), ClientError> {
+        self.call(|req| ClientFrame::ReportWindow { req, bounds })
+            .await
+            .map(drop)
+    }
+
     /// Sends a command to the shell. Only command-line clients may.
     pub async fn control(&self, request: ControlRequest) -> Result<ControlReply, ClientError> {
         match self

@@ -142,6 +142,14 @@ pub enum ClientFrame {
         /// What to do.
         request: ControlRequest,
     },
+    /// An app host reports where its window is now (after the user moved or resized
+    /// it), so that a restart puts it back there. Refused from non-app clients.
+    ReportWindow {
+        /// Request id.
+        req: u64,
+        /// The window's position and size.
+        bounds: crate::launch::WindowBounds,
+    },
 }
 
 /// A frame from the broker to a client.
@@ -409,6 +417,8 @@ pub struct AppInfo {
     pub exit: Option<String>,
     /// How many times the supervisor has started it again after its process ended.
     pub restarts: u32,
+    /// Where its window is (as last reported by its host), or was asked to be.
+    pub bounds: Option<crate::launch::WindowBounds>,
 }
 
 /// Where an app instance is in its life.
@@ -617,6 +627,15 @@ mod tests {
                 req: 5,
                 request: ControlRequest::Launch {
                     workspace: Some("/w.json".into()),
+                },
+            },
+            ClientFrame::ReportWindow {
+                req: 6,
+                bounds: crate::launch::WindowBounds {
+                    x: -10,
+                    y: 20,
+                    width: 300,
+                    height: 200,
                 },
             },
         ];

@@ -11,7 +11,7 @@ use weft_client::{Client, ClientError, ServiceClient};
 use weft_proto::{
     Pattern, Topic,
     frame::{Delivery, IdentityFilter, PageStatus},
-    launch::LaunchSpec,
+    launch::{LaunchSpec, WindowBounds},
 };
 
 use crate::{
@@ -30,6 +30,8 @@ pub enum FromWindow {
     Page(PageRequest),
     /// A new page load started: the old page's subscriptions end.
     PageStarted,
+    /// The user moved or resized the window.
+    Window(WindowBounds),
 }
 
 /// Somewhere to send events for the window thread.
@@ -126,6 +128,12 @@ impl Session {
                     self.hello = false;
                     self.loaded = false;
                     self.report(PageStatus::Loading).await;
+                }
+                return;
+            }
+            FromWindow::Window(bounds) => {
+                if let Err(e) = self.client.report_window(bounds).await {
+                    tracing::warn!("cannot tell the shell where the window is: {e}");
                 }
                 return;
             }

@@ -12,7 +12,7 @@ use tao::{
     window::WindowBuilder,
 };
 use tokio::sync::mpsc;
-use weft_proto::launch::{LaunchSpec, StartPage};
+use weft_proto::launch::{LaunchSpec, StartPage, WindowBounds};
 use wry::{PageLoadEvent, WebContext, WebViewBuilder, WebViewBuilderExtUnix};
 
 use crate::{
@@ -151,6 +151,7 @@ pub fn run(spec: LaunchSpec) -> anyhow::Result<()> {
     let webview = builder.build_gtk(vbox).context("creating the webview")?;
     reload_when_the_web_process_dies(&webview);
 
+    let mut reported = spec.bounds;
     event_loop.run(move |event, _, control_flow| {
         *control_flow = ControlFlow::Wait;
         match event {
@@ -186,12 +187,36 @@ pub fn run(spec: LaunchSpec) -> anyhow::Result<()> {
                 tracing::info!("the window was closed");
                 *control_flow = ControlFlow::Exit;
             }
+            Event::WindowEvent {
+                event: WindowEvent::Moved(_) | WindowEvent::Resized(_),
+                ..
+            } => {
+                // The shell keeps the latest, so that a restart puts the window back.
+                let bounds = current_bounds(&window);
+                if bounds.is_some() && bounds != reported {
+                    reported = bounds;
+                    let _ = to_bus.send(FromWindow::Window(bounds.expect("checked")));
+                }
+            }
             _ => {}
         }
     });
 }
 
-/// SIGTERM and SIGINT close the app gracefully.
+/// Where the window is, in logical pixels: outer position and inner size, as a launch
+/// spec gives them.
+fn current_bounds(window: &tao::window::Window) -> Option<WindowBounds> {
+    let scale = window.scale_factor();
+    let position = window.outer_position().ok()?.to_logical::<i32>(scale);
+    let size = window.inner_size().to_logical::<u32>(scale);
+    (size.width > 0 && size.height > 0).then_some(WindowBounds {
+        x: position.x,
+        y: position.y,
+        width: size.width,
+        height: size.height,
+    })
+}
+
 /// A page whose WebKit web process dies (a crash, the kernel's OOM killer, a kill) is
 /// loaded again in place: the host, its window and its bus connection live on, and the
 /// page comes back through the normal load (page gate reset, bridge hello, `Ready`).
@@ -201,11 +226,15 @@ fn reload_when_the_web_process_dies(webview: &wry::WebView) {
     webview
         .webview()
         .connect_web_process_terminated(|view, reason| {
-            tracing::error!(?reason, "the page's web process ended; loading the page again");
+            tracing::error!(
+                ?reason,
+                "the page's web process ended; loading the page again"
+            );
             view.reload();
         });
 }
 
+/// SIGTERM and SIGINT close the app gracefully.
 fn watch_signals(proxy: EventLoopProxy<HostEvent>) -> anyhow::Result<()> {
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,

@@ -162,6 +162,7 @@ impl Supervisor {
                 state: AppState::Starting,
                 exit: None,
                 restarts: 0,
+                bounds: spec.bounds,
             };
             lock(&self.inner.state).instances.push(Instance {
                 info,
@@ -251,6 +252,14 @@ impl Supervisor {
                     i.ready_at = Some(Instant::now());
                 }
             }
+        });
+    }
+
+    /// Records where an app host's window is now: a restart puts it back there.
+    pub fn window_moved(&self, identity: &Identity, bounds: WindowBounds) {
+        self.update(&identity.instance_id, |i| {
+            i.spec.bounds = Some(bounds);
+            i.info.bounds = Some(bounds);
         });
     }
 
