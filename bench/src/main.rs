@@ -3,12 +3,15 @@
 //! - `weft-bench startup`: cold start of the demo workspace and memory per app instance.
 //! - `weft-bench bus [--quick]`: the bus against `nats-server` and a raw Unix-socket
 //!   floor, in one run with one process layout for every backend.
+//! - `weft-bench recovery [--kills N]`: from `kill -9` of an app to its page ready
+//!   again.
 //!
 //! Build in release mode first; the benchmark runs the `weft` and `weft-app` binaries
 //! that sit beside it, and itself as worker processes. It is a measuring tool, not a
 //! test: it asserts nothing.
 
 mod bus;
+mod recovery;
 mod startup;
 
 /// The shell uses the same allocator, so the broker is measured as it runs there.
@@ -48,6 +51,12 @@ enum BenchCommand {
     },
     /// Every bus scenario, Weft beside nats-server and the Unix-socket floor.
     Bus(bus::BusArgs),
+    /// Mean time to recovery: kill -9 of an app to its page ready again.
+    Recovery {
+        /// How many kills to time.
+        #[arg(long, default_value_t = 20)]
+        kills: usize,
+    },
     /// Internal: one side of a bus scenario, started by `weft-bench bus`.
     #[command(hide = true)]
     Worker(bus::worker::WorkerArgs),
@@ -76,6 +85,7 @@ fn main() -> anyhow::Result<()> {
             startup::run(runs, Duration::from_secs_f64(settle))
         }
         BenchCommand::Bus(args) => bus::run(args),
+        BenchCommand::Recovery { kills } => recovery::run(kills.max(1)),
         BenchCommand::Worker(args) => bus::worker::run(args),
         BenchCommand::ServeWeft { socket, token } => bus::servers::serve_weft(&socket, &token),
         BenchCommand::ServeUds { socket } => bus::servers::serve_uds(&socket),
@@ -99,7 +109,7 @@ fn start_shell(
     env: &TestEnv,
     display: &Display,
     args: &[&std::ffi::OsStr],
-) -> anyhow::Result<Child> {
+) -> anyhow::Result<BenchShell> {
     env.command(&beside_me("weft")?, Some(display))
         .args(["launch", "--no-panel"])
         .args(args)
@@ -107,7 +117,34 @@ fn start_shell(
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .map(BenchShell)
         .context("starting weft")
+}
+
+/// A shell a benchmark started; killed if still running when dropped.
+struct BenchShell(Child);
+
+impl BenchShell {
+    /// Its process id.
+    fn id(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// Stops it as a user would (SIGTERM: its apps stop gracefully) and waits.
+    fn stop(mut self) {
+        // SAFETY: kill only sends a signal, to the shell this benchmark started.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for BenchShell {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }
 
 /// Rounds to one decimal place for printing.

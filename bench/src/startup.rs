@@ -7,10 +7,7 @@
 //! (the `weft-app` host plus its WebKit web and network processes), read from
 //! `/proc/PID/smaps_rollup`.
 
-use std::{
-    process::Child,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde_json::json;
@@ -18,11 +15,11 @@ use weft_client::Client;
 use weft_e2e::{Display, TestEnv, process_tree};
 use weft_proto::frame::{AppInfo, AppState, ControlReply, ControlRequest};
 
-use crate::{round, start_shell};
+use crate::{BenchShell, round, start_shell};
 
 struct Run {
     env: TestEnv,
-    shell: Child,
+    shell: BenchShell,
 }
 
 impl Run {
@@ -56,10 +53,8 @@ impl Run {
         }
     }
 
-    fn stop(mut self) {
-        // SAFETY: kill only sends a signal, to the shell this run started.
-        unsafe { libc::kill(self.shell.id() as i32, libc::SIGTERM) };
-        let _ = self.shell.wait();
+    fn stop(self) {
+        self.shell.stop();
     }
 }
 

@@ -20,7 +20,6 @@
 use std::{
     collections::HashSet,
     path::Path,
-    process::Child,
     time::{Duration, Instant},
 };
 
@@ -38,32 +37,13 @@ pub fn page_to_page(apps: usize, samples: u64, warmup: u64) -> anyhow::Result<Va
     let display = Display::start();
     let env = TestEnv::new();
     let workspace = write_workspace(&env, apps)?;
-    let mut shell = Shell(start_shell(&env, &display, &[workspace.as_os_str()])?);
+    let shell = start_shell(&env, &display, &[workspace.as_os_str()])?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let result = runtime.block_on(measure(&env, apps, samples, warmup));
     shell.stop();
     result
-}
-
-struct Shell(Child);
-
-impl Shell {
-    fn stop(&mut self) {
-        // SAFETY: kill only sends a signal, to the shell this benchmark started.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Shell {
-    fn drop(&mut self) {
-        if self.0.try_wait().ok().flatten().is_none() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
 }
 
 fn write_workspace(env: &TestEnv, apps: usize) -> anyhow::Result<std::path::PathBuf> {

@@ -192,10 +192,11 @@ pub fn run(spec: LaunchSpec) -> anyhow::Result<()> {
                 ..
             } => {
                 // The shell keeps the latest, so that a restart puts the window back.
-                let bounds = current_bounds(&window);
-                if bounds.is_some() && bounds != reported {
-                    reported = bounds;
-                    let _ = to_bus.send(FromWindow::Window(bounds.expect("checked")));
+                if let Some(bounds) = current_bounds(&window)
+                    && reported != Some(bounds)
+                {
+                    reported = Some(bounds);
+                    let _ = to_bus.send(FromWindow::Window(bounds));
                 }
             }
             _ => {}
