@@ -50,6 +50,10 @@ pub enum PanelAction {
     LaunchWorkspace(PathBuf),
     /// Stop one app instance.
     Stop(String),
+    /// Restart one app instance (stop it and start it again).
+    Restart(String),
+    /// Keep waiting for an app instance that is not responding.
+    Wait(String),
 }
 
 /// The panel's own editable state.
@@ -129,14 +133,33 @@ pub fn draw(ui: &mut egui::Ui, apps: &[AppInfo], form: &mut PanelForm) -> Vec<Pa
                         );
                     }
                     ui.label(app.restarts.to_string());
-                    let stoppable = matches!(
+                    let running = matches!(
                         app.state,
-                        AppState::Starting | AppState::Ready | AppState::Restarting
+                        AppState::Starting | AppState::Ready | AppState::NotResponding
                     );
-                    let stop = ui.add_enabled(stoppable, egui::Button::new("Stop"));
-                    if stop.clicked() {
-                        actions.push(PanelAction::Stop(app.instance_id.clone()));
-                    }
+                    let stoppable = running || app.state == AppState::Restarting;
+                    ui.horizontal(|ui| {
+                        if app.state == AppState::NotResponding
+                            && ui
+                                .button("Wait")
+                                .on_hover_text("Give it more time before acting")
+                                .clicked()
+                        {
+                            actions.push(PanelAction::Wait(app.instance_id.clone()));
+                        }
+                        if ui
+                            .add_enabled(running, egui::Button::new("Restart"))
+                            .clicked()
+                        {
+                            actions.push(PanelAction::Restart(app.instance_id.clone()));
+                        }
+                        if ui
+                            .add_enabled(stoppable, egui::Button::new("Stop"))
+                            .clicked()
+                        {
+                            actions.push(PanelAction::Stop(app.instance_id.clone()));
+                        }
+                    });
                     ui.end_row();
                 }
             });
@@ -147,9 +170,10 @@ pub fn draw(ui: &mut egui::Ui, apps: &[AppInfo], form: &mut PanelForm) -> Vec<Pa
 fn state_color(state: AppState) -> egui::Color32 {
     match state {
         AppState::Ready => egui::Color32::from_rgb(0x2e, 0x9d, 0x4c),
-        AppState::Starting | AppState::Stopping | AppState::Restarting => {
-            egui::Color32::from_rgb(0xc9, 0x8a, 0x00)
-        }
+        AppState::Starting
+        | AppState::Stopping
+        | AppState::Restarting
+        | AppState::NotResponding => egui::Color32::from_rgb(0xc9, 0x8a, 0x00),
         AppState::Stopped => egui::Color32::GRAY,
         AppState::Crashed | AppState::Failed => egui::Color32::from_rgb(0xd0, 0x36, 0x36),
     }
@@ -182,6 +206,14 @@ impl PanelApp {
                     .stop(&id)
                     .map(|()| format!("stopping {id}"))
                     .map_err(anyhow::Error::from),
+                PanelAction::Restart(id) => supervisor
+                    .restart_app(&id)
+                    .map(|()| format!("restarting {id}"))
+                    .map_err(anyhow::Error::from),
+                PanelAction::Wait(id) => {
+                    supervisor.keep_waiting(&id);
+                    Ok(format!("waiting for {id}"))
+                }
             };
             *outcome.lock().unwrap_or_else(|p| p.into_inner()) = Some(match result {
                 Ok(text) => (false, text),
@@ -309,6 +341,32 @@ mod tests {
         stops[1].click();
         h.run();
         assert_eq!(h.state().actions, [PanelAction::Stop("news-1".into())]);
+    }
+
+    #[test]
+    fn an_app_not_responding_offers_wait_and_restart() {
+        let mut h = harness(vec![
+            app("watchlist", AppState::Ready),
+            app("chart", AppState::NotResponding),
+        ]);
+        h.run();
+        h.get_by_label("not-responding");
+        // Only the hung app offers Wait; both can be restarted.
+        let waits: Vec<_> = h.get_all_by_label("Wait").collect();
+        assert_eq!(waits.len(), 1);
+        waits[0].click();
+        h.run();
+        let restarts: Vec<_> = h.get_all_by_label("Restart").collect();
+        assert_eq!(restarts.len(), 2);
+        restarts[1].click();
+        h.run();
+        assert_eq!(
+            h.state().actions,
+            [
+                PanelAction::Wait("chart-1".into()),
+                PanelAction::Restart("chart-1".into())
+            ]
+        );
     }
 
     #[test]

@@ -68,6 +68,7 @@ pub fn run(
             socket: endpoint.socket_path(),
             data_dir: data_dir.to_owned(),
             stop_grace: STOP_GRACE,
+            ask_user: show_panel,
         },
         broker_handle.clone(),
     );

@@ -368,3 +368,82 @@ fn a_restarted_app_gets_its_window_back_where_the_user_left_it() {
         (moved.x, moved.y, moved.width, moved.height)
     );
 }
+
+#[test]
+fn a_page_in_an_endless_loop_is_noticed_within_3_s_and_restarted_after_its_grace() {
+    let env = TestEnv::new();
+    let ws = env.workspace_with(
+        "hang",
+        &[
+            ("stuck", "frozen/index.html", json!({"hangGraceSecs": 1})),
+            ("bystander", "echo/index.html", json!({})),
+        ],
+    );
+    let mut shell = Shell::launch(env, &ws);
+    let apps = shell.wait_ready(2);
+    let stuck = app(&apps, "stuck").clone();
+    let rt = runtime();
+    let client = rt.block_on(shell.client());
+
+    rt.block_on(client.publish(&topic("e2e.freeze"), "{}"))
+        .unwrap();
+    let frozen_at = Instant::now();
+    wait_for("stuck to be marked not responding", SLOW, || {
+        let ps = shell.ps()?;
+        (app(&ps.apps, "stuck").state == AppState::NotResponding).then_some(())
+    });
+    let noticed = frozen_at.elapsed();
+    assert!(
+        noticed < Duration::from_secs(3),
+        "noticed after {noticed:?}"
+    );
+
+    // Nobody to ask (no panel): after its 1 s grace it is killed and restarted.
+    let back = ready_after_restart(&mut shell, "stuck", 1);
+    assert_eq!(back.instance_id, stuck.instance_id);
+    assert_ne!(back.pid, stuck.pid);
+    assert!(shell.log_text().contains("not responding for more than"));
+
+    // The other app was never held up.
+    let ps = shell.ps().unwrap();
+    assert_eq!(app(&ps.apps, "bystander").state, AppState::Ready);
+    assert_eq!(app(&ps.apps, "bystander").restarts, 0);
+    rt.block_on(async {
+        let mut pongs = client.subscribe(&topic("e2e.pong")).await.unwrap();
+        client.publish(&topic("e2e.ping"), "1").await.unwrap();
+        within("the bystander's answer", pongs.next())
+            .await
+            .unwrap();
+    });
+}
+
+#[test]
+fn a_host_gone_silent_is_not_responding_until_it_speaks_again() {
+    let env = TestEnv::new();
+    let ws = env.workspace("silent", &[("sleeper", "echo/index.html")]);
+    let mut shell = Shell::launch(env, &ws);
+    let apps = shell.wait_ready(1);
+    let pid = apps[0].pid.unwrap() as i32;
+
+    // SAFETY: kill only sends a signal, to an app process this test's shell started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    let stopped_at = Instant::now();
+    wait_for("the silent host to be marked not responding", SLOW, || {
+        let ps = shell.ps()?;
+        (ps.apps[0].state == AppState::NotResponding).then_some(())
+    });
+    let noticed = stopped_at.elapsed();
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+    assert!(
+        noticed >= Duration::from_secs(3) && noticed < Duration::from_secs(6),
+        "noticed after {noticed:?}"
+    );
+    // Its heartbeat resumes: ready again, same process, no restart.
+    let ps = wait_for("the host to be ready again", SLOW, || {
+        let ps = shell.ps()?;
+        (ps.apps[0].state == AppState::Ready).then_some(ps)
+    });
+    assert_eq!(ps.apps[0].pid, apps[0].pid);
+    assert_eq!(ps.apps[0].restarts, 0);
+}

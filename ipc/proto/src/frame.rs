@@ -362,6 +362,9 @@ pub enum PageStatus {
     Loading,
     /// The page has loaded and its bridge is connected.
     Ready,
+    /// The page's JavaScript has not answered the host's probe in time (an endless
+    /// loop, say). `Ready` follows when it answers again.
+    NotResponding,
 }
 
 /// Commands the command line sends to the running shell.
@@ -442,6 +445,9 @@ pub enum AppState {
     /// Crashed too often in a row soon after starting: the crash-loop breaker stopped
     /// restarting it.
     Failed,
+    /// Running, but its page's JavaScript does not answer the host's probes (an endless
+    /// loop, say), or its host has gone silent on the bus.
+    NotResponding,
 }
 
 impl AppState {
@@ -455,6 +461,7 @@ impl AppState {
             AppState::Crashed => "crashed",
             AppState::Restarting => "restarting",
             AppState::Failed => "failed",
+            AppState::NotResponding => "not-responding",
         }
     }
 

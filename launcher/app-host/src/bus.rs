@@ -16,6 +16,7 @@ use weft_proto::{
 
 use crate::{
     page_gate::PageRequest,
+    page_probe::{self, PageProbe},
     page_queue::{InFlight, PageBacklog, PageQueue, PageQueueReceiver, page_queue},
     page_script::{ToPage, batch_script},
     window::HostEvent,
@@ -32,6 +33,13 @@ pub enum FromWindow {
     PageStarted,
     /// The user moved or resized the window.
     Window(WindowBounds),
+    /// The page ran probe `id` (see [`crate::page_probe`]); the window was `visible`.
+    ProbeAnswered {
+        /// The probe.
+        id: u64,
+        /// Whether the window was shown and not minimised.
+        visible: bool,
+    },
 }
 
 /// Somewhere to send events for the window thread.
@@ -82,9 +90,22 @@ pub async fn run(
         services: HashMap::new(),
         hello: false,
         loaded: false,
+        probe: PageProbe::default(),
+        visible: true,
     };
+    let mut ticks = tokio::time::interval(page_probe::INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut heartbeat = false;
     loop {
         tokio::select! {
+            _ = ticks.tick() => {
+                session.probe(window.as_ref());
+                // Every other tick, a heartbeat: the shell notices a host gone silent.
+                heartbeat = !heartbeat;
+                if heartbeat {
+                    session.report(session.status()).await;
+                }
+            }
             msg = from_window.recv() => match msg {
                 Some(msg) => {
                     if matches!(msg, FromWindow::Page(_)) {
@@ -117,9 +138,39 @@ struct Session {
     services: HashMap<String, (Arc<ServiceClient>, JoinHandle<()>)>,
     hello: bool,
     loaded: bool,
+    probe: PageProbe,
+    /// Whether the window showed when the page last answered a probe.
+    visible: bool,
 }
 
 impl Session {
+    /// What the shell is told about the page.
+    fn status(&self) -> PageStatus {
+        match (self.loaded, self.probe.responding()) {
+            (false, _) => PageStatus::Loading,
+            (true, true) => PageStatus::Ready,
+            (true, false) => PageStatus::NotResponding,
+        }
+    }
+
+    /// Probes a loaded page, and reports it once it stops answering.
+    fn probe(&mut self, window: &impl WindowSink) {
+        if !self.loaded {
+            return;
+        }
+        let tick = self.probe.tick(std::time::Instant::now(), self.visible);
+        if let Some(id) = tick.send {
+            window.send(HostEvent::Probe { id });
+        }
+        if tick.hung {
+            tracing::warn!("the page is not responding");
+            let client = self.client.clone();
+            tokio::spawn(async move {
+                let _ = client.report_status(PageStatus::NotResponding).await;
+            });
+        }
+    }
+
     async fn handle(&mut self, msg: FromWindow) {
         let request = match msg {
             FromWindow::PageStarted => {
@@ -128,6 +179,14 @@ impl Session {
                     self.hello = false;
                     self.loaded = false;
                     self.report(PageStatus::Loading).await;
+                }
+                return;
+            }
+            FromWindow::ProbeAnswered { id, visible } => {
+                self.visible = visible;
+                if self.probe.answered(id) {
+                    tracing::info!("the page is responding again");
+                    self.report(PageStatus::Ready).await;
                 }
                 return;
             }
@@ -270,6 +329,7 @@ impl Session {
 
     /// Ends everything the old page had open.
     fn reset(&mut self) {
+        self.probe.reset();
         for (_, task) in self.subs.drain() {
             task.abort();
         }

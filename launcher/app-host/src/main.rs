@@ -16,6 +16,7 @@
 mod bus;
 mod content;
 mod page_gate;
+mod page_probe;
 mod page_queue;
 mod page_script;
 mod window;

@@ -35,6 +35,11 @@ pub enum HostEvent {
         /// The page generation it was reserved in.
         generation: u64,
     },
+    /// Run probe `id` in the page (see [`crate::page_probe`]).
+    Probe {
+        /// The probe.
+        id: u64,
+    },
     /// Refuse the page's request `id`: too many of its requests are waiting.
     Refuse {
         /// The page's request id.
@@ -152,6 +157,7 @@ pub fn run(spec: LaunchSpec) -> anyhow::Result<()> {
     reload_when_the_web_process_dies(&webview);
 
     let mut reported = spec.bounds;
+    let probe_bus = to_bus.clone();
     event_loop.run(move |event, _, control_flow| {
         *control_flow = ControlFlow::Wait;
         match event {
@@ -164,6 +170,16 @@ pub fn run(spec: LaunchSpec) -> anyhow::Result<()> {
                 let done = move |_: String| in_flight.release(len, generation);
                 if let Err(e) = webview.evaluate_script_with_callback(&script, done) {
                     tracing::warn!("cannot run a script in the page: {e}");
+                }
+            }
+            Event::UserEvent(HostEvent::Probe { id }) => {
+                let visible = window.is_visible() && !window.is_minimized();
+                let answer = probe_bus.clone();
+                let answered = move |_: String| {
+                    let _ = answer.send(FromWindow::ProbeAnswered { id, visible });
+                };
+                if let Err(e) = webview.evaluate_script_with_callback("0", answered) {
+                    tracing::warn!("cannot probe the page: {e}");
                 }
             }
             Event::UserEvent(HostEvent::Refuse { id }) => {

@@ -45,7 +45,18 @@ pub struct SupervisorConfig {
     pub data_dir: PathBuf,
     /// How long a stopping app may take before it is killed.
     pub stop_grace: Duration,
+    /// Whether someone can be asked what to do about an app that is not responding (the
+    /// control panel runs). If not, once its hang grace is over it is killed and its
+    /// restart policy decides.
+    pub ask_user: bool,
 }
+
+/// How often the watchdog looks at the apps.
+const WATCH_EVERY: Duration = Duration::from_millis(250);
+
+/// How long an app host may stay silent on the bus (it reports its page's state every
+/// second) before it is considered not responding.
+pub const HEARTBEAT_LIMIT: Duration = Duration::from_secs(3);
 
 /// Something the supervisor could not do.
 #[derive(Debug, thiserror::Error)]
@@ -98,12 +109,20 @@ struct Instance {
     crash_loop: CrashLoop,
     /// When the page of the current run became ready.
     ready_at: Option<Instant>,
+    /// When its host last reported (its heartbeat).
+    last_heard: Option<Instant>,
+    /// Since when it has been not responding.
+    hung_since: Option<Instant>,
+    /// How long it may be not responding before something is done.
+    hang_grace: Duration,
+    /// The user asked for a restart: the coming exit is not a crash.
+    restart_requested: bool,
 }
 
 impl Supervisor {
     /// A supervisor granting tokens on `broker`.
     pub fn new(config: SupervisorConfig, broker: BrokerHandle) -> Self {
-        Self {
+        let supervisor = Self {
             inner: Arc::new(Inner {
                 config,
                 broker,
@@ -111,7 +130,103 @@ impl Supervisor {
                 state: Mutex::new(State::default()),
                 on_change: Mutex::new(None),
             }),
+        };
+        let weak = Arc::downgrade(&supervisor.inner);
+        std::thread::Builder::new()
+            .name("weft-watchdog".into())
+            .spawn(move || {
+                // A periodic check, for as long as the supervisor exists.
+                while let Some(inner) = weak.upgrade() {
+                    Supervisor { inner }.watch(Instant::now());
+                    std::thread::sleep(WATCH_EVERY);
+                }
+            })
+            .expect("cannot start the watchdog thread");
+        supervisor
+    }
+
+    /// Marks silent hosts not responding, and acts on apps not responding for longer
+    /// than their grace when nobody can be asked.
+    fn watch(&self, now: Instant) {
+        let mut changed = false;
+        let mut to_kill = Vec::new();
+        {
+            let mut state = lock(&self.inner.state);
+            if state.shutting_down {
+                return;
+            }
+            for i in &mut state.instances {
+                if i.stop_requested || i.process.is_none() {
+                    continue;
+                }
+                let silent = i
+                    .last_heard
+                    .is_some_and(|heard| now.duration_since(heard) > HEARTBEAT_LIMIT);
+                if silent && i.info.state != AppState::NotResponding {
+                    tracing::warn!(
+                        instance_id = i.info.instance_id,
+                        "no heartbeat from the app host for {HEARTBEAT_LIMIT:?}"
+                    );
+                    i.info.state = AppState::NotResponding;
+                    i.hung_since.get_or_insert(now);
+                    changed = true;
+                }
+                let overdue = i
+                    .hung_since
+                    .is_some_and(|since| now.duration_since(since) > i.hang_grace);
+                if overdue && !self.inner.config.ask_user && i.info.state == AppState::NotResponding
+                {
+                    tracing::error!(
+                        app_id = i.info.app_id,
+                        instance_id = i.info.instance_id,
+                        "not responding for more than {:?}; killing it (its restart policy decides what next)",
+                        i.hang_grace
+                    );
+                    i.hung_since = None;
+                    to_kill.extend(i.process.clone());
+                }
+            }
         }
+        for process in to_kill {
+            process.signal(libc::SIGKILL);
+        }
+        if changed {
+            self.changed();
+        }
+    }
+
+    /// The user chose to keep waiting for an app that is not responding: its grace
+    /// starts again.
+    pub fn keep_waiting(&self, instance_id: &str) {
+        self.update(instance_id, |i| {
+            if i.hung_since.is_some() {
+                i.hung_since = Some(Instant::now());
+            }
+        });
+    }
+
+    /// Restarts an app at the user's request: stops its process (killing it if it does
+    /// not stop in time) and starts it again at once. Not counted as a crash.
+    pub fn restart_app(&self, instance_id: &str) -> Result<(), SupervisorError> {
+        let process = {
+            let mut state = lock(&self.inner.state);
+            let inst = state
+                .instances
+                .iter_mut()
+                .find(|i| i.info.instance_id == instance_id)
+                .ok_or_else(|| SupervisorError::UnknownInstance(instance_id.to_owned()))?;
+            if inst.info.state.is_final() || inst.stop_requested {
+                return Ok(());
+            }
+            inst.restart_requested = true;
+            inst.process.clone()
+        };
+        tracing::info!(instance_id, "restarting at the user's request");
+        if let Some(process) = process {
+            process.signal(libc::SIGTERM);
+            self.kill_after_grace(instance_id, process);
+        }
+        Ok(())
     }
 
     /// Calls `f` (from any thread) whenever an instance's state changes.
@@ -172,6 +287,10 @@ impl Supervisor {
                 process: None,
                 crash_loop: CrashLoop::new(app.restart),
                 ready_at: None,
+                last_heard: None,
+                hung_since: None,
+                hang_grace: app.restart.hang_grace,
+                restart_requested: false,
             });
             if let Err(e) = self.start_process(&identity.instance_id) {
                 lock(&self.inner.state)
@@ -200,6 +319,9 @@ impl Supervisor {
             inst.token = token.clone();
             inst.spec.token = token.to_hex();
             inst.ready_at = None;
+            inst.last_heard = None;
+            inst.hung_since = None;
+            inst.restart_requested = false;
             (inst.spec.clone(), inst.info.app_id.clone())
         };
         self.inner
@@ -244,12 +366,20 @@ impl Supervisor {
                 && !i.info.state.is_final()
                 && i.info.state != AppState::Restarting;
             if running {
+                let now = Instant::now();
+                i.last_heard = Some(now);
                 i.info.state = match status {
                     PageStatus::Ready => AppState::Ready,
                     PageStatus::Loading => AppState::Starting,
+                    PageStatus::NotResponding => AppState::NotResponding,
                 };
                 if status == PageStatus::Ready && i.ready_at.is_none() {
-                    i.ready_at = Some(Instant::now());
+                    i.ready_at = Some(now);
+                }
+                if status == PageStatus::NotResponding {
+                    i.hung_since.get_or_insert(now);
+                } else {
+                    i.hung_since = None;
                 }
             }
         });
@@ -299,27 +429,38 @@ impl Supervisor {
         self.changed();
         if let Some(process) = process {
             process.signal(libc::SIGTERM);
-            let weak = Arc::downgrade(&self.inner);
-            let id = instance_id.to_owned();
-            let grace = self.inner.config.stop_grace;
-            std::thread::spawn(move || {
-                let deadline = Instant::now() + grace;
-                while Instant::now() < deadline {
-                    let Some(inner) = weak.upgrade() else { return };
-                    if (Supervisor { inner }).is_final(&id) {
-                        return;
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                if let Some(inner) = weak.upgrade()
-                    && !(Supervisor { inner }).is_final(&id)
-                {
-                    tracing::warn!(instance_id = id, "app did not stop in time; killing it");
-                    process.signal(libc::SIGKILL);
-                }
-            });
+            self.kill_after_grace(instance_id, process);
         }
         Ok(())
+    }
+
+    /// Kills `process` if it is still the instance's process once the stop grace is
+    /// over.
+    fn kill_after_grace(&self, instance_id: &str, process: Arc<ProcessHandle>) {
+        let weak = Arc::downgrade(&self.inner);
+        let id = instance_id.to_owned();
+        let grace = self.inner.config.stop_grace;
+        std::thread::spawn(move || {
+            let still_running = || {
+                weak.upgrade().is_some_and(|inner| {
+                    lock(&inner.state).instances.iter().any(|i| {
+                        i.info.instance_id == id
+                            && i.process.as_ref().is_some_and(|p| Arc::ptr_eq(p, &process))
+                    })
+                })
+            };
+            let deadline = Instant::now() + grace;
+            while Instant::now() < deadline {
+                if !still_running() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if still_running() {
+                tracing::warn!(instance_id = id, "app did not stop in time; killing it");
+                process.signal(libc::SIGKILL);
+            }
+        });
     }
 
     /// Stops every instance and refuses further launches; returns once all have exited
@@ -369,7 +510,11 @@ impl Supervisor {
             window = i.crash_loop.window();
             i.info.exit = Some(exit.to_string());
             i.process = None;
-            if !i.stop_requested && !shutting_down {
+            if i.restart_requested && !i.stop_requested && !shutting_down {
+                decision = Decision::Restart {
+                    after: Duration::ZERO,
+                };
+            } else if !i.stop_requested && !shutting_down {
                 decision = i
                     .crash_loop
                     .exited(!exit.success(), i.ready_at, Instant::now());

@@ -103,8 +103,7 @@ mod tests {
     fn policy(policy: RestartPolicy) -> CrashLoop {
         CrashLoop::new(Restart {
             policy,
-            crash_loop: Duration::from_secs(10),
-            max_crashes: 5,
+            ..Restart::default()
         })
     }
 

@@ -82,6 +82,10 @@ pub struct Restart {
     pub crash_loop: std::time::Duration,
     /// Counted crashes in a row that stop the restarts.
     pub max_crashes: u32,
+    /// How long the app may be not responding before something is done: the user is
+    /// asked (Wait / Restart) when the control panel runs, else it is killed and its
+    /// policy decides.
+    pub hang_grace: std::time::Duration,
 }
 
 impl Default for Restart {
@@ -90,6 +94,7 @@ impl Default for Restart {
             policy: RestartPolicy::OnFailure,
             crash_loop: std::time::Duration::from_secs(10),
             max_crashes: 5,
+            hang_grace: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -171,6 +176,7 @@ struct RawApp {
     restart: Option<RestartPolicy>,
     crash_loop_secs: Option<f64>,
     max_crashes: Option<u32>,
+    hang_grace_secs: Option<f64>,
 }
 
 impl Workspace {
@@ -256,14 +262,21 @@ impl Workspace {
             if let Some(policy) = app.restart {
                 restart.policy = policy;
             }
-            if let Some(secs) = app.crash_loop_secs {
-                if !(secs.is_finite() && secs > 0.0 && secs <= 86_400.0) {
-                    return Err(fail(
-                        field("crashLoopSecs"),
-                        format!("{secs} is not a number of seconds between 0 and 86400"),
-                    ));
+            let seconds = |value: Option<f64>, name: &str| match value {
+                None => Ok(None),
+                Some(secs) if secs.is_finite() && secs > 0.0 && secs <= 86_400.0 => {
+                    Ok(Some(std::time::Duration::from_secs_f64(secs)))
                 }
-                restart.crash_loop = std::time::Duration::from_secs_f64(secs);
+                Some(secs) => Err(fail(
+                    field(name),
+                    format!("{secs} is not a number of seconds between 0 and 86400"),
+                )),
+            };
+            if let Some(window) = seconds(app.crash_loop_secs, "crashLoopSecs")? {
+                restart.crash_loop = window;
+            }
+            if let Some(grace) = seconds(app.hang_grace_secs, "hangGraceSecs")? {
+                restart.hang_grace = grace;
             }
             if let Some(max) = app.max_crashes {
                 if max == 0 {
@@ -500,7 +513,8 @@ mod tests {
             Restart {
                 policy: RestartPolicy::Always,
                 crash_loop: std::time::Duration::from_millis(2500),
-                max_crashes: 3
+                max_crashes: 3,
+                hang_grace: std::time::Duration::from_secs(10),
             }
         );
         assert_eq!(ws.apps[2].restart.policy, RestartPolicy::Never);
@@ -522,6 +536,11 @@ mod tests {
                 "between 0 and 86400",
             ),
             (r#""maxCrashes":0"#, "apps[0].maxCrashes", "at least 1"),
+            (
+                r#""hangGraceSecs":1e9"#,
+                "apps[0].hangGraceSecs",
+                "between 0 and 86400",
+            ),
             (r#""maxCrashes":-2"#, "apps[0].maxCrashes", "invalid value"),
         ];
         for (extra, field, problem) in cases {
