@@ -135,19 +135,21 @@ pub fn ps(data_dir: Option<&Path>, json: bool) -> anyhow::Result<ExitCode> {
     } else {
         writeln!(
             out,
-            "{:<20} {:<34} {:>8}  {:<10} {:>8}  URL",
-            "APP", "INSTANCE", "PID", "STATE", "RESTARTS"
+            "{:<20} {:<34} {:>8}  {:<14} {:>8} {:>6} {:>7}  URL",
+            "APP", "INSTANCE", "PID", "STATE", "RESTARTS", "CPU%", "MEM(MB)"
         )?;
+        let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
         for a in &apps {
-            let pid = a.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
             writeln!(
                 out,
-                "{:<20} {:<34} {:>8}  {:<10} {:>8}  {}",
+                "{:<20} {:<34} {:>8}  {:<14} {:>8} {:>6} {:>7}  {}",
                 a.app_id,
                 a.instance_id,
-                pid,
+                or_dash(a.pid.map(|p| p.to_string())),
                 a.state.as_str(),
                 a.restarts,
+                or_dash(a.cpu_percent.map(|c| format!("{c:.1}"))),
+                or_dash(a.memory_pss_kb.map(|kb| (kb / 1024).to_string())),
                 a.url
             )?;
         }

@@ -104,7 +104,7 @@ pub fn draw(ui: &mut egui::Ui, apps: &[AppInfo], form: &mut PanelForm) -> Vec<Pa
     ui.label(format!("{running} running, {} in all", apps.len()));
     egui::ScrollArea::vertical().show(ui, |ui| {
         egui::Grid::new("apps")
-            .num_columns(6)
+            .num_columns(10)
             .striped(true)
             .spacing([16.0, 6.0])
             .show(ui, |ui| {
@@ -113,6 +113,10 @@ pub fn draw(ui: &mut egui::Ui, apps: &[AppInfo], form: &mut PanelForm) -> Vec<Pa
                 ui.strong("PID");
                 ui.strong("State");
                 ui.strong("Restarts");
+                ui.strong("Uptime");
+                ui.strong("CPU");
+                ui.strong("Memory");
+                ui.strong("Heartbeat");
                 ui.strong("");
                 ui.end_row();
                 for app in apps {
@@ -133,6 +137,23 @@ pub fn draw(ui: &mut egui::Ui, apps: &[AppInfo], form: &mut PanelForm) -> Vec<Pa
                         );
                     }
                     ui.label(app.restarts.to_string());
+                    ui.label(app.uptime_secs.map(uptime).unwrap_or_else(|| "-".into()));
+                    ui.label(
+                        app.cpu_percent
+                            .map(|c| format!("{c:.1} %"))
+                            .unwrap_or_else(|| "-".into()),
+                    );
+                    ui.label(
+                        app.memory_pss_kb
+                            .map(|kb| format!("{} MB", kb / 1024))
+                            .unwrap_or_else(|| "-".into()),
+                    )
+                    .on_hover_text("PSS of the app's host and WebKit processes");
+                    ui.label(
+                        app.heartbeat_age_ms
+                            .map(|ms| format!("{:.1} s ago", ms as f64 / 1000.0))
+                            .unwrap_or_else(|| "-".into()),
+                    );
                     let running = matches!(
                         app.state,
                         AppState::Starting | AppState::Ready | AppState::NotResponding
@@ -165,6 +186,15 @@ pub fn draw(ui: &mut egui::Ui, apps: &[AppInfo], form: &mut PanelForm) -> Vec<Pa
             });
     });
     actions
+}
+
+/// `75 s`, `12 min`, `3 h 05 min`.
+fn uptime(secs: u64) -> String {
+    match secs {
+        0..120 => format!("{secs} s"),
+        120..7200 => format!("{} min", secs / 60),
+        _ => format!("{} h {:02} min", secs / 3600, secs / 60 % 60),
+    }
 }
 
 fn state_color(state: AppState) -> egui::Color32 {
@@ -302,6 +332,10 @@ mod tests {
             exit: None,
             restarts: 0,
             bounds: None,
+            uptime_secs: Some(75),
+            cpu_percent: Some(1.5),
+            memory_pss_kb: Some(110_000),
+            heartbeat_age_ms: Some(400),
         }
     }
 
@@ -336,6 +370,11 @@ mod tests {
         h.get_by_label("news-1");
         h.get_by_label("ready");
         h.get_by_label("2 running, 2 in all");
+        // The health columns.
+        h.get_all_by_label("75 s").next().unwrap();
+        h.get_all_by_label("1.5 %").next().unwrap();
+        h.get_all_by_label("107 MB").next().unwrap();
+        h.get_all_by_label("0.4 s ago").next().unwrap();
         let stops: Vec<_> = h.get_all_by_label("Stop").collect();
         assert_eq!(stops.len(), 2);
         stops[1].click();

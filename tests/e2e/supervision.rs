@@ -447,3 +447,34 @@ fn a_host_gone_silent_is_not_responding_until_it_speaks_again() {
     assert_eq!(ps.apps[0].pid, apps[0].pid);
     assert_eq!(ps.apps[0].restarts, 0);
 }
+
+#[test]
+fn ps_reports_each_apps_uptime_cpu_memory_and_heartbeat() {
+    let env = TestEnv::new();
+    let ws = env.workspace("health", &[("echo", "echo/index.html")]);
+    let mut shell = Shell::launch(env, &ws);
+    shell.wait_ready(1);
+    // Memory is sampled every 5 s, CPU every second.
+    let a = wait_for("the health figures", SLOW, || {
+        let ps = shell.ps()?;
+        let a = ps.apps[0].clone();
+        (a.memory_pss_kb.is_some() && a.cpu_percent.is_some() && a.uptime_secs >= Some(1))
+            .then_some(a)
+    });
+    // A WebKit page with its host and helpers takes tens of megabytes.
+    let pss = a.memory_pss_kb.unwrap();
+    assert!((20_000..2_000_000).contains(&pss), "PSS {pss} KiB");
+    let cpu = a.cpu_percent.unwrap();
+    assert!((0.0..=200.0).contains(&cpu), "CPU {cpu} %");
+    let age = a.heartbeat_age_ms.expect("a heartbeat");
+    assert!(age < 3000, "last heartbeat {age} ms ago");
+
+    let text = shell.env.run_weft(&["ps"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("CPU%") && text.contains("MEM(MB)"), "{text}");
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("echo "))
+        .expect("a row");
+    assert!(!row.contains(" - "), "every figure is shown: {row}");
+}

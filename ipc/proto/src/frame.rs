@@ -390,7 +390,7 @@ pub enum ControlRequest {
 }
 
 /// The shell's answer to a [`ControlRequest`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ControlReply {
     /// The app instances, in launch order.
     Apps(Vec<AppInfo>),
@@ -401,7 +401,7 @@ pub enum ControlReply {
 }
 
 /// One app instance as the supervisor sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AppInfo {
     /// The application id.
@@ -422,6 +422,15 @@ pub struct AppInfo {
     pub restarts: u32,
     /// Where its window is (as last reported by its host), or was asked to be.
     pub bounds: Option<crate::launch::WindowBounds>,
+    /// Seconds since its current process started.
+    pub uptime_secs: Option<u64>,
+    /// CPU use of its process tree (host and WebKit processes) over the last second,
+    /// in percent of one core.
+    pub cpu_percent: Option<f32>,
+    /// Memory of its process tree: the sum of PSS, in KiB (sampled every few seconds).
+    pub memory_pss_kb: Option<u64>,
+    /// Milliseconds since its host last reported (its heartbeat, every second).
+    pub heartbeat_age_ms: Option<u64>,
 }
 
 /// Where an app instance is in its life.

@@ -12,6 +12,7 @@
 //! crash-loop breaker has tripped ([`restart`]). Otherwise the supervisor is told what
 //! to launch and stop by the shell, and learns page state from the broker's events.
 
+mod proc_stats;
 mod restart;
 mod spawner;
 
@@ -53,6 +54,10 @@ pub struct SupervisorConfig {
 
 /// How often the watchdog looks at the apps.
 const WATCH_EVERY: Duration = Duration::from_millis(250);
+/// CPU is sampled every this many watchdog rounds (1 s).
+const SAMPLE_CPU_EVERY: u64 = 4;
+/// Memory (PSS, dearer to read) every this many rounds (5 s).
+const SAMPLE_MEMORY_EVERY: u64 = 20;
 
 /// How long an app host may stay silent on the bus (it reports its page's state every
 /// second) before it is considered not responding.
@@ -117,6 +122,10 @@ struct Instance {
     hang_grace: Duration,
     /// The user asked for a restart: the coming exit is not a crash.
     restart_requested: bool,
+    /// When its current process started.
+    started_at: Option<Instant>,
+    /// The last CPU sample of its process tree: when, and its total in clock ticks.
+    cpu_sample: Option<(Instant, u64)>,
 }
 
 impl Supervisor {
@@ -136,8 +145,15 @@ impl Supervisor {
             .name("weft-watchdog".into())
             .spawn(move || {
                 // A periodic check, for as long as the supervisor exists.
+                let mut round = 0u64;
                 while let Some(inner) = weak.upgrade() {
-                    Supervisor { inner }.watch(Instant::now());
+                    let supervisor = Supervisor { inner };
+                    supervisor.watch(Instant::now());
+                    if round.is_multiple_of(SAMPLE_CPU_EVERY) {
+                        supervisor.sample(round.is_multiple_of(SAMPLE_MEMORY_EVERY));
+                    }
+                    round += 1;
+                    drop(supervisor);
                     std::thread::sleep(WATCH_EVERY);
                 }
             })
@@ -192,6 +208,47 @@ impl Supervisor {
         }
         if changed {
             self.changed();
+        }
+    }
+
+    /// Samples the CPU (and, with `memory`, the memory) of every running app's process
+    /// tree.
+    fn sample(&self, memory: bool) {
+        let running: Vec<(String, u32)> = lock(&self.inner.state)
+            .instances
+            .iter()
+            .filter(|i| i.process.is_some())
+            .filter_map(|i| Some((i.info.instance_id.clone(), i.info.pid?)))
+            .collect();
+        if running.is_empty() {
+            return;
+        }
+        let table = proc_stats::ProcessTable::read();
+        let now = Instant::now();
+        let per_second = proc_stats::ticks_per_second() as f64;
+        for (id, pid) in running {
+            let tree = table.tree(pid);
+            let ticks = table.cpu_ticks(&tree);
+            let pss = memory.then(|| proc_stats::pss_kb(&tree));
+            let mut state = lock(&self.inner.state);
+            let Some(i) = state
+                .instances
+                .iter_mut()
+                .find(|i| i.info.instance_id == id && i.info.pid == Some(pid))
+            else {
+                continue;
+            };
+            if let Some((at, before)) = i.cpu_sample {
+                let secs = now.duration_since(at).as_secs_f64();
+                if secs > 0.0 {
+                    let used = ticks.saturating_sub(before) as f64 / per_second;
+                    i.info.cpu_percent = Some(((used / secs) * 1000.0).round() as f32 / 10.0);
+                }
+            }
+            i.cpu_sample = Some((now, ticks));
+            if let Some(pss) = pss {
+                i.info.memory_pss_kb = Some(pss);
+            }
         }
     }
 
@@ -278,6 +335,10 @@ impl Supervisor {
                 exit: None,
                 restarts: 0,
                 bounds: spec.bounds,
+                uptime_secs: None,
+                cpu_percent: None,
+                memory_pss_kb: None,
+                heartbeat_age_ms: None,
             };
             lock(&self.inner.state).instances.push(Instance {
                 info,
@@ -291,6 +352,8 @@ impl Supervisor {
                 hung_since: None,
                 hang_grace: app.restart.hang_grace,
                 restart_requested: false,
+                started_at: None,
+                cpu_sample: None,
             });
             if let Err(e) = self.start_process(&identity.instance_id) {
                 lock(&self.inner.state)
@@ -344,6 +407,10 @@ impl Supervisor {
                 self.update(instance_id, |i| {
                     i.info.pid = Some(pid);
                     i.process = Some(Arc::new(process));
+                    i.started_at = Some(Instant::now());
+                    i.cpu_sample = None;
+                    i.info.cpu_percent = None;
+                    i.info.memory_pss_kb = None;
                 });
                 tracing::info!(app_id, instance_id, pid, "started app");
                 Ok(())
@@ -483,10 +550,27 @@ impl Supervisor {
 
     /// Every instance this shell started, in launch order.
     pub fn apps(&self) -> Vec<AppInfo> {
+        let now = Instant::now();
         lock(&self.inner.state)
             .instances
             .iter()
-            .map(|i| i.info.clone())
+            .map(|i| {
+                let mut info = i.info.clone();
+                let running = i.process.is_some();
+                info.uptime_secs = i
+                    .started_at
+                    .filter(|_| running)
+                    .map(|t| now.duration_since(t).as_secs());
+                info.heartbeat_age_ms = i
+                    .last_heard
+                    .filter(|_| running)
+                    .map(|t| now.duration_since(t).as_millis() as u64);
+                if !running {
+                    info.cpu_percent = None;
+                    info.memory_pss_kb = None;
+                }
+                info
+            })
             .collect()
     }
 
