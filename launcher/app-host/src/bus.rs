@@ -93,16 +93,17 @@ pub async fn run(
         probe: PageProbe::default(),
         visible: true,
     };
-    let mut ticks = tokio::time::interval(page_probe::INTERVAL);
+    let mut ticks = tokio::time::interval(page_probe::CHECK_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut heartbeat = false;
+    let mut heartbeat = 0u8;
     loop {
         tokio::select! {
             _ = ticks.tick() => {
                 session.probe(window.as_ref());
-                // Every other tick, a heartbeat: the shell notices a host gone silent.
-                heartbeat = !heartbeat;
-                if heartbeat {
+                // Every eighth tick (each second), a heartbeat: the shell notices a host
+                // gone silent.
+                heartbeat = (heartbeat + 1) % 8;
+                if heartbeat == 0 {
                     session.report(session.status()).await;
                 }
             }
@@ -184,7 +185,7 @@ impl Session {
             }
             FromWindow::ProbeAnswered { id, visible } => {
                 self.visible = visible;
-                if self.probe.answered(id) {
+                if self.probe.answered(id, std::time::Instant::now()) {
                     tracing::info!("the page is responding again");
                     self.report(PageStatus::Ready).await;
                 }

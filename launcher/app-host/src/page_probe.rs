@@ -1,7 +1,7 @@
 //! Is the page's JavaScript thread alive?
 //!
 //! The host's bus thread asks the window thread to run a trivial script in the page
-//! every [`INTERVAL`]; WebKit runs it on the page's JavaScript thread and reports back.
+//! every [`INTERVAL`] (checking the deadline more often, every [`CHECK_EVERY`]); WebKit runs it on the page's JavaScript thread and reports back.
 //! A page stuck in an endless loop never runs it. The probe is started by the host, not
 //! by a page timer (browsers throttle those in hidden windows), and it runs on the bus
 //! thread, so a window thread that is stuck too cannot hide the hang.
@@ -15,11 +15,15 @@
 
 use std::time::{Duration, Instant};
 
-/// How often the page is probed.
+/// How often the page is probed (each probe costs the page a trivial script).
 pub const INTERVAL: Duration = Duration::from_millis(500);
-/// How long a visible page may take to answer. With [`INTERVAL`], a hang is noticed
-/// within 2.5 s.
-pub const VISIBLE_LIMIT: Duration = Duration::from_secs(2);
+/// How often the probe's deadline is checked: [`PageProbe::tick`] wants calling this
+/// often.
+pub const CHECK_EVERY: Duration = Duration::from_millis(125);
+/// How long a visible page may take to answer. A hang is therefore noticed within
+/// 2.25 s: at most an interval and a check until the next probe goes out, this limit,
+/// and a check.
+pub const VISIBLE_LIMIT: Duration = Duration::from_millis(1500);
 /// How long a hidden or minimised page may take: such pages are deprioritised.
 pub const HIDDEN_LIMIT: Duration = Duration::from_secs(10);
 
@@ -30,6 +34,8 @@ pub struct PageProbe {
     /// The probe waiting for its answer: its id, when it was sent, and whether the
     /// window was visible then.
     outstanding: Option<(u64, Instant, bool)>,
+    /// When the next probe may go out (an interval after the last answer).
+    next_send: Option<Instant>,
     responding: bool,
 }
 
@@ -47,6 +53,7 @@ impl Default for PageProbe {
         PageProbe {
             next_id: 1,
             outstanding: None,
+            next_send: None,
             responding: true,
         }
     }
@@ -61,10 +68,11 @@ impl PageProbe {
     /// A new page load: forget the old page's probe.
     pub fn reset(&mut self) {
         self.outstanding = None;
+        self.next_send = None;
         self.responding = true;
     }
 
-    /// Called every [`INTERVAL`] at `now`; `visible` is whether the window shows.
+    /// Called every [`CHECK_EVERY`] at `now`; `visible` is whether the window shows.
     pub fn tick(&mut self, now: Instant, visible: bool) -> Tick {
         match self.outstanding {
             Some((_, sent, was_visible)) => {
@@ -79,6 +87,7 @@ impl PageProbe {
                 }
                 Tick { send: None, hung }
             }
+            None if self.next_send.is_some_and(|at| now < at) => Tick::default(),
             None => {
                 let id = self.next_id;
                 self.next_id += 1;
@@ -92,11 +101,12 @@ impl PageProbe {
     }
 
     /// Probe `id` was answered; true if the page is responding again after a hang.
-    pub fn answered(&mut self, id: u64) -> bool {
+    pub fn answered(&mut self, id: u64, now: Instant) -> bool {
         if self.outstanding.is_none_or(|(waiting, _, _)| waiting != id) {
             return false;
         }
         self.outstanding = None;
+        self.next_send = Some(now + INTERVAL);
         let recovered = !self.responding;
         self.responding = true;
         recovered
@@ -115,14 +125,14 @@ mod tests {
             let t = p.tick(now, true);
             let id = t.send.expect("a probe");
             assert!(!t.hung);
-            now += INTERVAL;
-            assert_eq!(
-                p.tick(now, true),
-                Tick::default(),
-                "one outstanding at a time"
-            );
-            assert!(!p.answered(id));
+            now += CHECK_EVERY;
+            let waiting = p.tick(now, true);
+            assert_eq!(waiting, Tick::default(), "one outstanding at a time");
+            assert!(!p.answered(id, now));
             assert!(p.responding());
+            // The next one goes out an interval after the answer, not before.
+            assert_eq!(p.tick(now + CHECK_EVERY, true), Tick::default());
+            now += INTERVAL;
         }
     }
 
@@ -133,18 +143,18 @@ mod tests {
         let id = p.tick(start, true).send.unwrap();
         let mut hung_at = None;
         let mut now = start;
-        for _ in 0..20 {
-            now += INTERVAL;
+        for _ in 0..40 {
+            now += CHECK_EVERY;
             if p.tick(now, true).hung {
                 assert!(hung_at.is_none(), "reported twice");
                 hung_at = Some(now);
             }
         }
         let noticed = hung_at.expect("noticed").duration_since(start);
-        assert!(noticed > VISIBLE_LIMIT && noticed <= VISIBLE_LIMIT + INTERVAL);
+        assert!(noticed > VISIBLE_LIMIT && noticed <= VISIBLE_LIMIT + CHECK_EVERY);
         assert!(!p.responding());
-        assert!(!p.answered(id + 1), "a stale id changes nothing");
-        assert!(p.answered(id));
+        assert!(!p.answered(id + 1, now), "a stale id changes nothing");
+        assert!(p.answered(id, now));
         assert!(p.responding());
     }
 
@@ -153,8 +163,8 @@ mod tests {
         let mut p = PageProbe::default();
         let start = Instant::now();
         p.tick(start, false);
-        assert!(!p.tick(start + VISIBLE_LIMIT + INTERVAL, true).hung);
-        assert!(p.tick(start + HIDDEN_LIMIT + INTERVAL, true).hung);
+        assert!(!p.tick(start + VISIBLE_LIMIT + CHECK_EVERY, true).hung);
+        assert!(p.tick(start + HIDDEN_LIMIT + CHECK_EVERY, true).hung);
     }
 
     #[test]
@@ -165,7 +175,7 @@ mod tests {
         assert!(p.tick(start + HIDDEN_LIMIT, true).hung);
         p.reset();
         assert!(p.responding());
-        assert!(!p.answered(old));
+        assert!(!p.answered(old, start));
         assert!(p.tick(start + HIDDEN_LIMIT, true).send.is_some());
     }
 }
