@@ -143,12 +143,18 @@ pub fn draw(ui: &mut egui::Ui, apps: &[AppInfo], form: &mut PanelForm) -> Vec<Pa
                             .map(|c| format!("{c:.1} %"))
                             .unwrap_or_else(|| "-".into()),
                     );
-                    ui.label(
-                        app.memory_pss_kb
-                            .map(|kb| format!("{} MB", kb / 1024))
-                            .unwrap_or_else(|| "-".into()),
-                    )
-                    .on_hover_text("PSS of the app's host and WebKit processes");
+                    let memory = match (app.memory_pss_kb, app.memory_limit_mb) {
+                        (Some(kb), Some(limit)) => format!("{} / {limit} MB", kb / 1024),
+                        (Some(kb), None) => format!("{} MB", kb / 1024),
+                        (None, _) => "-".into(),
+                    };
+                    let hover = match &app.limits_enforced_by {
+                        Some(how) => {
+                            format!("PSS of the app's host and WebKit processes; limits: {how}")
+                        }
+                        None => "PSS of the app's host and WebKit processes".into(),
+                    };
+                    ui.label(memory).on_hover_text(hover);
                     ui.label(
                         app.heartbeat_age_ms
                             .map(|ms| format!("{:.1} s ago", ms as f64 / 1000.0))
@@ -336,6 +342,8 @@ mod tests {
             cpu_percent: Some(1.5),
             memory_pss_kb: Some(110_000),
             heartbeat_age_ms: Some(400),
+            memory_limit_mb: None,
+            limits_enforced_by: None,
         }
     }
 

@@ -479,3 +479,47 @@ fn ps_reports_each_apps_uptime_cpu_memory_and_heartbeat() {
         .expect("a row");
     assert!(!row.contains(" - "), "every figure is shown: {row}");
 }
+
+#[test]
+fn an_app_past_its_memory_limit_is_stopped_and_restarted_and_the_others_go_on() {
+    let env = TestEnv::new();
+    let ws = env.workspace_with(
+        "limits",
+        &[
+            (
+                "hog",
+                "hog/index.html",
+                json!({"limits": {"memoryMb": 400}}),
+            ),
+            ("bystander", "echo/index.html", json!({})),
+        ],
+    );
+    let mut shell = Shell::launch(env, &ws);
+    let apps = shell.wait_ready(2);
+    let hog = app(&apps, "hog").clone();
+    assert_eq!(hog.memory_limit_mb, Some(400));
+    assert_eq!(hog.limits_enforced_by.as_deref(), Some("pss-watchdog"));
+
+    let rt = runtime();
+    let client = rt.block_on(shell.client());
+    rt.block_on(client.publish(&topic("e2e.hog"), "{}"))
+        .unwrap();
+    let back = ready_after_restart(&mut shell, "hog", 1);
+    assert_eq!(back.instance_id, hog.instance_id);
+    assert!(
+        back.exit.as_deref().unwrap_or("").contains("signal 9"),
+        "{back:?}"
+    );
+    assert!(shell.log_text().contains("exceeded its memory limit"));
+
+    let ps = shell.ps().unwrap();
+    assert_eq!(app(&ps.apps, "bystander").state, AppState::Ready);
+    assert_eq!(app(&ps.apps, "bystander").restarts, 0);
+    rt.block_on(async {
+        let mut pongs = client.subscribe(&topic("e2e.pong")).await.unwrap();
+        client.publish(&topic("e2e.ping"), "1").await.unwrap();
+        within("the bystander's answer", pongs.next())
+            .await
+            .unwrap();
+    });
+}

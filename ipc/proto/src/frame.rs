@@ -431,6 +431,10 @@ pub struct AppInfo {
     pub memory_pss_kb: Option<u64>,
     /// Milliseconds since its host last reported (its heartbeat, every second).
     pub heartbeat_age_ms: Option<u64>,
+    /// Its memory limit (PSS of its process tree), if it has one.
+    pub memory_limit_mb: Option<u64>,
+    /// How its limits are enforced (for example `pss-watchdog`), and what is not.
+    pub limits_enforced_by: Option<String>,
 }
 
 /// Where an app instance is in its life.

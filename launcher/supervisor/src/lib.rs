@@ -28,7 +28,7 @@ use weft_proto::{
     frame::{AppInfo, AppState, PageStatus},
     launch::{LaunchSpec, StartPage, WindowBounds},
 };
-use weft_workspace::{AppUrl, Workspace};
+use weft_workspace::{AppUrl, Limits, Workspace};
 
 use crate::{
     restart::{CrashLoop, Decision},
@@ -126,6 +126,8 @@ struct Instance {
     started_at: Option<Instant>,
     /// The last CPU sample of its process tree: when, and its total in clock ticks.
     cpu_sample: Option<(Instant, u64)>,
+    /// Its resource limits.
+    limits: Limits,
 }
 
 impl Supervisor {
@@ -214,11 +216,11 @@ impl Supervisor {
     /// Samples the CPU (and, with `memory`, the memory) of every running app's process
     /// tree.
     fn sample(&self, memory: bool) {
-        let running: Vec<(String, u32)> = lock(&self.inner.state)
+        let running: Vec<(String, u32, Option<u64>)> = lock(&self.inner.state)
             .instances
             .iter()
             .filter(|i| i.process.is_some())
-            .filter_map(|i| Some((i.info.instance_id.clone(), i.info.pid?)))
+            .filter_map(|i| Some((i.info.instance_id.clone(), i.info.pid?, i.limits.memory_mb)))
             .collect();
         if running.is_empty() {
             return;
@@ -226,10 +228,13 @@ impl Supervisor {
         let table = proc_stats::ProcessTable::read();
         let now = Instant::now();
         let per_second = proc_stats::ticks_per_second() as f64;
-        for (id, pid) in running {
+        let mut over_limit = Vec::new();
+        for (id, pid, limit_mb) in running {
             let tree = table.tree(pid);
             let ticks = table.cpu_ticks(&tree);
-            let pss = memory.then(|| proc_stats::pss_kb(&tree));
+            // An app with a memory limit is measured every time: the limit is enforced
+            // by this watchdog.
+            let pss = (memory || limit_mb.is_some()).then(|| proc_stats::pss_kb(&tree));
             let mut state = lock(&self.inner.state);
             let Some(i) = state
                 .instances
@@ -248,7 +253,23 @@ impl Supervisor {
             i.cpu_sample = Some((now, ticks));
             if let Some(pss) = pss {
                 i.info.memory_pss_kb = Some(pss);
+                if let Some(limit) = limit_mb
+                    && pss / 1024 > limit
+                    && !i.stop_requested
+                {
+                    tracing::error!(
+                        app_id = i.info.app_id,
+                        instance_id = id,
+                        "exceeded its memory limit ({} MB > {limit} MB); killing it \
+                         (its restart policy decides what next)",
+                        pss / 1024
+                    );
+                    over_limit.extend(i.process.clone());
+                }
             }
+        }
+        for process in over_limit {
+            process.signal(libc::SIGKILL);
         }
     }
 
@@ -339,7 +360,16 @@ impl Supervisor {
                 cpu_percent: None,
                 memory_pss_kb: None,
                 heartbeat_age_ms: None,
+                memory_limit_mb: app.limits.memory_mb,
+                limits_enforced_by: limits_mechanism(&app.limits),
             };
+            if app.limits.cpu_percent.is_some() {
+                tracing::warn!(
+                    app_id = app.app_id,
+                    "limits.cpuPercent is not enforced: it needs cgroup v2 with the cpu \
+                     controller delegated, which this machine does not offer"
+                );
+            }
             lock(&self.inner.state).instances.push(Instance {
                 info,
                 spec,
@@ -354,6 +384,7 @@ impl Supervisor {
                 restart_requested: false,
                 started_at: None,
                 cpu_sample: None,
+                limits: app.limits,
             });
             if let Err(e) = self.start_process(&identity.instance_id) {
                 lock(&self.inner.state)
@@ -689,6 +720,18 @@ impl Supervisor {
         let callback = lock(&self.inner.on_change).clone();
         if let Some(f) = callback {
             f();
+        }
+    }
+}
+
+/// How `limits` are enforced on this machine, for `weft ps` and the panel.
+fn limits_mechanism(limits: &Limits) -> Option<String> {
+    match (limits.memory_mb, limits.cpu_percent) {
+        (None, None) => None,
+        (Some(_), None) => Some("pss-watchdog".into()),
+        (None, Some(_)) => Some("cpuPercent not enforced (needs cgroup v2)".into()),
+        (Some(_), Some(_)) => {
+            Some("pss-watchdog; cpuPercent not enforced (needs cgroup v2)".into())
         }
     }
 }

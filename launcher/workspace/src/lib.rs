@@ -11,6 +11,9 @@
 //! ]}
 //! ```
 //!
+//! `"limits": {"memoryMb": N, "cpuPercent": N}` bounds an app's host and WebKit
+//! processes together (see [`Limits`]).
+//!
 //! `restart` says what happens when an app's process ends without being asked to:
 //! `"never"`, `"on-failure"` (the default: a non-zero exit or a signal) or `"always"`.
 //! See [`Restart`].
@@ -29,6 +32,10 @@ use std::{
 };
 
 use serde::Deserialize;
+
+/// The smallest memory limit accepted: a WebKit page with its host and helper
+/// processes needs tens of megabytes before it runs any script.
+pub const MIN_MEMORY_MB: u64 = 64;
 
 /// A validated workspace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +61,24 @@ pub struct AppSpec {
     pub bounds: Option<Bounds>,
     /// What to do when its process ends without being asked to.
     pub restart: Restart,
+    /// Resource limits over its whole process tree.
+    pub limits: Limits,
+}
+
+/// Resource limits of an app, over its host and WebKit processes together.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Memory (PSS) above which the app is stopped and its restart policy applies.
+    pub memory_mb: Option<u64>,
+    /// CPU, in percent of one core.
+    pub cpu_percent: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawLimits {
+    memory_mb: Option<u64>,
+    cpu_percent: Option<u32>,
 }
 
 /// When an app whose process ended on its own is started again.
@@ -177,6 +202,7 @@ struct RawApp {
     crash_loop_secs: Option<f64>,
     max_crashes: Option<u32>,
     hang_grace_secs: Option<f64>,
+    limits: Option<RawLimits>,
 }
 
 impl Workspace {
@@ -284,12 +310,34 @@ impl Workspace {
                 }
                 restart.max_crashes = max;
             }
+            let mut limits = Limits::default();
+            if let Some(raw) = &app.limits {
+                if let Some(mb) = raw.memory_mb {
+                    if mb < MIN_MEMORY_MB {
+                        return Err(fail(
+                            field("limits.memoryMb"),
+                            format!("{mb} MB is below the {MIN_MEMORY_MB} MB a web page needs"),
+                        ));
+                    }
+                    limits.memory_mb = Some(mb);
+                }
+                if let Some(pct) = raw.cpu_percent {
+                    if pct == 0 {
+                        return Err(fail(
+                            field("limits.cpuPercent"),
+                            "must be at least 1".into(),
+                        ));
+                    }
+                    limits.cpu_percent = Some(pct);
+                }
+            }
             apps.push(AppSpec {
                 app_id: app.app_id.clone(),
                 url,
                 title: app.title.clone().unwrap_or_else(|| app.app_id.clone()),
                 bounds: app.bounds,
                 restart,
+                limits,
             });
         }
         Ok(Workspace {
@@ -549,6 +597,51 @@ mod tests {
             ));
             assert_eq!(e.field.as_deref(), Some(field), "{extra}: {e}");
             assert!(e.problem.contains(problem), "{extra}: {e}");
+        }
+    }
+
+    #[test]
+    fn limits_are_read_and_checked() {
+        let d = Dir::new();
+        let ws = d
+            .load(
+                r#"{"name":"W","apps":[
+                {"appId":"a","url":"app/index.html"},
+                {"appId":"b","url":"app/index.html","limits":{"memoryMb":300,"cpuPercent":50}}]}"#,
+            )
+            .unwrap();
+        assert_eq!(ws.apps[0].limits, Limits::default());
+        assert_eq!(
+            ws.apps[1].limits,
+            Limits {
+                memory_mb: Some(300),
+                cpu_percent: Some(50)
+            }
+        );
+        let cases = [
+            (
+                r#"{"memoryMb":10}"#,
+                "apps[0].limits.memoryMb",
+                "below the 64 MB",
+            ),
+            (
+                r#"{"cpuPercent":0}"#,
+                "apps[0].limits.cpuPercent",
+                "at least 1",
+            ),
+            (r#"{"diskMb":1}"#, "apps[0].limits.diskMb", "unknown field"),
+            (
+                r#"{"memoryMb":"lots"}"#,
+                "apps[0].limits.memoryMb",
+                "invalid type",
+            ),
+        ];
+        for (limits, field, problem) in cases {
+            let e = d.err(&format!(
+                r#"{{"name":"W","apps":[{{"appId":"a","url":"app/index.html","limits":{limits}}}]}}"#
+            ));
+            assert_eq!(e.field.as_deref(), Some(field), "{limits}: {e}");
+            assert!(e.problem.contains(problem), "{limits}: {e}");
         }
     }
 
