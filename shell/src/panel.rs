@@ -54,6 +54,8 @@ pub enum PanelAction {
     Restart(String),
     /// Keep waiting for an app instance that is not responding.
     Wait(String),
+    /// Open the web inspector on an app instance's page.
+    Inspect(String),
 }
 
 /// The panel's own editable state.
@@ -186,6 +188,13 @@ pub fn draw(ui: &mut egui::Ui, apps: &[AppInfo], form: &mut PanelForm) -> Vec<Pa
                         {
                             actions.push(PanelAction::Stop(app.instance_id.clone()));
                         }
+                        if ui
+                            .add_enabled(running, egui::Button::new("Inspect"))
+                            .on_hover_text("Open the web inspector on its page")
+                            .clicked()
+                        {
+                            actions.push(PanelAction::Inspect(app.instance_id.clone()));
+                        }
                     });
                     ui.end_row();
                 }
@@ -250,6 +259,10 @@ impl PanelApp {
                     supervisor.keep_waiting(&id);
                     Ok(format!("waiting for {id}"))
                 }
+                PanelAction::Inspect(id) => supervisor
+                    .open_inspector(&id)
+                    .map(|()| format!("opening the inspector of {id}"))
+                    .map_err(anyhow::Error::from),
             };
             *outcome.lock().unwrap_or_else(|p| p.into_inner()) = Some(match result {
                 Ok(text) => (false, text),
@@ -383,6 +396,7 @@ mod tests {
         h.get_all_by_label("1.5 %").next().unwrap();
         h.get_all_by_label("107 MB").next().unwrap();
         h.get_all_by_label("0.4 s ago").next().unwrap();
+        assert_eq!(h.get_all_by_label("Inspect").count(), 2);
         let stops: Vec<_> = h.get_all_by_label("Stop").collect();
         assert_eq!(stops.len(), 2);
         stops[1].click();

@@ -189,6 +189,10 @@ fn control(
             .stop(&instance_id)
             .map(|()| ControlReply::Done)
             .map_err(|e| e.to_string()),
+        ControlRequest::OpenInspector { instance_id } => supervisor
+            .open_inspector(&instance_id)
+            .map(|()| ControlReply::Done)
+            .map_err(|e| e.to_string()),
         ControlRequest::Shutdown => {
             shutdown.raise("`weft stop` was run");
             Ok(ControlReply::Done)

@@ -523,3 +523,35 @@ fn an_app_past_its_memory_limit_is_stopped_and_restarted_and_the_others_go_on() 
             .unwrap();
     });
 }
+
+#[test]
+fn the_web_inspector_opens_on_request() {
+    let env = TestEnv::new();
+    let ws = env.workspace("inspect", &[("inspected", "echo/index.html")]);
+    let mut shell = Shell::launch(env, &ws);
+    let apps = shell.wait_ready(1);
+    let inspectors =
+        |shell: &Shell| xdotool(shell, &["search", "--onlyvisible", "--name", "Inspector"]);
+    assert_eq!(inspectors(&shell).trim(), "", "no inspector before asking");
+
+    let rt = runtime();
+    rt.block_on(async {
+        let client = shell.client().await;
+        let reply = client
+            .control(weft_proto::frame::ControlRequest::OpenInspector {
+                instance_id: apps[0].instance_id.clone(),
+            })
+            .await;
+        assert!(reply.is_ok(), "{reply:?}");
+        let unknown = client
+            .control(weft_proto::frame::ControlRequest::OpenInspector {
+                instance_id: "nobody".into(),
+            })
+            .await;
+        assert!(unknown.is_err());
+    });
+    wait_for("the web inspector's window", SLOW, || {
+        let found = inspectors(&shell);
+        (!found.trim().is_empty()).then_some(())
+    });
+}

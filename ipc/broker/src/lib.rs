@@ -232,6 +232,17 @@ impl BrokerHandle {
         self.shared.shutdown.cancel();
     }
 
+    /// Sends `command` to the app host connected as `identity`; false if it is not
+    /// connected.
+    pub fn command(&self, identity: &Identity, command: weft_proto::frame::HostCommand) -> bool {
+        let routes = lock(&self.shared.routes);
+        let Some((conn, _)) = routes.conn_of(identity) else {
+            return false;
+        };
+        Shared::queue(&routes, conn, &ServerFrame::Command { command }.encode());
+        true
+    }
+
     /// Number of authenticated connections.
     pub fn connection_count(&self) -> usize {
         lock(&self.shared.routes).connection_count()

@@ -88,6 +88,14 @@ impl Routes {
         self.conns.get(&id)
     }
 
+    /// The connection authenticated as exactly `identity`, if any.
+    pub(crate) fn conn_of(&self, identity: &Identity) -> Option<(u64, &Conn)> {
+        self.conns
+            .iter()
+            .find(|(_, c)| c.identity == *identity)
+            .map(|(id, c)| (*id, c))
+    }
+
     pub(crate) fn subscribe(
         &mut self,
         conn: u64,

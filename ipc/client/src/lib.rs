@@ -35,7 +35,10 @@ use weft_proto::{
     ClientFrame, ErrorCode, Identity, Pattern, ServerFrame, Token, Topic,
     endpoint::Endpoint,
     fast_path::{self, DeliveryReader},
-    frame::{ControlReply, ControlRequest, Delivery, IdentityFilter, PageStatus, RemoteError},
+    frame::{
+        ControlReply, ControlRequest, Delivery, HostCommand, IdentityFilter, PageStatus,
+        RemoteError,
+    },
     handshake::{Hello, HelloReply, Refusal},
     headers::Headers,
 };
@@ -135,6 +138,8 @@ struct Inner {
     next_sub: AtomicU64,
     /// `Some(reason)` once the connection has ended.
     closed: watch::Sender<Option<String>>,
+    /// Where commands from the shell go, once someone asked for them.
+    commands: Mutex<Option<mpsc::UnboundedSender<HostCommand>>>,
 }
 
 /// A connection to the broker, authenticated as [`Client::identity`].
@@ -218,6 +223,7 @@ impl Client {
             next_req: AtomicU64::new(1),
             next_sub: AtomicU64::new(1),
             closed: watch::Sender::new(None),
+            commands: Mutex::new(None),
         });
         tokio::spawn(queue.run(write));
         tokio::spawn(read_loop(Arc::downgrade(&inner), reader));
@@ -464,6 +470,14 @@ impl Client {
         self.call(|req| ClientFrame::ReportStatus { req, status })
             .await
             .map(drop)
+    }
+
+    /// Commands the shell sends this app host, from now on (a second call takes them
+    /// over from the first).
+    pub fn host_commands(&self) -> mpsc::UnboundedReceiver<HostCommand> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        *lock(&self.inner.commands) = Some(tx);
+        rx
     }
 
     /// Tells the shell where this app host's window is now. Only app hosts may.
@@ -838,6 +852,17 @@ async fn read_loop(
             }
             ServerFrame::Closing { reason } => {
                 break format!("the broker closed the connection: {reason}");
+            }
+            ServerFrame::Command { command } => {
+                let sink = lock(&inner.commands).clone();
+                match sink {
+                    Some(sink) => {
+                        let _ = sink.send(command);
+                    }
+                    None => {
+                        tracing::warn!("a command from the shell nobody listens for: {command:?}")
+                    }
+                }
             }
         }
     };

@@ -211,6 +211,18 @@ pub enum ServerFrame {
         /// Why, for logs and the user.
         reason: String,
     },
+    /// The shell tells an app host to do something. Sent to app hosts only.
+    Command {
+        /// What to do.
+        command: HostCommand,
+    },
+}
+
+/// What the shell can tell an app host to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HostCommand {
+    /// Open the web inspector on the app's page.
+    OpenInspector,
 }
 
 /// One routed message, as its receiver sees it.
@@ -382,6 +394,11 @@ pub enum ControlRequest {
     Activate,
     /// Stop one app instance.
     StopApp {
+        /// Its instance id.
+        instance_id: String,
+    },
+    /// Open the web inspector of one app instance.
+    OpenInspector {
         /// Its instance id.
         instance_id: String,
     },

@@ -10,7 +10,7 @@ use tokio::{sync::mpsc, task::JoinHandle};
 use weft_client::{Client, ClientError, ServiceClient};
 use weft_proto::{
     Pattern, Topic,
-    frame::{Delivery, IdentityFilter, PageStatus},
+    frame::{Delivery, HostCommand, IdentityFilter, PageStatus},
     launch::{LaunchSpec, WindowBounds},
 };
 
@@ -93,6 +93,7 @@ pub async fn run(
         probe: PageProbe::default(),
         visible: true,
     };
+    let mut commands = client.host_commands();
     let mut ticks = tokio::time::interval(page_probe::CHECK_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut heartbeat = 0u8;
@@ -107,6 +108,11 @@ pub async fn run(
                     session.report(session.status()).await;
                 }
             }
+            Some(command) = commands.recv() => match command {
+                HostCommand::OpenInspector => {
+                    window.send(HostEvent::OpenInspector);
+                }
+            },
             msg = from_window.recv() => match msg {
                 Some(msg) => {
                     if matches!(msg, FromWindow::Page(_)) {

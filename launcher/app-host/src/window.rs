@@ -35,6 +35,8 @@ pub enum HostEvent {
         /// The page generation it was reserved in.
         generation: u64,
     },
+    /// Open the web inspector on the page.
+    OpenInspector,
     /// Run probe `id` in the page (see [`crate::page_probe`]).
     Probe {
         /// The probe.
@@ -171,6 +173,10 @@ pub fn run(spec: LaunchSpec) -> anyhow::Result<()> {
                 if let Err(e) = webview.evaluate_script_with_callback(&script, done) {
                     tracing::warn!("cannot run a script in the page: {e}");
                 }
+            }
+            Event::UserEvent(HostEvent::OpenInspector) => {
+                tracing::info!("opening the web inspector");
+                webview.open_devtools();
             }
             Event::UserEvent(HostEvent::Probe { id }) => {
                 let visible = window.is_visible() && !window.is_minimized();

@@ -79,6 +79,9 @@ pub enum SupervisorError {
     /// No instance has that id.
     #[error("no app instance {0:?}")]
     UnknownInstance(String),
+    /// The instance's host is not connected to the bus (starting, or gone).
+    #[error("app instance {0:?} is not connected")]
+    NotConnected(String),
     /// The supervisor is shutting down and launches nothing more.
     #[error("the shell is shutting down")]
     ShuttingDown,
@@ -270,6 +273,28 @@ impl Supervisor {
         }
         for process in over_limit {
             process.signal(libc::SIGKILL);
+        }
+    }
+
+    /// Opens the web inspector on an app's page.
+    pub fn open_inspector(&self, instance_id: &str) -> Result<(), SupervisorError> {
+        let identity = {
+            let state = lock(&self.inner.state);
+            let inst = state
+                .instances
+                .iter()
+                .find(|i| i.info.instance_id == instance_id)
+                .ok_or_else(|| SupervisorError::UnknownInstance(instance_id.to_owned()))?;
+            inst.spec.identity.clone()
+        };
+        if self
+            .inner
+            .broker
+            .command(&identity, weft_proto::frame::HostCommand::OpenInspector)
+        {
+            Ok(())
+        } else {
+            Err(SupervisorError::NotConnected(instance_id.to_owned()))
         }
     }
 
