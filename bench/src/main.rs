@@ -147,6 +147,46 @@ impl Drop for BenchShell {
     }
 }
 
+/// Writes a workspace of `apps` (workspace JSON objects) using the benchmark page
+/// (`bench/pages/p2p`, whose role each app takes from its appId) into `env`'s folder
+/// `name`; returns the workspace file.
+fn write_page_workspace(
+    env: &TestEnv,
+    name: &str,
+    apps: Vec<serde_json::Value>,
+) -> anyhow::Result<PathBuf> {
+    let dir = env.path(name);
+    std::fs::create_dir_all(&dir)?;
+    let pages = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pages/p2p");
+    for file in ["index.html", "p2p.js"] {
+        std::fs::copy(pages.join(file), dir.join(file))
+            .with_context(|| format!("copying {}", pages.join(file).display()))?;
+    }
+    let file = dir.join("workspace.json");
+    std::fs::write(
+        &file,
+        serde_json::json!({"name": name, "apps": apps}).to_string(),
+    )?;
+    Ok(file)
+}
+
+/// A command-line client of the shell in `env`, once the shell listens (by `deadline`).
+async fn connect_when_up(
+    env: &TestEnv,
+    deadline: std::time::Instant,
+) -> anyhow::Result<weft_client::Client> {
+    let endpoint = env.endpoint();
+    loop {
+        if let Ok(c) = weft_client::Client::connect_cli(&endpoint).await {
+            return Ok(c);
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("the shell did not start in time");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Rounds to one decimal place for printing.
 fn round(x: f64) -> f64 {
     (x * 10.0).round() / 10.0

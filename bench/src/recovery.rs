@@ -8,10 +8,7 @@
 //! crash, restarted at once, as a kill after a healthy run is. Runs the release `weft`
 //! on a private Xvfb.
 
-use std::{
-    path::Path,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde_json::json;
@@ -22,7 +19,7 @@ use weft_proto::{
     frame::{AppState, ControlReply, ControlRequest},
 };
 
-use crate::{round, start_shell};
+use crate::{connect_when_up, round, start_shell, write_page_workspace};
 
 /// How long an app is left ready before the next kill: past its crash-loop window.
 const HEALTHY_FOR: Duration = Duration::from_millis(300);
@@ -56,36 +53,14 @@ pub fn run(kills: usize) -> anyhow::Result<()> {
 }
 
 fn write_workspace(env: &TestEnv) -> anyhow::Result<std::path::PathBuf> {
-    let dir = env.path("recovery");
-    std::fs::create_dir_all(&dir)?;
-    let pages = Path::new(env!("CARGO_MANIFEST_DIR")).join("pages/p2p");
-    for file in ["index.html", "p2p.js"] {
-        std::fs::copy(pages.join(file), dir.join(file))
-            .with_context(|| format!("copying {}", pages.join(file).display()))?;
-    }
     let app = json!({"appId": "victim", "url": "index.html", "crashLoopSecs": 0.2,
                      "maxCrashes": 1000,
                      "bounds": {"x": 0, "y": 0, "width": 400, "height": 300}});
-    let file = dir.join("workspace.json");
-    std::fs::write(
-        &file,
-        json!({"name": "recovery", "apps": [app]}).to_string(),
-    )?;
-    Ok(file)
+    write_page_workspace(env, "recovery", vec![app])
 }
 
 async fn measure(env: &TestEnv, kills: usize) -> anyhow::Result<Vec<Duration>> {
-    let endpoint = env.endpoint();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let client = loop {
-        if let Ok(c) = Client::connect_cli(&endpoint).await {
-            break c;
-        }
-        if Instant::now() > deadline {
-            bail!("the shell did not start within 120 s");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let client = connect_when_up(env, Instant::now() + Duration::from_secs(120)).await?;
     let mut ready = client.subscribe(&Topic::new("bench.p2p.ready")?).await?;
     let mut times = Vec::with_capacity(kills);
     let mut ready_at = wait_ready(&client, &mut ready, None).await?;

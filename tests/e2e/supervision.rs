@@ -5,28 +5,8 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use weft_e2e::{SLOW, Shell, TestEnv, process_tree, wait_for};
-use weft_proto::{
-    Topic,
-    frame::{AppInfo, AppState, IdentityFilter},
-};
-
-fn topic(s: &str) -> Topic {
-    Topic::new(s).unwrap()
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(SLOW, f)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-}
+use weft_e2e::{SLOW, Shell, TestEnv, process_tree, runtime, topic, wait_for, within};
+use weft_proto::frame::{AppInfo, AppState, IdentityFilter};
 
 fn kill_9(pid: u32) {
     // SAFETY: kill only sends a signal, to an app process this test's shell started.
@@ -38,6 +18,24 @@ fn app<'a>(apps: &'a [AppInfo], app_id: &str) -> &'a AppInfo {
     apps.iter()
         .find(|a| a.app_id == app_id)
         .unwrap_or_else(|| panic!("{app_id} is not listed: {apps:?}"))
+}
+
+/// The app `bystander` (an echo page) is ready, was never restarted, and answers.
+fn assert_bystander_unharmed(
+    shell: &Shell,
+    rt: &tokio::runtime::Runtime,
+    client: &weft_client::Client,
+) {
+    let ps = shell.ps().unwrap();
+    assert_eq!(app(&ps.apps, "bystander").state, AppState::Ready);
+    assert_eq!(app(&ps.apps, "bystander").restarts, 0);
+    rt.block_on(async {
+        let mut pongs = client.subscribe(&topic("e2e.pong")).await.unwrap();
+        client.publish(&topic("e2e.ping"), "1").await.unwrap();
+        within("the bystander's answer", pongs.next())
+            .await
+            .unwrap();
+    });
 }
 
 /// Waits until `app_id` is ready again after its `restarts`-th restart, and returns it.
@@ -406,16 +404,7 @@ fn a_page_in_an_endless_loop_is_noticed_within_3_s_and_restarted_after_its_grace
     assert!(shell.log_text().contains("not responding for more than"));
 
     // The other app was never held up.
-    let ps = shell.ps().unwrap();
-    assert_eq!(app(&ps.apps, "bystander").state, AppState::Ready);
-    assert_eq!(app(&ps.apps, "bystander").restarts, 0);
-    rt.block_on(async {
-        let mut pongs = client.subscribe(&topic("e2e.pong")).await.unwrap();
-        client.publish(&topic("e2e.ping"), "1").await.unwrap();
-        within("the bystander's answer", pongs.next())
-            .await
-            .unwrap();
-    });
+    assert_bystander_unharmed(&shell, &rt, &client);
 }
 
 #[test]
@@ -512,16 +501,7 @@ fn an_app_past_its_memory_limit_is_stopped_and_restarted_and_the_others_go_on() 
     );
     assert!(shell.log_text().contains("exceeded its memory limit"));
 
-    let ps = shell.ps().unwrap();
-    assert_eq!(app(&ps.apps, "bystander").state, AppState::Ready);
-    assert_eq!(app(&ps.apps, "bystander").restarts, 0);
-    rt.block_on(async {
-        let mut pongs = client.subscribe(&topic("e2e.pong")).await.unwrap();
-        client.publish(&topic("e2e.ping"), "1").await.unwrap();
-        within("the bystander's answer", pongs.next())
-            .await
-            .unwrap();
-    });
+    assert_bystander_unharmed(&shell, &rt, &client);
 }
 
 #[test]

@@ -6,23 +6,14 @@ use std::{collections::HashSet, time::Duration};
 
 use serde_json::{Value, json};
 use weft_client::{Client, ClientError};
-use weft_e2e::{SLOW, Shell, TestEnv, binary, process_tree, wait_for, wait_gone};
+use weft_e2e::{
+    SLOW, Shell, TestEnv, binary, process_tree, runtime, topic, wait_for, wait_gone, within,
+};
 use weft_proto::{
-    Token, Topic,
+    Token,
     frame::{AppInfo, AppState},
     handshake::{Hello, Refusal},
 };
-
-fn topic(s: &str) -> Topic {
-    Topic::new(s).unwrap()
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 /// Launches a workspace of `apps` headless and waits until all are ready.
 fn launched(name: &str, apps: &[(&str, &str)]) -> (Shell, Vec<AppInfo>) {
@@ -31,12 +22,6 @@ fn launched(name: &str, apps: &[(&str, &str)]) -> (Shell, Vec<AppInfo>) {
     let mut shell = Shell::launch(env, &ws);
     let ready = shell.wait_ready(apps.len());
     (shell, ready)
-}
-
-async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(SLOW, f)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
 }
 
 #[test]

@@ -31,6 +31,26 @@ use weft_proto::{endpoint::Endpoint, frame::AppInfo};
 /// Generous deadline for anything involving WebKit on a small, busy machine.
 pub const SLOW: Duration = Duration::from_secs(90);
 
+/// The topic `s`, which the test knows to be valid.
+pub fn topic(s: &str) -> weft_proto::Topic {
+    weft_proto::Topic::new(s).expect("a valid topic")
+}
+
+/// A single-threaded runtime for a test's bus clients.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a Tokio runtime")
+}
+
+/// Awaits `f`, panicking with `what` if it takes longer than [`SLOW`].
+pub async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(SLOW, f)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
 /// Serialises tests that start webviews within one test binary.
 pub fn webview_lock() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());

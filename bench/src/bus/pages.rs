@@ -19,18 +19,17 @@
 
 use std::{
     collections::HashSet,
-    path::Path,
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use serde_json::{Value, json};
 use weft_client::Client;
 use weft_e2e::{Display, TestEnv};
 use weft_proto::Topic;
 
 use super::clock::{histogram, now_ns, summary};
-use crate::start_shell;
+use crate::{connect_when_up, start_shell, write_page_workspace};
 
 /// Runs the scenario with `apps` live apps and `samples` timed round trips.
 pub fn page_to_page(apps: usize, samples: u64, warmup: u64) -> anyhow::Result<Value> {
@@ -47,13 +46,6 @@ pub fn page_to_page(apps: usize, samples: u64, warmup: u64) -> anyhow::Result<Va
 }
 
 fn write_workspace(env: &TestEnv, apps: usize) -> anyhow::Result<std::path::PathBuf> {
-    let dir = env.path("p2p");
-    std::fs::create_dir_all(&dir)?;
-    let pages = Path::new(env!("CARGO_MANIFEST_DIR")).join("pages/p2p");
-    for file in ["index.html", "p2p.js"] {
-        std::fs::copy(pages.join(file), dir.join(file))
-            .with_context(|| format!("copying {}", pages.join(file).display()))?;
-    }
     let list: Vec<Value> = (0..apps)
         .map(|i| {
             let id = match i {
@@ -65,23 +57,12 @@ fn write_workspace(env: &TestEnv, apps: usize) -> anyhow::Result<std::path::Path
                    "bounds": {"x": (i % 8) * 150, "y": (i / 8) * 160, "width": 140, "height": 150}})
         })
         .collect();
-    let file = dir.join("workspace.json");
-    std::fs::write(&file, json!({"name": "p2p", "apps": list}).to_string())?;
-    Ok(file)
+    write_page_workspace(env, "p2p", list)
 }
 
 async fn measure(env: &TestEnv, apps: usize, samples: u64, warmup: u64) -> anyhow::Result<Value> {
-    let endpoint = env.endpoint();
     let deadline = Instant::now() + Duration::from_secs(120);
-    let client = loop {
-        if let Ok(c) = Client::connect_cli(&endpoint).await {
-            break c;
-        }
-        if Instant::now() > deadline {
-            bail!("the shell did not start within 120 s");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let client = connect_when_up(env, deadline).await?;
     let mut ready = client.subscribe(&Topic::new("bench.p2p.ready")?).await?;
     let mut acks = client.subscribe(&Topic::new("bench.p2p.ack")?).await?;
     let mut seen = HashSet::new();

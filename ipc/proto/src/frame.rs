@@ -442,7 +442,8 @@ pub struct AppInfo {
     /// Seconds since its current process started.
     pub uptime_secs: Option<u64>,
     /// CPU use of its process tree (host and WebKit processes) over the last second,
-    /// in percent of one core.
+    /// in percent of one core. Always finite: a frame saying otherwise is refused.
+    #[serde(deserialize_with = "finite_or_none")]
     pub cpu_percent: Option<f32>,
     /// Memory of its process tree: the sum of PSS, in KiB (sampled every few seconds).
     pub memory_pss_kb: Option<u64>,
@@ -452,6 +453,16 @@ pub struct AppInfo {
     pub memory_limit_mb: Option<u64>,
     /// How its limits are enforced (for example `pss-watchdog`), and what is not.
     pub limits_enforced_by: Option<String>,
+}
+
+/// An optional number that must be finite (NaN and infinities are refused).
+fn finite_or_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f32>, D::Error> {
+    match Option::<f32>::deserialize(d)? {
+        Some(x) if !x.is_finite() => Err(serde::de::Error::custom(format!(
+            "{x} is not a finite number"
+        ))),
+        other => Ok(other),
+    }
 }
 
 /// Where an app instance is in its life.
@@ -698,6 +709,37 @@ mod tests {
             let mut joined = prefix[..len].to_vec();
             joined.extend_from_slice(&message.encode());
             assert_eq!(joined, frame.encode());
+        }
+    }
+
+    #[test]
+    fn a_cpu_figure_that_is_not_a_number_is_refused() {
+        // Found by the fuzzer: NaN would decode, and then never equal itself.
+        let info = |cpu| AppInfo {
+            app_id: "a".into(),
+            instance_id: "a-1".into(),
+            title: "a".into(),
+            url: "https://a.example/".into(),
+            pid: None,
+            state: AppState::Ready,
+            exit: None,
+            restarts: 0,
+            bounds: None,
+            uptime_secs: None,
+            cpu_percent: Some(cpu),
+            memory_pss_kb: None,
+            heartbeat_age_ms: None,
+            memory_limit_mb: None,
+            limits_enforced_by: None,
+        };
+        let reply = |cpu| ServerFrame::ControlReply {
+            req: 1,
+            reply: ControlReply::Apps(vec![info(cpu)]),
+        };
+        let good = reply(12.5);
+        assert_eq!(ServerFrame::decode(&good.encode()).unwrap(), good);
+        for bad in [f32::NAN, f32::INFINITY] {
+            assert!(ServerFrame::decode(&reply(bad).encode()).is_err(), "{bad}");
         }
     }
 

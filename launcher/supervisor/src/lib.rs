@@ -107,6 +107,22 @@ struct State {
     shutting_down: bool,
 }
 
+impl State {
+    fn instance(&self, instance_id: &str) -> Result<&Instance, SupervisorError> {
+        self.instances
+            .iter()
+            .find(|i| i.info.instance_id == instance_id)
+            .ok_or_else(|| SupervisorError::UnknownInstance(instance_id.to_owned()))
+    }
+
+    fn instance_mut(&mut self, instance_id: &str) -> Result<&mut Instance, SupervisorError> {
+        self.instances
+            .iter_mut()
+            .find(|i| i.info.instance_id == instance_id)
+            .ok_or_else(|| SupervisorError::UnknownInstance(instance_id.to_owned()))
+    }
+}
+
 struct Instance {
     info: AppInfo,
     /// How it is started (again); the token changes at each start.
@@ -280,11 +296,7 @@ impl Supervisor {
     pub fn open_inspector(&self, instance_id: &str) -> Result<(), SupervisorError> {
         let identity = {
             let state = lock(&self.inner.state);
-            let inst = state
-                .instances
-                .iter()
-                .find(|i| i.info.instance_id == instance_id)
-                .ok_or_else(|| SupervisorError::UnknownInstance(instance_id.to_owned()))?;
+            let inst = state.instance(instance_id)?;
             inst.spec.identity.clone()
         };
         if self
@@ -313,11 +325,7 @@ impl Supervisor {
     pub fn restart_app(&self, instance_id: &str) -> Result<(), SupervisorError> {
         let process = {
             let mut state = lock(&self.inner.state);
-            let inst = state
-                .instances
-                .iter_mut()
-                .find(|i| i.info.instance_id == instance_id)
-                .ok_or_else(|| SupervisorError::UnknownInstance(instance_id.to_owned()))?;
+            let inst = state.instance_mut(instance_id)?;
             if inst.info.state.is_final() || inst.stop_requested {
                 return Ok(());
             }
@@ -430,11 +438,7 @@ impl Supervisor {
         let token = Token::random();
         let (spec, app_id) = {
             let mut state = lock(&self.inner.state);
-            let inst = state
-                .instances
-                .iter_mut()
-                .find(|i| i.info.instance_id == instance_id)
-                .ok_or_else(|| SupervisorError::UnknownInstance(instance_id.to_owned()))?;
+            let inst = state.instance_mut(instance_id)?;
             inst.token = token.clone();
             inst.spec.token = token.to_hex();
             inst.ready_at = None;
@@ -530,11 +534,7 @@ impl Supervisor {
     pub fn stop(&self, instance_id: &str) -> Result<(), SupervisorError> {
         let process = {
             let mut state = lock(&self.inner.state);
-            let inst = state
-                .instances
-                .iter_mut()
-                .find(|i| i.info.instance_id == instance_id)
-                .ok_or_else(|| SupervisorError::UnknownInstance(instance_id.to_owned()))?;
+            let inst = state.instance_mut(instance_id)?;
             if inst.info.state.is_final() {
                 return Ok(());
             }
@@ -632,10 +632,8 @@ impl Supervisor {
 
     fn is_final(&self, instance_id: &str) -> bool {
         lock(&self.inner.state)
-            .instances
-            .iter()
-            .find(|i| i.info.instance_id == instance_id)
-            .is_none_or(|i| i.info.state.is_final())
+            .instance(instance_id)
+            .map_or(true, |i| i.info.state.is_final())
     }
 
     fn exited(&self, instance_id: &str, exit: Exit) {
@@ -699,11 +697,7 @@ impl Supervisor {
         let proceed = {
             let mut state = lock(&self.inner.state);
             let shutting_down = state.shutting_down;
-            match state
-                .instances
-                .iter_mut()
-                .find(|i| i.info.instance_id == instance_id)
-            {
+            match state.instance_mut(instance_id).ok() {
                 Some(i)
                     if i.info.state == AppState::Restarting
                         && !i.stop_requested
@@ -729,11 +723,7 @@ impl Supervisor {
     fn update(&self, instance_id: &str, f: impl FnOnce(&mut Instance)) {
         {
             let mut state = lock(&self.inner.state);
-            let Some(inst) = state
-                .instances
-                .iter_mut()
-                .find(|i| i.info.instance_id == instance_id)
-            else {
+            let Ok(inst) = state.instance_mut(instance_id) else {
                 return;
             };
             f(inst);
