@@ -65,15 +65,7 @@ fn a_killed_app_comes_back_while_the_others_keep_talking_without_a_gap() {
     );
     let mut shell = Shell::launch(env, &ws);
     let rt = runtime();
-    let client = rt.block_on(async {
-        loop {
-            shell.assert_alive();
-            if let Ok(c) = weft_client::Client::connect_cli(&shell.env.endpoint()).await {
-                break c;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    });
+    let client = rt.block_on(shell.client_when_listening());
     let mut ticker_ready = rt
         .block_on(client.subscribe(&topic("e2e.ticker.ready")))
         .unwrap();

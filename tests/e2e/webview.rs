@@ -81,14 +81,7 @@ fn pages_use_request_rpc_and_send_with_typed_errors() {
     // One runtime for the whole test: the client's tasks live on it.
     let rt = runtime();
     let mut reports = rt.block_on(async {
-        let endpoint = shell.env.endpoint();
-        let client = loop {
-            shell.assert_alive();
-            if let Ok(c) = Client::connect_cli(&endpoint).await {
-                break c;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        };
+        let client = shell.client_when_listening().await;
         (
             client.clone(),
             client.subscribe(&topic("e2e.report")).await.unwrap(),

@@ -404,6 +404,26 @@ impl Shell {
         }
     }
 
+    /// A bus client with the command-line token, once the shell listens: polls until
+    /// it does (panicking if the shell exits, or after [`SLOW`]). For tests that must
+    /// subscribe before the apps are ready.
+    pub async fn client_when_listening(&mut self) -> Client {
+        let endpoint = self.env.endpoint();
+        let deadline = std::time::Instant::now() + SLOW;
+        loop {
+            self.assert_alive();
+            if let Ok(c) = Client::connect_cli(&endpoint).await {
+                return c;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the shell did not listen within {SLOW:?}"
+            );
+            // The poll's interval, not synchronisation: the loop checks the condition.
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    }
+
     /// A bus client with the command-line token.
     pub async fn client(&self) -> Client {
         Client::connect_cli(&self.env.endpoint())

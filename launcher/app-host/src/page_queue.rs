@@ -229,7 +229,10 @@ mod tests {
             let f = f.clone();
             tokio::spawn(async move { f.reserve(10).await })
         };
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // One thread: the waiting task has had its turns and is still waiting.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
         assert!(!waiting.is_finished(), "over the limit: must wait");
         f.release(IN_FLIGHT_BYTES, g);
         tokio::time::timeout(Duration::from_secs(5), waiting)
