@@ -326,6 +326,10 @@ impl Shared {
     fn refused(conn: u64, c: &Conn, pushed: Result<(), Refused>) {
         match pushed {
             Ok(()) | Err(Refused::Closed) => {}
+            // Frames routed here come from frames read within the frame limit.
+            Err(Refused::TooLarge) => {
+                tracing::error!(conn, "a frame too large for its length prefix was not sent")
+            }
             Err(Refused::Full) => {
                 if !c.kill.is_cancelled() {
                     tracing::warn!(

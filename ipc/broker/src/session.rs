@@ -82,6 +82,7 @@ impl Session<'_> {
                         return "SlowConsumer: it does not read its own answers".into();
                     }
                     Err(Refused::Closed) => return "the writer stopped".into(),
+                    Err(Refused::TooLarge) => return "an answer too large to send".into(),
                 }
             }
             if !reader.has_buffered_frame() {

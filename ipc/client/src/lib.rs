@@ -260,7 +260,7 @@ impl Client {
                 fast_path::encode_publish(buf, 0, topic.as_str(), &payload)
             })
             .await
-            .map_err(|_| not_connected())
+            .map_err(refused)
     }
 
     /// As [`Client::publish_nowait`], but never waits: `Backpressure` when this client's
@@ -273,13 +273,7 @@ impl Client {
             .push_frame(len, |buf| {
                 fast_path::encode_publish(buf, 0, topic.as_str(), &payload)
             })
-            .map_err(|refused| match refused {
-                Refused::Full => ClientError::Broker {
-                    code: ErrorCode::Backpressure,
-                    message: "this client's outbound queue is full".into(),
-                },
-                Refused::Closed => not_connected(),
-            })
+            .map_err(refused)
     }
 
     /// Publishes with headers (for example a W3C `traceparent`).
@@ -731,7 +725,7 @@ impl Inner {
         self.outbound
             .push_frame_waiting(body.len(), |buf| buf.put_slice(body))
             .await
-            .map_err(|_| not_connected())
+            .map_err(refused)
     }
 }
 
@@ -739,6 +733,18 @@ impl Drop for Inner {
     fn drop(&mut self) {
         // The writer sends what is queued, then shuts the socket down.
         self.outbound.close();
+    }
+}
+
+/// Why the outbound queue did not take a frame, as the caller sees it.
+fn refused(why: Refused) -> ClientError {
+    match why {
+        Refused::Full => ClientError::Broker {
+            code: ErrorCode::Backpressure,
+            message: "this client's outbound queue is full".into(),
+        },
+        Refused::Closed => not_connected(),
+        Refused::TooLarge => ClientError::Protocol("the message is larger than 4 GiB".into()),
     }
 }
 

@@ -77,6 +77,8 @@ pub enum Refused {
     Full,
     /// The queue is closed: the connection is ending or its writer stopped.
     Closed,
+    /// The frame is longer than a length prefix can say (4 GiB).
+    TooLarge,
 }
 
 /// A queue holding at most `limit` bytes of framed frames.
@@ -156,6 +158,9 @@ impl FrameQueue {
         bounded: bool,
         write_body: impl FnOnce(&mut BytesMut),
     ) -> Result<bool, Refused> {
+        let Ok(frame_len) = u32::try_from(len) else {
+            return Err(Refused::TooLarge);
+        };
         let mut state = self.shared.lock();
         if state.closed {
             return Err(Refused::Closed);
@@ -166,7 +171,6 @@ impl FrameQueue {
             return Err(Refused::Full);
         }
         let was_empty = state.waiting_len == 0;
-        let frame_len = u32::try_from(len).expect("frames are limited far below 4 GiB");
         let chunk = state.chunk_for(framed);
         chunk.put_u32(frame_len);
         let before = chunk.len();
@@ -487,6 +491,19 @@ mod tests {
         peer.read_to_end(&mut got).await.unwrap();
         assert_eq!(got, expected);
         writer.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_frame_too_long_for_its_length_prefix_is_refused_not_waited_for() {
+        let (tx, _rx) = frame_queue(16);
+        tx.push(b"1234").unwrap();
+        let huge = u32::MAX as usize + 1;
+        assert_eq!(
+            tx.push_frame(huge, |_| unreachable!()),
+            Err(Refused::TooLarge)
+        );
+        let waited = tx.push_frame_waiting(huge, |_| unreachable!()).await;
+        assert_eq!(waited, Err(Refused::TooLarge));
     }
 
     #[tokio::test]

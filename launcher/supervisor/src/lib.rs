@@ -388,13 +388,13 @@ impl Supervisor {
                 state: AppState::Starting,
                 exit: None,
                 restarts: 0,
-                bounds: spec.bounds,
+                bounds: None,
                 uptime_secs: None,
                 cpu_percent: None,
                 memory_pss_kb: None,
                 heartbeat_age_ms: None,
-                memory_limit_mb: app.limits.memory_mb,
-                limits_enforced_by: limits_mechanism(&app.limits),
+                memory_limit_mb: None,
+                limits_enforced_by: None,
             };
             if app.limits.cpu_percent.is_some() {
                 tracing::warn!(
@@ -516,7 +516,6 @@ impl Supervisor {
     pub fn window_moved(&self, identity: &Identity, bounds: WindowBounds) {
         self.update(&identity.instance_id, |i| {
             i.spec.bounds = Some(bounds);
-            i.info.bounds = Some(bounds);
         });
     }
 
@@ -612,6 +611,10 @@ impl Supervisor {
             .iter()
             .map(|i| {
                 let mut info = i.info.clone();
+                // Kept once, in the launch spec and the limits; shown from there.
+                info.bounds = i.spec.bounds;
+                info.memory_limit_mb = i.limits.memory_mb;
+                info.limits_enforced_by = limits_mechanism(&i.limits);
                 let running = i.process.is_some();
                 info.uptime_secs = i
                     .started_at
