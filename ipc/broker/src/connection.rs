@@ -15,7 +15,8 @@ use weft_proto::{
 use weft_wire::{FrameReader, frame_queue};
 
 use crate::{
-    BrokerEvent, ClientKind, DeferredWakes, Shared, lock, session::Session, tokens::TokenRefusal,
+    BrokerEvent, ClientKind, DeferredWakes, Shared, lock, session::Session, stats::Tally,
+    tokens::TokenRefusal,
 };
 
 /// How long a closing connection's queued frames may take to write.
@@ -75,14 +76,16 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: u64, stream: UnixStream) {
         sender_encoded: &sender_encoded,
         outbound: &outbound,
         wakes: DeferredWakes::default(),
+        tally: Tally::default(),
     };
     let (reason, slow) = tokio::select! {
         reason = session.read_loop(&mut reader) => (reason, false),
         _ = kill.cancelled() => ("SlowConsumer: its outbound queue was full".to_owned(), true),
         _ = shared.shutdown.cancelled() => ("the shell is shutting down".to_owned(), false),
     };
-    // Whatever it routed before it stopped goes out.
+    // Whatever it routed before it stopped goes out, and is counted.
     session.wakes.wake_all();
+    session.tally.flush(&shared.stats);
     tracing::debug!(conn, %identity, "closing connection: {reason}");
 
     lock(&shared.routes).remove_conn(conn);

@@ -22,8 +22,11 @@ mod calls;
 mod connection;
 mod routes;
 mod session;
+mod stats;
 pub mod sublist;
 mod tokens;
+
+pub use stats::{ConnectionStats, LATENCY_BUCKETS, SAMPLE_EVERY, StatsSnapshot};
 
 use std::{
     io,
@@ -47,6 +50,7 @@ use weft_wire::{FrameQueue, Refused};
 use crate::{
     calls::{Calls, ProviderGone},
     routes::{Conn, Routes},
+    stats::{BrokerStats, Routed},
     tokens::Tokens,
 };
 
@@ -134,6 +138,7 @@ pub(crate) struct Shared {
     next_message: AtomicU64,
     /// Random per broker run, so message ids stay unique across shell restarts.
     epoch: u32,
+    stats: BrokerStats,
 }
 
 /// The broker could not start.
@@ -181,6 +186,7 @@ impl Broker {
             next_conn: AtomicU64::new(1),
             next_message: AtomicU64::new(1),
             epoch,
+            stats: BrokerStats::default(),
         });
         let handle = BrokerHandle {
             shared: shared.clone(),
@@ -239,8 +245,15 @@ impl BrokerHandle {
         let Some((conn, _)) = routes.conn_of(identity) else {
             return false;
         };
-        Shared::queue(&routes, conn, &ServerFrame::Command { command }.encode());
+        self.shared
+            .queue(&routes, conn, &ServerFrame::Command { command }.encode());
         true
+    }
+
+    /// What the broker has routed so far, and what waits in each connection's queue.
+    pub fn stats(&self) -> StatsSnapshot {
+        let connections = lock(&self.shared.routes).connection_stats();
+        self.shared.stats.snapshot(connections)
     }
 
     /// Number of authenticated connections.
@@ -271,7 +284,12 @@ impl Shared {
     /// sender, on the connections selected by `only` if given. The message is encoded
     /// once; each subscriber's frame only adds its subscription id.
     /// The writers whose queues this made non-empty join `wakes`.
-    fn route(&self, delivery: &Delivery, only: Option<&IdentityFilter>, wakes: &DeferredWakes) {
+    fn route(
+        &self,
+        delivery: &Delivery,
+        only: Option<&IdentityFilter>,
+        wakes: &DeferredWakes,
+    ) -> Routed {
         let message = delivery.encode();
         self.route_encoded(
             delivery.topic.as_str(),
@@ -279,7 +297,7 @@ impl Shared {
             only,
             &message,
             wakes,
-        );
+        )
     }
 
     /// As [`Shared::route`], for a message already encoded (the publish fast path).
@@ -290,7 +308,8 @@ impl Shared {
         only: Option<&IdentityFilter>,
         message: &[u8],
         wakes: &DeferredWakes,
-    ) {
+    ) -> Routed {
+        let mut routed = Routed::default();
         let mut routes = lock(&self.routes);
         routes.for_each_target(topic, sender, only, |target, conn| {
             let (prefix, len) = ServerFrame::deliver_prefix(target.sub);
@@ -301,29 +320,44 @@ impl Shared {
                     buf.put_slice(message);
                 });
             match pushed {
-                Ok(true) => wakes.add(&conn.outbound),
-                Ok(false) => {}
-                Err(refused) => Self::refused(target.conn, conn, Err(refused)),
+                Ok(woken) => {
+                    routed.delivered += 1;
+                    if woken {
+                        wakes.add(&conn.outbound);
+                    }
+                }
+                Err(refused) => {
+                    routed.dropped += 1;
+                    self.refused(target.conn, conn, Err(refused));
+                }
             }
         });
+        routed
     }
 
-    /// Queues `frame` for connection `conn`, if it is still there.
-    fn send_to(&self, conn: u64, frame: ServerFrame) {
+    /// Queues `frame` for connection `conn`, if it is still there; true if it was
+    /// queued.
+    fn send_to(&self, conn: u64, frame: ServerFrame) -> bool {
         let routes = lock(&self.routes);
-        Self::queue(&routes, conn, &frame.encode());
+        self.queue(&routes, conn, &frame.encode())
     }
 
     /// Queues an encoded frame; a connection whose queue is full is disconnected
-    /// rather than waited for.
-    fn queue(routes: &Routes, conn: u64, body: &[u8]) {
-        if let Some(c) = routes.conn(conn) {
-            Self::refused(conn, c, c.outbound.push(body));
+    /// rather than waited for. True if it was queued.
+    fn queue(&self, routes: &Routes, conn: u64, body: &[u8]) -> bool {
+        match routes.conn(conn) {
+            Some(c) => {
+                let pushed = c.outbound.push(body);
+                let queued = pushed.is_ok();
+                self.refused(conn, c, pushed);
+                queued
+            }
+            None => false,
         }
     }
 
     /// Disconnects `c` if its queue was full.
-    fn refused(conn: u64, c: &Conn, pushed: Result<(), Refused>) {
+    fn refused(&self, conn: u64, c: &Conn, pushed: Result<(), Refused>) {
         match pushed {
             Ok(()) | Err(Refused::Closed) => {}
             // Frames routed here come from frames read within the frame limit.
@@ -337,6 +371,7 @@ impl Shared {
                         identity = %c.identity,
                         "disconnecting a slow consumer: its outbound queue is full"
                     );
+                    self.stats.slow_consumer();
                     c.kill.cancel();
                 }
             }
@@ -380,8 +415,6 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Locks a mutex, recovering the data if a panicking thread poisoned it: every critical
-/// section here leaves the tables consistent between statements.
 /// Writers to wake once the frames at hand are routed.
 ///
 /// A connection's reader routes every frame it already has buffered before waking the
@@ -404,6 +437,8 @@ impl DeferredWakes {
     }
 }
 
+/// Locks a mutex, recovering the data if a panicking thread poisoned it: every critical
+/// section here leaves the tables consistent between statements.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -84,6 +84,17 @@ impl Routes {
         self.conns.len()
     }
 
+    /// Every connection's identity and queued bytes.
+    pub(crate) fn connection_stats(&self) -> Vec<crate::ConnectionStats> {
+        self.conns
+            .values()
+            .map(|c| crate::ConnectionStats {
+                identity: c.identity.clone(),
+                queued_bytes: c.outbound.queued_bytes(),
+            })
+            .collect()
+    }
+
     pub(crate) fn conn(&self, id: u64) -> Option<&Conn> {
         self.conns.get(&id)
     }

@@ -1,6 +1,6 @@
 //! What the broker does with each frame of an authenticated connection.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Instant};
 
 use bytes::{BufMut, Bytes};
 use tokio::sync::oneshot;
@@ -18,6 +18,7 @@ use crate::{
     connection::Reader,
     lock, now_ms,
     routes::SubError,
+    stats::{Routed, Tally},
 };
 
 /// One authenticated connection, as the frame handlers see it.
@@ -31,6 +32,8 @@ pub(crate) struct Session<'a> {
     pub(crate) outbound: &'a FrameQueue,
     /// Subscribers' writers to wake once the frames at hand are routed.
     pub(crate) wakes: DeferredWakes,
+    /// What this connection routed since the end of its last burst.
+    pub(crate) tally: Tally,
 }
 
 impl Session<'_> {
@@ -86,6 +89,9 @@ impl Session<'_> {
                 }
             }
             if !reader.has_buffered_frame() {
+                // Counted before any answer goes out: whoever sees an acknowledgement
+                // then sees its message in the broker's figures.
+                self.tally.flush(&self.shared.stats);
                 self.wakes.wake_all();
                 burst_ms = None;
             }
@@ -248,9 +254,20 @@ impl Session<'_> {
             direct: false,
         };
         parts.encode_into(scratch);
-        self.shared
-            .route_encoded(publish.topic, self.identity, None, scratch, &self.wakes);
+        self.timed(|| {
+            self.shared
+                .route_encoded(publish.topic, self.identity, None, scratch, &self.wakes)
+        });
         ServerFrame::Ok { req: publish.req }
+    }
+
+    /// Routes a message with `route`, tallying how it fared and, for a sample of
+    /// messages, how long routing took.
+    fn timed(&self, route: impl FnOnce() -> Routed) {
+        let start = self.tally.time_next().then(Instant::now);
+        let routed = route();
+        let took = start.map(|s| s.elapsed());
+        self.tally.record(&self.shared.stats, routed, took);
     }
 
     /// `Publish`, or `Send` when `to` is given.
@@ -272,7 +289,7 @@ impl Session<'_> {
         }
         let direct = to.is_some();
         let delivery = self.message(topic, payload, headers, None, direct);
-        self.shared.route(&delivery, to.as_ref(), &self.wakes);
+        self.timed(|| self.shared.route(&delivery, to.as_ref(), &self.wakes));
         ServerFrame::Ok { req }
     }
 
@@ -304,7 +321,7 @@ impl Session<'_> {
         };
         drop(calls);
         let delivery = self.message(topic, payload, headers, Some(call), false);
-        self.shared.route(&delivery, None, &self.wakes);
+        self.timed(|| self.shared.route(&delivery, None, &self.wakes));
         None
     }
 
@@ -354,15 +371,18 @@ impl Session<'_> {
         };
         drop(calls);
         let message = self.message(service.clone(), payload, headers, Some(call), true);
-        self.shared.send_to(
-            provider,
-            ServerFrame::Invoke {
-                call,
-                service,
-                action,
-                message,
-            },
-        );
+        self.timed(|| {
+            let queued = self.shared.send_to(
+                provider,
+                ServerFrame::Invoke {
+                    call,
+                    service,
+                    action,
+                    message,
+                },
+            );
+            Routed::one(queued)
+        });
         None
     }
 
@@ -395,7 +415,11 @@ impl Session<'_> {
                 error(pending.req, code, &remote.message)
             }
         };
-        self.shared.send_to(pending.caller, answer);
+        if matches!(answer, ServerFrame::Response { .. }) {
+            self.timed(|| Routed::one(self.shared.send_to(pending.caller, answer)));
+        } else {
+            self.shared.send_to(pending.caller, answer);
+        }
         ServerFrame::Ok { req }
     }
 }

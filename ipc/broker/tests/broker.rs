@@ -274,14 +274,25 @@ async fn control_is_for_the_command_line_and_status_for_apps() {
             } => {
                 assert_eq!(from.app_id, "weft-cli");
                 assert_eq!(request, ControlRequest::ListApps);
-                reply.send(Ok(ControlReply::Apps(vec![]))).unwrap();
+                reply
+                    .send(Ok(ControlReply::Apps {
+                        apps: vec![],
+                        metrics_url: None,
+                    }))
+                    .unwrap();
                 break;
             }
             other => panic!("unexpected event {other:?}"),
         }
     }
     assert!(saw_status);
-    assert_eq!(ask.await.unwrap().unwrap(), ControlReply::Apps(vec![]));
+    assert_eq!(
+        ask.await.unwrap().unwrap(),
+        ControlReply::Apps {
+            apps: vec![],
+            metrics_url: None
+        }
+    );
 }
 
 #[tokio::test]
@@ -378,6 +389,59 @@ async fn a_slow_consumer_is_disconnected_and_others_keep_receiving() {
         }
         other => panic!("the last frame was {other:?}"),
     }
+    let stats = b.handle.stats();
+    assert_eq!(stats.slow_consumer_disconnects, 1);
+    assert_eq!(stats.published, 2000);
+    assert!(
+        stats.dropped > 0,
+        "copies refused by the full queue count as dropped"
+    );
+    // Two copies of each message until the slow one was cut off, then one.
+    assert!(stats.delivered >= 2000, "{stats:?}");
+    assert!(stats.delivered + stats.dropped > 2000, "{stats:?}");
+}
+
+#[tokio::test]
+async fn the_stats_count_messages_and_show_each_connections_queue() {
+    let b = TestBroker::start();
+    let publisher = b.app("pricer").await;
+    let consumer = b.cli().await;
+    let mut sub = consumer
+        .subscribe(Pattern::new("px.*").unwrap())
+        .await
+        .unwrap();
+    let mut all = consumer
+        .subscribe(Pattern::new("px.#").unwrap())
+        .await
+        .unwrap();
+    for i in 0..100 {
+        publisher
+            .publish(&topic("px.EURUSD"), i.to_string())
+            .await
+            .unwrap();
+    }
+    publisher
+        .publish(&topic("nobody.listens"), "x")
+        .await
+        .unwrap();
+    for _ in 0..100 {
+        within(sub.next()).await.unwrap();
+        within(all.next()).await.unwrap();
+    }
+    let stats = b.handle.stats();
+    assert_eq!(stats.published, 101);
+    assert_eq!(stats.delivered, 200, "one copy per matching subscription");
+    assert_eq!((stats.dropped, stats.unrouted), (0, 1));
+    let timed: u64 = stats.latency_counts.iter().sum();
+    assert_eq!(timed, 101u64.div_ceil(weft_broker::SAMPLE_EVERY));
+    assert!(stats.latency_sum > Duration::ZERO);
+    let mut who: Vec<_> = stats
+        .connections
+        .iter()
+        .map(|c| c.identity.app_id.as_str())
+        .collect();
+    who.sort();
+    assert_eq!(who, ["pricer", "weft-cli"]);
 }
 
 #[tokio::test]
