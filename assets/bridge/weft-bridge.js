@@ -287,6 +287,45 @@
   Object.defineProperty(window, "weft", { value: Object.freeze(api), enumerable: true });
 
   post({ t: "hello" });
+
+  // The page's console output and uncaught errors go to the host, which writes them to
+  // the app's log file (rate-limited and cut to size there).
+  function describe(value) {
+    if (typeof value === "string") return value;
+    if (value instanceof Error) {
+      // One line per entry: the message, then the stack's frames.
+      const frames = value.stack ? String(value.stack).trim().split("\n").join(" | ") : "";
+      return String(value) + (frames ? " | " + frames : "");
+    }
+    try {
+      const json = JSON.stringify(value);
+      return json === undefined ? String(value) : json;
+    } catch (_) {
+      return String(value);
+    }
+  }
+  function forward(level, args) {
+    try {
+      post({ t: "log", level: level, msg: Array.from(args, describe).join(" ") });
+    } catch (_) {
+      // Logging must never break the page.
+    }
+  }
+  for (const level of ["debug", "log", "info", "warn", "error"]) {
+    const original = console[level];
+    console[level] = function () {
+      forward(level, arguments);
+      return original.apply(console, arguments);
+    };
+  }
+  window.addEventListener("error", (e) => {
+    const where = e.filename ? " at " + e.filename + ":" + e.lineno + ":" + e.colno : "";
+    forward("error", ["uncaught " + describe(e.error || e.message) + where]);
+  });
+  window.addEventListener("unhandledrejection", (e) => {
+    forward("error", ["unhandled promise rejection: " + describe(e.reason)]);
+  });
+
   function loaded() {
     post({ t: "ready" });
   }

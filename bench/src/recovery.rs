@@ -82,7 +82,7 @@ async fn measure(env: &TestEnv, kills: usize) -> anyhow::Result<Vec<Duration>> {
 /// The app host's current process id.
 async fn host_pid(client: &Client) -> anyhow::Result<u32> {
     match client.control(ControlRequest::ListApps).await? {
-        ControlReply::Apps(apps) => apps
+        ControlReply::Apps { apps, .. } => apps
             .first()
             .filter(|a| a.state != AppState::Failed)
             .and_then(|a| a.pid)

@@ -43,7 +43,8 @@ impl Run {
                 client = Client::connect_cli(&endpoint).await.ok();
             }
             if let Some(c) = &client
-                && let Ok(ControlReply::Apps(apps)) = c.control(ControlRequest::ListApps).await
+                && let Ok(ControlReply::Apps { apps, .. }) =
+                    c.control(ControlRequest::ListApps).await
                 && apps.len() == count
                 && apps.iter().all(|a| a.state == AppState::Ready)
             {

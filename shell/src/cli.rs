@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::metrics::MetricsAddr;
+
 /// Weft: a desktop interop platform. Launches workspaces of web apps, each in its own
 /// process, connected by a secure local bus.
 #[derive(Debug, Parser)]
@@ -12,6 +14,9 @@ pub struct Cli {
     /// Shared options.
     #[command(flatten)]
     pub global: GlobalArgs,
+    /// Options of the shell started by a plain `weft`.
+    #[command(flatten)]
+    pub shell: ShellOptions,
     /// What to do; without a command, open the control panel with the demo workspace.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -33,9 +38,28 @@ pub enum Command {
     Launch(LaunchArgs),
     /// List the running shell's app instances.
     Ps {
-        /// Print one JSON object: {"apps": [{"appId", "instanceId", "pid", "state", …}]}.
+        /// Print one JSON object: {"apps": [{"appId", "instanceId", "pid", "state", …}],
+        /// "metrics_url"}.
         #[arg(long)]
         json: bool,
+    },
+    /// Print an app's log: what its host, page console and WebKit processes wrote.
+    Logs {
+        /// The app id, as in the workspace.
+        app_id: String,
+        /// Keep printing lines as they are written, across rotations, until interrupted.
+        #[arg(long, short)]
+        follow: bool,
+        /// Print only the last N lines first (all by default).
+        #[arg(long, short = 'n', value_name = "N")]
+        lines: Option<usize>,
+    },
+    /// Write a support bundle (versions, settings without secrets, recent logs, app
+    /// list and health) for the help desk.
+    Diag {
+        /// The bundle to write (a .tar.gz); `weft-diag-<time>.tar.gz` here by default.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
     },
     /// Publish to and subscribe on the running shell's bus.
     #[command(subcommand)]
@@ -52,6 +76,19 @@ pub struct LaunchArgs {
     /// Run without the control panel window (for scripts and tests).
     #[arg(long)]
     pub no_panel: bool,
+    /// Options of the shell.
+    #[command(flatten)]
+    pub shell: ShellOptions,
+}
+
+/// Options of a shell that starts (not of one handed a workspace).
+#[derive(Debug, Args, Default, Clone)]
+pub struct ShellOptions {
+    /// Where to serve /metrics and /health: a loopback `IP:PORT`, a port (`0` for any free
+    /// one), or `off`. Default: the config file's `metrics.addr`, else 127.0.0.1:9464, or
+    /// a free port when that one is taken.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<MetricsAddr>,
 }
 
 /// `weft bus …`

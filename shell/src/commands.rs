@@ -21,8 +21,9 @@ use weft_workspace::Workspace;
 
 use crate::{
     cli::{BusCommand, LaunchArgs},
-    data_dir,
-    shell_process::{self, Initial},
+    config::Config,
+    data_dir, logging,
+    shell_process::{self, Initial, ShellSettings},
 };
 
 /// Exit code of `weft bus sub` when its timeout passes.
@@ -35,6 +36,8 @@ pub fn launch(data_dir: Option<&Path>, args: LaunchArgs, plain: bool) -> anyhow:
     let data_dir = data_dir::resolve(data_dir)?;
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
+    // A broken settings file stops the shell before it logs or starts anything.
+    let config = Config::load(&data_dir)?;
     let endpoint = data_dir::endpoint(&data_dir)?;
     endpoint
         .ensure_dir()
@@ -53,8 +56,9 @@ pub fn launch(data_dir: Option<&Path>, args: LaunchArgs, plain: bool) -> anyhow:
         .open(endpoint.lock_path())
         .with_context(|| format!("opening {}", endpoint.lock_path().display()))?;
     match lock.try_lock() {
-        Ok(()) => {}
+        Ok(()) => logging::init_for_shell(&data_dir, &config),
         Err(TryLockError::WouldBlock) => {
+            logging::init_for_command();
             let request = if plain {
                 ControlRequest::Activate
             } else {
@@ -67,6 +71,7 @@ pub fn launch(data_dir: Option<&Path>, args: LaunchArgs, plain: bool) -> anyhow:
             return hand_over(&endpoint, request);
         }
         Err(TryLockError::Error(e)) => {
+            logging::init_for_command();
             return Err(e).with_context(|| format!("locking {}", endpoint.lock_path().display()));
         }
     }
@@ -74,7 +79,22 @@ pub fn launch(data_dir: Option<&Path>, args: LaunchArgs, plain: bool) -> anyhow:
         Some(ws) => Initial::Workspace(ws),
         None => Initial::Demo,
     };
-    shell_process::run(&data_dir, &endpoint, lock, initial, !args.no_panel)?;
+    let metrics_addr = args
+        .shell
+        .metrics_addr
+        .or(config.metrics_addr())
+        .unwrap_or_default();
+    shell_process::run(
+        &data_dir,
+        &endpoint,
+        lock,
+        initial,
+        ShellSettings {
+            show_panel: !args.no_panel,
+            metrics_addr,
+            config,
+        },
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -121,7 +141,7 @@ async fn connect_when_ready(endpoint: &Endpoint) -> anyhow::Result<Client> {
 /// `weft ps`.
 pub fn ps(data_dir: Option<&Path>, json: bool) -> anyhow::Result<ExitCode> {
     let reply = control(data_dir, ControlRequest::ListApps)?;
-    let ControlReply::Apps(apps) = reply else {
+    let ControlReply::Apps { apps, metrics_url } = reply else {
         bail!("the shell gave an unexpected answer: {reply:?}");
     };
     let mut out = std::io::stdout().lock();
@@ -129,8 +149,14 @@ pub fn ps(data_dir: Option<&Path>, json: bool) -> anyhow::Result<ExitCode> {
         #[derive(Serialize)]
         struct Ps<'a> {
             apps: &'a [AppInfo],
+            #[serde(skip_serializing_if = "Option::is_none")]
+            metrics_url: Option<&'a str>,
         }
-        serde_json::to_writer(&mut out, &Ps { apps: &apps })?;
+        let ps = Ps {
+            apps: &apps,
+            metrics_url: metrics_url.as_deref(),
+        };
+        serde_json::to_writer(&mut out, &ps)?;
         writeln!(out)?;
     } else {
         writeln!(
@@ -152,6 +178,9 @@ pub fn ps(data_dir: Option<&Path>, json: bool) -> anyhow::Result<ExitCode> {
                 or_dash(a.memory_pss_kb.map(|kb| (kb / 1024).to_string())),
                 a.url
             )?;
+        }
+        if let Some(url) = metrics_url {
+            writeln!(out, "metrics: {url}")?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -303,7 +332,8 @@ fn message_line(d: &weft_proto::frame::Delivery, data_only: bool) -> String {
     .expect("a line serialises")
 }
 
-fn control(data_dir: Option<&Path>, request: ControlRequest) -> anyhow::Result<ControlReply> {
+/// Sends one control request to the running shell and returns its answer.
+pub fn control(data_dir: Option<&Path>, request: ControlRequest) -> anyhow::Result<ControlReply> {
     let dir = data_dir::resolve(data_dir)?;
     let endpoint = data_dir::endpoint(&dir)?;
     runtime()?.block_on(async {

@@ -10,8 +10,13 @@
 
 mod cli;
 mod commands;
+mod config;
 mod data_dir;
 mod demo;
+mod diag;
+mod logging;
+mod logs_command;
+mod metrics;
 mod panel;
 mod shell_process;
 mod shutdown;
@@ -28,30 +33,32 @@ use crate::cli::{Cli, Command, LaunchArgs};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let cli = Cli::parse();
+    let data_dir = cli.global.data_dir.as_deref();
+    let starts_shell = matches!(cli.command, None | Some(Command::Launch(_)));
+    if !starts_shell {
+        logging::init_for_command();
+    }
     let result = match cli.command {
         None => commands::launch(
-            cli.global.data_dir.as_deref(),
+            data_dir,
             LaunchArgs {
                 workspace: None,
                 no_panel: false,
+                shell: cli.shell,
             },
             true,
         ),
-        Some(Command::Launch(args)) => {
-            commands::launch(cli.global.data_dir.as_deref(), args, false)
-        }
-        Some(Command::Ps { json }) => commands::ps(cli.global.data_dir.as_deref(), json),
-        Some(Command::Bus(bus)) => commands::bus(cli.global.data_dir.as_deref(), bus),
-        Some(Command::Stop) => commands::stop(cli.global.data_dir.as_deref()),
+        Some(Command::Launch(args)) => commands::launch(data_dir, args, false),
+        Some(Command::Ps { json }) => commands::ps(data_dir, json),
+        Some(Command::Bus(bus)) => commands::bus(data_dir, bus),
+        Some(Command::Stop) => commands::stop(data_dir),
+        Some(Command::Logs {
+            app_id,
+            follow,
+            lines,
+        }) => logs_command::run(data_dir, &app_id, follow, lines),
+        Some(Command::Diag { output }) => diag::run(data_dir, output),
     };
     match result {
         Ok(code) => code,

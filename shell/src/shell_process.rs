@@ -15,11 +15,13 @@ use weft_proto::{
     endpoint::Endpoint,
     frame::{ControlReply, ControlRequest},
 };
-use weft_supervisor::{Supervisor, SupervisorConfig};
+use weft_supervisor::{AppLogSettings, Supervisor, SupervisorConfig};
 use weft_workspace::Workspace;
 
 use crate::{
-    demo,
+    config::Config,
+    demo, logging,
+    metrics::{self, MetricsAddr},
     panel::{self, PanelHandle},
     shutdown::Shutdown,
 };
@@ -35,6 +37,16 @@ pub enum Initial {
 /// How long a stopping app may take before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
+/// How the shell runs.
+pub struct ShellSettings {
+    /// Whether the control panel is shown.
+    pub show_panel: bool,
+    /// Where the metrics endpoint listens.
+    pub metrics_addr: MetricsAddr,
+    /// The settings file's contents.
+    pub config: Config,
+}
+
 /// Runs the shell in the foreground until it is told to stop. `lock` is the data
 /// directory's lock, already held.
 pub fn run(
@@ -42,8 +54,9 @@ pub fn run(
     endpoint: &Endpoint,
     lock: File,
     initial: Initial,
-    show_panel: bool,
+    settings: ShellSettings,
 ) -> anyhow::Result<()> {
+    let show_panel = settings.show_panel;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("weft-shell")
@@ -69,9 +82,38 @@ pub fn run(
             data_dir: data_dir.to_owned(),
             stop_grace: STOP_GRACE,
             ask_user: show_panel,
+            app_logs: Some(AppLogSettings {
+                dir: logging::app_logs_dir(data_dir),
+                max_file_bytes: settings.config.app_logs.max_file_mb * 1024 * 1024,
+                keep_files: settings.config.app_logs.keep_files,
+            }),
         },
         broker_handle.clone(),
     );
+    let metrics_url = match runtime.block_on(metrics::bind(settings.metrics_addr)) {
+        Ok(Some(listener)) => {
+            let addr = listener
+                .local_addr()
+                .context("reading the metrics endpoint's address")?;
+            let sources = metrics::Sources {
+                broker: broker_handle.clone(),
+                supervisor: supervisor.clone(),
+            };
+            runtime.spawn(metrics::serve(listener, sources));
+            let url = format!("http://{addr}/metrics");
+            tracing::info!("serving metrics at {url} and health at http://{addr}/health");
+            Some(url)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            return Err(e).with_context(|| {
+                format!(
+                    "cannot serve metrics on {} (choose another with --metrics-addr, or `off`)",
+                    settings.metrics_addr
+                )
+            });
+        }
+    };
     let shutdown = Shutdown::default();
     watch_signals(&shutdown)?;
     let panel = PanelHandle::default();
@@ -81,6 +123,7 @@ pub fn run(
         shutdown.clone(),
         panel.clone(),
         data_dir.to_owned(),
+        metrics_url,
     ));
 
     let first = match initial {
@@ -122,6 +165,7 @@ async fn serve_events(
     shutdown: Shutdown,
     panel: PanelHandle,
     data_dir: PathBuf,
+    metrics_url: Option<String>,
 ) {
     while let Some(event) = events.recv().await {
         match event {
@@ -143,9 +187,17 @@ async fn serve_events(
                 let shutdown = shutdown.clone();
                 let panel = panel.clone();
                 let data_dir = data_dir.clone();
+                let metrics_url = metrics_url.clone();
                 // Launching and stopping block; keep them off the async workers.
                 let answer = tokio::task::spawn_blocking(move || {
-                    control(&supervisor, &shutdown, &panel, &data_dir, request)
+                    let shell = ControlScope {
+                        supervisor: &supervisor,
+                        shutdown: &shutdown,
+                        panel: &panel,
+                        data_dir: &data_dir,
+                        metrics_url,
+                    };
+                    control(&shell, request)
                 })
                 .await
                 .unwrap_or_else(|e| Err(format!("the request failed: {e}")));
@@ -155,13 +207,23 @@ async fn serve_events(
     }
 }
 
-fn control(
-    supervisor: &Supervisor,
-    shutdown: &Shutdown,
-    panel: &PanelHandle,
-    data_dir: &Path,
-    request: ControlRequest,
-) -> Result<ControlReply, String> {
+/// What a command-line request may act on.
+struct ControlScope<'a> {
+    supervisor: &'a Supervisor,
+    shutdown: &'a Shutdown,
+    panel: &'a PanelHandle,
+    data_dir: &'a Path,
+    metrics_url: Option<String>,
+}
+
+fn control(shell: &ControlScope<'_>, request: ControlRequest) -> Result<ControlReply, String> {
+    let ControlScope {
+        supervisor,
+        shutdown,
+        panel,
+        data_dir,
+        ..
+    } = *shell;
     match request {
         ControlRequest::Activate => {
             panel.focus();
@@ -174,7 +236,10 @@ fn control(
                 .map(ControlReply::Launched)
                 .map_err(|e| e.to_string())
         }
-        ControlRequest::ListApps => Ok(ControlReply::Apps(supervisor.apps())),
+        ControlRequest::ListApps => Ok(ControlReply::Apps {
+            apps: supervisor.apps(),
+            metrics_url: shell.metrics_url.clone(),
+        }),
         ControlRequest::Launch { workspace } => {
             let ws = match workspace {
                 Some(file) => Workspace::load(&file).map_err(|e| e.to_string())?,

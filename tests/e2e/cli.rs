@@ -124,6 +124,8 @@ fn every_command_has_help() {
         &["bus", "pub", "--help"],
         &["bus", "sub", "--help"],
         &["stop", "--help"],
+        &["logs", "--help"],
+        &["diag", "--help"],
     ] {
         let out = env.run_weft(args);
         assert!(out.status.success(), "{args:?}");
@@ -132,4 +134,74 @@ fn every_command_has_help() {
             "{args:?}"
         );
     }
+}
+
+#[test]
+fn a_broken_config_file_or_metrics_address_stops_the_shell_before_it_starts() {
+    let env = TestEnv::new();
+    let ws = write(
+        &env,
+        "ok.json",
+        r#"{"name": "W", "apps": [{"appId": "a", "url": "app/index.html"}]}"#,
+    );
+    let config = env.data_dir().join("config.toml");
+    for (text, expected) in [
+        ("[metrics]\nadress = \"0\"\n", "unknown field `adress`"),
+        (
+            "[metrics]\naddr = \"10.0.0.1:9464\"\n",
+            "metrics.addr: 10.0.0.1 is not a loopback address",
+        ),
+        ("[log]\nlevel = \"[\"\n", "log.level"),
+    ] {
+        std::fs::write(&config, text).unwrap();
+        let stderr = refused(&env, &ws);
+        assert!(stderr.contains("config.toml"), "{stderr}");
+        assert!(stderr.contains(expected), "{text}: {stderr}");
+    }
+    std::fs::remove_file(&config).unwrap();
+    let out = env.run_weft(&[
+        "launch",
+        ws.to_str().unwrap(),
+        "--no-panel",
+        "--metrics-addr",
+        "0.0.0.0:1",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a loopback address"));
+}
+
+#[test]
+fn diag_without_a_shell_still_writes_a_bundle_saying_so() {
+    let env = TestEnv::new();
+    let bundle = env.path("b.tar.gz");
+    let out = env.run_weft(&["diag", "-o", bundle.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        bundle.to_str().unwrap()
+    );
+    let listing = std::process::Command::new("tar")
+        .arg("-tzf")
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    for name in [
+        "weft-diag/versions.json",
+        "weft-diag/config.toml",
+        "weft-diag/shell.txt",
+    ] {
+        assert!(listing.contains(name), "{name} missing: {listing}");
+    }
+    let out = std::process::Command::new("tar")
+        .arg("-xzOf")
+        .arg(&bundle)
+        .arg("weft-diag/shell.txt")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no running shell answered"));
 }

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use weft_e2e::{SLOW, Shell, TestEnv, process_tree, runtime, topic, wait_for, within};
+use weft_e2e::{SLOW, Shell, TestEnv, http_get, process_tree, runtime, topic, wait_for, within};
 use weft_proto::frame::{AppInfo, AppState, IdentityFilter};
 
 fn kill_9(pid: u32) {
@@ -177,6 +177,20 @@ fn quick_crashes_trip_the_breaker_and_spaced_ones_never_do() {
     });
     assert_eq!(failed.restarts, 2);
     assert!(shell.log_text().contains("not restarted again (failed)"));
+    // /health says so too, with 503 for the monitoring that polls it.
+    let metrics = shell.ps().unwrap().metrics_url.expect("metrics are on");
+    let (status, body) = http_get(&metrics.replace("/metrics", "/health"));
+    assert_eq!(status, 503, "{body}");
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["status"], "failing", "{body}");
+    let looping = health["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["appId"] == "looping")
+        .expect("looping in /health");
+    assert_eq!(looping["state"], "failed", "{body}");
+    assert_eq!(looping["status"], "failing", "{body}");
 
     // `spaced` dies once it has been ready for longer than its 1 s window, more times
     // than its breaker allows in a row: it is restarted every time.

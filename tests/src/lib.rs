@@ -12,8 +12,9 @@
 pub mod process_tree;
 
 use std::{
+    collections::HashMap,
     fs,
-    io::{BufRead, BufReader, Read},
+    io::{BufRead, BufReader, Read, Write},
     os::{
         fd::{AsRawFd, OwnedFd},
         unix::process::CommandExt,
@@ -314,6 +315,63 @@ fn copy_dir(from: &Path, to: &Path) {
 pub struct Ps {
     /// The app instances.
     pub apps: Vec<AppInfo>,
+    /// The metrics endpoint, unless it is off.
+    pub metrics_url: Option<String>,
+}
+
+/// Parses OpenMetrics text with the format's reference parser (the Python
+/// `prometheus_client`, Debian's `python3-prometheus-client`), panicking with its error
+/// if the text does not conform. Returns every sample as (name, labels, value).
+pub fn parse_openmetrics(text: &str) -> Vec<(String, HashMap<String, String>, f64)> {
+    const SCRIPT: &str = "
+import json, sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+out = []
+for family in text_string_to_metric_families(sys.stdin.read()):
+    for s in family.samples:
+        out.append([s.name, s.labels, s.value])
+print(json.dumps(out))
+";
+    let mut child = Command::new("/usr/bin/python3")
+        .args(["-c", SCRIPT])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running /usr/bin/python3 (install python3-prometheus-client)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("writing to the parser");
+    let out = child.wait_with_output().expect("the parser");
+    assert!(
+        out.status.success(),
+        "not valid OpenMetrics: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("the parser's JSON")
+}
+
+/// GETs `url` from a server on this machine: its status and body (any status, not only
+/// success).
+pub fn http_get(url: &str) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    let mut response = agent
+        .get(url)
+        .call()
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = response.status().as_u16();
+    let body = response
+        .body_mut()
+        .read_to_string()
+        .unwrap_or_else(|e| panic!("reading the body of {url}: {e}"));
+    (status, body)
 }
 
 /// A running `weft launch --no-panel` (or with the panel) and its display.

@@ -409,8 +409,13 @@ pub enum ControlRequest {
 /// The shell's answer to a [`ControlRequest`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ControlReply {
-    /// The app instances, in launch order.
-    Apps(Vec<AppInfo>),
+    /// The app instances, in launch order, and where the shell serves its metrics.
+    Apps {
+        /// The app instances.
+        apps: Vec<AppInfo>,
+        /// The metrics endpoint (`http://127.0.0.1:PORT/metrics`), unless it is off.
+        metrics_url: Option<String>,
+    },
     /// The instances a launch started.
     Launched(Vec<Identity>),
     /// The request was carried out.
@@ -734,7 +739,10 @@ mod tests {
         };
         let reply = |cpu| ServerFrame::ControlReply {
             req: 1,
-            reply: ControlReply::Apps(vec![info(cpu)]),
+            reply: ControlReply::Apps {
+                apps: vec![info(cpu)],
+                metrics_url: Some("http://127.0.0.1:9464/metrics".into()),
+            },
         };
         let good = reply(12.5);
         assert_eq!(ServerFrame::decode(&good.encode()).unwrap(), good);

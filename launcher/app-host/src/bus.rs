@@ -15,6 +15,7 @@ use weft_proto::{
 };
 
 use crate::{
+    console_log::ConsoleLog,
     page_gate::PageRequest,
     page_probe::{self, PageProbe},
     page_queue::{InFlight, PageBacklog, PageQueue, PageQueueReceiver, page_queue},
@@ -92,6 +93,7 @@ pub async fn run(
         loaded: false,
         probe: PageProbe::default(),
         visible: true,
+        console: ConsoleLog::new(std::time::Instant::now()),
     };
     let mut commands = client.host_commands();
     let mut ticks = tokio::time::interval(page_probe::CHECK_EVERY);
@@ -115,7 +117,8 @@ pub async fn run(
             },
             msg = from_window.recv() => match msg {
                 Some(msg) => {
-                    if matches!(msg, FromWindow::Page(_)) {
+                    // Console lines took no place in the backlog (see window.rs).
+                    if matches!(&msg, FromWindow::Page(req) if !matches!(req, PageRequest::Console { .. })) {
                         backlog.release();
                     }
                     session.handle(msg).await;
@@ -148,6 +151,7 @@ struct Session {
     probe: PageProbe,
     /// Whether the window showed when the page last answered a probe.
     visible: bool,
+    console: ConsoleLog,
 }
 
 impl Session {
@@ -206,6 +210,9 @@ impl Session {
             FromWindow::Page(request) => request,
         };
         match request {
+            PageRequest::Console { level, text } => {
+                self.console.record(std::time::Instant::now(), level, &text);
+            }
             PageRequest::Hello => self.hello = true,
             PageRequest::Ready => {
                 if self.hello && !self.loaded {

@@ -14,6 +14,7 @@
 //! It is not a browser: no tabs, no address bar, no navigation UI.
 
 mod bus;
+mod console_log;
 mod content;
 mod page_gate;
 mod page_probe;
@@ -27,14 +28,18 @@ use anyhow::{Context, bail};
 use weft_proto::launch::LaunchSpec;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
+    let log = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        log.init();
+    } else {
+        // Run by the shell, which stamps each line as it writes the app's log file.
+        log.without_time().with_ansi(false).init();
+    }
     match read_spec().and_then(window::run) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -115,13 +115,64 @@ pub enum PageRequest {
         /// The page's subscription id.
         sub: u64,
     },
+    /// A line of the page's console, or an error it did not catch.
+    Console {
+        /// How severe.
+        level: ConsoleLevel,
+        /// The text, at most [`MAX_CONSOLE_TEXT`] bytes.
+        text: String,
+    },
+}
+
+/// The longest console line kept, in bytes; the rest is cut.
+pub const MAX_CONSOLE_TEXT: usize = 16 * 1024;
+
+/// How severe a console line is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsoleLevel {
+    /// `console.debug`.
+    Debug,
+    /// `console.log` and `console.info`.
+    Info,
+    /// `console.warn`.
+    Warn,
+    /// `console.error`, uncaught errors and unhandled promise rejections.
+    Error,
+}
+
+impl ConsoleLevel {
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "debug" => ConsoleLevel::Debug,
+            "log" | "info" => ConsoleLevel::Info,
+            "warn" => ConsoleLevel::Warn,
+            "error" => ConsoleLevel::Error,
+            _ => return None,
+        })
+    }
+}
+
+/// `text` cut to at most `max` bytes, at a character boundary.
+fn truncated(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push_str(" […cut]");
+    }
+    text
 }
 
 impl PageRequest {
     /// The page's request id, for requests the page waits on.
     pub fn id(&self) -> Option<u64> {
         match self {
-            PageRequest::Hello | PageRequest::Ready | PageRequest::Respond { .. } => None,
+            PageRequest::Hello
+            | PageRequest::Ready
+            | PageRequest::Respond { .. }
+            | PageRequest::Console { .. } => None,
             PageRequest::Publish { id, .. }
             | PageRequest::Send { id, .. }
             | PageRequest::Subscribe { id, .. }
@@ -170,6 +221,8 @@ struct Raw<'a> {
     timeout: Option<u64>,
     wait: Option<u64>,
     err: Option<RawError>,
+    level: Option<String>,
+    msg: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -278,6 +331,14 @@ impl PageGate {
         };
         Ok(match raw.t.as_str() {
             "ready" => PageRequest::Ready,
+            "log" => PageRequest::Console {
+                level: raw
+                    .level
+                    .as_deref()
+                    .and_then(ConsoleLevel::parse)
+                    .ok_or_else(|| need("level"))?,
+                text: truncated(raw.msg.ok_or_else(|| need("msg"))?, MAX_CONSOLE_TEXT),
+            },
             "pub" => PageRequest::Publish {
                 id: raw.id.ok_or_else(|| need("id"))?,
                 data: data(&raw)?,
@@ -379,6 +440,32 @@ mod tests {
             Ok(PageRequest::Hello)
         );
         g
+    }
+
+    #[test]
+    fn console_lines_are_accepted_with_a_known_level_and_cut_when_long() {
+        let mut g = gate();
+        let body = format!(r#"{{"s":"{SECRET}","t":"log","level":"warn","msg":"careful"}}"#);
+        assert_eq!(
+            g.accept(PAGE, &body),
+            Ok(PageRequest::Console {
+                level: ConsoleLevel::Warn,
+                text: "careful".into()
+            })
+        );
+        let long = "é".repeat(MAX_CONSOLE_TEXT);
+        let body = format!(r#"{{"s":"{SECRET}","t":"log","level":"log","msg":"{long}"}}"#);
+        match g.accept(PAGE, &body) {
+            Ok(PageRequest::Console { text, .. }) => {
+                assert!(text.len() <= MAX_CONSOLE_TEXT + " […cut]".len());
+                assert!(text.ends_with(" […cut]"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let body = format!(r#"{{"s":"{SECRET}","t":"log","level":"loud","msg":"x"}}"#);
+        assert!(matches!(g.accept(PAGE, &body), Err(Dropped::Malformed(_))));
+        let unsigned = r#"{"s":"nope","t":"log","level":"error","msg":"forged"}"#;
+        assert_eq!(g.accept(PAGE, unsigned), Err(Dropped::BadSecret));
     }
 
     #[test]

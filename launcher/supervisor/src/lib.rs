@@ -11,7 +11,11 @@
 //! workspace restart policy, with the same identity and a fresh token, unless its
 //! crash-loop breaker has tripped ([`restart`]). Otherwise the supervisor is told what
 //! to launch and stop by the shell, and learns page state from the broker's events.
+//!
+//! What each app's processes print goes to its own rotating log file ([`app_log`]).
 
+pub mod app_log;
+pub mod log_file;
 mod proc_stats;
 mod restart;
 mod spawner;
@@ -30,7 +34,9 @@ use weft_proto::{
 };
 use weft_workspace::{AppUrl, Limits, Workspace};
 
+pub use crate::app_log::AppLogSettings;
 use crate::{
+    app_log::AppLogs,
     restart::{CrashLoop, Decision},
     spawner::{Exit, ProcessHandle, Spawner},
 };
@@ -50,6 +56,8 @@ pub struct SupervisorConfig {
     /// control panel runs). If not, once its hang grace is over it is killed and its
     /// restart policy decides.
     pub ask_user: bool,
+    /// Where each app's output is kept; `None` leaves it on the shell's stderr.
+    pub app_logs: Option<AppLogSettings>,
 }
 
 /// How often the watchdog looks at the apps.
@@ -97,6 +105,7 @@ struct Inner {
     config: SupervisorConfig,
     broker: BrokerHandle,
     spawner: Spawner,
+    logs: Option<AppLogs>,
     state: Mutex<State>,
     on_change: Mutex<Option<Arc<dyn Fn() + Send + Sync>>>,
 }
@@ -154,6 +163,7 @@ impl Supervisor {
     pub fn new(config: SupervisorConfig, broker: BrokerHandle) -> Self {
         let supervisor = Self {
             inner: Arc::new(Inner {
+                logs: config.app_logs.clone().map(AppLogs::new),
                 config,
                 broker,
                 spawner: Spawner::start(),
@@ -452,9 +462,14 @@ impl Supervisor {
             .grant_app(token.clone(), spec.identity.clone());
         let weak = Arc::downgrade(&self.inner);
         let exit_id = instance_id.to_owned();
+        let (output, capture) = match self.output_pipe(&app_id) {
+            Some((reader, writer)) => (Some(writer), Some(reader)),
+            None => (None, None),
+        };
         let spawned = self.inner.spawner.spawn(
             self.inner.config.app_bin.clone(),
             spec.to_json(),
+            output,
             Box::new(move |exit| {
                 if let Some(inner) = weak.upgrade() {
                     Supervisor { inner }.exited(&exit_id, exit);
@@ -464,6 +479,9 @@ impl Supervisor {
         match spawned {
             Ok(process) => {
                 let pid = process.pid();
+                if let (Some(logs), Some(reader)) = (&self.inner.logs, capture) {
+                    logs.capture(&app_id, instance_id, pid, reader);
+                }
                 self.update(instance_id, |i| {
                     i.info.pid = Some(pid);
                     i.process = Some(Arc::new(process));
@@ -482,6 +500,19 @@ impl Supervisor {
                     bin: self.inner.config.app_bin.clone(),
                     source,
                 })
+            }
+        }
+    }
+
+    /// A pipe for an app's output, when app logs are kept and a pipe can be had (if
+    /// not, the app writes to the shell's stderr, which is said once per app start).
+    fn output_pipe(&self, app_id: &str) -> Option<(std::io::PipeReader, std::io::PipeWriter)> {
+        self.inner.logs.as_ref()?;
+        match std::io::pipe() {
+            Ok(pipe) => Some(pipe),
+            Err(e) => {
+                tracing::warn!(app_id, "no log file for this run: cannot make a pipe: {e}");
+                None
             }
         }
     }

@@ -52,6 +52,7 @@ type OnExit = Box<dyn FnOnce(Exit) + Send>;
 struct Request {
     bin: PathBuf,
     spec: Vec<u8>,
+    output: Option<io::PipeWriter>,
     on_exit: OnExit,
     reply: mpsc::Sender<io::Result<ProcessHandle>>,
 }
@@ -104,7 +105,7 @@ impl Spawner {
             .name("weft-spawner".into())
             .spawn(move || {
                 for req in rx {
-                    let result = spawn(&req.bin, &req.spec).map(|(child, handle)| {
+                    let result = spawn(&req.bin, &req.spec, req.output).map(|(child, handle)| {
                         wait_in_background(child, req.on_exit);
                         handle
                     });
@@ -115,13 +116,21 @@ impl Spawner {
         Self { requests }
     }
 
-    /// Starts `bin` with `spec` on [`LAUNCH_FD`]; `on_exit` runs once it has exited.
-    pub fn spawn(&self, bin: PathBuf, spec: Vec<u8>, on_exit: OnExit) -> io::Result<ProcessHandle> {
+    /// Starts `bin` with `spec` on [`LAUNCH_FD`], its stdout and stderr on `output` if
+    /// given (else the shell's); `on_exit` runs once it has exited.
+    pub fn spawn(
+        &self,
+        bin: PathBuf,
+        spec: Vec<u8>,
+        output: Option<io::PipeWriter>,
+        on_exit: OnExit,
+    ) -> io::Result<ProcessHandle> {
         let (reply, answer) = mpsc::channel();
         self.requests
             .send(Request {
                 bin,
                 spec,
+                output,
                 on_exit,
                 reply,
             })
@@ -132,7 +141,11 @@ impl Spawner {
     }
 }
 
-fn spawn(bin: &PathBuf, spec: &[u8]) -> io::Result<(Child, ProcessHandle)> {
+fn spawn(
+    bin: &PathBuf,
+    spec: &[u8],
+    output: Option<io::PipeWriter>,
+) -> io::Result<(Child, ProcessHandle)> {
     let (reader, mut writer) = io::pipe()?;
     // The pipe holds 64 KiB without a reader; specs are far smaller, and the limit is
     // checked rather than risking a deadlock.
@@ -153,6 +166,9 @@ fn spawn(bin: &PathBuf, spec: &[u8]) -> io::Result<(Child, ProcessHandle)> {
         .arg(LAUNCH_FD.to_string())
         .stdin(Stdio::null())
         .process_group(0);
+    if let Some(output) = output {
+        cmd.stdout(output.try_clone()?).stderr(output);
+    }
     if std::env::var_os("WAYLAND_DISPLAY").is_some() {
         // Window positions need X11: run through XWayland so bounds are honoured.
         cmd.env("GDK_BACKEND", "x11");
@@ -236,7 +252,7 @@ mod tests {
         std::fs::write(
             &script,
             format!(
-                "#!/bin/sh\n[ \"$1\" = --launch-fd ] || exit 9\ncat <&3 > {}\nenv >> {}\n",
+                "#!/bin/sh\n[ \"$1\" = --launch-fd ] || exit 9\ncat <&3 > {}\nenv >> {}\necho to-stdout\necho to-stderr >&2\n",
                 out.display(),
                 out.display()
             ),
@@ -246,14 +262,20 @@ mod tests {
             .unwrap();
         let spawner = Spawner::start();
         let (tx, rx) = mpsc::channel();
+        let (mut output, writer) = io::pipe().unwrap();
         spawner
             .spawn(
                 script,
                 b"SECRET-SPEC\n".to_vec(),
+                Some(writer),
                 Box::new(move |exit| tx.send(exit.success()).unwrap()),
             )
             .unwrap();
         assert!(rx.recv_timeout(Duration::from_secs(10)).unwrap());
+        // Both streams reach the pipe, which ends when the child has closed it.
+        let mut printed = String::new();
+        io::Read::read_to_string(&mut output, &mut printed).unwrap();
+        assert_eq!(printed, "to-stdout\nto-stderr\n");
         let text = std::fs::read_to_string(out).unwrap();
         assert!(text.starts_with("SECRET-SPEC\n"), "{text}");
         assert_eq!(text.matches("SECRET-SPEC").count(), 1);
@@ -269,6 +291,7 @@ mod tests {
             .spawn(
                 script.to_path_buf(),
                 vec![],
+                None,
                 Box::new(move |exit| tx.send((exit.success(), exit.to_string())).unwrap()),
             )
             .unwrap();
@@ -281,7 +304,12 @@ mod tests {
     fn a_missing_binary_is_an_error() {
         let spawner = Spawner::start();
         let err = spawner
-            .spawn("/nonexistent/weft-app".into(), vec![], Box::new(|_| {}))
+            .spawn(
+                "/nonexistent/weft-app".into(),
+                vec![],
+                None,
+                Box::new(|_| {}),
+            )
             .err()
             .expect("spawning a missing binary must fail");
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
@@ -297,6 +325,7 @@ mod tests {
             .spawn(
                 script.to_path_buf(),
                 vec![],
+                None,
                 Box::new(move |exit| tx.send((exit.success(), exit.to_string())).unwrap()),
             )
             .unwrap();

@@ -1,0 +1,194 @@
+//! The shell's settings file, `config.toml` in the data directory.
+//!
+//! Every setting is optional; command-line options and `RUST_LOG` win over the file.
+//! Unknown keys are refused, so a misspelt setting is reported instead of ignored.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::MetricsAddr;
+
+/// The file's name inside the data directory.
+pub const FILE_NAME: &str = "config.toml";
+
+/// The settings, as read from the file.
+#[derive(Debug, Default, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The shell's own log.
+    #[serde(default)]
+    pub log: LogConfig,
+    /// The metrics endpoint.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    /// Per-app log files.
+    #[serde(default)]
+    pub app_logs: AppLogConfig,
+    /// Trace export.
+    #[serde(default)]
+    pub tracing: TracingConfig,
+}
+
+/// `[log]`
+#[derive(Debug, Default, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// A `tracing` filter such as `info` or `weft_broker=debug,info`; `RUST_LOG` wins.
+    pub level: Option<String>,
+}
+
+/// `[metrics]`
+#[derive(Debug, Default, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// As `--metrics-addr`: `off`, a port, or a loopback `IP:PORT`.
+    pub addr: Option<String>,
+}
+
+/// `[app_logs]`
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AppLogConfig {
+    /// Size at which an app's log file is rotated, in MiB.
+    #[serde(default = "AppLogConfig::default_max_file_mb")]
+    pub max_file_mb: u64,
+    /// Rotated files kept per app besides the current one.
+    #[serde(default = "AppLogConfig::default_keep_files")]
+    pub keep_files: usize,
+}
+
+impl AppLogConfig {
+    fn default_max_file_mb() -> u64 {
+        10
+    }
+    fn default_keep_files() -> usize {
+        4
+    }
+}
+
+impl Default for AppLogConfig {
+    fn default() -> Self {
+        Self {
+            max_file_mb: Self::default_max_file_mb(),
+            keep_files: Self::default_keep_files(),
+        }
+    }
+}
+
+/// `[tracing]`
+#[derive(Debug, Default, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TracingConfig {
+    /// An OTLP/HTTP collector to export spans to, such as `http://127.0.0.1:4318`
+    /// (honoured when Weft is built with the `otlp` feature).
+    pub otlp_endpoint: Option<String>,
+}
+
+/// The settings file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// It exists but cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// It is not valid TOML or has a wrong key or value.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and where, as the TOML parser says it.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads `config.toml` from `data_dir`; the defaults when there is none.
+    pub fn load(data_dir: &Path) -> Result<Self, ConfigError> {
+        let path = data_dir.join(FILE_NAME);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(source) => return Err(ConfigError::Read { path, source }),
+        };
+        let config: Config = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        config.validate(&path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        };
+        if let Some(addr) = &self.metrics.addr {
+            addr.parse::<MetricsAddr>()
+                .map_err(|e| invalid(format!("metrics.addr: {e}")))?;
+        }
+        if let Some(level) = &self.log.level {
+            tracing_subscriber::EnvFilter::try_new(level)
+                .map_err(|e| invalid(format!("log.level: `{level}` is not a log filter: {e}")))?;
+        }
+        if self.app_logs.max_file_mb == 0 {
+            return Err(invalid("app_logs.max_file_mb must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// The metrics address from the file, if set (already validated).
+    pub fn metrics_addr(&self) -> Option<MetricsAddr> {
+        self.metrics.addr.as_deref().and_then(|a| a.parse().ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(FILE_NAME), text).unwrap();
+        Config::load(dir.path())
+    }
+
+    #[test]
+    fn no_file_means_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(Config::load(dir.path()).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn settings_are_read() {
+        let c = load(
+            "[log]\nlevel = \"debug\"\n[metrics]\naddr = \"off\"\n[app_logs]\nmax_file_mb = 2\n",
+        )
+        .unwrap();
+        assert_eq!(c.log.level.as_deref(), Some("debug"));
+        assert_eq!(c.metrics_addr(), Some(MetricsAddr::Off));
+        assert_eq!(c.app_logs.max_file_mb, 2);
+        assert_eq!(c.app_logs.keep_files, 4);
+    }
+
+    #[test]
+    fn mistakes_are_named_with_the_file_and_key() {
+        let e = load("[metrics]\nadr = \"0\"\n").unwrap_err().to_string();
+        assert!(e.contains("config.toml") && e.contains("adr"), "{e}");
+        let e = load("[metrics]\naddr = \"0.0.0.0:1\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("metrics.addr") && e.contains("loopback"), "{e}");
+        let e = load("[app_logs]\nmax_file_mb = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("app_logs.max_file_mb"), "{e}");
+        let e = load("[log\n").unwrap_err().to_string();
+        assert!(e.contains("config.toml"), "{e}");
+    }
+}

@@ -1,0 +1,293 @@
+//! What operations teams see, end to end: the metrics and health endpoint, per-app log
+//! files with `weft logs`, and the `weft diag` support bundle. Real shells and WebKit
+//! pages under a private Xvfb; runs in the nextest `webview` group.
+
+use std::{
+    collections::HashMap,
+    io::{BufRead, BufReader},
+    process::Stdio,
+    sync::mpsc,
+    time::Duration,
+};
+
+use weft_e2e::{
+    SLOW, Shell, TestEnv, http_get, parse_openmetrics, runtime, topic, wait_for, within,
+};
+
+/// Every sample of one scrape: (name, labels, value).
+type Scrape = Vec<(String, HashMap<String, String>, f64)>;
+
+/// GETs `/metrics` and parses it with the OpenMetrics reference parser (failing the
+/// test if it does not conform).
+fn scrape(url: &str) -> Scrape {
+    let (status, body) = http_get(url);
+    assert_eq!(status, 200, "{body}");
+    parse_openmetrics(&body)
+}
+
+/// The value of the sample `name` whose labels include `labels`.
+fn sample(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    scrape.iter().find_map(|(n, l, v)| {
+        (n == name
+            && labels
+                .iter()
+                .all(|(k, want)| l.get(*k).map(String::as_str) == Some(*want)))
+        .then_some(*v)
+    })
+}
+
+fn counter(scrape: &Scrape, name: &str) -> f64 {
+    sample(scrape, name, &[]).unwrap_or_else(|| panic!("no {name} in {scrape:?}"))
+}
+
+#[test]
+fn metrics_parse_as_openmetrics_and_their_counters_move_with_the_messages() {
+    let env = TestEnv::new();
+    let ws = env.workspace(
+        "metrics",
+        &[("echo", "echo/index.html"), ("second", "echo/index.html")],
+    );
+    let mut shell = Shell::launch(env, &ws);
+    shell.wait_ready(2);
+    let url = shell
+        .ps()
+        .unwrap()
+        .metrics_url
+        .expect("the metrics endpoint is on by default");
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+
+    let before = scrape(&url);
+    for app in ["echo", "second"] {
+        assert_eq!(
+            sample(
+                &before,
+                "weft_app_state",
+                &[("app_id", app), ("state", "ready")]
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(
+                &before,
+                "weft_app_state",
+                &[("app_id", app), ("state", "failed")]
+            ),
+            Some(0.0)
+        );
+        assert_eq!(
+            sample(&before, "weft_app_restarts_total", &[("app_id", app)]),
+            Some(0.0)
+        );
+        assert!(sample(&before, "weft_bus_queue_bytes", &[("app_id", app)]).is_some());
+        assert!(sample(&before, "weft_app_uptime_seconds", &[("app_id", app)]).is_some());
+    }
+
+    // 20 pings, each answered by both pages: 40 pongs to the test's client.
+    let rt = runtime();
+    rt.block_on(async {
+        let client = shell.client().await;
+        let mut pongs = client.subscribe(&topic("e2e.pong")).await.unwrap();
+        for i in 0..20 {
+            client
+                .publish(&topic("e2e.ping"), i.to_string())
+                .await
+                .unwrap();
+        }
+        for _ in 0..40 {
+            within("a pong", pongs.next()).await.unwrap();
+        }
+    });
+
+    let after = scrape(&url);
+    let moved = |name: &str| counter(&after, name) - counter(&before, name);
+    assert!(
+        moved("weft_bus_messages_published_total") >= 60.0,
+        "20 pings and 40 pongs: {}",
+        moved("weft_bus_messages_published_total")
+    );
+    assert!(
+        moved("weft_bus_messages_delivered_total") >= 80.0,
+        "each ping to two pages, each pong to the client: {}",
+        moved("weft_bus_messages_delivered_total")
+    );
+    assert!(moved("weft_bus_routing_latency_seconds_count") >= 1.0);
+    assert_eq!(
+        sample(
+            &after,
+            "weft_bus_routing_latency_seconds_bucket",
+            &[("le", "+Inf")]
+        ),
+        Some(counter(&after, "weft_bus_routing_latency_seconds_count"))
+    );
+    assert_eq!(moved("weft_bus_messages_dropped_total"), 0.0);
+
+    let health_url = url.replace("/metrics", "/health");
+    let (status, body) = http_get(&health_url);
+    assert_eq!(status, 200, "{body}");
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["status"], "ok", "{body}");
+    assert_eq!(health["apps"].as_array().unwrap().len(), 2);
+    let (status, _) = http_get(&url.replace("/metrics", "/nothing"));
+    assert_eq!(status, 404);
+}
+
+/// Waits until `weft logs APP` prints every one of `needles`; returns its output.
+fn logs_containing(shell: &mut Shell, app: &str, needles: &[&str]) -> String {
+    wait_for(&format!("{app}'s log to contain {needles:?}"), SLOW, || {
+        shell.assert_alive();
+        let out = shell.env.run_weft(&["logs", app]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        needles.iter().all(|n| text.contains(n)).then_some(text)
+    })
+}
+
+#[test]
+fn an_apps_console_and_errors_land_in_its_log_file_and_weft_logs_follows_it() {
+    let env = TestEnv::new();
+    std::fs::write(
+        env.data_dir().join("config.toml"),
+        "[log]\nlevel = \"info\"\n[tracing]\notlp_endpoint = \"http://ops:hunter2@127.0.0.1:4318\"\n",
+    )
+    .unwrap();
+    let ws = env.workspace("logs", &[("chatty", "chatty/index.html")]);
+    let mut shell = Shell::launch(env, &ws);
+    shell.wait_ready(1);
+
+    let text = logs_containing(
+        &mut shell,
+        "chatty",
+        &[
+            r#"console.log: chatty loaded {"answer":42}"#,
+            "console.warn: chatty warns",
+            "console.error: Error: chatty reports an error | ",
+            "chatty.js:7",
+            "uncaught Error: chatty did not catch this",
+            "unhandled promise rejection: Error: chatty rejected a promise",
+        ],
+    );
+    // Every line says when and which instance wrote it.
+    let line = text.lines().find(|l| l.contains("chatty warns")).unwrap();
+    assert!(line.starts_with("20"), "{line}");
+    assert!(line.contains(" chatty-"), "{line}");
+
+    // `--follow` prints what is written after it started.
+    let mut follower = shell
+        .env
+        .weft(None)
+        .args(["logs", "chatty", "--follow", "-n", "1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = follower.stdout.take().unwrap();
+    let (lines_tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if lines_tx.send(line.unwrap_or_default()).is_err() {
+                return;
+            }
+        }
+    });
+    // The last line first (-n 1), then the new one.
+    lines
+        .recv_timeout(SLOW)
+        .expect("weft logs -n 1 printed nothing");
+    let rt = runtime();
+    rt.block_on(async {
+        let client = shell.client().await;
+        client
+            .publish(&topic("e2e.say"), r#""over and out""#)
+            .await
+            .unwrap();
+    });
+    let heard = wait_for("the followed log to show the new line", SLOW, || {
+        lines
+            .recv_timeout(Duration::from_millis(100))
+            .ok()
+            .filter(|l| l.contains("chatty heard over and out"))
+    });
+    assert!(heard.contains("console.log"), "{heard}");
+    let _ = follower.kill();
+    let _ = follower.wait();
+
+    // The shell keeps its own log too.
+    let shell_log = std::fs::read_to_string(shell.env.data_dir().join("logs/weft.log")).unwrap();
+    assert!(shell_log.contains("started app"), "{shell_log}");
+
+    // Wrong app ids are refused with a message naming them.
+    let out = shell.env.run_weft(&["logs", "nosuch"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no log for nosuch"));
+    let out = shell.env.run_weft(&["logs", "../etc"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`../etc` is not an app id"));
+
+    // The support bundle holds the logs, the app list, health and settings, and no
+    // secret.
+    let bundle = shell.env.path("bundle.tar.gz");
+    let out = shell
+        .env
+        .run_weft(&["diag", "--output", bundle.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let files = unpack(&bundle, &shell.env.path("unpacked"));
+    for name in [
+        "versions.json",
+        "config.toml",
+        "ps.json",
+        "health.json",
+        "logs/weft.log",
+        "logs/apps/chatty.log",
+    ] {
+        assert!(
+            files.contains_key(name),
+            "{name} missing: {:?}",
+            files.keys()
+        );
+    }
+    assert!(files["logs/apps/chatty.log"].contains("chatty warns"));
+    assert!(files["ps.json"].contains("\"chatty\""));
+    assert!(files["health.json"].contains("\"status\""));
+    assert!(files["versions.json"].contains("\"weft\""));
+    assert!(files["config.toml"].contains("level = \"info\""));
+    assert!(
+        !files["config.toml"].contains("hunter2"),
+        "{}",
+        files["config.toml"]
+    );
+    assert!(
+        files.values().all(|text| !text.contains("hunter2")),
+        "a secret leaked into the bundle"
+    );
+}
+
+/// Unpacks a `.tar.gz` with the system's tar; returns each file's text by its path
+/// under the bundle's top directory.
+fn unpack(bundle: &std::path::Path, into: &std::path::Path) -> HashMap<String, String> {
+    std::fs::create_dir_all(into).unwrap();
+    let status = std::process::Command::new("tar")
+        .arg("-xzf")
+        .arg(bundle)
+        .arg("-C")
+        .arg(into)
+        .status()
+        .unwrap();
+    assert!(status.success(), "the bundle does not unpack");
+    let root = into.join("weft-diag");
+    let mut files = HashMap::new();
+    let mut dirs = vec![root.clone()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                let name = path.strip_prefix(&root).unwrap().display().to_string();
+                files.insert(name, std::fs::read_to_string(&path).unwrap());
+            }
+        }
+    }
+    files
+}
