@@ -74,6 +74,23 @@
     return Math.ceil(t);
   }
 
+  // The traceparent of the message whose handler is running, if traced: what the page
+  // sends meanwhile continues that trace. It lasts for the handler's synchronous part;
+  // after an `await`, pass `{traceparent: meta.traceparent}` explicitly.
+  let currentTrace;
+  function withTrace(meta, run) {
+    const outer = currentTrace;
+    currentTrace = meta ? meta.traceparent : undefined;
+    try {
+      return run();
+    } finally {
+      currentTrace = outer;
+    }
+  }
+  function traceOf(opts) {
+    return opts && opts.traceparent !== undefined ? String(opts.traceparent) : currentTrace;
+  }
+
   // Answers a request or invocation with whatever `run` returns or throws.
   function answer(call, run) {
     Promise.resolve()
@@ -107,11 +124,11 @@
         const call = m.call;
         if (call !== undefined) {
           // A request: the handler's result (or promise) is the answer.
-          answer(call, () => handler(m.data, m.meta));
+          answer(call, () => withTrace(m.meta, () => handler(m.data, m.meta)));
           continue;
         }
         try {
-          handler(m.data, m.meta);
+          withTrace(m.meta, () => handler(m.data, m.meta));
         } catch (e) {
           console.error("weft: a subscription handler threw", e);
         }
@@ -120,7 +137,7 @@
         const handler = actions && actions.get(m.action);
         answer(m.call, () => {
           if (!handler) throw weftError("NoSuchAction", "no action " + m.action + " in " + m.svc);
-          return handler(m.data, m.meta);
+          return withTrace(m.meta, () => handler(m.data, m.meta));
         });
       } else if (m.t === "dropped") {
         // The page fell behind and the host dropped messages for it.
@@ -195,9 +212,15 @@
             } catch (e) {
               return Promise.reject(e);
             }
-            return request({ t: "dispatch", svc: name, action: String(action), data: encode(payload), timeout: timeout }).then(
-              (reply) => reply.data,
-            );
+            const message = {
+              t: "dispatch",
+              svc: name,
+              action: String(action),
+              data: encode(payload),
+              timeout: timeout,
+              tp: traceOf(dopts),
+            };
+            return request(message).then((reply) => reply.data);
           },
           onDisconnect(cb) {
             if (typeof cb === "function") callbacks.add(cb);
@@ -210,7 +233,9 @@
   const api = {
     identity: Object.freeze({ appId: identity.appId, instanceId: identity.instanceId }),
 
-    publish(topic, data) {
+    // opts.traceparent: the message this one answers or follows (meta.traceparent of a
+    // received message), when not sent from that message's handler.
+    publish(topic, data, opts) {
       const bad = checkString(topic, "the topic", "InvalidTopic");
       if (bad) return Promise.reject(bad);
       let text;
@@ -219,11 +244,11 @@
       } catch (e) {
         return Promise.reject(weftError("InvalidPayload", "the data is not JSON-serialisable: " + e));
       }
-      return request({ t: "pub", topic: topic, data: text }).then(() => undefined);
+      return request({ t: "pub", topic: topic, data: text, tp: traceOf(opts) }).then(() => undefined);
     },
 
     // Deliver only to `target` ({appId} or {appId, instanceId}).
-    send(target, topic, data) {
+    send(target, topic, data, opts) {
       const bad = checkString(topic, "the topic", "InvalidTopic");
       if (bad) return Promise.reject(bad);
       let to, text;
@@ -233,7 +258,7 @@
       } catch (e) {
         return Promise.reject(e.code ? e : weftError("InvalidPayload", "the data is not JSON-serialisable: " + e));
       }
-      return request({ t: "send", to: to, topic: topic, data: text }).then(() => undefined);
+      return request({ t: "send", to: to, topic: topic, data: text, tp: traceOf(opts) }).then(() => undefined);
     },
 
     // `pattern` is a topic, or a pattern where `*` matches one segment and `#` any
@@ -279,7 +304,9 @@
       } catch (e) {
         return Promise.reject(e.code ? e : weftError("InvalidPayload", "the data is not JSON-serialisable: " + e));
       }
-      return request({ t: "req", topic: topic, data: text, timeout: timeout }).then((reply) => reply.data);
+      return request({ t: "req", topic: topic, data: text, timeout: timeout, tp: traceOf(opts) }).then(
+        (reply) => reply.data,
+      );
     },
 
     rpc: Object.freeze(rpc),

@@ -100,6 +100,10 @@ pub enum BusCommand {
         topic: String,
         /// The message, as JSON text (quote it for the shell).
         json: String,
+        /// Continue this W3C trace (`00-<trace id>-<span id>-<flags>`): the message is
+        /// sent as a child of that span, in the same trace.
+        #[arg(long, value_name = "TRACEPARENT")]
+        traceparent: Option<String>,
     },
     /// Ask whoever subscribes to TOPIC and print the first answer as one JSON line
     /// (the shape `sub` prints); exits 2 on timeout, 1 when nobody answers.

@@ -16,6 +16,7 @@ use weft_proto::{
     Identity, Pattern, Topic,
     endpoint::Endpoint,
     frame::{AppInfo, ControlReply, ControlRequest},
+    trace_context::{MessageTrace, TraceParent},
 };
 use weft_workspace::Workspace;
 
@@ -208,14 +209,25 @@ pub fn bus(data_dir: Option<&Path>, command: BusCommand) -> anyhow::Result<ExitC
     let endpoint = data_dir::endpoint(&dir)?;
     let runtime = runtime()?;
     match command {
-        BusCommand::Pub { topic, json } => {
+        BusCommand::Pub {
+            topic,
+            json,
+            traceparent,
+        } => {
             let topic = Topic::new(topic).context("invalid topic")?;
             serde_json::from_str::<&RawValue>(&json)
                 .with_context(|| format!("the message is not valid JSON: {json}"))?;
+            let headers = match traceparent {
+                Some(tp) => {
+                    let cause = TraceParent::parse(&tp).context("invalid --traceparent")?;
+                    MessageTrace::caused_by(Some(&cause)).headers()
+                }
+                None => Vec::new(),
+            };
             runtime.block_on(async {
                 let client = connect(&endpoint).await?;
                 client
-                    .publish(&topic, json)
+                    .publish_with(&topic, json, headers)
                     .await
                     .context("publishing failed")
             })?;
@@ -308,6 +320,9 @@ fn message_line(d: &weft_proto::frame::Delivery, data_only: bool) -> String {
         sender: &'a Identity,
         id: String,
         ts: u64,
+        /// The message's headers (a W3C `traceparent`, say), when it has any.
+        #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        headers: std::collections::BTreeMap<&'a str, &'a str>,
     }
     let text = String::from_utf8_lossy(&d.payload);
     let fallback;
@@ -328,6 +343,11 @@ fn message_line(d: &weft_proto::frame::Delivery, data_only: bool) -> String {
         sender: &d.sender,
         id: d.id.to_string(),
         ts: d.ts_ms,
+        headers: d
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect(),
     })
     .expect("a line serialises")
 }

@@ -148,6 +148,14 @@ impl Config {
     }
 }
 
+/// `scheme://user:pass@host…` → `scheme://<redacted>@host…`; `None` if there are none.
+pub fn without_url_credentials(s: &str) -> Option<String> {
+    let (scheme, rest) = s.split_once("://")?;
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let at = rest[..authority_end].rfind('@')?;
+    Some(format!("{scheme}://<redacted>{}", &rest[at..]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,6 +164,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(FILE_NAME), text).unwrap();
         Config::load(dir.path())
+    }
+
+    #[test]
+    fn credentials_in_urls_are_blanked_and_the_rest_left_alone() {
+        assert_eq!(
+            without_url_credentials("https://u:p@h:1/x").as_deref(),
+            Some("https://<redacted>@h:1/x")
+        );
+        assert_eq!(without_url_credentials("http://127.0.0.1:4318"), None);
+        assert_eq!(without_url_credentials("http://h/path@x"), None);
+        assert_eq!(without_url_credentials("plain text"), None);
     }
 
     #[test]

@@ -18,7 +18,12 @@ use serde_json::json;
 use weft_proto::frame::{ControlReply, ControlRequest};
 use weft_supervisor::log_file::RotatingFile;
 
-use crate::{commands, config, data_dir, logging, metrics::HealthReport};
+use crate::{
+    commands,
+    config::{self, without_url_credentials},
+    data_dir, logging,
+    metrics::HealthReport,
+};
 
 /// The most of each log file's end that goes into the bundle.
 const LOG_TAIL_BYTES: u64 = 1024 * 1024;
@@ -153,14 +158,6 @@ fn redact(table: &mut toml::Table) {
     }
 }
 
-/// `scheme://user:pass@host…` → `scheme://<redacted>@host…`; `None` if there are none.
-fn without_url_credentials(s: &str) -> Option<String> {
-    let (scheme, rest) = s.split_once("://")?;
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let at = rest[..authority_end].rfind('@')?;
-    Some(format!("{scheme}://<redacted>{}", &rest[at..]))
-}
-
 /// The shell's and the apps' log files, current and rotated.
 fn log_files(data_dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
@@ -221,12 +218,5 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("level = \"debug\""), "{text}");
-    }
-
-    #[test]
-    fn urls_without_credentials_are_left_alone() {
-        assert_eq!(without_url_credentials("http://127.0.0.1:4318"), None);
-        assert_eq!(without_url_credentials("http://h/path@x"), None);
-        assert_eq!(without_url_credentials("plain text"), None);
     }
 }

@@ -20,6 +20,7 @@ mod metrics;
 mod panel;
 mod shell_process;
 mod shutdown;
+mod trace_export;
 
 use std::process::ExitCode;
 

@@ -24,6 +24,7 @@ use crate::{
     metrics::{self, MetricsAddr},
     panel::{self, PanelHandle},
     shutdown::Shutdown,
+    trace_export,
 };
 
 /// What the shell should launch first.
@@ -64,9 +65,14 @@ pub fn run(
         .build()
         .context("starting the async runtime")?;
 
+    // Made outside the runtime: the OTLP exporter's blocking HTTP client must not be
+    // created or dropped on an async worker.
+    let (trace_observer, trace_export) = trace_export::observer(&settings.config)?;
     let (broker, broker_handle, events) = {
         let _guard = runtime.enter();
-        Broker::bind(BrokerConfig::new(endpoint.socket_path()))?
+        let mut config = BrokerConfig::new(endpoint.socket_path());
+        config.trace_observer = trace_observer;
+        Broker::bind(config)?
     };
     let cli_token = Token::random();
     broker_handle.grant_cli(cli_token.clone());
@@ -154,6 +160,7 @@ pub fn run(
     let _ = std::fs::remove_file(endpoint.cli_token_path());
     let _ = std::fs::remove_file(endpoint.socket_path());
     runtime.shutdown_timeout(Duration::from_secs(2));
+    drop(trace_export);
     drop(lock);
     launched.map(drop)
 }

@@ -13,6 +13,7 @@ use std::{
 use weft_e2e::{
     SLOW, Shell, TestEnv, http_get, parse_openmetrics, runtime, topic, wait_for, within,
 };
+use weft_proto::{Pattern, frame::Delivery, trace_context::MessageTrace};
 
 /// Every sample of one scrape: (name, labels, value).
 type Scrape = Vec<(String, HashMap<String, String>, f64)>;
@@ -290,4 +291,224 @@ fn unpack(bundle: &std::path::Path, into: &std::path::Path) -> HashMap<String, S
         }
     }
     files
+}
+
+/// What the relay chain sent, by topic, and the trace it started from.
+struct Chain {
+    root: MessageTrace,
+    messages: HashMap<String, Delivery>,
+}
+
+impl Chain {
+    fn trace(&self, topic: &str) -> MessageTrace {
+        MessageTrace::from_headers(&self.messages[topic].headers)
+            .unwrap_or_else(|| panic!("{topic} carries no trace context"))
+    }
+}
+
+/// Starts a traced message through two relay pages (`first` continues the trace
+/// inside its handler, `second` after an await by naming the cause) and collects what
+/// comes out.
+fn run_chain(shell: &mut Shell) -> Chain {
+    let rt = runtime();
+    rt.block_on(async {
+        let client = shell.client().await;
+        let mut chain = client
+            .subscribe(Pattern::new("e2e.chain.#").unwrap())
+            .await
+            .unwrap();
+        let root = MessageTrace::caused_by(None);
+        client
+            .publish_with(&topic("e2e.chain.start"), r#"{"hop":0}"#, root.headers())
+            .await
+            .unwrap();
+        let mut messages = HashMap::new();
+        while messages.len() < 4 {
+            let d = within("the relayed messages", chain.next()).await.unwrap();
+            messages.insert(d.topic.as_str().to_owned(), d);
+        }
+        Chain { root, messages }
+    })
+}
+
+fn launch_relays(env: TestEnv) -> Shell {
+    let ws = env.workspace(
+        "trace",
+        &[
+            ("first", "relay/first.html"),
+            ("second", "relay/second.html"),
+        ],
+    );
+    let mut shell = Shell::launch(env, &ws);
+    shell.wait_ready(2);
+    shell
+}
+
+#[test]
+fn a_chain_of_messages_across_apps_shares_one_trace() {
+    let mut shell = launch_relays(TestEnv::new());
+    let chain = run_chain(&mut shell);
+    let root = chain.root.span;
+
+    let start = chain.trace("e2e.chain.start");
+    assert_eq!(
+        start.span, root,
+        "the broker passes the context on unchanged"
+    );
+    let mid = chain.trace("e2e.chain.mid");
+    assert_eq!(chain.messages["e2e.chain.mid"].sender.app_id, "first");
+    assert_eq!(
+        mid.span.trace_id, root.trace_id,
+        "continued inside the handler"
+    );
+    assert_eq!(mid.caused_by, Some(root.span_id));
+    assert_ne!(mid.span.span_id, root.span_id);
+    let end = chain.trace("e2e.chain.end");
+    assert_eq!(chain.messages["e2e.chain.end"].sender.app_id, "second");
+    assert_eq!(
+        end.span.trace_id, root.trace_id,
+        "continued by naming the cause"
+    );
+    assert_eq!(end.caused_by, Some(mid.span.span_id));
+    // Sent after an await without naming its cause: a trace of its own.
+    let untraced = chain.trace("e2e.chain.untraced");
+    assert_ne!(untraced.span.trace_id, root.trace_id);
+    assert_eq!(untraced.caused_by, None);
+
+    // A page naming a cause that is not a traceparent gets an error, in Rust's words.
+    let rt = runtime();
+    let code = rt.block_on(async {
+        let client = shell.client().await;
+        let mut answers = client
+            .subscribe(&topic("e2e.chain.badtrace"))
+            .await
+            .unwrap();
+        client
+            .publish(&topic("e2e.relay.badtrace"), "1")
+            .await
+            .unwrap();
+        within("the bad traceparent's answer", answers.next())
+            .await
+            .unwrap()
+    });
+    assert!(
+        String::from_utf8_lossy(&code.payload).contains("not a W3C traceparent"),
+        "{:?}",
+        code.payload
+    );
+}
+
+/// An OTLP/HTTP collector on 127.0.0.1 that keeps the spans it is sent (JSON).
+#[cfg(feature = "otlp")]
+struct Collector {
+    server: std::sync::Arc<tiny_http::Server>,
+    spans: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[cfg(feature = "otlp")]
+impl Collector {
+    fn start() -> Collector {
+        let server = std::sync::Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
+        let spans = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (srv, kept) = (server.clone(), spans.clone());
+        let thread = std::thread::spawn(move || {
+            for mut request in srv.incoming_requests() {
+                let mut body = String::new();
+                let _ = std::io::Read::read_to_string(request.as_reader(), &mut body);
+                if request.url() == "/v1/traces"
+                    && let Ok(json) = serde_json::from_str::<serde_json::Value>(&body)
+                {
+                    let found = json["resourceSpans"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .flat_map(|r| r["scopeSpans"].as_array().into_iter().flatten())
+                        .flat_map(|s| s["spans"].as_array().into_iter().flatten())
+                        .cloned();
+                    kept.lock().unwrap().extend(found);
+                }
+                let _ = request.respond(tiny_http::Response::from_string("{}"));
+            }
+        });
+        Collector {
+            server,
+            spans,
+            thread: Some(thread),
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://{}", self.server.server_addr())
+    }
+}
+
+#[cfg(feature = "otlp")]
+impl Drop for Collector {
+    fn drop(&mut self) {
+        self.server.unblock();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(feature = "otlp")]
+#[test]
+fn traced_messages_are_exported_as_one_trace_to_an_otlp_collector() {
+    let collector = Collector::start();
+    let env = TestEnv::new();
+    std::fs::write(
+        env.data_dir().join("config.toml"),
+        format!("[tracing]\notlp_endpoint = \"{}\"\n", collector.endpoint()),
+    )
+    .unwrap();
+    let mut shell = launch_relays(env);
+    let chain = run_chain(&mut shell);
+    let trace_id = chain.root.span.trace_id_hex();
+
+    // The export batches; poll what the collector has.
+    let spans = wait_for("the chain's spans at the collector", SLOW, || {
+        shell.assert_alive();
+        let spans: Vec<serde_json::Value> = collector
+            .spans
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s["traceId"] == trace_id.as_str())
+            .cloned()
+            .collect();
+        (spans.len() >= 4).then_some(spans)
+    });
+    let span = |name: &str| {
+        spans
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("no span {name} in {spans:#?}"))
+    };
+    let start = span("publish e2e.chain.start");
+    let mid = span("publish e2e.chain.mid");
+    let end = span("publish e2e.chain.end");
+    assert_eq!(start["spanId"], chain.root.span.span_id_hex().as_str());
+    assert!(
+        start["parentSpanId"].as_str().unwrap_or("").is_empty(),
+        "{start}"
+    );
+    assert_eq!(mid["parentSpanId"], start["spanId"], "{mid}");
+    assert_eq!(end["parentSpanId"], mid["spanId"], "{end}");
+    // `second` published e2e.relay.noise from its handler before its first await: a
+    // child of mid too. e2e.chain.untraced, sent later without a cause, is not here.
+    let noise = span("publish e2e.relay.noise");
+    assert_eq!(noise["parentSpanId"], mid["spanId"], "{noise}");
+    let mut names: Vec<&str> = spans.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "publish e2e.chain.end",
+            "publish e2e.chain.mid",
+            "publish e2e.chain.start",
+            "publish e2e.relay.noise"
+        ]
+    );
 }

@@ -68,6 +68,63 @@ pub struct BrokerConfig {
     pub handshake_timeout: Duration,
     /// Requests and dispatches one connection may have waiting for answers.
     pub max_pending_calls: usize,
+    /// Told about every routed message that carries a W3C trace context.
+    pub trace_observer: Option<Arc<dyn TraceObserver>>,
+}
+
+/// Something that records traced messages (the shell's trace export).
+///
+/// Called on the sending connection's task right after the message is routed: it must
+/// not block.
+pub trait TraceObserver: Send + Sync + std::fmt::Debug {
+    /// `message` was routed.
+    fn routed(&self, message: &TracedMessage<'_>);
+}
+
+/// A routed message that carries a trace context.
+#[derive(Debug)]
+pub struct TracedMessage<'a> {
+    /// Its place in its trace.
+    pub trace: weft_proto::trace_context::MessageTrace,
+    /// What kind of message it was.
+    pub kind: MessageKind,
+    /// Its topic (the service, for a dispatch).
+    pub topic: &'a str,
+    /// Who sent it.
+    pub sender: &'a Identity,
+    /// When the broker received it, in milliseconds since the Unix epoch.
+    pub ts_ms: u64,
+    /// When routing it ended, in milliseconds since the Unix epoch.
+    pub routed_ms: u64,
+    /// Copies queued for recipients.
+    pub delivered: u64,
+    /// Copies refused because a recipient's queue was full or closing.
+    pub dropped: u64,
+}
+
+/// The kinds of traced message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    /// A publish to every subscriber.
+    Publish,
+    /// A send to one app or instance.
+    Send,
+    /// A request, answered by the first responder.
+    Request,
+    /// An RPC dispatch to a service's provider.
+    Dispatch,
+}
+
+impl MessageKind {
+    /// A short lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::Publish => "publish",
+            MessageKind::Send => "send",
+            MessageKind::Request => "request",
+            MessageKind::Dispatch => "dispatch",
+        }
+    }
 }
 
 impl BrokerConfig {
@@ -79,6 +136,7 @@ impl BrokerConfig {
             outbound_queue_bytes: 64 * 1024 * 1024,
             handshake_timeout: Duration::from_secs(5),
             max_pending_calls: 4096,
+            trace_observer: None,
         }
     }
 }

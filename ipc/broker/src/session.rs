@@ -9,11 +9,12 @@ use weft_proto::{
     fast_path::{DeliveryParts, PublishReader, PublishView},
     frame::{Delivery, IdentityFilter, RemoteError},
     headers::{self, Headers},
+    trace_context::MessageTrace,
 };
 use weft_wire::{FrameQueue, Refused};
 
 use crate::{
-    BrokerEvent, ClientKind, DeferredWakes, Shared,
+    BrokerEvent, ClientKind, DeferredWakes, MessageKind, Shared, TracedMessage,
     calls::{Connected, TooManyPending},
     connection::Reader,
     lock, now_ms,
@@ -263,11 +264,33 @@ impl Session<'_> {
 
     /// Routes a message with `route`, tallying how it fared and, for a sample of
     /// messages, how long routing took.
-    fn timed(&self, route: impl FnOnce() -> Routed) {
+    fn timed(&self, route: impl FnOnce() -> Routed) -> Routed {
         let start = self.tally.time_next().then(Instant::now);
         let routed = route();
         let took = start.map(|s| s.elapsed());
         self.tally.record(&self.shared.stats, routed, took);
+        routed
+    }
+
+    /// Tells the trace observer, if there is one, about a routed message that carries a
+    /// trace context.
+    fn traced(&self, kind: MessageKind, delivery: &Delivery, routed: Routed) {
+        let Some(observer) = &self.shared.config.trace_observer else {
+            return;
+        };
+        let Some(trace) = MessageTrace::from_headers(&delivery.headers) else {
+            return;
+        };
+        observer.routed(&TracedMessage {
+            trace,
+            kind,
+            topic: delivery.topic.as_str(),
+            sender: self.identity,
+            ts_ms: delivery.ts_ms,
+            routed_ms: now_ms(),
+            delivered: routed.delivered,
+            dropped: routed.dropped,
+        });
     }
 
     /// `Publish`, or `Send` when `to` is given.
@@ -289,7 +312,13 @@ impl Session<'_> {
         }
         let direct = to.is_some();
         let delivery = self.message(topic, payload, headers, None, direct);
-        self.timed(|| self.shared.route(&delivery, to.as_ref(), &self.wakes));
+        let routed = self.timed(|| self.shared.route(&delivery, to.as_ref(), &self.wakes));
+        let kind = if direct {
+            MessageKind::Send
+        } else {
+            MessageKind::Publish
+        };
+        self.traced(kind, &delivery, routed);
         ServerFrame::Ok { req }
     }
 
@@ -321,7 +350,8 @@ impl Session<'_> {
         };
         drop(calls);
         let delivery = self.message(topic, payload, headers, Some(call), false);
-        self.timed(|| self.shared.route(&delivery, None, &self.wakes));
+        let routed = self.timed(|| self.shared.route(&delivery, None, &self.wakes));
+        self.traced(MessageKind::Request, &delivery, routed);
         None
     }
 
@@ -371,7 +401,17 @@ impl Session<'_> {
         };
         drop(calls);
         let message = self.message(service.clone(), payload, headers, Some(call), true);
-        self.timed(|| {
+        // The invocation takes the message; the observer needs only its envelope.
+        let envelope = self
+            .shared
+            .config
+            .trace_observer
+            .is_some()
+            .then(|| Delivery {
+                payload: Bytes::new(),
+                ..message.clone()
+            });
+        let routed = self.timed(|| {
             let queued = self.shared.send_to(
                 provider,
                 ServerFrame::Invoke {
@@ -383,6 +423,9 @@ impl Session<'_> {
             );
             Routed::one(queued)
         });
+        if let Some(envelope) = envelope {
+            self.traced(MessageKind::Dispatch, &envelope, routed);
+        }
         None
     }
 

@@ -882,3 +882,70 @@ async fn fire_and_forget_publishing_keeps_order_and_is_not_acknowledged() {
     }
     assert!(saw_backpressure);
 }
+
+/// Keeps what the broker reports about traced messages.
+#[derive(Debug, Default)]
+struct Recorded(std::sync::Mutex<Vec<(weft_broker::MessageKind, String, String, u64)>>);
+
+impl weft_broker::TraceObserver for Recorded {
+    fn routed(&self, m: &weft_broker::TracedMessage<'_>) {
+        self.0.lock().unwrap().push((
+            m.kind,
+            m.topic.to_owned(),
+            m.trace.span.to_string(),
+            m.delivered,
+        ));
+    }
+}
+
+#[tokio::test]
+async fn traced_messages_and_only_those_reach_the_trace_observer() {
+    use weft_broker::MessageKind;
+    use weft_proto::trace_context::{MessageTrace, TraceParent};
+
+    let recorded = std::sync::Arc::new(Recorded::default());
+    let observer = recorded.clone();
+    let b = TestBroker::start_with(move |c| c.trace_observer = Some(observer));
+    let app = b.app("tracer").await;
+    let listener = b.cli().await;
+    let mut sub = listener.subscribe(&topic("t.a")).await.unwrap();
+
+    let root = MessageTrace::caused_by(None);
+    app.publish_with(&topic("t.a"), "1", root.headers())
+        .await
+        .unwrap();
+    app.publish(&topic("t.a"), "untraced").await.unwrap();
+    let bad = vec![("traceparent".to_owned(), "not-a-traceparent".to_owned())];
+    app.publish_with(&topic("t.a"), "badly traced", bad)
+        .await
+        .unwrap();
+    let child = MessageTrace::caused_by(Some(&root.span));
+    app.send_with(&instance(&listener), &topic("t.a"), "2", child.headers())
+        .await
+        .unwrap();
+    for _ in 0..4 {
+        within(sub.next()).await.unwrap();
+    }
+    let got = recorded.0.lock().unwrap().clone();
+    assert_eq!(
+        got,
+        vec![
+            (MessageKind::Publish, "t.a".into(), root.span.to_string(), 1),
+            (MessageKind::Send, "t.a".into(), child.span.to_string(), 1),
+        ]
+    );
+    // The receiver reads the same context, so it can continue the trace.
+    let d = within(async {
+        app.publish_with(&topic("t.a"), "3", child.headers())
+            .await
+            .unwrap();
+        sub.next().await.unwrap()
+    })
+    .await;
+    let read = MessageTrace::from_headers(&d.headers).unwrap();
+    assert_eq!(read.caused_by, Some(root.span.span_id));
+    assert_eq!(
+        TraceParent::parse(&read.span.to_string()).unwrap().trace_id,
+        root.span.trace_id
+    );
+}

@@ -302,13 +302,24 @@ impl Client {
         topic: &Topic,
         payload: impl Into<Bytes>,
     ) -> Result<(), ClientError> {
+        self.send_with(to, topic, payload, Headers::new()).await
+    }
+
+    /// [`Client::send`] with headers.
+    pub async fn send_with(
+        &self,
+        to: &IdentityFilter,
+        topic: &Topic,
+        payload: impl Into<Bytes>,
+        headers: Headers,
+    ) -> Result<(), ClientError> {
         let payload = payload.into();
         self.call(|req| ClientFrame::Send {
             req,
             to: to.clone(),
             topic: topic.clone(),
             payload,
-            headers: Headers::new(),
+            headers,
         })
         .await
         .map(drop)
@@ -322,12 +333,24 @@ impl Client {
         payload: impl Into<Bytes>,
         timeout: Duration,
     ) -> Result<Delivery, ClientError> {
+        self.request_with(topic, payload, timeout, Headers::new())
+            .await
+    }
+
+    /// [`Client::request`] with headers.
+    pub async fn request_with(
+        &self,
+        topic: &Topic,
+        payload: impl Into<Bytes>,
+        timeout: Duration,
+        headers: Headers,
+    ) -> Result<Delivery, ClientError> {
         let payload = payload.into();
         self.call_for_response(timeout, |req| ClientFrame::Request {
             req,
             topic: topic.clone(),
             payload,
-            headers: Headers::new(),
+            headers,
         })
         .await
     }
@@ -695,6 +718,18 @@ impl ServiceClient {
         payload: impl Into<Bytes>,
         timeout: Duration,
     ) -> Result<Delivery, ClientError> {
+        self.dispatch_with(action, payload, timeout, Headers::new())
+            .await
+    }
+
+    /// [`ServiceClient::dispatch`] with headers.
+    pub async fn dispatch_with(
+        &self,
+        action: &str,
+        payload: impl Into<Bytes>,
+        timeout: Duration,
+        headers: Headers,
+    ) -> Result<Delivery, ClientError> {
         let payload = payload.into();
         self.client
             .call_for_response(timeout, |req| ClientFrame::Dispatch {
@@ -702,7 +737,7 @@ impl ServiceClient {
                 service: self.service.clone(),
                 action: action.to_owned(),
                 payload,
-                headers: Headers::new(),
+                headers,
             })
             .await
     }

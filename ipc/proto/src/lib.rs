@@ -18,6 +18,7 @@ pub mod identity;
 pub mod launch;
 pub mod token;
 pub mod topic;
+pub mod trace_context;
 
 pub use frame::{ClientFrame, ErrorCode, ServerFrame};
 pub use identity::Identity;

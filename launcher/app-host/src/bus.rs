@@ -11,7 +11,9 @@ use weft_client::{Client, ClientError, ServiceClient};
 use weft_proto::{
     Pattern, Topic,
     frame::{Delivery, HostCommand, IdentityFilter, PageStatus},
+    headers::Headers,
     launch::{LaunchSpec, WindowBounds},
+    trace_context::{MessageTrace, TraceParent},
 };
 
 use crate::{
@@ -135,6 +137,17 @@ pub async fn run(
 
 type PageResult = Result<(), (&'static str, String)>;
 
+/// The trace headers of a message a page sends: a child of the message that caused it
+/// (`cause`, the `traceparent` the bridge passes while a handler runs, or one the page
+/// gives), or the start of a new trace. Every message from a page is traced.
+fn trace_headers(cause: Option<String>) -> Result<Headers, (&'static str, String)> {
+    let cause = match cause {
+        Some(tp) => Some(TraceParent::parse(&tp).map_err(|e| ("InvalidArgument", e.to_string()))?),
+        None => None,
+    };
+    Ok(MessageTrace::caused_by(cause.as_ref()).headers())
+}
+
 /// What the current page has open on the bus. Everything is dropped when a new page
 /// load starts: subscriptions end, provided services are withdrawn.
 struct Session {
@@ -220,14 +233,20 @@ impl Session {
                     self.report(PageStatus::Ready).await;
                 }
             }
-            PageRequest::Publish { id, topic, data } => {
-                let result = match Topic::new(topic) {
-                    Ok(topic) => self
+            PageRequest::Publish {
+                id,
+                topic,
+                data,
+                trace,
+            } => {
+                let result = match (Topic::new(topic), trace_headers(trace)) {
+                    (Ok(topic), Ok(headers)) => self
                         .client
-                        .publish(&topic, data)
+                        .publish_with(&topic, data, headers)
                         .await
                         .map_err(client_error),
-                    Err(e) => Err(("InvalidTopic", e.to_string())),
+                    (Err(e), _) => Err(("InvalidTopic", e.to_string())),
+                    (_, Err(e)) => Err(e),
                 };
                 self.answer(id, result);
             }
@@ -236,14 +255,16 @@ impl Session {
                 to,
                 topic,
                 data,
+                trace,
             } => {
-                let result = match Topic::new(topic) {
-                    Ok(topic) => self
+                let result = match (Topic::new(topic), trace_headers(trace)) {
+                    (Ok(topic), Ok(headers)) => self
                         .client
-                        .send(&to, &topic, data)
+                        .send_with(&to, &topic, data, headers)
                         .await
                         .map_err(client_error),
-                    Err(e) => Err(("InvalidTopic", e.to_string())),
+                    (Err(e), _) => Err(("InvalidTopic", e.to_string())),
+                    (_, Err(e)) => Err(e),
                 };
                 self.answer(id, result);
             }
@@ -271,17 +292,22 @@ impl Session {
                 topic,
                 data,
                 timeout_ms,
+                trace,
             } => {
                 let topic = match Topic::new(topic) {
                     Ok(t) => t,
                     Err(e) => return self.answer(id, Err(("InvalidTopic", e.to_string()))),
+                };
+                let headers = match trace_headers(trace) {
+                    Ok(h) => h,
+                    Err(e) => return self.answer(id, Err(e)),
                 };
                 // Answers take time; the page's other calls must not wait behind them.
                 let client = self.client.clone();
                 let to_page = self.to_page.clone();
                 tokio::spawn(async move {
                     let answer = client
-                        .request(&topic, data, Duration::from_millis(timeout_ms))
+                        .request_with(&topic, data, Duration::from_millis(timeout_ms), headers)
                         .await;
                     let _ = to_page.send(reply_item(id, answer));
                 });
@@ -324,7 +350,12 @@ impl Session {
                 action,
                 data,
                 timeout_ms,
+                trace,
             } => {
+                let headers = match trace_headers(trace) {
+                    Ok(h) => h,
+                    Err(e) => return self.answer(id, Err(e)),
+                };
                 let Some((svc, _)) = self.services.get(&service) else {
                     let message = format!("this page is not connected to {service}");
                     return self.answer(id, Err(("NoProvider", message)));
@@ -333,7 +364,7 @@ impl Session {
                 let to_page = self.to_page.clone();
                 tokio::spawn(async move {
                     let answer = svc
-                        .dispatch(&action, data, Duration::from_millis(timeout_ms))
+                        .dispatch_with(&action, data, Duration::from_millis(timeout_ms), headers)
                         .await;
                     let _ = to_page.send(reply_item(id, answer));
                 });

@@ -31,6 +31,8 @@ pub enum PageRequest {
         topic: String,
         /// The payload as JSON text, checked to be JSON.
         data: String,
+        /// The `traceparent` of the message that caused this one, not yet validated.
+        trace: Option<String>,
     },
     /// `weft.send(target, topic, data)`.
     Send {
@@ -42,6 +44,8 @@ pub enum PageRequest {
         topic: String,
         /// The payload as JSON text.
         data: String,
+        /// The `traceparent` of the message that caused this one, not yet validated.
+        trace: Option<String>,
     },
     /// `weft.subscribe(pattern, handler, {from})`.
     Subscribe {
@@ -64,6 +68,8 @@ pub enum PageRequest {
         data: String,
         /// Milliseconds to wait for an answer.
         timeout_ms: u64,
+        /// The `traceparent` of the message that caused this one, not yet validated.
+        trace: Option<String>,
     },
     /// The answer to a request delivered to the page, or to an invocation.
     Respond {
@@ -107,6 +113,8 @@ pub enum PageRequest {
         data: String,
         /// Milliseconds to wait for the result.
         timeout_ms: u64,
+        /// The `traceparent` of the message that caused this one, not yet validated.
+        trace: Option<String>,
     },
     /// `subscription.unsubscribe()`.
     Unsubscribe {
@@ -223,6 +231,7 @@ struct Raw<'a> {
     err: Option<RawError>,
     level: Option<String>,
     msg: Option<String>,
+    tp: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -343,12 +352,14 @@ impl PageGate {
                 id: raw.id.ok_or_else(|| need("id"))?,
                 data: data(&raw)?,
                 topic: raw.topic.ok_or_else(|| need("topic"))?,
+                trace: raw.tp,
             },
             "send" => PageRequest::Send {
                 id: raw.id.ok_or_else(|| need("id"))?,
                 data: data(&raw)?,
                 to: raw.to.ok_or_else(|| need("to"))?.into(),
                 topic: raw.topic.ok_or_else(|| need("topic"))?,
+                trace: raw.tp,
             },
             "sub" => PageRequest::Subscribe {
                 id: raw.id.ok_or_else(|| need("id"))?,
@@ -365,6 +376,7 @@ impl PageGate {
                 data: data(&raw)?,
                 timeout_ms: millis(raw.timeout, "timeout")?,
                 topic: raw.topic.ok_or_else(|| need("topic"))?,
+                trace: raw.tp,
             },
             "respond" => PageRequest::Respond {
                 call: raw.call.ok_or_else(|| need("call"))?,
@@ -401,6 +413,7 @@ impl PageGate {
                 timeout_ms: millis(raw.timeout, "timeout")?,
                 action: raw.action.ok_or_else(|| need("action"))?,
                 service: raw.svc.ok_or_else(|| need("svc"))?,
+                trace: raw.tp,
             },
             other => {
                 return Err(Dropped::Malformed(format!(
@@ -478,7 +491,8 @@ mod tests {
             Ok(PageRequest::Publish {
                 id: 3,
                 topic: "a.b".into(),
-                data: r#"{"x":1}"#.into()
+                data: r#"{"x":1}"#.into(),
+                trace: None,
             })
         );
         let body = format!(r#"{{"s":"{SECRET}","t":"sub","id":4,"sub":5,"topic":"a"}}"#);

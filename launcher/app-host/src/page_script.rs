@@ -3,7 +3,11 @@
 
 use serde::Serialize;
 use serde_json::value::RawValue;
-use weft_proto::{Identity, frame::Delivery};
+use weft_proto::{
+    Identity,
+    frame::Delivery,
+    trace_context::{TRACEPARENT, TraceParent},
+};
 
 /// The bridge source, wrapped by [`init_script`].
 const BRIDGE: &str = include_str!("../../../assets/bridge/weft-bridge.js");
@@ -94,6 +98,9 @@ struct Meta<'a> {
     /// Present (true) when the payload was not JSON and `data` is its text.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     raw: bool,
+    /// The message's W3C `traceparent`, when it is traced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    traceparent: Option<&'a str>,
 }
 
 fn data_and_meta(d: &Delivery) -> (Data<'_>, Meta<'_>) {
@@ -112,6 +119,13 @@ fn data_and_meta(d: &Delivery) -> (Data<'_>, Meta<'_>) {
         id: d.id.to_string(),
         ts: d.ts_ms,
         raw,
+        // Only a valid one: the page hands it back as the cause of what it sends.
+        traceparent: d
+            .headers
+            .iter()
+            .find(|(k, _)| k == TRACEPARENT)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| TraceParent::parse(v).is_ok()),
     };
     (data, meta)
 }
