@@ -28,6 +28,33 @@ pub struct Config {
     /// Trace export.
     #[serde(default)]
     pub tracing: TracingConfig,
+    /// How app limits are enforced.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+/// `[limits]`
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Enforce limits with control groups where the machine allows it (true), or only
+    /// memory limits, with the PSS watchdog (false).
+    #[serde(default = "LimitsConfig::default_cgroups")]
+    pub cgroups: bool,
+}
+
+impl LimitsConfig {
+    fn default_cgroups() -> bool {
+        true
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            cgroups: Self::default_cgroups(),
+        }
+    }
 }
 
 /// `[log]`

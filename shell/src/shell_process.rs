@@ -88,6 +88,7 @@ pub fn run(
             data_dir: data_dir.to_owned(),
             stop_grace: STOP_GRACE,
             ask_user: show_panel,
+            use_cgroups: settings.config.limits.cgroups,
             app_logs: Some(AppLogSettings {
                 dir: logging::app_logs_dir(data_dir),
                 max_file_bytes: settings.config.app_logs.max_file_mb * 1024 * 1024,

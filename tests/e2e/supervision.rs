@@ -475,9 +475,12 @@ fn ps_reports_each_apps_uptime_cpu_memory_and_heartbeat() {
     assert!(!row.contains(" - "), "every figure is shown: {row}");
 }
 
-#[test]
-fn an_app_past_its_memory_limit_is_stopped_and_restarted_and_the_others_go_on() {
+/// Runs a page that takes memory without end, limited to 400 MB, beside an echo page
+/// (with `config` as the shell's config.toml); checks that it is stopped and restarted
+/// and that the other app is unharmed. Returns how its limit was enforced, and the log.
+fn hog_is_stopped_and_restarted(config: &str) -> (String, String) {
     let env = TestEnv::new();
+    std::fs::write(env.data_dir().join("config.toml"), config).unwrap();
     let ws = env.workspace_with(
         "limits",
         &[
@@ -493,7 +496,10 @@ fn an_app_past_its_memory_limit_is_stopped_and_restarted_and_the_others_go_on() 
     let apps = shell.wait_ready(2);
     let hog = app(&apps, "hog").clone();
     assert_eq!(hog.memory_limit_mb, Some(400));
-    assert_eq!(hog.limits_enforced_by.as_deref(), Some("pss-watchdog"));
+    let mechanism = hog
+        .limits_enforced_by
+        .clone()
+        .expect("a mechanism is named");
 
     let rt = runtime();
     let client = rt.block_on(shell.client());
@@ -505,9 +511,32 @@ fn an_app_past_its_memory_limit_is_stopped_and_restarted_and_the_others_go_on() 
         back.exit.as_deref().unwrap_or("").contains("signal 9"),
         "{back:?}"
     );
-    assert!(shell.log_text().contains("exceeded its memory limit"));
-
+    let log = shell.log_text();
+    assert!(log.contains("exceeded its memory limit"), "{log}");
     assert_bystander_unharmed(&shell, &rt, &client);
+    (mechanism, log)
+}
+
+#[test]
+fn an_app_past_its_memory_limit_is_stopped_by_the_pss_watchdog_when_told_to() {
+    let (mechanism, _) = hog_is_stopped_and_restarted("[limits]\ncgroups = false\n");
+    assert_eq!(mechanism, "pss-watchdog");
+}
+
+#[test]
+fn an_app_past_its_memory_limit_is_stopped_by_its_control_group_where_there_is_one() {
+    let (mechanism, log) = hog_is_stopped_and_restarted("");
+    // Control groups where this machine lets the shell make them (here: cgroup v1
+    // memory as root, or a delegated v2 subtree); the watchdog otherwise.
+    if log.contains("app limits are enforced with control groups") {
+        assert!(mechanism.starts_with("cgroup-v"), "{mechanism}");
+        assert!(
+            log.contains("the kernel stopped a process in its control group"),
+            "{log}"
+        );
+    } else {
+        assert_eq!(mechanism, "pss-watchdog");
+    }
 }
 
 #[test]

@@ -15,6 +15,7 @@
 //! What each app's processes print goes to its own rotating log file ([`app_log`]).
 
 pub mod app_log;
+pub mod cgroup;
 pub mod log_file;
 mod proc_stats;
 mod restart;
@@ -37,6 +38,7 @@ use weft_workspace::{AppUrl, Limits, Workspace};
 pub use crate::app_log::AppLogSettings;
 use crate::{
     app_log::AppLogs,
+    cgroup::{AppCgroup, CgroupLimits, CgroupRoot},
     restart::{CrashLoop, Decision},
     spawner::{Exit, ProcessHandle, Spawner},
 };
@@ -58,6 +60,9 @@ pub struct SupervisorConfig {
     pub ask_user: bool,
     /// Where each app's output is kept; `None` leaves it on the shell's stderr.
     pub app_logs: Option<AppLogSettings>,
+    /// Whether to enforce limits with control groups where this machine allows it
+    /// (otherwise, and where it does not, the PSS watchdog enforces memory limits).
+    pub use_cgroups: bool,
 }
 
 /// How often the watchdog looks at the apps.
@@ -106,6 +111,7 @@ struct Inner {
     broker: BrokerHandle,
     spawner: Spawner,
     logs: Option<AppLogs>,
+    cgroups: Option<CgroupRoot>,
     state: Mutex<State>,
     on_change: Mutex<Option<Arc<dyn Fn() + Send + Sync>>>,
 }
@@ -114,6 +120,8 @@ struct Inner {
 struct State {
     instances: Vec<Instance>,
     shutting_down: bool,
+    /// Groups of ended runs that still had a process in them; removed once empty.
+    stale_cgroups: Vec<AppCgroup>,
 }
 
 impl State {
@@ -156,6 +164,12 @@ struct Instance {
     cpu_sample: Option<(Instant, u64)>,
     /// Its resource limits.
     limits: Limits,
+    /// The control group of its current run, when limits are enforced that way.
+    cgroup: Option<AppCgroup>,
+    /// Runs started so far (names each run's control group).
+    runs: u32,
+    /// OOM kills in the current run's group already acted on.
+    oom_kills: u64,
 }
 
 impl Supervisor {
@@ -164,6 +178,7 @@ impl Supervisor {
         let supervisor = Self {
             inner: Arc::new(Inner {
                 logs: config.app_logs.clone().map(AppLogs::new),
+                cgroups: config.use_cgroups.then(CgroupRoot::detect).flatten(),
                 config,
                 broker,
                 spawner: Spawner::start(),
@@ -245,11 +260,17 @@ impl Supervisor {
     /// Samples the CPU (and, with `memory`, the memory) of every running app's process
     /// tree.
     fn sample(&self, memory: bool) {
+        self.enforce_cgroup_limits();
+        self.remove_stale_cgroups();
+        // Memory limits of apps in a control group are the kernel's to enforce.
         let running: Vec<(String, u32, Option<u64>)> = lock(&self.inner.state)
             .instances
             .iter()
             .filter(|i| i.process.is_some())
-            .filter_map(|i| Some((i.info.instance_id.clone(), i.info.pid?, i.limits.memory_mb)))
+            .filter_map(|i| {
+                let watched = i.limits.memory_mb.filter(|_| i.cgroup.is_none());
+                Some((i.info.instance_id.clone(), i.info.pid?, watched))
+            })
             .collect();
         if running.is_empty() {
             return;
@@ -406,11 +427,17 @@ impl Supervisor {
                 memory_limit_mb: None,
                 limits_enforced_by: None,
             };
-            if app.limits.cpu_percent.is_some() {
+            if app.limits.cpu_percent.is_some()
+                && !self
+                    .inner
+                    .cgroups
+                    .as_ref()
+                    .is_some_and(CgroupRoot::cpu_enabled)
+            {
                 tracing::warn!(
                     app_id = app.app_id,
-                    "limits.cpuPercent is not enforced: it needs cgroup v2 with the cpu \
-                     controller delegated, which this machine does not offer"
+                    "limits.cpuPercent is not enforced: it needs a control group with the \
+                     cpu controller this shell may manage, which this machine does not offer"
                 );
             }
             lock(&self.inner.state).instances.push(Instance {
@@ -428,6 +455,9 @@ impl Supervisor {
                 started_at: None,
                 cpu_sample: None,
                 limits: app.limits,
+                cgroup: None,
+                runs: 0,
+                oom_kills: 0,
             });
             if let Err(e) = self.start_process(&identity.instance_id) {
                 lock(&self.inner.state)
@@ -466,10 +496,12 @@ impl Supervisor {
             Some((reader, writer)) => (Some(writer), Some(reader)),
             None => (None, None),
         };
+        let cgroup_procs = self.new_cgroup(instance_id, &app_id);
         let spawned = self.inner.spawner.spawn(
             self.inner.config.app_bin.clone(),
             spec.to_json(),
             output,
+            cgroup_procs,
             Box::new(move |exit| {
                 if let Some(inner) = weak.upgrade() {
                     Supervisor { inner }.exited(&exit_id, exit);
@@ -500,6 +532,88 @@ impl Supervisor {
                     bin: self.inner.config.app_bin.clone(),
                     source,
                 })
+            }
+        }
+    }
+
+    /// Puts the next run of `instance_id` in a control group of its own with its
+    /// limits, when it has limits and groups are available; returns the files its
+    /// process writes itself into. Without one, the PSS watchdog enforces its memory
+    /// limit.
+    fn new_cgroup(&self, instance_id: &str, app_id: &str) -> Vec<std::ffi::CString> {
+        let Some(root) = &self.inner.cgroups else {
+            return Vec::new();
+        };
+        let mut state = lock(&self.inner.state);
+        let Ok(inst) = state.instance_mut(instance_id) else {
+            return Vec::new();
+        };
+        let limits = CgroupLimits {
+            memory_bytes: inst.limits.memory_mb.map(|mb| mb * 1024 * 1024),
+            cpu_percent: inst.limits.cpu_percent,
+        };
+        if limits == CgroupLimits::default() {
+            return Vec::new();
+        }
+        inst.runs += 1;
+        inst.oom_kills = 0;
+        let old = inst.cgroup.take();
+        let name = format!("{instance_id}.{}", inst.runs);
+        let created = root.create(&name, limits);
+        let procs = match created {
+            Ok(group) => {
+                let procs = group.procs_files();
+                inst.cgroup = Some(group);
+                procs
+            }
+            Err(e) => {
+                tracing::error!(
+                    app_id,
+                    instance_id,
+                    "cannot make its control group ({e}); the PSS watchdog enforces its \
+                     memory limit this run"
+                );
+                Vec::new()
+            }
+        };
+        state.stale_cgroups.extend(old);
+        procs
+    }
+
+    /// Empties and removes the groups of ended runs; those still busy are kept for the
+    /// next round.
+    fn remove_stale_cgroups(&self) {
+        let stale = std::mem::take(&mut lock(&self.inner.state).stale_cgroups);
+        let busy: Vec<AppCgroup> = stale
+            .into_iter()
+            .filter(|group| {
+                group.kill_all();
+                group.remove().is_err()
+            })
+            .collect();
+        lock(&self.inner.state).stale_cgroups.extend(busy);
+    }
+
+    /// Stops every app whose control group saw the kernel's OOM killer act: the rest
+    /// of the app goes too, and its restart policy decides.
+    fn enforce_cgroup_limits(&self) {
+        let mut state = lock(&self.inner.state);
+        for i in &mut state.instances {
+            let Some(group) = &i.cgroup else { continue };
+            if i.process.is_none() || i.stop_requested {
+                continue;
+            }
+            let kills = group.oom_kills();
+            if kills > i.oom_kills {
+                i.oom_kills = kills;
+                tracing::error!(
+                    app_id = i.info.app_id,
+                    instance_id = i.info.instance_id,
+                    "exceeded its memory limit ({} MB): the kernel stopped a process in its \
+                     control group; stopping the app (its restart policy decides what next)",
+                    i.limits.memory_mb.unwrap_or_default()
+                );
+                group.kill_all();
             }
         }
     }
@@ -632,6 +746,27 @@ impl Supervisor {
         while Instant::now() < deadline && !ids.iter().all(|id| self.is_final(id)) {
             std::thread::sleep(Duration::from_millis(20));
         }
+        {
+            let mut state = lock(&self.inner.state);
+            let groups: Vec<AppCgroup> = state
+                .instances
+                .iter_mut()
+                .filter_map(|i| i.cgroup.take())
+                .collect();
+            state.stale_cgroups.extend(groups);
+        }
+        // WebKit processes may take a moment to leave after their host.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            self.remove_stale_cgroups();
+            if lock(&self.inner.state).stale_cgroups.is_empty() || Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if let Some(root) = &self.inner.cgroups {
+            root.remove();
+        }
     }
 
     /// Every instance this shell started, in launch order.
@@ -645,7 +780,8 @@ impl Supervisor {
                 // Kept once, in the launch spec and the limits; shown from there.
                 info.bounds = i.spec.bounds;
                 info.memory_limit_mb = i.limits.memory_mb;
-                info.limits_enforced_by = limits_mechanism(&i.limits);
+                info.limits_enforced_by =
+                    limits_mechanism(&i.limits, i.cgroup.as_ref(), self.inner.cgroups.as_ref());
                 let running = i.process.is_some();
                 info.uptime_secs = i
                     .started_at
@@ -675,6 +811,7 @@ impl Supervisor {
         let mut decision = Decision::Leave;
         let mut app_id = String::new();
         let mut window = Duration::ZERO;
+        let mut ended_group = None;
         let shutting_down = lock(&self.inner.state).shutting_down;
         self.update(instance_id, |i| {
             token = Some(i.token.clone());
@@ -697,7 +834,16 @@ impl Supervisor {
                 Decision::Leave if i.stop_requested || exit.success() => AppState::Stopped,
                 Decision::Leave => AppState::Crashed,
             };
+            // A run that is over for good gives its control group up (a restart
+            // replaces it instead).
+            if i.info.state.is_final() {
+                ended_group = i.cgroup.take();
+            }
         });
+        if let Some(group) = ended_group {
+            lock(&self.inner.state).stale_cgroups.push(group);
+            self.remove_stale_cgroups();
+        }
         if let Some(token) = token {
             self.inner.broker.revoke(&token);
         }
@@ -773,15 +919,30 @@ impl Supervisor {
     }
 }
 
-/// How `limits` are enforced on this machine, for `weft ps` and the panel.
-fn limits_mechanism(limits: &Limits) -> Option<String> {
-    match (limits.memory_mb, limits.cpu_percent) {
-        (None, None) => None,
-        (Some(_), None) => Some("pss-watchdog".into()),
-        (None, Some(_)) => Some("cpuPercent not enforced (needs cgroup v2)".into()),
-        (Some(_), Some(_)) => {
-            Some("pss-watchdog; cpuPercent not enforced (needs cgroup v2)".into())
+/// How `limits` are enforced for one app, for `weft ps` and the panel: by its control
+/// group (`group`) if it has one, else memory by the PSS watchdog.
+fn limits_mechanism(
+    limits: &Limits,
+    group: Option<&AppCgroup>,
+    root: Option<&CgroupRoot>,
+) -> Option<String> {
+    let (memory, cpu) = match (group, root) {
+        (Some(_), Some(root)) => (
+            root.flavour().mechanism(),
+            root.cpu_enabled().then(|| root.flavour().mechanism()),
+        ),
+        _ => ("pss-watchdog", None),
+    };
+    match (limits.memory_mb, limits.cpu_percent, cpu) {
+        (None, None, _) => None,
+        (Some(_), None, _) => Some(memory.into()),
+        (None, Some(_), Some(cpu)) | (Some(_), Some(_), Some(cpu)) if group.is_some() => {
+            Some(cpu.into())
         }
+        (None, Some(_), _) => Some("cpuPercent not enforced (needs a control group)".into()),
+        (Some(_), Some(_), _) => Some(format!(
+            "{memory}; cpuPercent not enforced (needs a control group)"
+        )),
     }
 }
 

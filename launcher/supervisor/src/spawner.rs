@@ -12,6 +12,7 @@
 //! by a waiter thread that reports how it ended.
 
 use std::{
+    ffi::CString,
     fmt,
     io::{self, Write},
     os::{
@@ -53,6 +54,7 @@ struct Request {
     bin: PathBuf,
     spec: Vec<u8>,
     output: Option<io::PipeWriter>,
+    cgroup_procs: Vec<CString>,
     on_exit: OnExit,
     reply: mpsc::Sender<io::Result<ProcessHandle>>,
 }
@@ -105,10 +107,12 @@ impl Spawner {
             .name("weft-spawner".into())
             .spawn(move || {
                 for req in rx {
-                    let result = spawn(&req.bin, &req.spec, req.output).map(|(child, handle)| {
-                        wait_in_background(child, req.on_exit);
-                        handle
-                    });
+                    let result = spawn(&req.bin, &req.spec, req.output, req.cgroup_procs).map(
+                        |(child, handle)| {
+                            wait_in_background(child, req.on_exit);
+                            handle
+                        },
+                    );
                     let _ = req.reply.send(result);
                 }
             })
@@ -117,12 +121,15 @@ impl Spawner {
     }
 
     /// Starts `bin` with `spec` on [`LAUNCH_FD`], its stdout and stderr on `output` if
-    /// given (else the shell's); `on_exit` runs once it has exited.
+    /// given (else the shell's), in the cgroups whose `cgroup.procs` files are listed
+    /// (joined before it execs, so everything it starts is inside too); `on_exit` runs
+    /// once it has exited.
     pub fn spawn(
         &self,
         bin: PathBuf,
         spec: Vec<u8>,
         output: Option<io::PipeWriter>,
+        cgroup_procs: Vec<CString>,
         on_exit: OnExit,
     ) -> io::Result<ProcessHandle> {
         let (reply, answer) = mpsc::channel();
@@ -131,6 +138,7 @@ impl Spawner {
                 bin,
                 spec,
                 output,
+                cgroup_procs,
                 on_exit,
                 reply,
             })
@@ -145,6 +153,7 @@ fn spawn(
     bin: &PathBuf,
     spec: &[u8],
     output: Option<io::PipeWriter>,
+    cgroup_procs: Vec<CString>,
 ) -> io::Result<(Child, ProcessHandle)> {
     let (reader, mut writer) = io::pipe()?;
     // The pipe holds 64 KiB without a reader; specs are far smaller, and the limit is
@@ -174,10 +183,23 @@ fn spawn(
         cmd.env("GDK_BACKEND", "x11");
     }
     // SAFETY: the closure runs in the forked child before exec and calls only
-    // async-signal-safe functions (dup2, fcntl, prctl, getppid, _exit) on values copied
-    // into it; it allocates nothing.
+    // async-signal-safe functions (open, write, close, dup2, fcntl, prctl, getppid,
+    // _exit) on values moved into it (the paths were made before the fork); it
+    // allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
+            for procs in &cgroup_procs {
+                // Writing 0 moves the writing process itself.
+                let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                let written = libc::write(fd, b"0".as_ptr().cast(), 1);
+                libc::close(fd);
+                if written != 1 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
             if reader_fd == LAUNCH_FD {
                 let flags = libc::fcntl(LAUNCH_FD, libc::F_GETFD);
                 if flags < 0 || libc::fcntl(LAUNCH_FD, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0
@@ -268,6 +290,7 @@ mod tests {
                 script,
                 b"SECRET-SPEC\n".to_vec(),
                 Some(writer),
+                vec![],
                 Box::new(move |exit| tx.send(exit.success()).unwrap()),
             )
             .unwrap();
@@ -292,12 +315,58 @@ mod tests {
                 script.to_path_buf(),
                 vec![],
                 None,
+                vec![],
                 Box::new(move |exit| tx.send((exit.success(), exit.to_string())).unwrap()),
             )
             .unwrap();
         let (ok, text) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
         assert!(!ok);
         assert_eq!(text, "exit code 7");
+    }
+
+    #[test]
+    fn a_child_joins_its_cgroups_before_it_runs_and_cannot_start_outside_them() {
+        let _serial = serial();
+        let dir = tempfile::tempdir().unwrap();
+        // Stand-ins for cgroup.procs files: the child writes "0" (itself) to each.
+        let procs: Vec<_> = ["memory", "cpu"]
+            .iter()
+            .map(|c| {
+                let p = dir.path().join(format!("{c}.procs"));
+                std::fs::write(&p, "").unwrap();
+                p
+            })
+            .collect();
+        let c = |p: &std::path::Path| CString::new(p.to_str().unwrap()).unwrap();
+        let script = executable("#!/bin/sh\nexit 0\n");
+        let spawner = Spawner::start();
+        let (tx, rx) = mpsc::channel();
+        spawner
+            .spawn(
+                script.to_path_buf(),
+                vec![],
+                None,
+                procs.iter().map(|p| c(p)).collect(),
+                Box::new(move |exit| tx.send(exit.success()).unwrap()),
+            )
+            .unwrap();
+        assert!(rx.recv_timeout(Duration::from_secs(10)).unwrap());
+        for p in &procs {
+            assert_eq!(std::fs::read_to_string(p).unwrap(), "0", "{}", p.display());
+        }
+        // A group it cannot join: it is not started at all.
+        let missing = c(&dir.path().join("gone/cgroup.procs"));
+        let err = spawner
+            .spawn(
+                script.to_path_buf(),
+                vec![],
+                None,
+                vec![missing],
+                Box::new(|_| {}),
+            )
+            .err()
+            .expect("a child that cannot join its group must not start");
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
     }
 
     #[test]
@@ -308,6 +377,7 @@ mod tests {
                 "/nonexistent/weft-app".into(),
                 vec![],
                 None,
+                vec![],
                 Box::new(|_| {}),
             )
             .err()
@@ -326,6 +396,7 @@ mod tests {
                 script.to_path_buf(),
                 vec![],
                 None,
+                vec![],
                 Box::new(move |exit| tx.send((exit.success(), exit.to_string())).unwrap()),
             )
             .unwrap();
