@@ -294,7 +294,9 @@ fn a_killed_web_process_is_replaced_and_the_page_loaded_again() {
     assert_eq!(ps.apps[0].pid, Some(host));
     assert_eq!(ps.apps[0].restarts, 0);
     assert!(process_tree::is_alive(after));
-    assert!(shell.log_text().contains("the page's web process ended"));
+    // The host says so in the app's log.
+    let log = shell.app_log("echo");
+    assert!(log.contains("the page's web process ended"), "{log}");
 }
 
 /// `xdotool` on the shell's display.

@@ -489,6 +489,12 @@ impl Shell {
             .expect("connecting to the shell")
     }
 
+    /// What the processes of `app_id` have written to its log so far.
+    pub fn app_log(&self, app_id: &str) -> String {
+        fs::read_to_string(self.env.data_dir().join(format!("logs/apps/{app_id}.log")))
+            .unwrap_or_default()
+    }
+
     /// The shell's log so far.
     pub fn log_text(&self) -> String {
         let mut text = String::new();
@@ -529,6 +535,14 @@ impl Drop for Shell {
             }
             let _ = fs::copy(&self.log, dir.join(format!("{name}.log")));
             eprintln!("shell log:\n{}", self.log_text());
+            if let Ok(entries) = fs::read_dir(self.env.data_dir().join("logs/apps")) {
+                for entry in entries.flatten() {
+                    let app = entry.file_name().to_string_lossy().into_owned();
+                    let _ = fs::copy(entry.path(), dir.join(format!("{name}.{app}")));
+                    let text = fs::read_to_string(entry.path()).unwrap_or_default();
+                    eprintln!("app log {app}:\n{text}");
+                }
+            }
         }
         if let Some(mut child) = self.child.take() {
             let tree = process_tree::descendants(child.id());

@@ -166,7 +166,9 @@ mod tests {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         let text = loop {
             let text = std::fs::read_to_string(&path).unwrap_or_default();
-            if text.lines().count() == 3 || std::time::Instant::now() > deadline {
+            // Three whole lines: a reader may see a line's write half done.
+            let whole = text.ends_with('\n') && text.lines().count() == 3;
+            if whole || std::time::Instant::now() > deadline {
                 break text;
             }
             std::thread::yield_now();

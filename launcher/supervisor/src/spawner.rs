@@ -178,6 +178,12 @@ fn spawn(
     if let Some(output) = output {
         cmd.stdout(output.try_clone()?).stderr(output);
     }
+    if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none() {
+        // Without a session bus, GTK would autolaunch a D-Bus daemon from the first app:
+        // in that app's process tree and control group, so that stopping the app would
+        // take the bus from every other app. Apps go without one instead.
+        cmd.env("DBUS_SESSION_BUS_ADDRESS", "disabled:");
+    }
     if std::env::var_os("WAYLAND_DISPLAY").is_some() {
         // Window positions need X11: run through XWayland so bounds are honoured.
         cmd.env("GDK_BACKEND", "x11");
