@@ -179,7 +179,7 @@ fn a_frozen_page_costs_bounded_memory_and_never_holds_up_other_apps() {
             SLOW,
             || {
                 shell
-                    .log_text()
+                    .app_log("stuck")
                     .contains("dropping messages for it")
                     .then_some(())
             },
@@ -192,6 +192,7 @@ fn a_frozen_page_costs_bounded_memory_and_never_holds_up_other_apps() {
     });
     // The host was not disconnected as a slow consumer: it kept reading the bus.
     assert!(!shell.log_text().contains("SlowConsumer"));
+    assert!(!shell.app_log("stuck").contains("SlowConsumer"));
     assert!(process_tree::is_alive(stuck_pid));
 }
 
@@ -489,7 +490,8 @@ fn messages_from_iframes_and_page_scripts_without_the_secret_are_dropped() {
         );
         assert_eq!(first.sender.app_id, "framed");
     });
-    let log = shell.log_text();
+    // The host says what it dropped, in the app's log.
+    let log = shell.app_log("framed");
     assert!(log.contains("missing or wrong page secret"), "{log}");
     assert!(
         log.contains("a second hello in the same page load"),
