@@ -119,8 +119,7 @@ pub async fn run(
             },
             msg = from_window.recv() => match msg {
                 Some(msg) => {
-                    // Console lines took no place in the backlog (see window.rs).
-                    if matches!(&msg, FromWindow::Page(req) if !matches!(req, PageRequest::Console { .. })) {
+                    if matches!(&msg, FromWindow::Page(req) if req.takes_backlog_place()) {
                         backlog.release();
                     }
                     session.handle(msg).await;
@@ -136,6 +135,16 @@ pub async fn run(
 }
 
 type PageResult = Result<(), (&'static str, String)>;
+
+/// A message a page sends, checked: its topic, and its trace headers (see
+/// [`trace_headers`]).
+fn outgoing(
+    topic: String,
+    trace: Option<String>,
+) -> Result<(Topic, Headers), (&'static str, String)> {
+    let topic = Topic::new(topic).map_err(|e| ("InvalidTopic", e.to_string()))?;
+    Ok((topic, trace_headers(trace)?))
+}
 
 /// The trace headers of a message a page sends: a child of the message that caused it
 /// (`cause`, the `traceparent` the bridge passes while a handler runs, or one the page
@@ -239,14 +248,13 @@ impl Session {
                 data,
                 trace,
             } => {
-                let result = match (Topic::new(topic), trace_headers(trace)) {
-                    (Ok(topic), Ok(headers)) => self
+                let result = match outgoing(topic, trace) {
+                    Ok((topic, headers)) => self
                         .client
                         .publish_with(&topic, data, headers)
                         .await
                         .map_err(client_error),
-                    (Err(e), _) => Err(("InvalidTopic", e.to_string())),
-                    (_, Err(e)) => Err(e),
+                    Err(e) => Err(e),
                 };
                 self.answer(id, result);
             }
@@ -257,14 +265,13 @@ impl Session {
                 data,
                 trace,
             } => {
-                let result = match (Topic::new(topic), trace_headers(trace)) {
-                    (Ok(topic), Ok(headers)) => self
+                let result = match outgoing(topic, trace) {
+                    Ok((topic, headers)) => self
                         .client
                         .send_with(&to, &topic, data, headers)
                         .await
                         .map_err(client_error),
-                    (Err(e), _) => Err(("InvalidTopic", e.to_string())),
-                    (_, Err(e)) => Err(e),
+                    Err(e) => Err(e),
                 };
                 self.answer(id, result);
             }
@@ -294,12 +301,8 @@ impl Session {
                 timeout_ms,
                 trace,
             } => {
-                let topic = match Topic::new(topic) {
-                    Ok(t) => t,
-                    Err(e) => return self.answer(id, Err(("InvalidTopic", e.to_string()))),
-                };
-                let headers = match trace_headers(trace) {
-                    Ok(h) => h,
+                let (topic, headers) = match outgoing(topic, trace) {
+                    Ok(checked) => checked,
                     Err(e) => return self.answer(id, Err(e)),
                 };
                 // Answers take time; the page's other calls must not wait behind them.

@@ -174,6 +174,12 @@ fn truncated(mut text: String, max: usize) -> String {
 }
 
 impl PageRequest {
+    /// Whether it takes a place in the page's backlog of calls until it is handled:
+    /// console lines wait on no answer and take none.
+    pub fn takes_backlog_place(&self) -> bool {
+        !matches!(self, PageRequest::Console { .. })
+    }
+
     /// The page's request id, for requests the page waits on.
     pub fn id(&self) -> Option<u64> {
         match self {

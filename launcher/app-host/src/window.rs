@@ -18,7 +18,7 @@ use wry::{PageLoadEvent, WebContext, WebViewBuilder, WebViewBuilderExtUnix};
 use crate::{
     bus::{self, FromWindow, WindowSink},
     content,
-    page_gate::{PageGate, PageRequest},
+    page_gate::PageGate,
     page_queue::{InFlight, PageBacklog},
     page_script::{self, ToPage, batch_script},
 };
@@ -127,11 +127,7 @@ pub fn run(spec: LaunchSpec) -> anyhow::Result<()> {
     builder = builder.with_ipc_handler(move |request| {
         let page_url = request.uri().to_string();
         match ipc_gate.borrow_mut().accept(&page_url, request.body()) {
-            // Console lines wait on no answer, so they take no place in the backlog.
-            Ok(req @ PageRequest::Console { .. }) => {
-                let _ = ipc_bus.send(FromWindow::Page(req));
-            }
-            Ok(req) if ipc_backlog.try_take() => {
+            Ok(req) if !req.takes_backlog_place() || ipc_backlog.try_take() => {
                 let _ = ipc_bus.send(FromWindow::Page(req));
             }
             Ok(req) => {

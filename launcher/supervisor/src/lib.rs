@@ -742,10 +742,10 @@ impl Supervisor {
         for id in &ids {
             let _ = self.stop(id);
         }
-        let deadline = Instant::now() + self.inner.config.stop_grace + Duration::from_secs(2);
-        while Instant::now() < deadline && !ids.iter().all(|id| self.is_final(id)) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until(
+            self.inner.config.stop_grace + Duration::from_secs(2),
+            || ids.iter().all(|id| self.is_final(id)),
+        );
         {
             let mut state = lock(&self.inner.state);
             let groups: Vec<AppCgroup> = state
@@ -756,14 +756,10 @@ impl Supervisor {
             state.stale_cgroups.extend(groups);
         }
         // WebKit processes may take a moment to leave after their host.
-        let deadline = Instant::now() + Duration::from_secs(3);
-        loop {
+        wait_until(Duration::from_secs(3), || {
             self.remove_stale_cgroups();
-            if lock(&self.inner.state).stale_cgroups.is_empty() || Instant::now() > deadline {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            lock(&self.inner.state).stale_cgroups.is_empty()
+        });
         if let Some(root) = &self.inner.cgroups {
             root.remove();
         }
@@ -943,6 +939,14 @@ fn limits_mechanism(
         (Some(_), Some(_), _) => Some(format!(
             "{memory}; cpuPercent not enforced (needs a control group)"
         )),
+    }
+}
+
+/// Checks `done` every 20 ms until it holds or `limit` has passed.
+fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
