@@ -70,9 +70,11 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: u64, stream: UnixStream) {
     let sender_encoded = weft_proto::fast_path::encode_identity(&identity);
     let session = Session {
         shared: &shared,
+        shared_arc: Arc::downgrade(&shared),
         conn,
         kind,
         identity: &identity,
+        sender: Arc::new(identity.clone()),
         sender_encoded: &sender_encoded,
         outbound: &outbound,
         wakes: DeferredWakes::default(),

@@ -20,13 +20,17 @@
 
 mod calls;
 mod connection;
+mod durable;
+mod replay;
 mod routes;
 mod session;
 mod stats;
 pub mod sublist;
 mod tokens;
 
+pub use durable::{DurableConfig, DurableError, DurableInfo, Fsync, JournalSetup};
 pub use stats::{ConnectionStats, LATENCY_BUCKETS, SAMPLE_EVERY, StatsSnapshot};
+pub use weft_journal::{KeySet, Retention};
 
 use std::{
     io,
@@ -49,7 +53,7 @@ use weft_wire::{FrameQueue, Refused};
 
 use crate::{
     calls::{Calls, ProviderGone},
-    routes::{Conn, Routes},
+    routes::{Conn, Routes, Select},
     stats::{BrokerStats, Routed},
     tokens::Tokens,
 };
@@ -197,6 +201,7 @@ pub(crate) struct Shared {
     /// Random per broker run, so message ids stay unique across shell restarts.
     epoch: u32,
     stats: BrokerStats,
+    durable: durable::Durable,
 }
 
 /// The broker could not start.
@@ -245,6 +250,7 @@ impl Broker {
             next_message: AtomicU64::new(1),
             epoch,
             stats: BrokerStats::default(),
+            durable: durable::Durable::default(),
         });
         let handle = BrokerHandle {
             shared: shared.clone(),
@@ -291,9 +297,39 @@ impl BrokerHandle {
         lock(&self.shared.tokens).revoke(token);
     }
 
-    /// Closes every connection and stops accepting new ones.
+    /// Closes every connection and stops accepting new ones. Durable streams store
+    /// what they were handed, sync and stop.
     pub fn shutdown(&self) {
         self.shared.shutdown.cancel();
+        self.shared.durable.close();
+    }
+
+    /// Says where durable streams live and with which keys (or why there are none).
+    /// Must come before [`BrokerHandle::add_durable`].
+    pub fn set_journal(&self, setup: JournalSetup) {
+        self.shared.durable.set_up(setup);
+    }
+
+    /// Opens a durable stream (recovering what a crash left of it) and stores every
+    /// later publish to a topic it matches. A pattern already open is left as it is.
+    /// Blocks on disk I/O.
+    pub fn add_durable(&self, config: DurableConfig) -> Result<(), DurableError> {
+        self.shared.durable.add(&self.shared, config)
+    }
+
+    /// The durable streams and what they hold.
+    pub fn durable_info(&self) -> Vec<DurableInfo> {
+        self.shared.durable.info()
+    }
+
+    /// Damage found in the durable streams so far.
+    pub fn journal_damage(&self) -> Vec<weft_journal::Damage> {
+        self.shared
+            .durable
+            .streams()
+            .iter()
+            .flat_map(|s| s.reader.damage())
+            .collect()
     }
 
     /// Sends `command` to the app host connected as `identity`; false if it is not
@@ -367,9 +403,27 @@ impl Shared {
         message: &[u8],
         wakes: &DeferredWakes,
     ) -> Routed {
-        let mut routed = Routed::default();
         let mut routes = lock(&self.routes);
-        routes.for_each_target(topic, sender, only, |target, conn| {
+        let select = Select {
+            only,
+            stored_in: None,
+        };
+        self.route_in(&mut routes, topic, sender, select, message, wakes)
+    }
+
+    /// As [`Shared::route_encoded`], with the routes already locked and the targets
+    /// selected by `select`.
+    fn route_in(
+        &self,
+        routes: &mut Routes,
+        topic: &str,
+        sender: &Identity,
+        select: Select<'_>,
+        message: &[u8],
+        wakes: &DeferredWakes,
+    ) -> Routed {
+        let mut routed = Routed::default();
+        routes.for_each_target(topic, sender, select, |target, conn| {
             let (prefix, len) = ServerFrame::deliver_prefix(target.sub);
             let pushed = conn
                 .outbound
@@ -391,6 +445,21 @@ impl Shared {
             }
         });
         routed
+    }
+
+    /// Queues an encoded frame for `conn`, waking its writer with the others in
+    /// `wakes`; a connection whose queue is full is disconnected.
+    fn queue_deferred(&self, routes: &Routes, conn: u64, body: &[u8], wakes: &DeferredWakes) {
+        if let Some(c) = routes.conn(conn) {
+            match c
+                .outbound
+                .push_frame_deferred(body.len(), |buf| buf.put_slice(body))
+            {
+                Ok(true) => wakes.add(&c.outbound),
+                Ok(false) => {}
+                Err(refused) => self.refused(conn, c, Err(refused)),
+            }
+        }
     }
 
     /// Queues `frame` for connection `conn`, if it is still there; true if it was

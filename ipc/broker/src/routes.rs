@@ -23,7 +23,27 @@ pub(crate) struct Conn {
     pub(crate) outbound: FrameQueue,
     /// Cancelled to disconnect the client (for example when it is too slow).
     pub(crate) kill: CancellationToken,
-    subs: HashMap<u64, (Pattern, Option<IdentityFilter>)>,
+    subs: HashMap<u64, Sub>,
+}
+
+/// One subscription of a connection.
+struct Sub {
+    pattern: Pattern,
+    /// Only messages from these senders.
+    from: Option<IdentityFilter>,
+    /// The durable streams (by index) whose stored messages this subscription is still
+    /// being replayed: their live messages skip it until the replay catches up.
+    replaying: Vec<usize>,
+}
+
+/// Which subscriptions a message goes to, beyond those matching its topic and
+/// accepting its sender.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Select<'a> {
+    /// Only connections this selects (a direct send).
+    pub(crate) only: Option<&'a IdentityFilter>,
+    /// The message is stored in this durable stream: subscriptions replaying it wait.
+    pub(crate) stored_in: Option<usize>,
 }
 
 /// One subscription that matched a topic.
@@ -74,8 +94,8 @@ impl Routes {
 
     pub(crate) fn remove_conn(&mut self, id: u64) {
         if let Some(conn) = self.conns.remove(&id) {
-            for (sub, (pattern, _)) in &conn.subs {
-                self.subs.remove(pattern, &(id, *sub));
+            for (id_of_sub, sub) in &conn.subs {
+                self.subs.remove(&sub.pattern, &(id, *id_of_sub));
             }
         }
     }
@@ -107,27 +127,54 @@ impl Routes {
             .map(|(id, c)| (*id, c))
     }
 
+    /// Adds a subscription; its live messages of the durable streams in `replaying`
+    /// wait until [`Routes::replayed`] says each has caught up.
     pub(crate) fn subscribe(
         &mut self,
         conn: u64,
         sub: u64,
         pattern: Pattern,
         from: Option<IdentityFilter>,
+        replaying: Vec<usize>,
     ) -> Result<(), SubError> {
         let c = self.conns.get_mut(&conn).ok_or(SubError::Unknown)?;
         if c.subs.contains_key(&sub) {
             return Err(SubError::Duplicate);
         }
         self.subs.insert(&pattern, (conn, sub));
-        c.subs.insert(sub, (pattern, from));
+        c.subs.insert(
+            sub,
+            Sub {
+                pattern,
+                from,
+                replaying,
+            },
+        );
         Ok(())
     }
 
     pub(crate) fn unsubscribe(&mut self, conn: u64, sub: u64) -> Result<(), SubError> {
         let c = self.conns.get_mut(&conn).ok_or(SubError::Unknown)?;
-        let (pattern, _) = c.subs.remove(&sub).ok_or(SubError::Unknown)?;
-        self.subs.remove(&pattern, &(conn, sub));
+        let removed = c.subs.remove(&sub).ok_or(SubError::Unknown)?;
+        self.subs.remove(&removed.pattern, &(conn, sub));
         Ok(())
+    }
+
+    /// The replay of durable stream `stream` for a subscription has caught up: its
+    /// live messages flow from now on. False if the subscription is gone.
+    pub(crate) fn replayed(&mut self, conn: u64, sub: u64, stream: usize) -> bool {
+        let Some(s) = self.conns.get_mut(&conn).and_then(|c| c.subs.get_mut(&sub)) else {
+            return false;
+        };
+        s.replaying.retain(|&r| r != stream);
+        true
+    }
+
+    /// Whether the subscription still exists.
+    pub(crate) fn has_sub(&self, conn: u64, sub: u64) -> bool {
+        self.conns
+            .get(&conn)
+            .is_some_and(|c| c.subs.contains_key(&sub))
     }
 
     /// Every subscription matching `topic` that accepts messages from `sender`, and
@@ -140,7 +187,11 @@ impl Routes {
         only: Option<&IdentityFilter>,
     ) -> Vec<Target> {
         let mut out = Vec::new();
-        self.for_each_target(topic.as_str(), sender, only, |t, _| out.push(t));
+        let select = Select {
+            only,
+            stored_in: None,
+        };
+        self.for_each_target(topic.as_str(), sender, select, |t, _| out.push(t));
         out
     }
 
@@ -150,7 +201,7 @@ impl Routes {
         &mut self,
         topic: &str,
         sender: &Identity,
-        only: Option<&IdentityFilter>,
+        select: Select<'_>,
         mut f: impl FnMut(Target, &Conn),
     ) {
         let matched = self.subs.matches_str(topic);
@@ -158,8 +209,15 @@ impl Routes {
             let Some(c) = self.conns.get(&conn) else {
                 continue;
             };
-            let from = c.subs.get(&sub).and_then(|(_, from)| from.as_ref());
-            if only.is_none_or(|f| f.matches(&c.identity)) && from.is_none_or(|f| f.matches(sender))
+            let Some(s) = c.subs.get(&sub) else {
+                continue;
+            };
+            let waits = select
+                .stored_in
+                .is_some_and(|stream| s.replaying.contains(&stream));
+            if !waits
+                && select.only.is_none_or(|f| f.matches(&c.identity))
+                && s.from.as_ref().is_none_or(|f| f.matches(sender))
             {
                 f(Target { conn, sub }, c);
             }
@@ -202,19 +260,22 @@ mod tests {
     #[test]
     fn exact_match_and_unsubscribe() {
         let (mut r, _rx) = routes_with(&[1, 2]);
-        r.subscribe(1, 10, t("a.b"), None).unwrap();
-        r.subscribe(2, 20, t("a.b"), None).unwrap();
-        r.subscribe(2, 21, t("a.b"), None).unwrap();
-        r.subscribe(2, 22, t("a"), None).unwrap();
+        r.subscribe(1, 10, t("a.b"), None, vec![]).unwrap();
+        r.subscribe(2, 20, t("a.b"), None, vec![]).unwrap();
+        r.subscribe(2, 21, t("a.b"), None, vec![]).unwrap();
+        r.subscribe(2, 22, t("a"), None, vec![]).unwrap();
         assert_eq!(targets(&mut r, "a.b"), [(1, 10), (2, 20), (2, 21)]);
         assert_eq!(targets(&mut r, "a.c"), []);
-        r.subscribe(1, 11, t("a.#"), None).unwrap();
+        r.subscribe(1, 11, t("a.#"), None, vec![]).unwrap();
         assert_eq!(targets(&mut r, "a.c"), [(1, 11)]);
         r.unsubscribe(1, 11).unwrap();
         r.unsubscribe(2, 20).unwrap();
         assert_eq!(targets(&mut r, "a.b"), [(1, 10), (2, 21)]);
         assert_eq!(r.unsubscribe(2, 20), Err(SubError::Unknown));
-        assert_eq!(r.subscribe(1, 10, t("z"), None), Err(SubError::Duplicate));
+        assert_eq!(
+            r.subscribe(1, 10, t("z"), None, vec![]),
+            Err(SubError::Duplicate)
+        );
     }
 
     #[test]
@@ -226,8 +287,9 @@ mod tests {
             app_id: id.app_id.clone(),
             instance_id: Some(id.instance_id.clone()),
         };
-        r.subscribe(1, 1, t("q"), Some(from(&sender))).unwrap();
-        r.subscribe(2, 2, t("q"), None).unwrap();
+        r.subscribe(1, 1, t("q"), Some(from(&sender)), vec![])
+            .unwrap();
+        r.subscribe(2, 2, t("q"), None, vec![]).unwrap();
         let topic = Topic::new("q").unwrap();
         let got = |r: &mut Routes, s: &Identity, only: Option<&IdentityFilter>| -> Vec<u64> {
             r.targets(&topic, s, only).iter().map(|t| t.conn).collect()
@@ -251,8 +313,8 @@ mod tests {
     #[test]
     fn removing_a_connection_removes_its_subscriptions() {
         let (mut r, _rx) = routes_with(&[1, 2]);
-        r.subscribe(1, 1, t("a"), None).unwrap();
-        r.subscribe(2, 1, t("a"), None).unwrap();
+        r.subscribe(1, 1, t("a"), None, vec![]).unwrap();
+        r.subscribe(2, 1, t("a"), None, vec![]).unwrap();
         r.remove_conn(1);
         assert_eq!(targets(&mut r, "a"), [(2, 1)]);
         r.remove_conn(2);

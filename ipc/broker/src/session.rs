@@ -5,9 +5,9 @@ use std::{sync::Arc, time::Instant};
 use bytes::{BufMut, Bytes};
 use tokio::sync::oneshot;
 use weft_proto::{
-    ClientFrame, ErrorCode, Identity, ServerFrame, Topic,
+    ClientFrame, ErrorCode, Identity, Pattern, ServerFrame, Topic,
     fast_path::{DeliveryParts, PublishReader, PublishView},
-    frame::{Delivery, IdentityFilter, RemoteError},
+    frame::{Delivery, IdentityFilter, RemoteError, Replay},
     headers::{self, Headers},
     trace_context::MessageTrace,
 };
@@ -17,7 +17,9 @@ use crate::{
     BrokerEvent, ClientKind, DeferredWakes, MessageKind, Shared, TracedMessage,
     calls::{Connected, TooManyPending},
     connection::Reader,
+    durable::{Append, DurableStream},
     lock, now_ms,
+    replay::{ReplayJob, may_overlap},
     routes::SubError,
     stats::{Routed, Tally},
 };
@@ -25,9 +27,13 @@ use crate::{
 /// One authenticated connection, as the frame handlers see it.
 pub(crate) struct Session<'a> {
     pub(crate) shared: &'a Shared,
+    /// The same, for threads the session starts (replays).
+    pub(crate) shared_arc: std::sync::Weak<Shared>,
     pub(crate) conn: u64,
     pub(crate) kind: ClientKind,
     pub(crate) identity: &'a Identity,
+    /// `identity`, shared by the messages it sends to durable streams.
+    pub(crate) sender: Arc<Identity>,
     /// `identity` as encoded inside deliveries, for the publish fast path.
     pub(crate) sender_encoded: &'a [u8],
     pub(crate) outbound: &'a FrameQueue,
@@ -54,10 +60,19 @@ impl Session<'_> {
             };
             let reply = match publishes.read(body) {
                 // Most frames are plain publishes: route them without decoding.
-                Some(publish) => {
-                    let ts_ms = *burst_ms.get_or_insert_with(now_ms);
-                    Some(self.publish_fast(publish, ts_ms, &mut scratch))
-                }
+                Some(publish) => match self.shared.durable.stream_for(publish.topic) {
+                    None => {
+                        let ts_ms = *burst_ms.get_or_insert_with(now_ms);
+                        Some(self.publish_fast(publish, ts_ms, &mut scratch))
+                    }
+                    Some(stream) => {
+                        let (req, payload) = (publish.req, Bytes::copy_from_slice(publish.payload));
+                        let topic = Topic::new(publish.topic).expect("the fast path checked it");
+                        self.wakes.wake_all();
+                        self.publish_durable(&stream, req, topic, payload, Headers::new())
+                            .await
+                    }
+                },
                 None => match ClientFrame::decode(body) {
                     Ok(frame) => {
                         // Nothing routed waits behind a frame that may take its time.
@@ -106,7 +121,16 @@ impl Session<'_> {
                 topic,
                 payload,
                 headers,
-            } => Some(self.publish(req, topic, payload, headers, None)),
+            } => match self.shared.durable.stream_for(topic.as_str()) {
+                None => Some(self.publish(req, topic, payload, headers, None)),
+                Some(stream) => {
+                    if let Err(e) = headers::validate(&headers) {
+                        return Some(error(req, ErrorCode::InvalidHeaders, &e.to_string()));
+                    }
+                    self.publish_durable(&stream, req, topic, payload, headers)
+                        .await
+                }
+            },
             ClientFrame::Send {
                 req,
                 to,
@@ -119,10 +143,8 @@ impl Session<'_> {
                 sub,
                 pattern,
                 from,
-            } => {
-                let result = lock(&self.shared.routes).subscribe(self.conn, sub, pattern, from);
-                Some(sub_reply(req, sub, result))
-            }
+                replay,
+            } => Some(self.subscribe(req, sub, pattern, from, replay)),
             ClientFrame::Unsubscribe { req, sub } => {
                 let result = lock(&self.shared.routes).unsubscribe(self.conn, sub);
                 Some(sub_reply(req, sub, result))
@@ -234,7 +256,92 @@ impl Session<'_> {
             headers,
             reply_to,
             direct,
+            seq: None,
         }
+    }
+
+    /// Hands a publish to its durable stream's writer, which acknowledges it once
+    /// stored; an error frame if it cannot be handed over.
+    async fn publish_durable(
+        &self,
+        stream: &DurableStream,
+        req: u64,
+        topic: Topic,
+        payload: Bytes,
+        headers: Headers,
+    ) -> Option<ServerFrame> {
+        let append = Append {
+            conn: self.conn,
+            req,
+            ts_ms: now_ms(),
+            id: self.shared.message_id(),
+            topic,
+            sender: self.sender.clone(),
+            headers,
+            payload,
+        };
+        stream.append(append).await.err()
+    }
+
+    /// Registers a subscription; with a replay, starts replaying the durable streams
+    /// its pattern may overlap.
+    fn subscribe(
+        &self,
+        req: u64,
+        sub: u64,
+        pattern: Pattern,
+        from: Option<IdentityFilter>,
+        replay: Option<Replay>,
+    ) -> ServerFrame {
+        let streams: Vec<Arc<DurableStream>> = match replay {
+            Some(_) => self
+                .shared
+                .durable
+                .streams()
+                .into_iter()
+                .filter(|s| may_overlap(&pattern, &s.pattern))
+                .collect(),
+            None => vec![],
+        };
+        let replaying = streams.iter().map(|s| s.index).collect();
+        let result = lock(&self.shared.routes).subscribe(
+            self.conn,
+            sub,
+            pattern.clone(),
+            from.clone(),
+            replaying,
+        );
+        if result.is_ok()
+            && let Some(replay) = replay
+            && !streams.is_empty()
+        {
+            let Some(shared) = self.shared_arc.upgrade() else {
+                return error(req, ErrorCode::ShuttingDown, "the broker is stopping");
+            };
+            let job = ReplayJob {
+                shared,
+                conn: self.conn,
+                sub,
+                pattern,
+                from,
+                replay,
+                streams,
+                queue: self.outbound.clone(),
+                runtime: tokio::runtime::Handle::current(),
+            };
+            let started = std::thread::Builder::new()
+                .name(format!("replay {}/{sub}", self.conn))
+                .spawn(move || job.run());
+            if let Err(e) = started {
+                let _ = lock(&self.shared.routes).unsubscribe(self.conn, sub);
+                return error(
+                    req,
+                    ErrorCode::ShuttingDown,
+                    &format!("cannot start the replay: {e}"),
+                );
+            }
+        }
+        sub_reply(req, sub, result)
     }
 
     /// A publish without headers, routed from the frame's own bytes; `scratch` holds

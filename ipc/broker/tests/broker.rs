@@ -343,6 +343,7 @@ async fn a_slow_consumer_is_disconnected_and_others_keep_receiving() {
         sub: 1,
         pattern: topic("load").into(),
         from: None,
+        replay: None,
     };
     slow.write_all(&framed(&sub.encode())).await.unwrap();
     // Read the handshake reply and the subscription's confirmation, then never read again.

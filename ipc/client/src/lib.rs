@@ -37,7 +37,7 @@ use weft_proto::{
     fast_path::{self, DeliveryReader},
     frame::{
         ControlReply, ControlRequest, Delivery, HostCommand, IdentityFilter, PageStatus,
-        RemoteError,
+        RemoteError, Replay,
     },
     handshake::{Hello, HelloReply, Refusal},
     headers::Headers,
@@ -458,6 +458,18 @@ impl Client {
         pattern: impl Into<Pattern>,
         from: Option<IdentityFilter>,
     ) -> Result<Subscription, ClientError> {
+        self.subscribe_with(pattern, from, None).await
+    }
+
+    /// As [`Client::subscribe_from`], first delivering the messages of durable streams
+    /// stored from the point `replay` names, in order, then live ones with no gap and
+    /// no duplicate between them. Stored messages carry their `seq`.
+    pub async fn subscribe_with(
+        &self,
+        pattern: impl Into<Pattern>,
+        from: Option<IdentityFilter>,
+        replay: Option<Replay>,
+    ) -> Result<Subscription, ClientError> {
         let pattern = pattern.into();
         let sub = self.inner.next_sub.fetch_add(1, Ordering::Relaxed);
         let (tx, deliveries) = inbox(SUBSCRIPTION_BUFFER);
@@ -468,6 +480,7 @@ impl Client {
                 sub,
                 pattern,
                 from,
+                replay,
             })
             .await;
         if let Err(e) = result {

@@ -461,15 +461,15 @@ impl StreamRead for SegmentReader {
 
     fn seq_for_time(&self, ts_ms: u64) -> u64 {
         let segments = lock_read(&self.shared.segments);
-        let at = segments
+        let holding = segments
             .list
-            .partition_point(|s| s.contents.last_ts < ts_ms || s.contents.records == 0);
-        match segments.list.get(at) {
+            .iter()
+            .find(|s| s.contents.records > 0 && s.contents.last_ts >= ts_ms);
+        match holding {
             Some(s) => s.contents.seq_for_time(ts_ms).unwrap_or(s.base_seq),
-            None => segments
-                .list
-                .last()
-                .map_or(1, |s| s.contents.last_seq.map_or(s.base_seq, |l| l + 1)),
+            None => segments.list.last().map_or(1, |s| {
+                s.contents.last_seq.map_or(s.base_seq, |last| last + 1)
+            }),
         }
     }
 

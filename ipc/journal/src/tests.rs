@@ -94,8 +94,20 @@ fn records_survive_rolls_and_reopening_in_sequence() {
         )
         .unwrap();
     assert_eq!(seqs(&filtered)[..3], [7, 17, 27]);
-    assert_eq!(reader.seq_for_time(15).max(1), reader.seq_for_time(15));
-    assert!(reader.seq_for_time(15) <= 1001);
+    assert_eq!(reader.seq_for_time(5), 1);
+    assert_eq!(
+        reader.seq_for_time(15),
+        1001,
+        "the first record stored at 20"
+    );
+    assert_eq!(reader.seq_for_time(25), 1011, "nothing stored that late");
+    drop(log);
+    let reopened = open(dir.path(), &keys, Retention::default());
+    assert_eq!(
+        reopened.reader().seq_for_time(15),
+        1001,
+        "past an empty segment"
+    );
     assert!(reader.damage().is_empty());
 }
 

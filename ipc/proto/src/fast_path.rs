@@ -138,6 +138,11 @@ impl DeliveryReader {
             1 => true,
             _ => return None,
         };
+        let seq_in_stream = match r.byte()? {
+            0 => None,
+            1 => Some(r.varint()?),
+            _ => return None,
+        };
         if !r.0.is_empty() {
             return None;
         }
@@ -169,6 +174,7 @@ impl DeliveryReader {
             headers: Vec::new(),
             reply_to,
             direct,
+            seq: seq_in_stream,
         };
         Some((sub, message))
     }
@@ -316,6 +322,7 @@ impl DeliveryParts<'_> {
             }
         }
         out.push(u8::from(self.direct));
+        out.push(0); // not from a durable stream
     }
 }
 
@@ -331,6 +338,7 @@ mod tests {
         payload: &[u8],
         reply_to: Option<u64>,
         direct: bool,
+        seq: Option<u64>,
     ) -> Delivery {
         Delivery {
             id: MessageId { epoch: 7, seq: 9 },
@@ -344,6 +352,7 @@ mod tests {
             headers: vec![],
             reply_to,
             direct,
+            seq,
         }
     }
 
@@ -427,6 +436,7 @@ mod tests {
                 headers: vec![],
                 reply_to,
                 direct,
+                seq: None,
             };
             let sender = encode_identity(&sender);
             let parts = DeliveryParts {
@@ -446,13 +456,13 @@ mod tests {
                 "[a-z]{1,4}(\\.[a-z]{1,4}){0,2}",
                 "[a-b]{1,2}", "[a-b0-9]{1,2}",
                 prop::collection::vec(any::<u8>(), 0..40),
-                any::<Option<u64>>(), any::<bool>(),
+                any::<Option<u64>>(), any::<bool>(), any::<Option<u64>>(),
             ), 1..20),
         ) {
             // Short alphabets make topics and senders repeat, exercising the memory.
             let mut reader = DeliveryReader::default();
-            for (topic, app, instance, payload, reply_to, direct) in messages {
-                let d = delivery(&topic, (&app, &instance), &payload, reply_to, direct);
+            for (topic, app, instance, payload, reply_to, direct, seq) in messages {
+                let d = delivery(&topic, (&app, &instance), &payload, reply_to, direct, seq);
                 prop_assert_eq!(reader.read(&deliver_frame(sub, &d)), Some((sub, d)));
             }
         }
@@ -475,7 +485,7 @@ mod tests {
         fn a_damaged_delivery_is_refused_or_read_as_the_decoder_reads_it(
             at in any::<prop::sample::Index>(), value in any::<u8>(), primed in any::<bool>(),
         ) {
-            let good = delivery("prices.fx", ("chart", "chart-1"), b"{\"p\":1}", Some(3), false);
+            let good = delivery("prices.fx", ("chart", "chart-1"), b"{\"p\":1}", Some(3), false, Some(5));
             let frame = deliver_frame(5, &good);
             let mut reader = DeliveryReader::default();
             if primed {
@@ -517,7 +527,7 @@ mod tests {
     #[test]
     fn delivery_reader_checks_a_new_topic_and_leaves_headers_to_the_decoder() {
         let mut reader = DeliveryReader::default();
-        let good = delivery("a.b", ("x", "x-1"), b"{}", None, false);
+        let good = delivery("a.b", ("x", "x-1"), b"{}", None, false, None);
         assert!(reader.read(&deliver_frame(1, &good)).is_some());
         let mut with_headers = good.clone();
         with_headers.headers = vec![("k".into(), "v".into())];

@@ -54,6 +54,8 @@ pub enum ClientFrame {
         pattern: Pattern,
         /// Only messages from this sender, if given.
         from: Option<IdentityFilter>,
+        /// Deliver messages stored in durable streams first, from this point on.
+        replay: Option<Replay>,
     },
     /// Stop the subscription `sub`.
     Unsubscribe {
@@ -245,6 +247,20 @@ pub struct Delivery {
     pub reply_to: Option<u64>,
     /// Whether it was sent directly to this identity rather than published.
     pub direct: bool,
+    /// Its sequence number in its durable stream, when it was stored in one.
+    pub seq: Option<u64>,
+}
+
+/// Where a subscription's replay of stored messages starts. Sequence numbers are per
+/// durable stream: a pattern spanning several streams replays each from this point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Replay {
+    /// The last `n` stored messages matching the pattern.
+    Last(u64),
+    /// Every stored message from this time on (milliseconds since the Unix epoch).
+    Since(u64),
+    /// Every stored message after this sequence number.
+    AfterSeq(u64),
 }
 
 /// A message's id: a random number per broker run and a sequence number within it.
@@ -337,6 +353,10 @@ pub enum ErrorCode {
     TooManyPending,
     /// This connection's queue toward the broker is full; retry later.
     Backpressure,
+    /// A durable topic's message could not be stored: the disk is full.
+    StorageFull,
+    /// A durable topic's message could not be stored (an I/O error, or no journal).
+    StorageFailed,
 }
 
 impl ErrorCode {
@@ -363,6 +383,8 @@ impl ErrorCode {
             ErrorCode::UnknownCall => "UnknownCall",
             ErrorCode::TooManyPending => "TooManyPending",
             ErrorCode::Backpressure => "Backpressure",
+            ErrorCode::StorageFull => "StorageFull",
+            ErrorCode::StorageFailed => "StorageFailed",
         }
     }
 }
@@ -542,6 +564,7 @@ impl Delivery {
             headers: Headers::new(),
             reply_to: None,
             direct: false,
+            seq: None,
         }
     }
 
@@ -642,6 +665,7 @@ mod tests {
             headers: vec![("traceparent".into(), "00-abc-def-01".into())],
             reply_to: Some(3),
             direct: false,
+            seq: Some(77),
         }
     }
 
@@ -662,6 +686,7 @@ mod tests {
                     app_id: "a".into(),
                     instance_id: None,
                 }),
+                replay: Some(Replay::Since(1_700_000_000_000)),
             },
             ClientFrame::Respond {
                 req: 3,

@@ -26,7 +26,7 @@ pub use token::Token;
 pub use topic::{Pattern, Topic};
 
 /// The protocol version this build speaks. A client announcing any other version is refused.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Default upper bound for one frame's body, in bytes.
 pub const DEFAULT_MAX_FRAME_LEN: usize = 16 * 1024 * 1024;

@@ -212,6 +212,22 @@ impl FrameQueue {
         }
     }
 
+    /// Waits until at most `bytes` are queued (or the queue is closed): how a producer
+    /// that must not fill the queue — a replay of stored messages, say, sharing it with
+    /// live traffic that is refused when it is full — keeps to a share of it.
+    pub async fn wait_below(&self, bytes: usize) {
+        loop {
+            let room = self.shared.room.notified();
+            tokio::pin!(room);
+            // Registered before looking, so room freed in between is not missed.
+            room.as_mut().enable();
+            if self.queued_bytes() <= bytes || self.is_closed() {
+                return;
+            }
+            room.await;
+        }
+    }
+
     /// Accepts no more frames; the writer ends after taking those already queued.
     pub fn close(&self) {
         self.shared.lock().closed = true;
@@ -419,6 +435,23 @@ mod tests {
         assert_eq!(take(&mut rx).await, b"\0\0\0\x06123456");
         pusher.await.unwrap().unwrap();
         assert_eq!(take(&mut rx).await, b"\0\0\0\x03abc");
+    }
+
+    #[tokio::test]
+    async fn waiting_below_a_level_ends_once_the_writer_takes_the_queue_down() {
+        let (tx, mut rx) = frame_queue(100);
+        tx.push(b"0123456789").unwrap();
+        tx.wait_below(14).await;
+        let waiter = tokio::spawn({
+            let tx = tx.clone();
+            async move { tx.wait_below(4).await }
+        });
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!waiter.is_finished(), "14 bytes are queued, not 4");
+        assert_eq!(take(&mut rx).await, b"\0\0\0\x0a0123456789");
+        waiter.await.unwrap();
     }
 
     #[tokio::test]

@@ -1,0 +1,550 @@
+//! Durable topics: publishes to them are stored in the journal before anyone sees them.
+//!
+//! Each configured pattern is one stream with one writer thread. A connection hands a
+//! durable publish to its stream's writer and goes on reading; the writer takes every
+//! publish waiting (group commit: the batch is whatever arrived while the previous one
+//! was being stored, with no added wait), appends and writes them, syncs per the
+//! stream's policy, and then — holding the routing lock — routes each stored message
+//! (with its sequence number) to the live subscribers, records how far it has routed
+//! (`routed_seq`), and acknowledges each publish. So a subscriber never sees a message
+//! that is not stored, and a replaying subscription (`replay.rs`) can switch from the
+//! journal to live delivery at an exact sequence number.
+//!
+//! Invariants:
+//! - `routed_seq` changes only under the routing lock, together with the routing of
+//!   every message up to it.
+//! - A publish is acknowledged only after its message is stored under the stream's
+//!   policy (`always`: synced; `interval`/`none`: written), or refused with the reason.
+//! - A topic belongs to the first stream, in the order they were added, whose pattern
+//!   matches it.
+
+use std::{
+    path::PathBuf,
+    sync::{
+        Arc, Mutex, RwLock, Weak,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use bytes::{BufMut, Bytes};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use weft_journal::{
+    KeySet, Retention, SegmentLog, StoreError, StoredRecord, StreamConfig, StreamLog, StreamRead,
+};
+use weft_proto::{
+    ErrorCode, Identity, Pattern, ServerFrame, Topic,
+    frame::{Delivery, MessageId},
+    headers::Headers,
+};
+
+use crate::{DeferredWakes, Shared, lock, routes::Select, stats::Tally, sublist::Sublist};
+
+/// How a durable stream makes stored messages safe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fsync {
+    /// Sync every batch before acknowledging it (group commit).
+    Always,
+    /// Acknowledge once written; sync at most this often.
+    Interval(Duration),
+    /// Acknowledge once written; leave syncing to the operating system.
+    None,
+}
+
+impl std::fmt::Display for Fsync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fsync::Always => f.write_str("always"),
+            Fsync::Interval(d) => write!(f, "interval({})", d.as_millis()),
+            Fsync::None => f.write_str("none"),
+        }
+    }
+}
+
+/// One durable stream's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DurableConfig {
+    /// The topics it stores.
+    pub pattern: Pattern,
+    /// When stored messages are synced.
+    pub fsync: Fsync,
+    /// What is kept.
+    pub retention: Retention,
+}
+
+/// Where the journal lives and with which keys, or why there is none.
+#[derive(Debug, Clone)]
+pub enum JournalSetup {
+    /// Streams live in folders under `dir`, sealed with `keys`.
+    Ready {
+        /// The journal folder.
+        dir: PathBuf,
+        /// The master keys.
+        keys: Arc<KeySet>,
+    },
+    /// Durable topics are refused, for this reason (no keychain, say).
+    Unavailable(String),
+}
+
+/// A durable stream as the shell reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DurableInfo {
+    /// Its pattern.
+    pub pattern: String,
+    /// Its sync policy.
+    pub fsync: String,
+    /// The first sequence number kept.
+    pub first_seq: u64,
+    /// The last sequence number stored and routed.
+    pub last_seq: u64,
+    /// Bytes on disk.
+    pub bytes: u64,
+    /// Damaged places found.
+    pub damaged: usize,
+}
+
+/// A durable stream could not be added.
+#[derive(Debug, thiserror::Error)]
+pub enum DurableError {
+    /// There is no journal.
+    #[error("durable topics are unavailable: {0}")]
+    Unavailable(String),
+    /// Opening the stream failed.
+    #[error("cannot open the durable stream {pattern}: {source}")]
+    Open {
+        /// The stream's pattern.
+        pattern: String,
+        /// Why.
+        source: StoreError,
+    },
+}
+
+/// A publish on its way to a stream's writer.
+pub(crate) struct Append {
+    pub(crate) conn: u64,
+    pub(crate) req: u64,
+    pub(crate) ts_ms: u64,
+    pub(crate) id: MessageId,
+    pub(crate) topic: Topic,
+    pub(crate) sender: Arc<Identity>,
+    pub(crate) headers: Headers,
+    pub(crate) payload: Bytes,
+}
+
+/// One stream as the broker sees it.
+pub(crate) struct DurableStream {
+    pub(crate) index: usize,
+    pub(crate) pattern: Pattern,
+    fsync: Fsync,
+    appends: Mutex<Option<mpsc::Sender<Append>>>,
+    pub(crate) reader: Arc<dyn StreamRead>,
+    /// Every message up to this sequence number has been routed live.
+    pub(crate) routed_seq: AtomicU64,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Every durable stream, and which topics go to which.
+pub(crate) struct Durable {
+    any: AtomicBool,
+    setup: Mutex<Option<JournalSetup>>,
+    streams: RwLock<Vec<Arc<DurableStream>>>,
+    by_topic: Mutex<Sublist<usize>>,
+}
+
+/// Publishes waiting for a stream's writer, at most.
+const APPEND_QUEUE: usize = 8192;
+/// Publishes stored in one batch, at most.
+const MAX_BATCH: usize = 4096;
+/// How often retention is applied.
+const RETENTION_EVERY: Duration = Duration::from_secs(1);
+
+/// Topics whose stream is cached.
+const STREAM_CACHE_TOPICS: usize = 4096;
+
+impl Default for Durable {
+    fn default() -> Self {
+        Durable {
+            any: AtomicBool::new(false),
+            setup: Mutex::new(None),
+            streams: RwLock::new(vec![]),
+            by_topic: Mutex::new(Sublist::new(STREAM_CACHE_TOPICS)),
+        }
+    }
+}
+
+impl Durable {
+    pub(crate) fn set_up(&self, setup: JournalSetup) {
+        *lock(&self.setup) = Some(setup);
+    }
+
+    /// The stream `topic` is stored in, if any. Cheap when there is none.
+    pub(crate) fn stream_for(&self, topic: &str) -> Option<Arc<DurableStream>> {
+        if !self.any.load(Ordering::Acquire) {
+            return None;
+        }
+        let matched = lock(&self.by_topic).matches_str(topic);
+        let first = *matched.iter().min()?;
+        read(&self.streams).get(first).cloned()
+    }
+
+    pub(crate) fn streams(&self) -> Vec<Arc<DurableStream>> {
+        read(&self.streams).clone()
+    }
+
+    pub(crate) fn add(
+        &self,
+        shared: &Arc<Shared>,
+        config: DurableConfig,
+    ) -> Result<(), DurableError> {
+        let setup = lock(&self.setup).clone();
+        let (dir, keys) = match setup {
+            Some(JournalSetup::Ready { dir, keys }) => (dir, keys),
+            Some(JournalSetup::Unavailable(why)) => return Err(DurableError::Unavailable(why)),
+            None => {
+                return Err(DurableError::Unavailable(
+                    "the broker has no journal".into(),
+                ));
+            }
+        };
+        let mut streams = self.streams.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(existing) = streams.iter().find(|s| s.pattern == config.pattern) {
+            if existing.fsync != config.fsync {
+                tracing::warn!(
+                    pattern = %config.pattern,
+                    "the durable stream is already open with fsync {}; {} is ignored",
+                    existing.fsync,
+                    config.fsync
+                );
+            }
+            return Ok(());
+        }
+        let name = config.pattern.as_str().to_owned();
+        let stream_dir = weft_journal::stream_dir(&dir, &name);
+        let log = SegmentLog::open(
+            &stream_dir,
+            StreamConfig::new(name.clone(), config.retention),
+            keys,
+        )
+        .map_err(|source| DurableError::Open {
+            pattern: name.clone(),
+            source,
+        })?;
+        for damage in log.damage() {
+            tracing::warn!(
+                stream = %name,
+                segment = %damage.segment.display(),
+                offset = damage.offset,
+                len = damage.len,
+                "journal damage found at start-up ({}); the rest of the stream is served",
+                damage.kind
+            );
+        }
+        let (tx, rx) = mpsc::channel(APPEND_QUEUE);
+        let stream = Arc::new(DurableStream {
+            index: streams.len(),
+            pattern: config.pattern.clone(),
+            fsync: config.fsync,
+            appends: Mutex::new(Some(tx)),
+            reader: log.reader(),
+            routed_seq: AtomicU64::new(log.last_seq()),
+            writer: Mutex::new(None),
+        });
+        let writer = Writer {
+            shared: Arc::downgrade(shared),
+            stream: stream.clone(),
+            log: Box::new(log),
+            tally: Tally::default(),
+        };
+        let handle = std::thread::Builder::new()
+            .name(format!("journal {name}"))
+            .spawn(move || writer.run(rx))
+            .map_err(|e| DurableError::Open {
+                pattern: name.clone(),
+                source: StoreError::Io {
+                    context: "starting its writer thread".into(),
+                    source: e,
+                },
+            })?;
+        *lock(&stream.writer) = Some(handle);
+        lock(&self.by_topic).insert(&config.pattern, stream.index);
+        streams.push(stream);
+        self.any.store(true, Ordering::Release);
+        tracing::info!(pattern = %name, fsync = %config.fsync, "durable stream open");
+        Ok(())
+    }
+
+    /// Stores what is queued, syncs, and stops every writer.
+    pub(crate) fn close(&self) {
+        for stream in self.streams() {
+            lock(&stream.appends).take();
+            if let Some(writer) = lock(&stream.writer).take() {
+                let _ = writer.join();
+            }
+        }
+    }
+
+    pub(crate) fn info(&self) -> Vec<DurableInfo> {
+        self.streams()
+            .iter()
+            .map(|s| DurableInfo {
+                pattern: s.pattern.to_string(),
+                fsync: s.fsync.to_string(),
+                first_seq: s.reader.first_seq(),
+                last_seq: s.routed_seq.load(Ordering::Acquire),
+                bytes: s.reader.disk_bytes(),
+                damaged: s.reader.damage().len(),
+            })
+            .collect()
+    }
+}
+
+impl DurableStream {
+    /// Every message up to this sequence number has been routed live.
+    pub(crate) fn routed_seq(&self) -> u64 {
+        self.routed_seq.load(Ordering::Acquire)
+    }
+
+    /// Hands a publish to the writer; waits while its queue is full. An error frame
+    /// if the stream has stopped.
+    pub(crate) async fn append(&self, append: Append) -> Result<(), ServerFrame> {
+        let req = append.req;
+        let tx = lock(&self.appends).clone();
+        let sent = match tx {
+            Some(tx) => tx.send(append).await.is_ok(),
+            None => false,
+        };
+        if sent {
+            Ok(())
+        } else {
+            Err(crate::session::error(
+                req,
+                ErrorCode::ShuttingDown,
+                &format!("the durable stream {} is closing", self.pattern),
+            ))
+        }
+    }
+}
+
+/// What a stored record keeps in the clear (authenticated, not encrypted): enough to
+/// route and filter it without decrypting.
+#[derive(Serialize, Deserialize)]
+struct StoredMeta<'a> {
+    topic: &'a str,
+    app_id: &'a str,
+    instance_id: &'a str,
+    epoch: u32,
+    id_seq: u64,
+}
+
+/// The clear part of a stored message.
+fn encode_meta(a: &Append) -> Vec<u8> {
+    postcard::to_stdvec(&StoredMeta {
+        topic: a.topic.as_str(),
+        app_id: &a.sender.app_id,
+        instance_id: &a.sender.instance_id,
+        epoch: a.id.epoch,
+        id_seq: a.id.seq,
+    })
+    .expect("metadata always serialises")
+}
+
+/// The secret part: the headers, then the payload.
+fn encode_secret(a: &Append, out: &mut Vec<u8>) {
+    out.clear();
+    out.reserve(a.payload.len() + 16);
+    let headers = postcard::to_stdvec(&a.headers).expect("headers always serialise");
+    out.extend_from_slice(&headers);
+    out.put_slice(&a.payload);
+}
+
+/// The topic, app id and instance id a stored record's metadata names, if it is
+/// readable.
+pub(crate) fn meta_fields(meta: &[u8]) -> Option<(&str, &str, &str)> {
+    postcard::from_bytes::<StoredMeta<'_>>(meta)
+        .ok()
+        .map(|m| (m.topic, m.app_id, m.instance_id))
+}
+
+/// A stored record as a delivery; `None` if its contents do not decode (which
+/// authentication makes a bug, not damage).
+pub(crate) fn stored_delivery(record: &StoredRecord) -> Option<Delivery> {
+    let meta: StoredMeta<'_> = postcard::from_bytes(&record.meta).ok()?;
+    let (headers, payload): (Headers, &[u8]) = postcard::take_from_bytes(&record.secret).ok()?;
+    Some(Delivery {
+        id: MessageId {
+            epoch: meta.epoch,
+            seq: meta.id_seq,
+        },
+        ts_ms: record.ts_ms,
+        topic: Topic::new(meta.topic).ok()?,
+        sender: Arc::new(Identity {
+            app_id: meta.app_id.to_owned(),
+            instance_id: meta.instance_id.to_owned(),
+        }),
+        payload: Bytes::copy_from_slice(payload),
+        headers,
+        reply_to: None,
+        direct: false,
+        seq: Some(record.seq),
+    })
+}
+
+/// A stream's writer thread.
+struct Writer {
+    shared: Weak<Shared>,
+    stream: Arc<DurableStream>,
+    log: Box<dyn StreamLog>,
+    /// What this writer routed; only its thread writes it.
+    tally: Tally,
+}
+
+impl Writer {
+    fn run(mut self, mut appends: mpsc::Receiver<Append>) {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                tracing::error!(stream = %self.stream.pattern, "the journal writer cannot start: {e}");
+                return;
+            }
+        };
+        runtime.block_on(async {
+            let mut batch = Vec::with_capacity(MAX_BATCH);
+            let mut dirty_since: Option<Instant> = None;
+            let mut next_retention = Instant::now();
+            loop {
+                let sync_due = match (self.stream.fsync, dirty_since) {
+                    (Fsync::Interval(every), Some(since)) => since + every,
+                    _ => Instant::now() + RETENTION_EVERY,
+                };
+                let wake = sync_due.min(next_retention);
+                tokio::select! {
+                    n = appends.recv_many(&mut batch, MAX_BATCH) => {
+                        if n == 0 {
+                            break;
+                        }
+                        self.store(&mut batch, &mut dirty_since);
+                    }
+                    _ = tokio::time::sleep_until(wake.into()) => {}
+                }
+                let now = Instant::now();
+                if let (Fsync::Interval(every), Some(since)) = (self.stream.fsync, dirty_since)
+                    && now >= since + every
+                {
+                    self.sync_quietly();
+                    dirty_since = None;
+                }
+                if now >= next_retention {
+                    if let Err(e) = self.log.retain(crate::now_ms()) {
+                        tracing::warn!(stream = %self.stream.pattern, "applying retention failed: {e}");
+                    }
+                    next_retention = now + RETENTION_EVERY;
+                }
+            }
+        });
+        self.sync_quietly();
+    }
+
+    fn sync_quietly(&mut self) {
+        if let Err(e) = self.log.sync() {
+            tracing::error!(stream = %self.stream.pattern, "syncing the journal failed: {e}");
+        }
+    }
+
+    /// Stores a batch, then routes and acknowledges it.
+    fn store(&mut self, batch: &mut Vec<Append>, dirty_since: &mut Option<Instant>) {
+        let mut secret = Vec::new();
+        let mut stored: Vec<(Append, Result<u64, StoreRefusal>)> =
+            Vec::with_capacity(batch.len());
+        let mut appended = 0;
+        for a in batch.drain(..) {
+            let meta = encode_meta(&a);
+            encode_secret(&a, &mut secret);
+            let result = self.log.append(a.ts_ms, &meta, &secret).map_err(refusal);
+            appended += usize::from(result.is_ok());
+            stored.push((a, result));
+        }
+        let written = if appended == 0 {
+            Ok(())
+        } else {
+            self.log.write().and_then(|()| match self.stream.fsync {
+                Fsync::Always => self.log.sync(),
+                _ => Ok(()),
+            })
+        };
+        if let Err(e) = written {
+            tracing::error!(stream = %self.stream.pattern, "storing {appended} messages failed: {e}");
+            let why = refusal(e);
+            for (_, result) in &mut stored {
+                if result.is_ok() {
+                    *result = Err(why.clone());
+                }
+            }
+        } else if appended > 0 && matches!(self.stream.fsync, Fsync::Interval(_)) {
+            dirty_since.get_or_insert_with(Instant::now);
+        }
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        let wakes = DeferredWakes::default();
+        let mut routes = lock(&shared.routes);
+        for (a, result) in &stored {
+            let answer = match result {
+                Ok(seq) => {
+                    let delivery = Delivery {
+                        id: a.id,
+                        ts_ms: a.ts_ms,
+                        topic: a.topic.clone(),
+                        sender: a.sender.clone(),
+                        payload: a.payload.clone(),
+                        headers: a.headers.clone(),
+                        reply_to: None,
+                        direct: false,
+                        seq: Some(*seq),
+                    };
+                    let r = shared.route_in(
+                        &mut routes,
+                        a.topic.as_str(),
+                        &a.sender,
+                        Select {
+                            only: None,
+                            stored_in: Some(self.stream.index),
+                        },
+                        &delivery.encode(),
+                        &wakes,
+                    );
+                    self.tally.record(&shared.stats, r, None);
+                    self.stream.routed_seq.store(*seq, Ordering::Release);
+                    (a.req != 0).then_some(ServerFrame::Ok { req: a.req })
+                }
+                Err((code, message)) => Some(crate::session::error(a.req, *code, message)),
+            };
+            if let Some(answer) = answer {
+                shared.queue_deferred(&routes, a.conn, &answer.encode(), &wakes);
+            }
+        }
+        drop(routes);
+        self.tally.flush(&shared.stats);
+        wakes.wake_all();
+    }
+}
+
+/// Why a publish was not stored: the error code and message its publisher gets.
+type StoreRefusal = (ErrorCode, String);
+
+/// The error code and message a failed store gives its publisher.
+fn refusal(e: StoreError) -> StoreRefusal {
+    let code = match e {
+        StoreError::DiskFull { .. } => ErrorCode::StorageFull,
+        StoreError::Io { .. } => ErrorCode::StorageFailed,
+    };
+    (code, e.to_string())
+}
+
+fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(|p| p.into_inner())
+}
