@@ -78,6 +78,17 @@
   // sends meanwhile continues that trace. It lasts for the handler's synchronous part;
   // after an `await`, pass `{traceparent: meta.traceparent}` explicitly.
   let currentTrace;
+  // Checks a subscription's replay point: exactly one of last, since, afterSeq, each a
+  // whole number.
+  function replayPoint(r) {
+    const keys = typeof r === "object" ? Object.keys(r) : [];
+    const known = ["last", "since", "afterSeq"];
+    if (keys.length !== 1 || !known.includes(keys[0]) || !Number.isSafeInteger(r[keys[0]]) || r[keys[0]] < 0) {
+      throw weftError("InvalidArgument", "opts.replay is {last: N}, {since: msSinceEpoch} or {afterSeq: n}");
+    }
+    return { [keys[0]]: r[keys[0]] };
+  }
+
   function withTrace(meta, run) {
     const outer = currentTrace;
     currentTrace = meta ? meta.traceparent : undefined;
@@ -263,6 +274,9 @@
 
     // `pattern` is a topic, or a pattern where `*` matches one segment and `#` any
     // number (`fx.*.spot`, `fx.#`). opts.from keeps only messages from that sender.
+    // opts.replay — {last: N}, {since: msSinceEpoch} or {afterSeq: n} — first delivers
+    // what durable streams stored from that point, in order, then live messages with no
+    // gap or duplicate; stored messages carry meta.seq.
     // When a message is a request, the handler's return value (or promise) answers it.
     subscribe(pattern, handler, opts) {
       const bad = checkString(pattern, "the pattern", "InvalidTopic");
@@ -271,14 +285,16 @@
         return Promise.reject(weftError("InvalidArgument", "the handler must be a function"));
       }
       let from = null;
+      let replay = null;
       try {
         if (opts && opts.from) from = identityFilter(opts.from, "opts.from");
+        if (opts && opts.replay != null) replay = replayPoint(opts.replay);
       } catch (e) {
         return Promise.reject(e);
       }
       const sub = nextId++;
       handlers.set(sub, handler);
-      return request({ t: "sub", sub: sub, topic: pattern, from: from }).then(
+      return request({ t: "sub", sub: sub, topic: pattern, from: from, replay: replay }).then(
         () =>
           Object.freeze({
             unsubscribe() {

@@ -64,6 +64,12 @@ pub enum Command {
     /// Publish to and subscribe on the running shell's bus.
     #[command(subcommand)]
     Bus(BusCommand),
+    /// Inspect the message journal of durable topics.
+    #[command(subcommand)]
+    Journal(JournalCommand),
+    /// Manage the journal's encryption keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Stop every app and the running shell.
     Stop,
 }
@@ -89,6 +95,27 @@ pub struct ShellOptions {
     /// a free port when that one is taken.
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<MetricsAddr>,
+}
+
+/// `weft journal …`
+#[derive(Debug, Subcommand)]
+pub enum JournalCommand {
+    /// Read every stored record, checking its checksum and authenticating it; list
+    /// damage (including what was quarantined before). Exits 1 if a stream holds
+    /// damage that is not yet quarantined. Safe while the shell runs.
+    Check {
+        /// Print one JSON object per stream.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `weft keys …`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Start a new journal key: segments written from the shell's next start use it;
+    /// older records stay readable with the old keys, which are kept.
+    Rotate,
 }
 
 /// `weft bus …`
@@ -134,5 +161,54 @@ pub enum BusCommand {
         /// Print only each message's data.
         #[arg(long)]
         data_only: bool,
+        /// First print the messages stored in durable streams from this point:
+        /// `last:N`, `since:RFC3339-TIME` or `after:SEQ`; then live ones, with no gap
+        /// or duplicate between them. Stored messages carry `seq`.
+        #[arg(long, value_name = "FROM", value_parser = parse_replay)]
+        replay: Option<weft_proto::frame::Replay>,
     },
+}
+
+/// Reads `--replay`.
+fn parse_replay(text: &str) -> Result<weft_proto::frame::Replay, String> {
+    use weft_proto::frame::Replay;
+    let (kind, value) = text
+        .split_once(':')
+        .ok_or_else(|| format!("{text:?}: expected last:N, since:TIME or after:SEQ"))?;
+    let number = |v: &str| {
+        v.parse::<u64>()
+            .map_err(|_| format!("{v:?} is not a whole number"))
+    };
+    match kind {
+        "last" => number(value).map(Replay::Last),
+        "after" => number(value).map(Replay::AfterSeq),
+        "since" => humantime::parse_rfc3339_weak(value)
+            .map_err(|e| format!("{value:?} is not an RFC 3339 time (2026-11-22T09:30:00Z): {e}"))
+            .and_then(|t| {
+                t.duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| Replay::Since(d.as_millis() as u64))
+                    .map_err(|_| format!("{value:?} is before 1970"))
+            }),
+        other => Err(format!("{other:?}: expected last, since or after")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weft_proto::frame::Replay;
+
+    #[test]
+    fn replay_points_are_read_or_refused_with_the_reason() {
+        assert_eq!(parse_replay("last:10"), Ok(Replay::Last(10)));
+        assert_eq!(parse_replay("after:0"), Ok(Replay::AfterSeq(0)));
+        assert_eq!(
+            parse_replay("since:2026-11-22T09:30:00Z"),
+            Ok(Replay::Since(1_795_339_800_000))
+        );
+        assert!(parse_replay("last").unwrap_err().contains("expected"));
+        assert!(parse_replay("last:x").unwrap_err().contains("whole number"));
+        assert!(parse_replay("since:yesterday").unwrap_err().contains("RFC 3339"));
+        assert!(parse_replay("first:1").unwrap_err().contains("expected last"));
+    }
 }

@@ -264,6 +264,7 @@ pub fn bus(data_dir: Option<&Path>, command: BusCommand) -> anyhow::Result<ExitC
             count,
             timeout,
             data_only,
+            replay,
         } => {
             let pattern = Pattern::new(pattern).context("invalid pattern")?;
             let timeout = timeout
@@ -272,21 +273,31 @@ pub fn bus(data_dir: Option<&Path>, command: BusCommand) -> anyhow::Result<ExitC
                         .with_context(|| format!("--timeout must be a number of seconds, not {t}"))
                 })
                 .transpose()?;
-            runtime.block_on(subscribe(&endpoint, pattern, count, timeout, data_only))
+            let until = Until { count, timeout };
+            runtime.block_on(subscribe(&endpoint, pattern, replay, until, data_only))
         }
     }
+}
+
+/// When `weft bus sub` stops.
+struct Until {
+    /// After this many messages.
+    count: Option<u64>,
+    /// When no message (or not enough) arrived by then.
+    timeout: Option<Duration>,
 }
 
 async fn subscribe(
     endpoint: &Endpoint,
     pattern: Pattern,
-    count: Option<u64>,
-    timeout: Option<Duration>,
+    replay: Option<weft_proto::frame::Replay>,
+    until: Until,
     data_only: bool,
 ) -> anyhow::Result<ExitCode> {
+    let Until { count, timeout } = until;
     let client = connect(endpoint).await?;
     let mut sub = client
-        .subscribe(pattern)
+        .subscribe_with(pattern, None, replay)
         .await
         .context("subscribing failed")?;
     let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
@@ -323,6 +334,9 @@ fn message_line(d: &weft_proto::frame::Delivery, data_only: bool) -> String {
         /// The message's headers (a W3C `traceparent`, say), when it has any.
         #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
         headers: std::collections::BTreeMap<&'a str, &'a str>,
+        /// Its sequence number in its durable stream, when it was stored.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        seq: Option<u64>,
     }
     let text = String::from_utf8_lossy(&d.payload);
     let fallback;
@@ -348,6 +362,7 @@ fn message_line(d: &weft_proto::frame::Delivery, data_only: bool) -> String {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect(),
+        seq: d.seq,
     })
     .expect("a line serialises")
 }

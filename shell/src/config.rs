@@ -31,6 +31,36 @@ pub struct Config {
     /// How app limits are enforced.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// The message journal.
+    #[serde(default)]
+    pub journal: JournalConfig,
+}
+
+/// `[journal]`
+#[derive(Debug, Default, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct JournalConfig {
+    /// Keep the journal's key in a file (mode 0600) when no OS keychain is available,
+    /// instead of refusing durable topics.
+    #[serde(default)]
+    pub key_file: bool,
+    /// Durable streams open whatever workspace runs, as in a workspace's `durable`.
+    #[serde(default)]
+    pub durable: Vec<weft_workspace::RawDurable>,
+}
+
+impl JournalConfig {
+    /// The declared streams, checked.
+    pub fn streams(&self) -> Result<Vec<weft_workspace::DurableSpec>, String> {
+        self.durable
+            .iter()
+            .enumerate()
+            .map(|(i, raw)| {
+                raw.validate()
+                    .map_err(|(field, problem)| format!("journal.durable[{i}].{field}: {problem}"))
+            })
+            .collect()
+    }
 }
 
 /// `[limits]`
@@ -159,6 +189,7 @@ impl Config {
             addr.parse::<MetricsAddr>()
                 .map_err(|e| invalid(format!("metrics.addr: {e}")))?;
         }
+        self.journal.streams().map_err(invalid)?;
         if let Some(level) = &self.log.level {
             tracing_subscriber::EnvFilter::try_new(level)
                 .map_err(|e| invalid(format!("log.level: `{level}` is not a log filter: {e}")))?;

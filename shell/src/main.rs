@@ -14,6 +14,9 @@ mod config;
 mod data_dir;
 mod demo;
 mod diag;
+mod durable_streams;
+mod journal_command;
+mod journal_keys;
 mod logging;
 mod logs_command;
 mod metrics;
@@ -60,6 +63,10 @@ fn main() -> ExitCode {
             lines,
         }) => logs_command::run(data_dir, &app_id, follow, lines),
         Some(Command::Diag { output }) => diag::run(data_dir, output),
+        Some(Command::Journal(cli::JournalCommand::Check { json })) => {
+            journal_command::check(data_dir, json)
+        }
+        Some(Command::Keys(cli::KeysCommand::Rotate)) => journal_command::rotate_keys(data_dir),
     };
     match result {
         Ok(code) => code,

@@ -81,6 +81,20 @@ pub fn run(
         .with_context(|| format!("writing {}", endpoint.cli_token_path().display()))?;
     runtime.spawn(broker.run());
 
+    let journal = std::sync::Arc::new(crate::durable_streams::Journal::new(
+        broker_handle.clone(),
+        data_dir,
+        settings.config.journal.key_file,
+    ));
+    let configured = settings
+        .config
+        .journal
+        .streams()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    journal
+        .open(&configured)
+        .map_err(|e| anyhow::anyhow!("cannot open the durable streams of config.toml: {e}"))?;
+
     let supervisor = Supervisor::new(
         SupervisorConfig {
             app_bin: app_host_binary()?,
@@ -89,6 +103,7 @@ pub fn run(
             stop_grace: STOP_GRACE,
             ask_user: show_panel,
             use_cgroups: settings.config.limits.cgroups,
+            before_launch: Some(journal.clone()),
             app_logs: Some(AppLogSettings {
                 dir: logging::app_logs_dir(data_dir),
                 max_file_bytes: settings.config.app_logs.max_file_mb * 1024 * 1024,

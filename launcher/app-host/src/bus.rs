@@ -280,8 +280,9 @@ impl Session {
                 sub,
                 topic,
                 from,
+                replay,
             } => {
-                let result = self.subscribe(sub, topic, from).await;
+                let result = self.subscribe(sub, topic, from, replay).await;
                 self.answer(id, result);
             }
             PageRequest::Unsubscribe { id, sub } => {
@@ -394,6 +395,7 @@ impl Session {
         sub: u64,
         topic: String,
         from: Option<IdentityFilter>,
+        replay: Option<weft_proto::frame::Replay>,
     ) -> PageResult {
         if self.subs.contains_key(&sub) {
             return Err((
@@ -404,7 +406,7 @@ impl Session {
         let pattern = Pattern::new(topic).map_err(|e| ("InvalidTopic", e.to_string()))?;
         let mut subscription = self
             .client
-            .subscribe_from(pattern, from)
+            .subscribe_with(pattern, from, replay)
             .await
             .map_err(client_error)?;
         let to_page = self.to_page.clone();

@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 use url::Url;
 use weft_proto::{
     ErrorCode,
-    frame::{IdentityFilter, RemoteError},
+    frame::{IdentityFilter, RemoteError, Replay},
 };
 
 /// A message from the page, accepted and decoded.
@@ -57,6 +57,8 @@ pub enum PageRequest {
         topic: String,
         /// Only messages from this sender.
         from: Option<IdentityFilter>,
+        /// Stored messages to deliver first.
+        replay: Option<Replay>,
     },
     /// `weft.request(topic, data, {timeout})`.
     Request {
@@ -238,6 +240,27 @@ struct Raw<'a> {
     level: Option<String>,
     msg: Option<String>,
     tp: Option<String>,
+    replay: Option<RawReplay>,
+}
+
+/// `{last: N}`, `{since: ms}` or `{afterSeq: n}`: exactly one.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawReplay {
+    last: Option<u64>,
+    since: Option<u64>,
+    after_seq: Option<u64>,
+}
+
+impl RawReplay {
+    fn checked(self) -> Result<Replay, String> {
+        match (self.last, self.since, self.after_seq) {
+            (Some(n), None, None) => Ok(Replay::Last(n)),
+            (None, Some(ts), None) => Ok(Replay::Since(ts)),
+            (None, None, Some(seq)) => Ok(Replay::AfterSeq(seq)),
+            _ => Err("replay takes exactly one of last, since and afterSeq".into()),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -372,6 +395,7 @@ impl PageGate {
                 sub: raw.sub.ok_or_else(|| need("sub"))?,
                 topic: raw.topic.ok_or_else(|| need("topic"))?,
                 from: raw.from.map(Into::into),
+                replay: raw.replay.map(RawReplay::checked).transpose().map_err(Dropped::Malformed)?,
             },
             "unsub" => PageRequest::Unsubscribe {
                 id: raw.id.ok_or_else(|| need("id"))?,
@@ -501,12 +525,28 @@ mod tests {
                 trace: None,
             })
         );
+        let body = format!(
+            r#"{{"s":"{SECRET}","t":"sub","id":4,"sub":6,"topic":"a","replay":{{"afterSeq":9}}}}"#
+        );
+        assert!(matches!(
+            g.accept(PAGE, &body),
+            Ok(PageRequest::Subscribe {
+                sub: 6,
+                replay: Some(Replay::AfterSeq(9)),
+                ..
+            })
+        ));
+        let two = format!(
+            r#"{{"s":"{SECRET}","t":"sub","id":4,"sub":6,"topic":"a","replay":{{"last":1,"since":2}}}}"#
+        );
+        assert!(matches!(g.accept(PAGE, &two), Err(Dropped::Malformed(m)) if m.contains("exactly one")));
         let body = format!(r#"{{"s":"{SECRET}","t":"sub","id":4,"sub":5,"topic":"a"}}"#);
         assert!(matches!(
             g.accept(PAGE, &body),
             Ok(PageRequest::Subscribe {
                 sub: 5,
                 from: None,
+                replay: None,
                 ..
             })
         ));

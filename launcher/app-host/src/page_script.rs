@@ -101,6 +101,9 @@ struct Meta<'a> {
     /// The message's W3C `traceparent`, when it is traced.
     #[serde(skip_serializing_if = "Option::is_none")]
     traceparent: Option<&'a str>,
+    /// Its sequence number in its durable stream, when it was stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
 }
 
 fn data_and_meta(d: &Delivery) -> (Data<'_>, Meta<'_>) {
@@ -126,6 +129,7 @@ fn data_and_meta(d: &Delivery) -> (Data<'_>, Meta<'_>) {
             .find(|(k, _)| k == TRACEPARENT)
             .map(|(_, v)| v.as_str())
             .filter(|v| TraceParent::parse(v).is_ok()),
+        seq: d.seq,
     };
     (data, meta)
 }

@@ -63,6 +63,16 @@ pub struct SupervisorConfig {
     /// Whether to enforce limits with control groups where this machine allows it
     /// (otherwise, and where it does not, the PSS watchdog enforces memory limits).
     pub use_cgroups: bool,
+    /// Prepares what a workspace needs before any of its apps starts (the shell opens
+    /// its durable streams, so that the first publish is stored); an error refuses the
+    /// launch with that message.
+    pub before_launch: Option<Arc<dyn PrepareLaunch>>,
+}
+
+/// See [`SupervisorConfig::before_launch`].
+pub trait PrepareLaunch: Send + Sync + std::fmt::Debug {
+    /// Prepares what `workspace` needs; an error refuses its launch.
+    fn prepare(&self, workspace: &Workspace) -> Result<(), String>;
 }
 
 /// How often the watchdog looks at the apps.
@@ -98,6 +108,14 @@ pub enum SupervisorError {
     /// The supervisor is shutting down and launches nothing more.
     #[error("the shell is shutting down")]
     ShuttingDown,
+    /// What the workspace needs could not be prepared; nothing was started.
+    #[error("cannot launch {workspace}: {problem}")]
+    NotPrepared {
+        /// The workspace's name.
+        workspace: String,
+        /// What went wrong.
+        problem: String,
+    },
 }
 
 /// A handle to the supervisor; cheap to clone.
@@ -381,6 +399,12 @@ impl Supervisor {
     pub fn launch(&self, workspace: &Workspace) -> Result<Vec<Identity>, SupervisorError> {
         if lock(&self.inner.state).shutting_down {
             return Err(SupervisorError::ShuttingDown);
+        }
+        if let Some(prepare) = &self.inner.config.before_launch {
+            prepare.prepare(workspace).map_err(|problem| SupervisorError::NotPrepared {
+                workspace: workspace.name.clone(),
+                problem,
+            })?;
         }
         let mut started: Vec<Identity> = Vec::new();
         for app in &workspace.apps {

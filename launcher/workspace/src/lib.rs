@@ -18,6 +18,9 @@
 //! `"never"`, `"on-failure"` (the default: a non-zero exit or a signal) or `"always"`.
 //! See [`Restart`].
 //!
+//! `"durable": [{"pattern": "orders.#", "fsync": "always", "retention": {…}}]` stores
+//! the messages of matching topics (see [`durable`]).
+//!
 //! `url` is `http(s)://…`, or a path relative to the workspace file that must stay inside
 //! its folder; the shell serves such files itself. [`Workspace::load`] either returns a
 //! workspace in which every app is launchable, or a [`WorkspaceError`] naming the file,
@@ -33,6 +36,10 @@ use std::{
 
 use serde::Deserialize;
 
+pub mod durable;
+
+pub use durable::{DurableSpec, FsyncPolicy, RawDurable, RetentionSpec};
+
 /// The smallest memory limit accepted: a WebKit page with its host and helper
 /// processes needs tens of megabytes before it runs any script.
 pub const MIN_MEMORY_MB: u64 = 64;
@@ -44,6 +51,8 @@ pub struct Workspace {
     pub name: String,
     /// The apps, in file order.
     pub apps: Vec<AppSpec>,
+    /// Topics whose messages are stored (see [`durable`]).
+    pub durable: Vec<DurableSpec>,
     /// The file it was read from (absolute).
     pub file: PathBuf,
 }
@@ -189,6 +198,8 @@ impl fmt::Display for WorkspaceError {
 struct RawWorkspace {
     name: String,
     apps: Vec<RawApp>,
+    #[serde(default)]
+    durable: Vec<RawDurable>,
 }
 
 #[derive(Deserialize)]
@@ -340,9 +351,17 @@ impl Workspace {
                 limits,
             });
         }
+        let mut durable = Vec::with_capacity(raw.durable.len());
+        for (i, entry) in raw.durable.iter().enumerate() {
+            let spec = entry
+                .validate()
+                .map_err(|(name, problem)| fail(Some(format!("durable[{i}].{name}")), problem))?;
+            durable.push(spec);
+        }
         Ok(Workspace {
             name: raw.name,
             apps,
+            durable,
             file: file.to_owned(),
         })
     }
