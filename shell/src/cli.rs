@@ -208,7 +208,15 @@ mod tests {
         );
         assert!(parse_replay("last").unwrap_err().contains("expected"));
         assert!(parse_replay("last:x").unwrap_err().contains("whole number"));
-        assert!(parse_replay("since:yesterday").unwrap_err().contains("RFC 3339"));
-        assert!(parse_replay("first:1").unwrap_err().contains("expected last"));
+        assert!(
+            parse_replay("since:yesterday")
+                .unwrap_err()
+                .contains("RFC 3339")
+        );
+        assert!(
+            parse_replay("first:1")
+                .unwrap_err()
+                .contains("expected last")
+        );
     }
 }

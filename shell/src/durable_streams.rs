@@ -64,7 +64,8 @@ impl Journal {
                 Ok(())
             }
             Err(why) => {
-                self.broker.set_journal(JournalSetup::Unavailable(why.clone()));
+                self.broker
+                    .set_journal(JournalSetup::Unavailable(why.clone()));
                 Err(why)
             }
         }

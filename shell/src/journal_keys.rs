@@ -109,7 +109,9 @@ pub fn rotate(data_dir: &Path, allow_key_file: bool) -> Result<(u32, KeySource),
 fn load_keychain(data_dir: &Path) -> Result<KeySet, String> {
     let entry = entry(data_dir).map_err(|e| e.to_string())?;
     match entry.get_password() {
-        Ok(text) => KeySet::from_text(&text).map_err(|e| format!("the keychain entry is damaged: {e}")),
+        Ok(text) => {
+            KeySet::from_text(&text).map_err(|e| format!("the keychain entry is damaged: {e}"))
+        }
         Err(keyring::Error::NoEntry) => {
             let keys = KeySet::generate();
             store_keychain(data_dir, &keys)?;
@@ -129,7 +131,9 @@ fn store_keychain(data_dir: &Path, keys: &KeySet) -> Result<(), String> {
 fn load_file(path: &Path) -> Result<KeySet, String> {
     match fs::read_to_string(path) {
         Ok(text) => {
-            let mode = fs::metadata(path).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
+            let mode = fs::metadata(path)
+                .map(|m| m.permissions().mode() & 0o777)
+                .unwrap_or(0);
             if mode & 0o077 != 0 {
                 return Err(format!(
                     "{} may be read by others (mode {mode:o}); make it 0600 (chmod 600)",
@@ -176,8 +180,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = key_file(dir.path());
         let first = load_file(&file).unwrap();
-        assert_eq!(fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
-        assert_eq!(load_file(&file).unwrap(), first, "read back, not made again");
+        assert_eq!(
+            fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            load_file(&file).unwrap(),
+            first,
+            "read back, not made again"
+        );
         let loaded = load(dir.path(), true).unwrap();
         assert_eq!(loaded.source, KeySource::KeyFile(file.clone()));
         let (id, source) = rotate(dir.path(), true).unwrap();

@@ -10,6 +10,9 @@
 //! machine running several WebKit instances at once is too noisy to test reliably.
 
 pub mod process_tree;
+mod secret_service;
+
+pub use secret_service::PrivateKeyring;
 
 use std::{
     collections::HashMap,
@@ -175,6 +178,9 @@ impl Drop for Display {
 /// Private directories for one test: data dir, runtime dir and `HOME`.
 pub struct TestEnv {
     root: tempfile::TempDir,
+    /// Variables every command started in this environment gets (a private D-Bus
+    /// session's address, say).
+    extra_env: Vec<(String, String)>,
 }
 
 impl Default for TestEnv {
@@ -198,7 +204,20 @@ impl TestEnv {
             std::os::unix::fs::PermissionsExt::from_mode(0o700),
         )
         .expect("chmod");
-        TestEnv { root }
+        TestEnv {
+            root,
+            extra_env: vec![],
+        }
+    }
+
+    /// Gives every command started in this environment `key=value`.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.extra_env.push((key.to_owned(), value.to_owned()));
+    }
+
+    /// The home directory (`HOME`).
+    pub fn home(&self) -> PathBuf {
+        self.root.path().join("home")
     }
 
     /// The data directory.
@@ -240,6 +259,7 @@ impl TestEnv {
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
             )
+            .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null());
         if let Some(d) = display {
             cmd.env("DISPLAY", d.name());
@@ -510,6 +530,12 @@ impl Shell {
         wait_for("the shell to exit", deadline, || {
             child.try_wait().expect("try_wait")
         })
+    }
+
+    /// Gives the test's directories back, to start another shell on them; the shell
+    /// and its apps are killed if they still run.
+    pub fn into_env(mut self) -> TestEnv {
+        std::mem::take(&mut self.env)
     }
 
     /// Kills the shell with SIGKILL, leaving its apps to fend for themselves.

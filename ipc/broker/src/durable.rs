@@ -458,8 +458,7 @@ impl Writer {
     /// Stores a batch, then routes and acknowledges it.
     fn store(&mut self, batch: &mut Vec<Append>, dirty_since: &mut Option<Instant>) {
         let mut secret = Vec::new();
-        let mut stored: Vec<(Append, Result<u64, StoreRefusal>)> =
-            Vec::with_capacity(batch.len());
+        let mut stored: Vec<(Append, Result<u64, StoreRefusal>)> = Vec::with_capacity(batch.len());
         let mut appended = 0;
         for a in batch.drain(..) {
             let meta = encode_meta(&a);

@@ -395,7 +395,11 @@ impl PageGate {
                 sub: raw.sub.ok_or_else(|| need("sub"))?,
                 topic: raw.topic.ok_or_else(|| need("topic"))?,
                 from: raw.from.map(Into::into),
-                replay: raw.replay.map(RawReplay::checked).transpose().map_err(Dropped::Malformed)?,
+                replay: raw
+                    .replay
+                    .map(RawReplay::checked)
+                    .transpose()
+                    .map_err(Dropped::Malformed)?,
             },
             "unsub" => PageRequest::Unsubscribe {
                 id: raw.id.ok_or_else(|| need("id"))?,
@@ -539,7 +543,9 @@ mod tests {
         let two = format!(
             r#"{{"s":"{SECRET}","t":"sub","id":4,"sub":6,"topic":"a","replay":{{"last":1,"since":2}}}}"#
         );
-        assert!(matches!(g.accept(PAGE, &two), Err(Dropped::Malformed(m)) if m.contains("exactly one")));
+        assert!(
+            matches!(g.accept(PAGE, &two), Err(Dropped::Malformed(m)) if m.contains("exactly one"))
+        );
         let body = format!(r#"{{"s":"{SECRET}","t":"sub","id":4,"sub":5,"topic":"a"}}"#);
         assert!(matches!(
             g.accept(PAGE, &body),

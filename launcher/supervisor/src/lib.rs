@@ -401,10 +401,12 @@ impl Supervisor {
             return Err(SupervisorError::ShuttingDown);
         }
         if let Some(prepare) = &self.inner.config.before_launch {
-            prepare.prepare(workspace).map_err(|problem| SupervisorError::NotPrepared {
-                workspace: workspace.name.clone(),
-                problem,
-            })?;
+            prepare
+                .prepare(workspace)
+                .map_err(|problem| SupervisorError::NotPrepared {
+                    workspace: workspace.name.clone(),
+                    problem,
+                })?;
         }
         let mut started: Vec<Identity> = Vec::new();
         for app in &workspace.apps {

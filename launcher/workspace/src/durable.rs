@@ -116,10 +116,14 @@ impl RawDurable {
                     ("retention.maxMessages", raw.max_messages),
                 ] {
                     if value == Some(0) {
-                        return Err((name, "must be at least 1 (leave it out for no limit)".into()));
+                        return Err((
+                            name,
+                            "must be at least 1 (leave it out for no limit)".into(),
+                        ));
                     }
                 }
-                if raw.max_age_secs.is_none() && raw.max_mb.is_none() && raw.max_messages.is_none() {
+                if raw.max_age_secs.is_none() && raw.max_mb.is_none() && raw.max_messages.is_none()
+                {
                     return Err((
                         "retention",
                         "give at least one of maxAgeSecs, maxMb and maxMessages (leave retention out for the defaults)"
@@ -154,23 +158,37 @@ mod tests {
         let spec = raw(r#"{"pattern": "orders.#"}"#).validate().unwrap();
         assert_eq!(spec.fsync, FsyncPolicy::Always);
         assert_eq!(spec.retention, RetentionSpec::default());
-        let spec = raw(r#"{"pattern": "a.*", "fsync": "interval(100)", "retention": {"maxMessages": 5}}"#)
-            .validate()
-            .unwrap();
+        let spec =
+            raw(r#"{"pattern": "a.*", "fsync": "interval(100)", "retention": {"maxMessages": 5}}"#)
+                .validate()
+                .unwrap();
         assert_eq!(spec.fsync, FsyncPolicy::IntervalMs(100));
         assert_eq!(spec.retention.max_messages, Some(5));
         assert_eq!(spec.retention.max_age_secs, None);
         assert_eq!(FsyncPolicy::parse("none"), Ok(FsyncPolicy::None));
         for bad in ["sometimes", "interval(0)", "interval(x)", "interval(100"] {
-            assert!(FsyncPolicy::parse(bad).unwrap_err().contains("not an fsync policy"));
+            assert!(
+                FsyncPolicy::parse(bad)
+                    .unwrap_err()
+                    .contains("not an fsync policy")
+            );
         }
-        assert_eq!(raw(r#"{"pattern": "a..b"}"#).validate().unwrap_err().0, "pattern");
         assert_eq!(
-            raw(r#"{"pattern": "a", "retention": {"maxMb": 0}}"#).validate().unwrap_err().0,
+            raw(r#"{"pattern": "a..b"}"#).validate().unwrap_err().0,
+            "pattern"
+        );
+        assert_eq!(
+            raw(r#"{"pattern": "a", "retention": {"maxMb": 0}}"#)
+                .validate()
+                .unwrap_err()
+                .0,
             "retention.maxMb"
         );
         assert_eq!(
-            raw(r#"{"pattern": "a", "retention": {}}"#).validate().unwrap_err().0,
+            raw(r#"{"pattern": "a", "retention": {}}"#)
+                .validate()
+                .unwrap_err()
+                .0,
             "retention"
         );
     }
