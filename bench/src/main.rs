@@ -5,12 +5,15 @@
 //!   floor, in one run with one process layout for every backend.
 //! - `weft-bench recovery [--kills N]`: from `kill -9` of an app to its page ready
 //!   again.
+//! - `weft-bench journal`: durable topics (fsync always and interval(100)), replay and
+//!   start-up on a 1 GB journal, each beside the storage engine alone.
 //!
 //! Build in release mode first; the benchmark runs the `weft` and `weft-app` binaries
 //! that sit beside it, and itself as worker processes. It is a measuring tool, not a
 //! test: it asserts nothing.
 
 mod bus;
+mod journal;
 mod recovery;
 mod startup;
 
@@ -51,6 +54,9 @@ enum BenchCommand {
     },
     /// Every bus scenario, Weft beside nats-server and the Unix-socket floor.
     Bus(bus::BusArgs),
+    /// Durable topics beside the storage engine alone: throughput, acknowledgement
+    /// latency, replay and start-up.
+    Journal(journal::JournalArgs),
     /// Mean time to recovery: kill -9 of an app to its page ready again.
     Recovery {
         /// How many kills to time.
@@ -86,6 +92,7 @@ fn main() -> anyhow::Result<()> {
         }
         BenchCommand::Bus(args) => bus::run(args),
         BenchCommand::Recovery { kills } => recovery::run(kills.max(1)),
+        BenchCommand::Journal(args) => journal::run(args),
         BenchCommand::Worker(args) => bus::worker::run(args),
         BenchCommand::ServeWeft { socket, token } => bus::servers::serve_weft(&socket, &token),
         BenchCommand::ServeUds { socket } => bus::servers::serve_uds(&socket),

@@ -79,6 +79,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: u64, stream: UnixStream) {
         outbound: &outbound,
         wakes: DeferredWakes::default(),
         tally: Tally::default(),
+        durable_burst: Default::default(),
     };
     let (reason, slow) = tokio::select! {
         reason = session.read_loop(&mut reader) => (reason, false),

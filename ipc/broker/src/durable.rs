@@ -138,7 +138,7 @@ pub(crate) struct DurableStream {
     pub(crate) index: usize,
     pub(crate) pattern: Pattern,
     fsync: Fsync,
-    appends: Mutex<Option<mpsc::Sender<Append>>>,
+    appends: Mutex<Option<mpsc::Sender<Vec<Append>>>>,
     pub(crate) reader: Arc<dyn StreamRead>,
     /// Every message up to this sequence number has been routed live.
     pub(crate) routed_seq: AtomicU64,
@@ -153,9 +153,11 @@ pub(crate) struct Durable {
     by_topic: Mutex<Sublist<usize>>,
 }
 
-/// Publishes waiting for a stream's writer, at most.
-const APPEND_QUEUE: usize = 8192;
-/// Publishes stored in one batch, at most.
+/// Bursts of publishes waiting for a stream's writer, at most.
+const APPEND_QUEUE: usize = 1024;
+/// Bursts stored in one batch, at most.
+const MAX_BURSTS: usize = 256;
+/// Publishes a batch usually holds, at most (room kept for them).
 const MAX_BATCH: usize = 4096;
 /// How often retention is applied.
 const RETENTION_EVERY: Duration = Duration::from_secs(1);
@@ -306,24 +308,24 @@ impl DurableStream {
         self.routed_seq.load(Ordering::Acquire)
     }
 
-    /// Hands a publish to the writer; waits while its queue is full. An error frame
-    /// if the stream has stopped.
-    pub(crate) async fn append(&self, append: Append) -> Result<(), ServerFrame> {
-        let req = append.req;
+    /// Hands one connection's burst of publishes to the writer (one wake-up for all
+    /// of them); waits while its queue is full. An error frame for each if the stream
+    /// has stopped.
+    pub(crate) async fn append(&self, burst: Vec<Append>) -> Result<(), Vec<ServerFrame>> {
+        let reqs: Vec<u64> = burst.iter().map(|a| a.req).collect();
         let tx = lock(&self.appends).clone();
         let sent = match tx {
-            Some(tx) => tx.send(append).await.is_ok(),
+            Some(tx) => tx.send(burst).await.is_ok(),
             None => false,
         };
         if sent {
-            Ok(())
-        } else {
-            Err(crate::session::error(
-                req,
-                ErrorCode::ShuttingDown,
-                &format!("the durable stream {} is closing", self.pattern),
-            ))
+            return Ok(());
         }
+        let message = format!("the durable stream {} is closing", self.pattern);
+        Err(reqs
+            .into_iter()
+            .map(|req| crate::session::error(req, ErrorCode::ShuttingDown, &message))
+            .collect())
     }
 }
 
@@ -401,7 +403,7 @@ struct Writer {
 }
 
 impl Writer {
-    fn run(mut self, mut appends: mpsc::Receiver<Append>) {
+    fn run(mut self, mut appends: mpsc::Receiver<Vec<Append>>) {
         let runtime = match tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
@@ -413,6 +415,7 @@ impl Writer {
             }
         };
         runtime.block_on(async {
+            let mut bursts = Vec::new();
             let mut batch = Vec::with_capacity(MAX_BATCH);
             let mut dirty_since: Option<Instant> = None;
             let mut next_retention = Instant::now();
@@ -423,10 +426,11 @@ impl Writer {
                 };
                 let wake = sync_due.min(next_retention);
                 tokio::select! {
-                    n = appends.recv_many(&mut batch, MAX_BATCH) => {
+                    n = appends.recv_many(&mut bursts, MAX_BURSTS) => {
                         if n == 0 {
                             break;
                         }
+                        batch.extend(bursts.drain(..).flatten());
                         self.store(&mut batch, &mut dirty_since);
                     }
                     _ = tokio::time::sleep_until(wake.into()) => {}

@@ -41,7 +41,13 @@ pub(crate) struct Session<'a> {
     pub(crate) wakes: DeferredWakes,
     /// What this connection routed since the end of its last burst.
     pub(crate) tally: Tally,
+    /// Durable publishes of the burst at hand, handed to their streams' writers at its
+    /// end (one hand-over per burst rather than per message).
+    pub(crate) durable_burst: std::sync::Mutex<Vec<(Arc<DurableStream>, Append)>>,
 }
+
+/// Durable publishes held before they are handed over anyway.
+const DURABLE_BURST: usize = 1024;
 
 impl Session<'_> {
     /// Serves frames until the client leaves or misbehaves; returns why the loop ended.
@@ -68,14 +74,22 @@ impl Session<'_> {
                     Some(stream) => {
                         let (req, payload) = (publish.req, Bytes::copy_from_slice(publish.payload));
                         let topic = Topic::new(publish.topic).expect("the fast path checked it");
-                        self.wakes.wake_all();
-                        self.publish_durable(&stream, req, topic, payload, Headers::new())
-                            .await
+                        self.publish_durable(stream, req, topic, payload, Headers::new());
+                        if lock(&self.durable_burst).len() >= DURABLE_BURST
+                            && let Err(why) = self.hand_over_durable().await
+                        {
+                            return why;
+                        }
+                        None
                     }
                 },
                 None => match ClientFrame::decode(body) {
                     Ok(frame) => {
-                        // Nothing routed waits behind a frame that may take its time.
+                        // Nothing routed or stored waits behind a frame that may take
+                        // its time.
+                        if let Err(why) = self.hand_over_durable().await {
+                            return why;
+                        }
                         self.wakes.wake_all();
                         let reply = self.handle(frame).await;
                         self.wakes.wake_all();
@@ -105,6 +119,9 @@ impl Session<'_> {
                 }
             }
             if !reader.has_buffered_frame() {
+                if let Err(why) = self.hand_over_durable().await {
+                    return why;
+                }
                 // Counted before any answer goes out: whoever sees an acknowledgement
                 // then sees its message in the broker's figures.
                 self.tally.flush(&self.shared.stats);
@@ -127,8 +144,8 @@ impl Session<'_> {
                     if let Err(e) = headers::validate(&headers) {
                         return Some(error(req, ErrorCode::InvalidHeaders, &e.to_string()));
                     }
-                    self.publish_durable(&stream, req, topic, payload, headers)
-                        .await
+                    self.publish_durable(stream, req, topic, payload, headers);
+                    None
                 }
             },
             ClientFrame::Send {
@@ -260,16 +277,16 @@ impl Session<'_> {
         }
     }
 
-    /// Hands a publish to its durable stream's writer, which acknowledges it once
-    /// stored; an error frame if it cannot be handed over.
-    async fn publish_durable(
+    /// Queues a publish for its durable stream's writer, which acknowledges it once
+    /// stored; the burst is handed over by [`Session::hand_over_durable`].
+    fn publish_durable(
         &self,
-        stream: &DurableStream,
+        stream: Arc<DurableStream>,
         req: u64,
         topic: Topic,
         payload: Bytes,
         headers: Headers,
-    ) -> Option<ServerFrame> {
+    ) {
         let append = Append {
             conn: self.conn,
             req,
@@ -280,7 +297,34 @@ impl Session<'_> {
             headers,
             payload,
         };
-        stream.append(append).await.err()
+        lock(&self.durable_burst).push((stream, append));
+    }
+
+    /// Hands the burst's durable publishes to their streams' writers, in order. Errors
+    /// go back to their publishers; `Err` if this connection cannot take them.
+    async fn hand_over_durable(&self) -> Result<(), String> {
+        let burst = std::mem::take(&mut *lock(&self.durable_burst));
+        let mut burst = burst.into_iter().peekable();
+        while let Some((stream, first)) = burst.next() {
+            let mut same = vec![first];
+            while let Some((_, next)) = burst.next_if(|(s, _)| Arc::ptr_eq(s, &stream)) {
+                same.push(next);
+            }
+            if let Err(errors) = stream.append(same).await {
+                for e in errors {
+                    let body = e.encode();
+                    if self
+                        .outbound
+                        .push_frame_deferred(body.len(), |buf| buf.put_slice(&body))
+                        .is_err()
+                    {
+                        return Err("the writer stopped".into());
+                    }
+                }
+                self.wakes.add(self.outbound);
+            }
+        }
+        Ok(())
     }
 
     /// Registers a subscription; with a replay, starts replaying the durable streams
