@@ -120,7 +120,7 @@ fn pages_use_request_rpc_and_send_with_typed_errors() {
     assert_eq!(caller["missing"]["code"], "NoSuchAction");
     assert_eq!(caller["slow"]["code"], "Timeout");
     assert_eq!(caller["nobody"]["code"], "NoResponders");
-    assert_eq!(caller["ghost"]["code"], "NoSuchTarget");
+    assert_eq!(caller["ghost"]["code"], "TargetGone");
     assert_eq!(caller["direct"], json!({"ok": null}));
     assert_eq!(caller["badTopic"]["code"], "InvalidTopic");
 }

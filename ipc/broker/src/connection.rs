@@ -92,6 +92,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: u64, stream: UnixStream) {
     tracing::debug!(conn, %identity, "closing connection: {reason}");
 
     lock(&shared.routes).remove_conn(conn);
+    shared.consumers.detach_conn(conn);
     lock(&shared.tokens).release(conn);
     let gone = lock(&shared.calls).connection_gone(conn);
     shared.provider_gone(gone);

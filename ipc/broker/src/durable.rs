@@ -308,6 +308,20 @@ impl DurableStream {
         self.routed_seq.load(Ordering::Acquire)
     }
 
+    /// Hands one publish to the writer without waiting; an error if its queue is full
+    /// or the stream has stopped.
+    pub(crate) fn try_append(&self, append: Append) -> Result<(), String> {
+        let tx = lock(&self.appends).clone();
+        match tx.map(|tx| tx.try_send(vec![append])) {
+            Some(Ok(())) => Ok(()),
+            Some(Err(mpsc::error::TrySendError::Full(_))) => Err(format!(
+                "the durable stream {} is busy; try again",
+                self.pattern
+            )),
+            _ => Err(format!("the durable stream {} is closing", self.pattern)),
+        }
+    }
+
     /// Hands one connection's burst of publishes to the writer (one wake-up for all
     /// of them); waits while its queue is full. An error frame for each if the stream
     /// has stopped.
@@ -533,6 +547,7 @@ impl Writer {
         drop(routes);
         self.tally.flush(&shared.stats);
         wakes.wake_all();
+        shared.consumers.notify_stored();
     }
 }
 

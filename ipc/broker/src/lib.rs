@@ -20,6 +20,8 @@
 
 mod calls;
 mod connection;
+mod consumers;
+mod dead_letters;
 mod durable;
 mod replay;
 mod routes;
@@ -28,6 +30,8 @@ mod stats;
 pub mod sublist;
 mod tokens;
 
+pub use consumers::{MAX_ATTEMPTS, TTL_HEADER};
+pub use dead_letters::DLQ_CAPACITY;
 pub use durable::{DurableConfig, DurableError, DurableInfo, Fsync, JournalSetup};
 pub use stats::{ConnectionStats, LATENCY_BUCKETS, SAMPLE_EVERY, StatsSnapshot};
 pub use weft_journal::{KeySet, Retention};
@@ -47,7 +51,9 @@ use tokio::{net::UnixListener, sync::mpsc};
 use tokio_util::sync::CancellationToken;
 use weft_proto::{
     ErrorCode, Identity, ServerFrame, Token, Topic,
-    frame::{ControlReply, ControlRequest, Delivery, IdentityFilter, MessageId, PageStatus},
+    frame::{
+        ControlReply, ControlRequest, DeadLetter, Delivery, IdentityFilter, MessageId, PageStatus,
+    },
 };
 use weft_wire::{FrameQueue, Refused};
 
@@ -202,6 +208,8 @@ pub(crate) struct Shared {
     epoch: u32,
     stats: BrokerStats,
     durable: durable::Durable,
+    consumers: consumers::Consumers,
+    dead_letters: dead_letters::DeadLetters,
 }
 
 /// The broker could not start.
@@ -251,6 +259,8 @@ impl Broker {
             epoch,
             stats: BrokerStats::default(),
             durable: durable::Durable::default(),
+            consumers: consumers::Consumers::default(),
+            dead_letters: dead_letters::DeadLetters::default(),
         });
         let handle = BrokerHandle {
             shared: shared.clone(),
@@ -302,12 +312,56 @@ impl BrokerHandle {
     pub fn shutdown(&self) {
         self.shared.shutdown.cancel();
         self.shared.durable.close();
+        self.shared.consumers.persist(true);
     }
 
     /// Says where durable streams live and with which keys (or why there are none).
-    /// Must come before [`BrokerHandle::add_durable`].
+    /// Must come before [`BrokerHandle::add_durable`]. With a journal, the dead-letter
+    /// queue and the durable consumers are opened there too.
     pub fn set_journal(&self, setup: JournalSetup) {
+        if let JournalSetup::Ready { dir, keys } = &setup {
+            if let Err(e) = self
+                .shared
+                .dead_letters
+                .open(&dir.join("dead-letters"), keys.clone())
+            {
+                tracing::error!("cannot open the dead-letter queue: {e}");
+            }
+            self.shared.consumers.load(dir.join("consumers.json"));
+        }
         self.shared.durable.set_up(setup);
+    }
+
+    /// The dead-letter queue's letters (oldest first) and the bytes it takes.
+    pub fn dead_letters(&self) -> Result<(Vec<DeadLetter>, u64), String> {
+        self.shared.dead_letters.list()
+    }
+
+    /// Dead letters that could not be kept (no journal, or too many at once).
+    pub fn dead_letters_lost(&self) -> u64 {
+        self.shared.dead_letters.lost()
+    }
+
+    /// Delivers dead letters again — one by id, or all — on their topic, from their
+    /// sender, with their message id and a `weft-redriven` header, and takes them out
+    /// of the queue. Returns how many.
+    pub fn redrive(&self, id: Option<u64>) -> Result<u64, String> {
+        let letters = self.shared.dead_letters.take(id)?;
+        let count = letters.len() as u64;
+        for letter in letters {
+            let mut message = letter.message;
+            message.seq = None;
+            message
+                .headers
+                .push(("weft-redriven".into(), letter.id.to_string()));
+            self.shared.republish(message)?;
+        }
+        Ok(count)
+    }
+
+    /// Empties the dead-letter queue; returns how many letters it held.
+    pub fn purge_dead_letters(&self) -> Result<u64, String> {
+        self.shared.dead_letters.purge()
     }
 
     /// Opens a durable stream (recovering what a crash left of it) and stores every
@@ -440,6 +494,16 @@ impl Shared {
                 }
                 Err(refused) => {
                     routed.dropped += 1;
+                    if refused == Refused::Full
+                        && let Ok(lost) = postcard::from_bytes::<Delivery>(message)
+                    {
+                        self.dead_letters.add(
+                            dead_letters::Reason::SlowConsumer,
+                            "its subscriber could not keep up and was disconnected".into(),
+                            conn.identity.to_string(),
+                            lost,
+                        );
+                    }
                     self.refused(target.conn, conn, Err(refused));
                 }
             }
@@ -501,6 +565,29 @@ impl Shared {
                     self.stats.slow_consumer();
                     c.kill.cancel();
                 }
+            }
+        }
+    }
+
+    /// Publishes a message again (a redriven dead letter): stored first if its topic
+    /// is durable, else routed.
+    fn republish(&self, message: Delivery) -> Result<(), String> {
+        match self.durable.stream_for(message.topic.as_str()) {
+            Some(stream) => stream.try_append(durable::Append {
+                conn: 0,
+                req: 0,
+                ts_ms: now_ms(),
+                id: message.id,
+                topic: message.topic,
+                sender: message.sender,
+                headers: message.headers,
+                payload: message.payload,
+            }),
+            None => {
+                let wakes = DeferredWakes::default();
+                self.route(&message, None, &wakes);
+                wakes.wake_all();
+                Ok(())
             }
         }
     }

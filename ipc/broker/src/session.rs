@@ -17,6 +17,7 @@ use crate::{
     BrokerEvent, ClientKind, DeferredWakes, MessageKind, Shared, TracedMessage,
     calls::{Connected, TooManyPending},
     connection::Reader,
+    consumers::Attach,
     durable::{Append, DurableStream},
     lock, now_ms,
     replay::{ReplayJob, may_overlap},
@@ -163,8 +164,22 @@ impl Session<'_> {
                 replay,
             } => Some(self.subscribe(req, sub, pattern, from, replay)),
             ClientFrame::Unsubscribe { req, sub } => {
+                if self.shared.consumers.detach(self.conn, sub) {
+                    return Some(ServerFrame::Ok { req });
+                }
                 let result = lock(&self.shared.routes).unsubscribe(self.conn, sub);
                 Some(sub_reply(req, sub, result))
+            }
+            ClientFrame::Consume {
+                req,
+                sub,
+                pattern,
+                name,
+                start,
+            } => Some(self.consume(req, sub, pattern, &name, start)),
+            ClientFrame::Ack { sub, seq, outcome } => {
+                self.shared.consumers.ack(self.conn, sub, seq, outcome);
+                None
             }
             ClientFrame::Request {
                 req,
@@ -388,6 +403,33 @@ impl Session<'_> {
         sub_reply(req, sub, result)
     }
 
+    /// Attaches this connection's subscription `sub` to a durable consumer of its app.
+    fn consume(
+        &self,
+        req: u64,
+        sub: u64,
+        pattern: Pattern,
+        name: &str,
+        start: Option<Replay>,
+    ) -> ServerFrame {
+        let Some(shared) = self.shared_arc.upgrade() else {
+            return error(req, ErrorCode::ShuttingDown, "the broker is stopping");
+        };
+        let attach = Attach {
+            app_id: &self.identity.app_id,
+            name,
+            pattern,
+            start,
+            conn: self.conn,
+            sub,
+            queue: self.outbound.clone(),
+        };
+        match self.shared.consumers.attach(&shared, attach) {
+            Ok(()) => ServerFrame::Ok { req },
+            Err(refusal) => error(req, refusal.code, &refusal.message),
+        }
+    }
+
     /// A publish without headers, routed from the frame's own bytes; `scratch` holds
     /// the delivery while it is copied to each subscriber's queue.
     fn publish_fast(
@@ -459,7 +501,7 @@ impl Session<'_> {
         if let Some(to) = &to
             && !lock(&self.shared.routes).any_connected(to)
         {
-            return error(req, ErrorCode::NoSuchTarget, &no_such_target(to));
+            return error(req, ErrorCode::TargetGone, &no_such_target(to));
         }
         let direct = to.is_some();
         let delivery = self.message(topic, payload, headers, None, direct);

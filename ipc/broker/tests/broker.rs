@@ -560,7 +560,7 @@ async fn send_reaches_only_the_named_identity_and_fails_for_one_not_running() {
     };
     assert_eq!(
         code(sender.send(&missing, &topic("cmd"), "x").await),
-        ErrorCode::NoSuchTarget
+        ErrorCode::TargetGone
     );
     let missing_app = IdentityFilter {
         app_id: "ghost".into(),

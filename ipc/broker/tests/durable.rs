@@ -271,3 +271,222 @@ fn weft_now_ms() -> u64 {
         .unwrap()
         .as_millis() as u64
 }
+
+/// Waits until the dead-letter queue holds `n` letters.
+async fn letters(handle: &BrokerHandle, n: usize) -> Vec<weft_proto::frame::DeadLetter> {
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            let (letters, _) = handle.dead_letters().unwrap();
+            if letters.len() >= n {
+                return letters;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("dead letters in time")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durable_consumers_hold_order_retry_dead_letter_and_resume_after_their_last_ack() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Arc::new(KeySet::generate());
+    let publisher_id;
+    {
+        let broker = Running::start(dir.path(), &keys, Fsync::Always);
+        let publisher = broker.client().await;
+        publisher_id = publisher.identity().clone();
+        for n in 1..=5u64 {
+            publisher
+                .publish(&topic("orders.new"), n.to_string())
+                .await
+                .unwrap();
+        }
+        let app = broker.app("blotter").await;
+        let mut sub = app
+            .consume(
+                Pattern::new("orders.#").unwrap(),
+                "book",
+                Some(Replay::AfterSeq(0)),
+            )
+            .await
+            .unwrap();
+        let busy = broker
+            .app("blotter")
+            .await
+            .consume(Pattern::new("orders.#").unwrap(), "book", None)
+            .await;
+        assert_eq!(busy.err().map(|e| e.code()), Some("ConsumerBusy"));
+
+        let first = next(&mut sub).await;
+        assert_eq!((first.seq, &first.payload[..]), (Some(1), &b"1"[..]));
+        assert!(sub.try_next().is_none(), "one message at a time");
+        sub.ack(&first, Ok(())).unwrap();
+        // The second fails every time: retried with backoff, then dead-lettered, and
+        // only then does the third come.
+        let mut ids = vec![];
+        for _ in 0..weft_broker::MAX_ATTEMPTS {
+            let second = next(&mut sub).await;
+            assert_eq!(second.seq, Some(2));
+            ids.push(second.id);
+            sub.ack(&second, Err("the book is closed".into())).unwrap();
+        }
+        assert!(
+            ids.windows(2).all(|w| w[0] == w[1]),
+            "the same message id each time"
+        );
+        let third = next(&mut sub).await;
+        assert_eq!(third.seq, Some(3));
+        let dead = letters(&broker.handle, 1).await;
+        assert_eq!(dead[0].reason, "HandlerFailed");
+        assert!(
+            dead[0].detail.contains("the book is closed"),
+            "{}",
+            dead[0].detail
+        );
+        assert_eq!(dead[0].target, "blotter consumer book");
+        assert_eq!(dead[0].message.payload, &b"2"[..]);
+        assert_eq!(dead[0].message.sender.as_ref(), &publisher_id);
+        // The app goes away before acknowledging 3: it comes again later.
+        drop(sub);
+        drop(app);
+    }
+    let broker = Running::start(dir.path(), &keys, Fsync::Always);
+    let app = broker.app("blotter").await;
+    let mut sub = tokio::time::timeout(DEADLINE, async {
+        loop {
+            match app
+                .consume(Pattern::new("orders.#").unwrap(), "book", None)
+                .await
+            {
+                Ok(sub) => return sub,
+                Err(e) if e.code() == "ConsumerBusy" => tokio::task::yield_now().await,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    })
+    .await
+    .unwrap();
+    for seq in 3..=5 {
+        let d = next(&mut sub).await;
+        assert_eq!(
+            d.seq,
+            Some(seq),
+            "after a restart: from the last acknowledged on"
+        );
+        sub.ack(&d, Ok(())).unwrap();
+    }
+    // The dead letter survived the restart; redriving delivers it again.
+    let dead = letters(&broker.handle, 1).await;
+    assert_eq!(broker.handle.redrive(Some(dead[0].id)).unwrap(), 1);
+    let again = next(&mut sub).await;
+    assert_eq!(
+        (&again.payload[..], again.id),
+        (&b"2"[..], dead[0].message.id)
+    );
+    assert!(
+        again
+            .headers
+            .iter()
+            .any(|(k, v)| k == "weft-redriven" && *v == dead[0].id.to_string())
+    );
+    sub.ack(&again, Ok(())).unwrap();
+    assert!(
+        broker.handle.dead_letters().unwrap().0.is_empty(),
+        "redriven letters leave the queue"
+    );
+
+    // A message whose time-to-live ran out before delivery is dead-lettered.
+    drop(sub);
+    let publisher = broker.client().await;
+    publisher
+        .publish_with(
+            &topic("orders.new"),
+            "6",
+            vec![(weft_broker::TTL_HEADER.into(), "1".into())],
+        )
+        .await
+        .unwrap();
+    let published = weft_now_ms();
+    while weft_now_ms() <= published + 1 {
+        std::hint::spin_loop();
+    }
+    let mut sub = tokio::time::timeout(DEADLINE, async {
+        loop {
+            match app
+                .consume(Pattern::new("orders.#").unwrap(), "book", None)
+                .await
+            {
+                Ok(sub) => return sub,
+                Err(e) if e.code() == "ConsumerBusy" => tokio::task::yield_now().await,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let expired = letters(&broker.handle, 1).await;
+    assert_eq!(
+        (expired[0].reason.as_str(), &expired[0].message.payload[..]),
+        ("Expired", &b"6"[..])
+    );
+    publisher.publish(&topic("orders.new"), "7").await.unwrap();
+    assert_eq!(next(&mut sub).await.payload, &b"7"[..]);
+    assert_eq!(broker.handle.purge_dead_letters().unwrap(), 1);
+    assert!(broker.handle.dead_letters().unwrap().0.is_empty());
+
+    // A direct send to an identity that is gone fails to its sender, and is not also
+    // dead-lettered.
+    let gone = weft_proto::frame::IdentityFilter {
+        app_id: "nobody".into(),
+        instance_id: None,
+    };
+    let refused = publisher
+        .send(&gone, &topic("orders.new"), "8")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), "TargetGone");
+    assert!(broker.handle.dead_letters().unwrap().0.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_refused_to_a_slow_consumer_are_dead_lettered() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Arc::new(KeySet::generate());
+    let socket = dir.path().join("bus.sock");
+    let mut config = BrokerConfig::new(&socket);
+    config.outbound_queue_bytes = 64 * 1024;
+    let (broker, handle, events) = Broker::bind(config).unwrap();
+    std::mem::forget(events);
+    tokio::spawn(broker.run());
+    handle.set_journal(JournalSetup::Ready {
+        dir: dir.path().join("journal"),
+        keys,
+    });
+    let cli = Token::random();
+    handle.grant_cli(cli.clone());
+    // A subscriber whose subscription is never read: once its inbox is full its
+    // client stops reading the socket.
+    let slow = Client::connect(&socket, &cli).await.unwrap();
+    let _sub = slow.subscribe(topic("prices.fx")).await.unwrap();
+    let publisher = Client::connect(&socket, &cli).await.unwrap();
+    let payload = "x".repeat(4096);
+    let dead = tokio::time::timeout(DEADLINE, async {
+        loop {
+            publisher
+                .publish(&topic("prices.fx"), payload.clone())
+                .await
+                .unwrap();
+            let (letters, _) = handle.dead_letters().unwrap();
+            if let Some(letter) = letters.into_iter().next() {
+                return letter;
+            }
+        }
+    })
+    .await
+    .expect("a refused message is dead-lettered");
+    assert_eq!(dead.reason, "SlowConsumer");
+    assert_eq!(dead.target, slow.identity().to_string());
+    assert_eq!(dead.message.payload, payload.as_bytes());
+    handle.shutdown();
+}

@@ -295,7 +295,7 @@ impl Client {
     }
 
     /// Delivers `payload` on `topic` only to the subscriptions of `to` (every instance
-    /// of an app, or one instance); `NoSuchTarget` if none is running.
+    /// of an app, or one instance); `TargetGone` if none is running.
     pub async fn send(
         &self,
         to: &IdentityFilter,
@@ -495,6 +495,53 @@ impl Client {
         })
     }
 
+    /// Attaches to the durable consumer `name` of this client's app (made on first use,
+    /// starting where `start` says, or with new messages only): its stored messages come
+    /// one at a time, each after the previous one was acknowledged with
+    /// [`Subscription::ack`]. `ConsumerBusy` if it is attached elsewhere or follows
+    /// another pattern.
+    pub async fn consume(
+        &self,
+        pattern: impl Into<Pattern>,
+        name: &str,
+        start: Option<Replay>,
+    ) -> Result<Subscription, ClientError> {
+        let pattern = pattern.into();
+        let sub = self.inner.next_sub.fetch_add(1, Ordering::Relaxed);
+        let (tx, deliveries) = inbox(SUBSCRIPTION_BUFFER);
+        lock(&self.inner.subs).insert(sub, tx);
+        let name = name.to_owned();
+        let result = self
+            .call(|req| ClientFrame::Consume {
+                req,
+                sub,
+                pattern,
+                name,
+                start,
+            })
+            .await;
+        if let Err(e) = result {
+            lock(&self.inner.subs).remove(&sub);
+            return Err(e);
+        }
+        Ok(Subscription {
+            id: sub,
+            deliveries,
+            client: self.clone(),
+            ended: false,
+        })
+    }
+
+    /// Tells the broker how the handler of consumer subscription `sub`'s message `seq`
+    /// ended; a failure is retried, then dead-lettered.
+    pub fn ack(&self, sub: u64, seq: u64, outcome: Result<(), String>) -> Result<(), ClientError> {
+        let frame = ClientFrame::Ack { sub, seq, outcome };
+        self.inner
+            .outbound
+            .push_regardless(&frame.encode())
+            .map_err(|_| ClientError::NotConnected("the connection is closed".into()))
+    }
+
     /// Tells the shell the state of this app host's page. Only app hosts may.
     pub async fn report_status(&self, status: PageStatus) -> Result<(), ClientError> {
         self.call(|req| ClientFrame::ReportStatus { req, status })
@@ -623,6 +670,12 @@ impl Subscription {
     /// The next message if one has already arrived, without waiting.
     pub fn try_next(&mut self) -> Option<Delivery> {
         self.deliveries.try_recv()
+    }
+
+    /// For a durable consumer's message: its handler is done (`Ok`) or failed.
+    pub fn ack(&self, message: &Delivery, outcome: Result<(), String>) -> Result<(), ClientError> {
+        self.client
+            .ack(self.id, message.seq.unwrap_or_default(), outcome)
     }
 
     /// Ends the subscription and waits for the broker to confirm.

@@ -31,7 +31,7 @@ pub enum ClientFrame {
         headers: Headers,
     },
     /// Deliver `payload` on `topic` only to the subscriptions of the identity `to`;
-    /// `NoSuchTarget` if no such instance is connected.
+    /// `TargetGone` if no such instance is connected.
     Send {
         /// Request id.
         req: u64,
@@ -151,6 +151,32 @@ pub enum ClientFrame {
         req: u64,
         /// The window's position and size.
         bounds: crate::launch::WindowBounds,
+    },
+    /// Attach to the durable consumer `name` of this app (created on first use),
+    /// delivering its messages to subscription `sub`, one at a time: each must be
+    /// acknowledged with `Ack` before the next comes.
+    Consume {
+        /// Request id.
+        req: u64,
+        /// The client's id for this subscription.
+        sub: u64,
+        /// The topics the consumer follows (must match the consumer's if it exists).
+        pattern: Pattern,
+        /// The consumer's name, unique within the app.
+        name: String,
+        /// Where a new consumer starts; only new messages by default.
+        start: Option<Replay>,
+    },
+    /// The handler of a consumer's message `seq` finished: `Ok`, or failed with this
+    /// message (the message is retried, and dead-lettered after the last attempt).
+    /// Not answered.
+    Ack {
+        /// The consumer's subscription.
+        sub: u64,
+        /// The message's sequence number.
+        seq: u64,
+        /// How the handler ended.
+        outcome: Result<(), String>,
     },
 }
 
@@ -331,8 +357,6 @@ pub enum ErrorCode {
     ShuttingDown,
     /// The headers break the limits of [`Headers`].
     InvalidHeaders,
-    /// A direct send names an identity that is not connected.
-    NoSuchTarget,
     /// A request matched no subscription.
     NoResponders,
     /// No connection provides the service.
@@ -357,6 +381,10 @@ pub enum ErrorCode {
     StorageFull,
     /// A durable topic's message could not be stored (an I/O error, or no journal).
     StorageFailed,
+    /// A direct send names an identity that is no longer (or never was) connected.
+    TargetGone,
+    /// A durable consumer is already attached, or exists with another pattern.
+    ConsumerBusy,
 }
 
 impl ErrorCode {
@@ -372,7 +400,6 @@ impl ErrorCode {
             ErrorCode::ControlFailed => "ControlFailed",
             ErrorCode::ShuttingDown => "ShuttingDown",
             ErrorCode::InvalidHeaders => "InvalidHeaders",
-            ErrorCode::NoSuchTarget => "NoSuchTarget",
             ErrorCode::NoResponders => "NoResponders",
             ErrorCode::NoProvider => "NoProvider",
             ErrorCode::ServiceExists => "ServiceExists",
@@ -385,6 +412,8 @@ impl ErrorCode {
             ErrorCode::Backpressure => "Backpressure",
             ErrorCode::StorageFull => "StorageFull",
             ErrorCode::StorageFailed => "StorageFailed",
+            ErrorCode::TargetGone => "TargetGone",
+            ErrorCode::ConsumerBusy => "ConsumerBusy",
         }
     }
 }
@@ -426,6 +455,15 @@ pub enum ControlRequest {
     },
     /// Stop every app and then the shell.
     Shutdown,
+    /// List the dead-letter queue.
+    DlqList,
+    /// Deliver dead letters again (one by id, or all) and remove them from the queue.
+    DlqRedrive {
+        /// The dead letter's id; every one when `None`.
+        id: Option<u64>,
+    },
+    /// Empty the dead-letter queue.
+    DlqPurge,
 }
 
 /// The shell's answer to a [`ControlRequest`].
@@ -440,8 +478,36 @@ pub enum ControlReply {
     },
     /// The instances a launch started.
     Launched(Vec<Identity>),
+    /// The dead-letter queue.
+    DeadLetters {
+        /// Its letters, oldest first.
+        letters: Vec<DeadLetter>,
+        /// Bytes it takes on disk.
+        bytes: u64,
+        /// How many it holds at most; the oldest go first.
+        capacity: u64,
+    },
+    /// How many dead letters were redriven or purged.
+    Count(u64),
     /// The request was carried out.
     Done,
+}
+
+/// A message that could not be delivered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// Its id in the queue.
+    pub id: u64,
+    /// Why: `HandlerFailed`, `SlowConsumer` or `Expired`.
+    pub reason: String,
+    /// More about why (the handler's last error, say).
+    pub detail: String,
+    /// Whom it was for (an app's durable consumer, or an instance).
+    pub target: String,
+    /// When it was dead-lettered, in milliseconds since the Unix epoch.
+    pub ts_ms: u64,
+    /// The message.
+    pub message: Delivery,
 }
 
 /// One app instance as the supervisor sees it.
