@@ -132,6 +132,18 @@
       } else if (m.t === "msg") {
         const handler = handlers.get(m.sub);
         if (!handler) continue;
+        if (m.ack) {
+          // A durable consumer's message: acknowledged once the handler is done; a
+          // throw or a rejected promise has it retried, then dead-lettered.
+          const seq = m.meta.seq;
+          Promise.resolve()
+            .then(() => withTrace(m.meta, () => handler(m.data, m.meta)))
+            .then(
+              () => post({ t: "ack", sub: m.sub, seq: seq }),
+              (e) => post({ t: "ack", sub: m.sub, seq: seq, err: { message: e && e.message ? String(e.message) : String(e) } }),
+            );
+          continue;
+        }
         const call = m.call;
         if (call !== undefined) {
           // A request: the handler's result (or promise) is the answer.
@@ -255,7 +267,14 @@
       } catch (e) {
         return Promise.reject(weftError("InvalidPayload", "the data is not JSON-serialisable: " + e));
       }
-      return request({ t: "pub", topic: topic, data: text, tp: traceOf(opts) }).then(() => undefined);
+      let ttl = null;
+      if (opts && opts.ttlMs != null) {
+        if (!Number.isSafeInteger(opts.ttlMs) || opts.ttlMs < 1) {
+          return Promise.reject(weftError("InvalidArgument", "opts.ttlMs is a whole number of milliseconds"));
+        }
+        ttl = opts.ttlMs;
+      }
+      return request({ t: "pub", topic: topic, data: text, tp: traceOf(opts), ttl: ttl }).then(() => undefined);
     },
 
     // Deliver only to `target` ({appId} or {appId, instanceId}).
@@ -277,6 +296,10 @@
     // opts.replay — {last: N}, {since: msSinceEpoch} or {afterSeq: n} — first delivers
     // what durable streams stored from that point, in order, then live messages with no
     // gap or duplicate; stored messages carry meta.seq.
+    // opts.durable: "name" attaches to this app's durable consumer of that name, which
+    // survives restarts: its messages come one at a time, each acknowledged when the
+    // handler returns (or its promise resolves); a throw or rejection retries it, then
+    // dead-letters it. Delivery is at least once: meta.id is stable for de-duplication.
     // When a message is a request, the handler's return value (or promise) answers it.
     subscribe(pattern, handler, opts) {
       const bad = checkString(pattern, "the pattern", "InvalidTopic");
@@ -286,15 +309,23 @@
       }
       let from = null;
       let replay = null;
+      let durable = null;
       try {
         if (opts && opts.from) from = identityFilter(opts.from, "opts.from");
         if (opts && opts.replay != null) replay = replayPoint(opts.replay);
+        if (opts && opts.durable != null) {
+          if (typeof opts.durable !== "string" || opts.durable === "") {
+            throw weftError("InvalidArgument", "opts.durable is the consumer's name");
+          }
+          if (from) throw weftError("InvalidArgument", "a durable consumer takes no opts.from");
+          durable = opts.durable;
+        }
       } catch (e) {
         return Promise.reject(e);
       }
       const sub = nextId++;
       handlers.set(sub, handler);
-      return request({ t: "sub", sub: sub, topic: pattern, from: from, replay: replay }).then(
+      return request({ t: "sub", sub: sub, topic: pattern, from: from, replay: replay, durable: durable }).then(
         () =>
           Object.freeze({
             unsubscribe() {

@@ -70,6 +70,9 @@ pub enum Command {
     /// Manage the journal's encryption keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The running shell's dead-letter queue: messages that could not be delivered.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
     /// Stop every app and the running shell.
     Stop,
 }
@@ -108,6 +111,30 @@ pub enum JournalCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `weft dlq …`
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// List the dead letters, oldest first: id, reason, target, topic, time.
+    List {
+        /// Print one JSON object: {"letters": [{"id", "reason", "detail", "target",
+        /// "ts", "topic", "data", "sender", "messageId"}], "bytes", "capacity"}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deliver dead letters again on their topic (same message id, with a
+    /// `weft-redriven` header) and take them out of the queue.
+    Redrive {
+        /// The letter's id, as `list` shows it.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<u64>,
+        /// Every letter.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Empty the queue.
+    Purge,
 }
 
 /// `weft keys …`

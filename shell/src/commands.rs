@@ -21,6 +21,7 @@ use weft_proto::{
 use weft_workspace::Workspace;
 
 use crate::{
+    cli::DlqCommand,
     cli::{BusCommand, LaunchArgs},
     config::Config,
     data_dir, logging,
@@ -201,6 +202,77 @@ pub fn stop(data_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
         }
     }
     bail!("the shell did not stop within 30 seconds")
+}
+
+/// `weft dlq …`.
+pub fn dlq(data_dir: Option<&Path>, command: DlqCommand) -> anyhow::Result<ExitCode> {
+    let request = match &command {
+        DlqCommand::List { .. } => ControlRequest::DlqList,
+        DlqCommand::Redrive { id, .. } => ControlRequest::DlqRedrive { id: *id },
+        DlqCommand::Purge => ControlRequest::DlqPurge,
+    };
+    let reply = control(data_dir, request)?;
+    let mut out = std::io::stdout().lock();
+    match (command, reply) {
+        (
+            DlqCommand::List { json },
+            ControlReply::DeadLetters {
+                letters,
+                bytes,
+                capacity,
+            },
+        ) => {
+            if json {
+                let letters: Vec<_> = letters.iter().map(letter_json).collect();
+                let all =
+                    serde_json::json!({"letters": letters, "bytes": bytes, "capacity": capacity});
+                writeln!(out, "{all}")?;
+            } else {
+                writeln!(
+                    out,
+                    "{} dead letters ({bytes} bytes; at most {capacity} are kept)",
+                    letters.len()
+                )?;
+                for l in &letters {
+                    writeln!(
+                        out,
+                        "{:>6}  {:<14} {:<28} {:<24} {}  {}",
+                        l.id,
+                        l.reason,
+                        l.target,
+                        l.message.topic,
+                        humantime::format_rfc3339_millis(
+                            std::time::UNIX_EPOCH + Duration::from_millis(l.ts_ms)
+                        ),
+                        l.detail
+                    )?;
+                }
+            }
+        }
+        (DlqCommand::Redrive { .. }, ControlReply::Count(n)) => {
+            writeln!(out, "{n} dead letters delivered again")?
+        }
+        (DlqCommand::Purge, ControlReply::Count(n)) => writeln!(out, "{n} dead letters purged")?,
+        (_, reply) => bail!("the shell gave an unexpected answer: {reply:?}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One dead letter, as `weft dlq list --json` prints it.
+fn letter_json(l: &weft_proto::frame::DeadLetter) -> serde_json::Value {
+    let data: serde_json::Value = serde_json::from_slice(&l.message.payload)
+        .unwrap_or_else(|_| String::from_utf8_lossy(&l.message.payload).into());
+    serde_json::json!({
+        "id": l.id,
+        "reason": l.reason,
+        "detail": l.detail,
+        "target": l.target,
+        "ts": l.ts_ms,
+        "topic": l.message.topic.as_str(),
+        "data": data,
+        "sender": &*l.message.sender,
+        "messageId": l.message.id.to_string(),
+    })
 }
 
 /// `weft bus …`.

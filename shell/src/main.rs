@@ -67,6 +67,7 @@ fn main() -> ExitCode {
             journal_command::check(data_dir, json)
         }
         Some(Command::Keys(cli::KeysCommand::Rotate)) => journal_command::rotate_keys(data_dir),
+        Some(Command::Dlq(dlq)) => commands::dlq(data_dir, dlq),
     };
     match result {
         Ok(code) => code,

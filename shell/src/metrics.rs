@@ -21,7 +21,7 @@ use prometheus_client::{
 };
 use serde::Serialize;
 use tokio::net::TcpListener;
-use weft_broker::{BrokerHandle, LATENCY_BUCKETS, StatsSnapshot};
+use weft_broker::{BrokerHandle, JournalStats, LATENCY_BUCKETS, StatsSnapshot};
 use weft_proto::frame::{AppInfo, AppState};
 use weft_supervisor::Supervisor;
 
@@ -152,7 +152,11 @@ fn answer<B>(req: &Request<B>, sources: &Sources) -> Response<Full<Bytes>> {
     }
     match req.uri().path() {
         "/metrics" => {
-            let text = render_metrics(&sources.broker.stats(), &sources.supervisor.apps());
+            let text = render_metrics(
+                &sources.broker.stats(),
+                &sources.broker.journal_stats(),
+                &sources.supervisor.apps(),
+            );
             Response::builder()
                 .header(
                     header::CONTENT_TYPE,
@@ -271,10 +275,11 @@ const STATES: [AppState; 8] = [
 ];
 
 /// Renders the broker's counters and the apps in the OpenMetrics text format.
-pub fn render_metrics(stats: &StatsSnapshot, apps: &[AppInfo]) -> String {
+pub fn render_metrics(stats: &StatsSnapshot, journal: &JournalStats, apps: &[AppInfo]) -> String {
     let mut registry = Registry::with_prefix("weft");
     registry.register_collector(Box::new(Snapshot {
         stats: stats.clone(),
+        journal: journal.clone(),
         apps: apps.to_vec(),
     }));
     let mut text = String::new();
@@ -287,6 +292,7 @@ pub fn render_metrics(stats: &StatsSnapshot, apps: &[AppInfo]) -> String {
 #[derive(Debug)]
 struct Snapshot {
     stats: StatsSnapshot,
+    journal: JournalStats,
     apps: Vec<AppInfo>,
 }
 
@@ -337,6 +343,7 @@ impl Collector for Snapshot {
             )?)?;
         }
 
+        self.journal_figures(&mut encoder)?;
         ConstGauge::new(s.connections.len() as i64).encode(encoder.encode_descriptor(
             "bus_connections",
             "Authenticated bus connections",
@@ -406,6 +413,53 @@ impl Collector for Snapshot {
 }
 
 impl Snapshot {
+    /// The dead-letter queue and each durable stream.
+    fn journal_figures(&self, encoder: &mut DescriptorEncoder<'_>) -> Result<(), fmt::Error> {
+        let j = &self.journal;
+        ConstGauge::new(j.dead_letters as i64).encode(encoder.encode_descriptor(
+            "dlq_messages",
+            "Messages in the dead-letter queue",
+            None,
+            MetricType::Gauge,
+        )?)?;
+        ConstCounter::new(j.dead_letters_lost).encode(encoder.encode_descriptor(
+            "dlq_lost",
+            "Dead letters that could not be kept (no journal, or too many at once)",
+            None,
+            MetricType::Counter,
+        )?)?;
+        type Read = fn(&weft_broker::DurableInfo) -> i64;
+        let per_stream: [(&str, &str, Option<Unit>, Read); 3] = [
+            (
+                "journal_last_seq",
+                "The last sequence number stored in each durable stream",
+                None,
+                |s| s.last_seq as i64,
+            ),
+            (
+                "journal",
+                "Bytes each durable stream takes on disk",
+                Some(Unit::Bytes),
+                |s| s.bytes as i64,
+            ),
+            (
+                "journal_damaged",
+                "Damaged places found in each durable stream (skipped and quarantined)",
+                None,
+                |s| s.damaged as i64,
+            ),
+        ];
+        for (name, help, unit, read) in per_stream {
+            let mut family =
+                encoder.encode_descriptor(name, help, unit.as_ref(), MetricType::Gauge)?;
+            for stream in &j.streams {
+                let labels: Labels = vec![("stream", stream.pattern.clone())];
+                ConstGauge::new(read(stream)).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The per-app figures that are known only while an app runs.
     fn app_gauges(&self, encoder: &mut DescriptorEncoder<'_>) -> Result<(), fmt::Error> {
         type Read = fn(&AppInfo) -> Option<f64>;
@@ -543,9 +597,24 @@ mod tests {
                 queued_bytes: 128,
             }],
         };
-        let text = render_metrics(&stats, &[app("chart", AppState::Failed)]);
+        let journal = JournalStats {
+            streams: vec![weft_broker::DurableInfo {
+                pattern: "orders.#".into(),
+                fsync: "always".into(),
+                first_seq: 1,
+                last_seq: 42,
+                bytes: 4096,
+                damaged: 0,
+            }],
+            dead_letters: 3,
+            dead_letters_lost: 0,
+        };
+        let text = render_metrics(&stats, &journal, &[app("chart", AppState::Failed)]);
         for line in [
             "weft_bus_messages_published_total 7",
+            "weft_dlq_messages 3",
+            "weft_journal_last_seq{stream=\"orders.#\"} 42",
+            "weft_journal_bytes{stream=\"orders.#\"} 4096",
             "weft_bus_messages_delivered_total 9",
             "weft_bus_messages_dropped_total 1",
             "weft_bus_routing_latency_seconds_count 4",

@@ -9,7 +9,7 @@ use std::{
 
 use anyhow::{Context, bail};
 use tokio::sync::mpsc;
-use weft_broker::{Broker, BrokerConfig, BrokerEvent};
+use weft_broker::{Broker, BrokerConfig, BrokerEvent, BrokerHandle};
 use weft_proto::{
     Token,
     endpoint::Endpoint,
@@ -141,6 +141,7 @@ pub fn run(
     let panel = PanelHandle::default();
     runtime.spawn(serve_events(
         events,
+        broker_handle.clone(),
         supervisor.clone(),
         shutdown.clone(),
         panel.clone(),
@@ -184,6 +185,7 @@ pub fn run(
 /// Answers the broker's events until the broker stops.
 async fn serve_events(
     mut events: mpsc::UnboundedReceiver<BrokerEvent>,
+    broker: BrokerHandle,
     supervisor: Supervisor,
     shutdown: Shutdown,
     panel: PanelHandle,
@@ -207,6 +209,7 @@ async fn serve_events(
                     tracing::info!(%from, ?request, "command-line request");
                 }
                 let supervisor = supervisor.clone();
+                let broker = broker.clone();
                 let shutdown = shutdown.clone();
                 let panel = panel.clone();
                 let data_dir = data_dir.clone();
@@ -214,6 +217,7 @@ async fn serve_events(
                 // Launching and stopping block; keep them off the async workers.
                 let answer = tokio::task::spawn_blocking(move || {
                     let shell = ControlScope {
+                        broker: &broker,
                         supervisor: &supervisor,
                         shutdown: &shutdown,
                         panel: &panel,
@@ -232,6 +236,7 @@ async fn serve_events(
 
 /// What a command-line request may act on.
 struct ControlScope<'a> {
+    broker: &'a BrokerHandle,
     supervisor: &'a Supervisor,
     shutdown: &'a Shutdown,
     panel: &'a PanelHandle,
@@ -285,6 +290,16 @@ fn control(shell: &ControlScope<'_>, request: ControlRequest) -> Result<ControlR
             shutdown.raise("`weft stop` was run");
             Ok(ControlReply::Done)
         }
+        ControlRequest::DlqList => {
+            let (letters, bytes) = shell.broker.dead_letters()?;
+            Ok(ControlReply::DeadLetters {
+                letters,
+                bytes,
+                capacity: weft_broker::DLQ_CAPACITY,
+            })
+        }
+        ControlRequest::DlqRedrive { id } => shell.broker.redrive(id).map(ControlReply::Count),
+        ControlRequest::DlqPurge => shell.broker.purge_dead_letters().map(ControlReply::Count),
     }
 }
 

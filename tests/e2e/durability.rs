@@ -210,3 +210,121 @@ fn acknowledged_messages_survive_kill_9_under_load_and_damage_is_reported_not_fa
         },
     );
 }
+
+/// The next `report.*` message on `sub` with topic `report.<kind>`, as JSON.
+async fn report(sub: &mut weft_client::Subscription, kind: &str) -> serde_json::Value {
+    loop {
+        let d = within(&format!("a report.{kind}"), sub.next())
+            .await
+            .expect("the subscription stays open");
+        let v: serde_json::Value = serde_json::from_slice(&d.payload).unwrap();
+        assert_ne!(d.topic.as_str(), "report.error", "the page failed: {v}");
+        if d.topic.as_str() == format!("report.{kind}") {
+            return v;
+        }
+    }
+}
+
+#[test]
+fn pages_replay_stored_messages_and_consume_durably_with_retries() {
+    let env = TestEnv::new();
+    // Keys in a key file (the opt-in when there is no keychain), and the stream from
+    // the settings file, so that messages are stored before the page exists.
+    fs::write(
+        env.data_dir().join("config.toml"),
+        "[journal]\nkey_file = true\ndurable = [{ pattern = \"orders.#\", fsync = \"always\" }]\n",
+    )
+    .unwrap();
+    let first = env.workspace("echo", &[("echo", "echo/index.html")]);
+    let ledger = env.workspace("ledger", &[("ledger", "ledger/index.html")]);
+    let mut shell = Shell::launch(env, &first);
+    shell.wait_ready(1);
+    let rt = runtime();
+    let cli = rt.block_on(shell.client_when_listening());
+    let mut reports = rt
+        .block_on(cli.subscribe(Pattern::new("report.#").unwrap()))
+        .unwrap();
+    for n in 1..=3u64 {
+        rt.block_on(cli.publish(
+            &topic("orders.new"),
+            serde_json::json!({"n": n}).to_string(),
+        ))
+        .unwrap();
+    }
+    let key_file = shell.env.data_dir().join("journal/keys");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&fs::metadata(&key_file).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+
+    let launched = shell.env.run_weft(&["launch", ledger.to_str().unwrap()]);
+    assert!(
+        launched.status.success(),
+        "{}",
+        String::from_utf8_lossy(&launched.stderr)
+    );
+    rt.block_on(async {
+        let mut replayed = vec![];
+        let mut consumed = vec![];
+        let mut ready = None;
+        while replayed.len() < 2 || consumed.len() < 3 || ready.is_none() {
+            let d = within("the ledger's reports", reports.next())
+                .await
+                .unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&d.payload).unwrap();
+            match d.topic.as_str() {
+                "report.replayed" => {
+                    replayed.push((v["n"].as_u64().unwrap(), v["seq"].as_u64().unwrap()))
+                }
+                "report.consumed" => consumed.push(v["n"].as_u64().unwrap()),
+                "report.ready" => ready = Some(v),
+                other => panic!("{other}: {v}"),
+            }
+        }
+        assert_eq!(
+            replayed,
+            [(2, 2), (3, 3)],
+            "the last two stored, with their seq"
+        );
+        assert_eq!(consumed, [1, 2, 3], "in order, 3 after two failures");
+        assert_eq!(ready.unwrap()["badReplay"], "InvalidArgument");
+
+        cli.publish(&topic("orders.new"), r#"{"n":4}"#)
+            .await
+            .unwrap();
+        let live = report(&mut reports, "replayed").await;
+        assert_eq!(
+            (live["n"].as_u64(), live["seq"].as_u64()),
+            (Some(4), Some(4))
+        );
+        let next = report(&mut reports, "consumed").await;
+        assert_eq!(next["n"], 4);
+    });
+    // The failures left no dead letter: the third attempt succeeded.
+    let list = shell.env.run_weft(&["dlq", "list", "--json"]);
+    assert!(
+        list.status.success(),
+        "{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+    let dlq: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(dlq["letters"].as_array().map(Vec::len), Some(0), "{dlq}");
+    assert_eq!(dlq["capacity"], 10_000);
+    // The CLI replays too, printing seq.
+    let sub = shell.env.run_weft(&[
+        "bus",
+        "sub",
+        "orders.#",
+        "--replay",
+        "after:2",
+        "--count",
+        "2",
+        "--timeout",
+        "30",
+    ]);
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&sub.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let seqs: Vec<u64> = lines.iter().map(|l| l["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, [3, 4]);
+}

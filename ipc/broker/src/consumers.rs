@@ -47,7 +47,7 @@ const ACK_WAIT: Duration = Duration::from_secs(30);
 /// Floors are written at most this often while messages are acknowledged.
 const PERSIST_EVERY: Duration = Duration::from_millis(200);
 /// The header that gives a message's time-to-live, in milliseconds.
-pub const TTL_HEADER: &str = "weft-ttl-ms";
+pub const TTL_HEADER: &str = weft_proto::headers::TTL_MS;
 
 /// The wait before attempt `attempt` (2 and up): 100 ms, doubling, at most 10 s.
 fn backoff(attempt: u32) -> Duration {

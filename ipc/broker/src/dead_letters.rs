@@ -167,6 +167,18 @@ impl DeadLetters {
         }
     }
 
+    /// Letters in the queue (cheap: counted from sequence numbers, not read).
+    pub(crate) fn depth(&self) -> u64 {
+        let Ok(store) = self.store() else {
+            return 0;
+        };
+        let last = lock(&store.log).last_seq();
+        let removed = lock(&store.removed);
+        let first = store.reader.first_seq().max(removed.floor + 1);
+        let gone = removed.ids.range(first..=last).count() as u64;
+        (last + 1).saturating_sub(first).saturating_sub(gone)
+    }
+
     /// Letters that could not be kept (no journal, or the writer was behind).
     pub(crate) fn lost(&self) -> u64 {
         self.lost.load(Ordering::Relaxed)

@@ -151,6 +151,17 @@ impl BrokerConfig {
     }
 }
 
+/// The journal's figures, for the metrics endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JournalStats {
+    /// Every durable stream.
+    pub streams: Vec<DurableInfo>,
+    /// Letters in the dead-letter queue.
+    pub dead_letters: u64,
+    /// Dead letters that could not be kept (no journal, or too many at once).
+    pub dead_letters_lost: u64,
+}
+
 /// What kind of client a connection is, decided by the token it presented.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientKind {
@@ -337,9 +348,13 @@ impl BrokerHandle {
         self.shared.dead_letters.list()
     }
 
-    /// Dead letters that could not be kept (no journal, or too many at once).
-    pub fn dead_letters_lost(&self) -> u64 {
-        self.shared.dead_letters.lost()
+    /// The journal's figures: durable streams and the dead-letter queue.
+    pub fn journal_stats(&self) -> JournalStats {
+        JournalStats {
+            streams: self.shared.durable.info(),
+            dead_letters: self.shared.dead_letters.depth(),
+            dead_letters_lost: self.shared.dead_letters.lost(),
+        }
     }
 
     /// Delivers dead letters again — one by id, or all — on their topic, from their

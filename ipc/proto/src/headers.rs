@@ -32,6 +32,10 @@ pub enum HeaderError {
     BadValue(String),
 }
 
+/// The header giving a message's time-to-live in milliseconds: a durable consumer
+/// that reaches it later than that dead-letters it instead of delivering it.
+pub const TTL_MS: &str = "weft-ttl-ms";
+
 /// Checks `headers` against the limits.
 pub fn validate(headers: &Headers) -> Result<(), HeaderError> {
     if headers.len() > MAX_HEADERS {

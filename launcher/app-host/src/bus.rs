@@ -89,6 +89,7 @@ pub async fn run(
         client: client.clone(),
         to_page,
         subs: HashMap::new(),
+        consumers: HashMap::new(),
         provided: HashMap::new(),
         services: HashMap::new(),
         hello: false,
@@ -164,6 +165,9 @@ struct Session {
     to_page: PageQueue,
     /// Page subscription id → the task forwarding its messages.
     subs: HashMap<u64, JoinHandle<()>>,
+    /// Page subscription id → the bus subscription id, for durable consumers (whose
+    /// messages the page acknowledges).
+    consumers: HashMap<u64, u64>,
     /// Provided service → the task forwarding its invocations (owning the provider).
     provided: HashMap<String, JoinHandle<()>>,
     /// Connected service → the client and the task watching for its provider leaving.
@@ -247,13 +251,18 @@ impl Session {
                 topic,
                 data,
                 trace,
+                ttl_ms,
             } => {
                 let result = match outgoing(topic, trace) {
-                    Ok((topic, headers)) => self
-                        .client
-                        .publish_with(&topic, data, headers)
-                        .await
-                        .map_err(client_error),
+                    Ok((topic, mut headers)) => {
+                        if let Some(ttl) = ttl_ms {
+                            headers.push((weft_proto::headers::TTL_MS.into(), ttl.to_string()));
+                        }
+                        self.client
+                            .publish_with(&topic, data, headers)
+                            .await
+                            .map_err(client_error)
+                    }
                     Err(e) => Err(e),
                 };
                 self.answer(id, result);
@@ -281,11 +290,24 @@ impl Session {
                 topic,
                 from,
                 replay,
+                durable,
             } => {
-                let result = self.subscribe(sub, topic, from, replay).await;
+                let result = match durable {
+                    None => self.subscribe(sub, topic, from, replay).await,
+                    Some(name) => self.consume(sub, topic, &name, replay).await,
+                };
                 self.answer(id, result);
             }
+            PageRequest::Ack { sub, seq, error } => {
+                if let Some(&bus_sub) = self.consumers.get(&sub) {
+                    let outcome = error.map_or(Ok(()), Err);
+                    if let Err(e) = self.client.ack(bus_sub, seq, outcome) {
+                        tracing::warn!(seq, "the page's acknowledgement was not sent: {e}");
+                    }
+                }
+            }
             PageRequest::Unsubscribe { id, sub } => {
+                self.consumers.remove(&sub);
                 let result = match self.subs.remove(&sub) {
                     Some(task) => {
                         task.abort();
@@ -413,6 +435,39 @@ impl Session {
         let task = tokio::spawn(async move {
             while let Some(d) = subscription.next().await {
                 if !to_page.send_message(ToPage::message(sub, &d)) {
+                    break;
+                }
+            }
+        });
+        self.subs.insert(sub, task);
+        Ok(())
+    }
+
+    /// Attaches page subscription `sub` to the durable consumer `name` of this app.
+    async fn consume(
+        &mut self,
+        sub: u64,
+        topic: String,
+        name: &str,
+        start: Option<weft_proto::frame::Replay>,
+    ) -> PageResult {
+        if self.subs.contains_key(&sub) {
+            return Err((
+                "DuplicateSubscription",
+                format!("subscription {sub} exists"),
+            ));
+        }
+        let pattern = Pattern::new(topic).map_err(|e| ("InvalidTopic", e.to_string()))?;
+        let mut subscription = self
+            .client
+            .consume(pattern, name, start)
+            .await
+            .map_err(client_error)?;
+        self.consumers.insert(sub, subscription.id());
+        let to_page = self.to_page.clone();
+        let task = tokio::spawn(async move {
+            while let Some(d) = subscription.next().await {
+                if !to_page.send_message(ToPage::consumed(sub, &d)) {
                     break;
                 }
             }

@@ -33,6 +33,17 @@ pub enum PageRequest {
         data: String,
         /// The `traceparent` of the message that caused this one, not yet validated.
         trace: Option<String>,
+        /// Milliseconds the message stays deliverable (`opts.ttlMs`).
+        ttl_ms: Option<u64>,
+    },
+    /// The handler of a durable consumer's message finished: `error` if it failed.
+    Ack {
+        /// The page's subscription id.
+        sub: u64,
+        /// The message's sequence number.
+        seq: u64,
+        /// The handler's error, if it threw or its promise was rejected.
+        error: Option<String>,
     },
     /// `weft.send(target, topic, data)`.
     Send {
@@ -57,8 +68,11 @@ pub enum PageRequest {
         topic: String,
         /// Only messages from this sender.
         from: Option<IdentityFilter>,
-        /// Stored messages to deliver first.
+        /// Stored messages to deliver first (for a durable consumer: where a new one
+        /// starts).
         replay: Option<Replay>,
+        /// The durable consumer to attach to (`opts.durable`).
+        durable: Option<String>,
     },
     /// `weft.request(topic, data, {timeout})`.
     Request {
@@ -188,6 +202,7 @@ impl PageRequest {
             PageRequest::Hello
             | PageRequest::Ready
             | PageRequest::Respond { .. }
+            | PageRequest::Ack { .. }
             | PageRequest::Console { .. } => None,
             PageRequest::Publish { id, .. }
             | PageRequest::Send { id, .. }
@@ -241,6 +256,9 @@ struct Raw<'a> {
     msg: Option<String>,
     tp: Option<String>,
     replay: Option<RawReplay>,
+    durable: Option<String>,
+    ttl: Option<u64>,
+    seq: Option<u64>,
 }
 
 /// `{last: N}`, `{since: ms}` or `{afterSeq: n}`: exactly one.
@@ -382,6 +400,12 @@ impl PageGate {
                 data: data(&raw)?,
                 topic: raw.topic.ok_or_else(|| need("topic"))?,
                 trace: raw.tp,
+                ttl_ms: raw.ttl,
+            },
+            "ack" => PageRequest::Ack {
+                sub: raw.sub.ok_or_else(|| need("sub"))?,
+                seq: raw.seq.ok_or_else(|| need("seq"))?,
+                error: raw.err.map(|e| truncated(e.message, MAX_CONSOLE_TEXT)),
             },
             "send" => PageRequest::Send {
                 id: raw.id.ok_or_else(|| need("id"))?,
@@ -400,6 +424,7 @@ impl PageGate {
                     .map(RawReplay::checked)
                     .transpose()
                     .map_err(Dropped::Malformed)?,
+                durable: raw.durable,
             },
             "unsub" => PageRequest::Unsubscribe {
                 id: raw.id.ok_or_else(|| need("id"))?,
@@ -527,6 +552,7 @@ mod tests {
                 topic: "a.b".into(),
                 data: r#"{"x":1}"#.into(),
                 trace: None,
+                ttl_ms: None,
             })
         );
         let body = format!(

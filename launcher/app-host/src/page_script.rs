@@ -45,6 +45,10 @@ struct Message<'a> {
     /// result.
     #[serde(skip_serializing_if = "Option::is_none")]
     call: Option<u64>,
+    /// Set when the message is a durable consumer's: the bridge acknowledges it when
+    /// the handler returns (or its promise settles).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    ack: bool,
 }
 
 #[derive(Serialize)]
@@ -163,6 +167,21 @@ impl ToPage {
             data,
             meta,
             call: d.reply_to,
+            ack: false,
+        })
+    }
+
+    /// A durable consumer's message for the page's subscription `sub`, to be
+    /// acknowledged once its handler is done.
+    pub fn consumed(sub: u64, d: &Delivery) -> Self {
+        let (data, meta) = data_and_meta(d);
+        Self::encode(&Message {
+            t: "msg",
+            sub,
+            data,
+            meta,
+            call: None,
+            ack: true,
         })
     }
 
