@@ -490,3 +490,65 @@ async fn messages_refused_to_a_slow_consumer_are_dead_lettered() {
     assert_eq!(dead.message.payload, payload.as_bytes());
     handle.shutdown();
 }
+
+/// A 2 MiB filesystem, unmounted when dropped (mounting needs root, as CI has).
+struct SmallDisk(tempfile::TempDir);
+
+impl SmallDisk {
+    fn mount() -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("mount runs");
+        assert!(status.success(), "mounting a 2 MiB tmpfs needs root");
+        SmallDisk(dir)
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(self.0.path()).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_durable_publishes_with_storage_full_and_keeps_what_was_stored() {
+    let disk = SmallDisk::mount();
+    let keys = Arc::new(KeySet::generate());
+    let acked;
+    {
+        let broker = Running::start(disk.0.path(), &keys, Fsync::Always);
+        let publisher = broker.client().await;
+        let payload = "y".repeat(8 * 1024);
+        let mut n = 0u64;
+        let refused = loop {
+            match publisher.publish(&topic("orders.new"), format!("{n}:{payload}")).await {
+                Ok(()) => n += 1,
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(refused.code(), "StorageFull", "{refused}");
+        assert!(refused.to_string().contains("disk is full"), "{refused}");
+        acked = n;
+        // Non-durable topics are untouched.
+        let mut plain = publisher.subscribe(topic("prices.fx")).await.unwrap();
+        publisher.publish(&topic("prices.fx"), "1").await.unwrap();
+        assert_eq!(next(&mut plain).await.payload, &b"1"[..]);
+    }
+    assert!(acked > 50, "{acked} stored before the disk filled");
+    let broker = Running::start(disk.0.path(), &keys, Fsync::Always);
+    let client = broker.client().await;
+    let mut all = client
+        .subscribe_with(Pattern::new("orders.#").unwrap(), None, Some(Replay::AfterSeq(0)))
+        .await
+        .unwrap();
+    for n in 0..acked {
+        let d = next(&mut all).await;
+        let text = std::str::from_utf8(&d.payload).unwrap();
+        assert!(text.starts_with(&format!("{n}:")), "message {n} intact");
+        assert_eq!(d.seq, Some(n + 1));
+    }
+    assert!(broker.handle.journal_damage().is_empty());
+}
