@@ -187,9 +187,17 @@ fn acknowledged_messages_survive_kill_9_under_load_and_damage_is_reported_not_fa
     assert!(report.contains("checksum"), "{report}");
     // A new key: later segments use it, older records stay readable.
     let rotated = env.run_weft(&["keys", "rotate"]);
-    assert!(rotated.status.success(), "{}", String::from_utf8_lossy(&rotated.stderr));
+    assert!(
+        rotated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rotated.stderr)
+    );
     assert!(String::from_utf8_lossy(&rotated.stdout).contains("journal key 2"));
-    assert!(keyring.search("weft").contains("current 2"), "{}", keyring.search("weft"));
+    assert!(
+        keyring.search("weft").contains("current 2"),
+        "{}",
+        keyring.search("weft")
+    );
 
     let mut shell = Shell::launch(env, &ws);
     shell.wait_ready(1);

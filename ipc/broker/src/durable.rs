@@ -1,12 +1,15 @@
 //! Durable topics: publishes to them are stored in the journal before anyone sees them.
 //!
-//! Each configured pattern is one stream with one writer thread. A connection hands a
-//! durable publish to its stream's writer and goes on reading; the writer takes every
-//! publish waiting (group commit: the batch is whatever arrived while the previous one
-//! was being stored, with no added wait), appends and writes them, syncs per the
-//! stream's policy, and then — holding the routing lock — routes each stored message
-//! (with its sequence number) to the live subscribers, records how far it has routed
-//! (`routed_seq`), and acknowledges each publish. So a subscriber never sees a message
+//! Each configured pattern is one stream with one writer thread. A connection hands its
+//! burst of durable publishes to its stream's writer and goes on reading; the writer
+//! takes every publish waiting (group commit: the batch is whatever arrived meanwhile,
+//! with no added wait), appends and writes them. With `fsync: always` a syncer thread
+//! then syncs everything written since its last sync — the writer keeps writing during
+//! the sync, so each sync covers what arrived during the one before (pipelined group
+//! commit) and hands the synced batches to a thread that acknowledges them, so that
+//! the next sync starts as soon as one ends — otherwise the writer goes on itself.
+//! Then, holding the routing lock, each stored message is routed (with its sequence number) to the live subscribers, how far
+//! the stream has routed is recorded (`routed_seq`), and each publish is acknowledged. So a subscriber never sees a message
 //! that is not stored, and a replaying subscription (`replay.rs`) can switch from the
 //! journal to live delivery at an exact sequence number.
 //!
@@ -33,6 +36,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use weft_journal::{
     KeySet, Retention, SegmentLog, StoreError, StoredRecord, StreamConfig, StreamLog, StreamRead,
+    SyncPoint,
 };
 use weft_proto::{
     ErrorCode, Identity, Pattern, ServerFrame, Topic,
@@ -253,12 +257,7 @@ impl Durable {
             routed_seq: AtomicU64::new(log.last_seq()),
             writer: Mutex::new(None),
         });
-        let writer = Writer {
-            shared: Arc::downgrade(shared),
-            stream: stream.clone(),
-            log: Box::new(log),
-            tally: Tally::default(),
-        };
+        let writer = Writer::new(shared, stream.clone(), Box::new(log));
         let handle = std::thread::Builder::new()
             .name(format!("journal {name}"))
             .spawn(move || writer.run(rx))
@@ -409,14 +408,50 @@ pub(crate) fn stored_delivery(record: &StoredRecord) -> Option<Delivery> {
 
 /// A stream's writer thread.
 struct Writer {
-    shared: Weak<Shared>,
     stream: Arc<DurableStream>,
     log: Box<dyn StreamLog>,
-    /// What this writer routed; only its thread writes it.
+    /// Routes and acknowledges what is stored: this thread itself, or (with `fsync:
+    /// always`) the syncer thread, once the batch is synced.
+    next: Next,
+}
+
+/// Where a written batch goes.
+enum Next {
+    Route(Router),
+    Sync(
+        std::sync::mpsc::Sender<(StoredBatch, SyncPoint)>,
+        Option<JoinHandle<()>>,
+    ),
+}
+
+/// Publishes and how storing each went.
+type StoredBatch = Vec<(Append, Result<u64, StoreRefusal>)>;
+
+/// Routes stored messages live and acknowledges their publishers.
+struct Router {
+    shared: Weak<Shared>,
+    stream: Arc<DurableStream>,
+    /// What this router routed; only its own thread writes it.
     tally: Tally,
 }
 
 impl Writer {
+    fn new(shared: &Arc<Shared>, stream: Arc<DurableStream>, log: Box<dyn StreamLog>) -> Writer {
+        let router = Router {
+            shared: Arc::downgrade(shared),
+            stream: stream.clone(),
+            tally: Tally::default(),
+        };
+        let next = match stream.fsync {
+            Fsync::Always => {
+                let (tx, syncer) = spawn_syncer(router);
+                Next::Sync(tx, syncer)
+            }
+            _ => Next::Route(router),
+        };
+        Writer { stream, log, next }
+    }
+
     fn run(mut self, mut appends: mpsc::Receiver<Vec<Append>>) {
         let runtime = match tokio::runtime::Builder::new_current_thread()
             .enable_time()
@@ -465,6 +500,13 @@ impl Writer {
             }
         });
         self.sync_quietly();
+        // The syncer acknowledges what it was handed, then stops.
+        if let Next::Sync(tx, syncer) = self.next {
+            drop(tx);
+            if let Some(syncer) = syncer {
+                let _ = syncer.join();
+            }
+        }
     }
 
     fn sync_quietly(&mut self) {
@@ -473,10 +515,10 @@ impl Writer {
         }
     }
 
-    /// Stores a batch, then routes and acknowledges it.
+    /// Stores a batch and hands it on: to be routed now, or once synced.
     fn store(&mut self, batch: &mut Vec<Append>, dirty_since: &mut Option<Instant>) {
         let mut secret = Vec::new();
-        let mut stored: Vec<(Append, Result<u64, StoreRefusal>)> = Vec::with_capacity(batch.len());
+        let mut stored: StoredBatch = Vec::with_capacity(batch.len());
         let mut appended = 0;
         for a in batch.drain(..) {
             let meta = encode_meta(&a);
@@ -488,28 +530,109 @@ impl Writer {
         let written = if appended == 0 {
             Ok(())
         } else {
-            self.log.write().and_then(|()| match self.stream.fsync {
-                Fsync::Always => self.log.sync(),
-                _ => Ok(()),
-            })
+            self.log.write()
         };
         if let Err(e) = written {
             tracing::error!(stream = %self.stream.pattern, "storing {appended} messages failed: {e}");
-            let why = refusal(e);
-            for (_, result) in &mut stored {
-                if result.is_ok() {
-                    *result = Err(why.clone());
-                }
-            }
+            fail_all(&mut stored, refusal(e));
         } else if appended > 0 && matches!(self.stream.fsync, Fsync::Interval(_)) {
             dirty_since.get_or_insert_with(Instant::now);
         }
+        match &mut self.next {
+            Next::Route(router) => router.route_and_ack(&stored),
+            Next::Sync(syncer, _) => {
+                if syncer.send((stored, self.log.sync_point())).is_err() {
+                    tracing::error!(stream = %self.stream.pattern, "the journal's syncer has stopped");
+                }
+            }
+        }
+    }
+}
+
+/// Marks every stored publish of `batch` as failed for `why`.
+fn fail_all(batch: &mut StoredBatch, why: StoreRefusal) {
+    for (_, result) in batch {
+        if result.is_ok() {
+            *result = Err(why.clone());
+        }
+    }
+}
+
+/// Starts the syncer of a stream with `fsync: always`: it syncs whatever the writer
+/// has written since its last sync — the writer goes on writing meanwhile, so each
+/// sync covers everything that arrived during the previous one — and then routes and
+/// acknowledges those batches, in order.
+fn spawn_syncer(
+    mut router: Router,
+) -> (
+    std::sync::mpsc::Sender<(StoredBatch, SyncPoint)>,
+    Option<JoinHandle<()>>,
+) {
+    let (tx, rx) = std::sync::mpsc::channel::<(StoredBatch, SyncPoint)>();
+    let name = format!("journal sync {}", router.stream.pattern);
+    // Synced batches are routed and acknowledged on a thread of their own, so that the
+    // next sync starts as soon as one ends.
+    let (synced_tx, synced_rx) = std::sync::mpsc::channel::<StoredBatch>();
+    let router_name = format!("journal acks {}", router.stream.pattern);
+    let acks = std::thread::Builder::new()
+        .name(router_name)
+        .spawn(move || {
+            while let Ok(first) = synced_rx.recv() {
+                let mut all = first;
+                for more in synced_rx.try_iter() {
+                    all.extend(more);
+                }
+                router.route_and_ack(&all);
+            }
+        });
+    let spawned = std::thread::Builder::new().name(name).spawn(move || {
+        while let Ok(first) = rx.recv() {
+            let mut written = vec![first];
+            written.extend(rx.try_iter());
+            let point = written.last().map(|(_, p)| p.clone());
+            let any_stored = written
+                .iter()
+                .any(|(batch, _)| batch.iter().any(|(_, r)| r.is_ok()));
+            if any_stored
+                && let Some(point) = point
+                && let Err(e) = point.sync()
+            {
+                tracing::error!("syncing the journal failed: {e}");
+                let why = refusal(e);
+                for (batch, _) in &mut written {
+                    fail_all(batch, why.clone());
+                }
+            }
+            let all: StoredBatch = written.into_iter().flat_map(|(batch, _)| batch).collect();
+            if synced_tx.send(all).is_err() {
+                break;
+            }
+        }
+        drop(synced_tx);
+        if let Ok(acks) = acks {
+            let _ = acks.join();
+        }
+    });
+    match spawned {
+        Ok(handle) => (tx, Some(handle)),
+        Err(e) => {
+            tracing::error!("cannot start a journal syncer: {e}");
+            (tx, None)
+        }
+    }
+}
+
+impl Router {
+    /// Routes each stored message live (with its sequence number) and acknowledges
+    /// each publish, or tells its publisher why it was not stored — all under the
+    /// routing lock, which `routed_seq` moves with.
+    fn route_and_ack(&mut self, stored: &[(Append, Result<u64, StoreRefusal>)]) {
         let Some(shared) = self.shared.upgrade() else {
             return;
         };
         let wakes = DeferredWakes::default();
         let mut routes = lock(&shared.routes);
-        for (a, result) in &stored {
+        for (a, result) in stored {
             let answer = match result {
                 Ok(seq) => {
                     let delivery = Delivery {

@@ -14,6 +14,7 @@
 
 use std::{collections::VecDeque, sync::Arc};
 
+use bytes::BufMut;
 use weft_journal::StoredRecord;
 use weft_proto::{
     Pattern, ServerFrame,
@@ -190,22 +191,32 @@ impl ReplayJob {
         Ok(last.front().copied().unwrap_or(through + 1))
     }
 
+    /// Queues a batch of records, waking the connection's writer once for all of
+    /// them.
     fn queue_records(&self, records: &[StoredRecord], min_ts: u64) -> Result<(), String> {
+        let mut woken = false;
         for record in records.iter().filter(|r| r.ts_ms >= min_ts) {
             let Some(message) = stored_delivery(record) else {
                 return Err(format!("stored message {} does not decode", record.seq));
             };
             if self.queue.queued_bytes() > REPLAY_QUEUE_BYTES {
+                self.queue.wake();
                 self.runtime
                     .block_on(self.queue.wait_below(REPLAY_QUEUE_BYTES / 2));
             }
-            let frame = ServerFrame::Deliver {
-                sub: self.sub,
-                message,
-            };
-            if self.queue.push(&frame.encode()).is_err() {
-                return Ok(());
+            let (prefix, len) = ServerFrame::deliver_prefix(self.sub);
+            let body = message.encode();
+            let pushed = self.queue.push_frame_deferred(len + body.len(), |buf| {
+                buf.put_slice(&prefix[..len]);
+                buf.put_slice(&body);
+            });
+            match pushed {
+                Ok(first) => woken |= first,
+                Err(_) => return Ok(()),
             }
+        }
+        if woken {
+            self.queue.wake();
         }
         Ok(())
     }

@@ -509,7 +509,9 @@ impl SmallDisk {
 
 impl Drop for SmallDisk {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(self.0.path()).status();
+        let _ = std::process::Command::new("umount")
+            .arg(self.0.path())
+            .status();
     }
 }
 
@@ -524,7 +526,10 @@ async fn a_full_disk_refuses_durable_publishes_with_storage_full_and_keeps_what_
         let payload = "y".repeat(8 * 1024);
         let mut n = 0u64;
         let refused = loop {
-            match publisher.publish(&topic("orders.new"), format!("{n}:{payload}")).await {
+            match publisher
+                .publish(&topic("orders.new"), format!("{n}:{payload}"))
+                .await
+            {
                 Ok(()) => n += 1,
                 Err(e) => break e,
             }
@@ -541,7 +546,11 @@ async fn a_full_disk_refuses_durable_publishes_with_storage_full_and_keeps_what_
     let broker = Running::start(disk.0.path(), &keys, Fsync::Always);
     let client = broker.client().await;
     let mut all = client
-        .subscribe_with(Pattern::new("orders.#").unwrap(), None, Some(Replay::AfterSeq(0)))
+        .subscribe_with(
+            Pattern::new("orders.#").unwrap(),
+            None,
+            Some(Replay::AfterSeq(0)),
+        )
         .await
         .unwrap();
     for n in 0..acked {

@@ -45,6 +45,10 @@ pub trait StreamLog: Send {
     fn write(&mut self) -> Result<(), StoreError>;
     /// Makes what was written durable (`fdatasync`).
     fn sync(&mut self) -> Result<(), StoreError>;
+    /// What [`StreamLog::sync`] would sync, for another thread to sync while this one
+    /// goes on writing (pipelined group commit): everything written before the
+    /// [`SyncPoint::sync`] call starts is durable when it returns.
+    fn sync_point(&self) -> SyncPoint;
     /// Applies the retention policy as of `now_ms`: records past it are no longer
     /// read, and segments wholly past it are deleted.
     fn retain(&mut self, now_ms: u64) -> Result<(), StoreError>;
@@ -77,6 +81,27 @@ pub trait StreamRead: Send + Sync {
     fn damage(&self) -> Vec<Damage>;
     /// Bytes the stream's segments hold.
     fn disk_bytes(&self) -> u64;
+}
+
+/// The segment being written, to be synced from another thread; see
+/// [`StreamLog::sync_point`].
+#[derive(Clone)]
+pub struct SyncPoint {
+    file: Option<Arc<std::fs::File>>,
+    stream: Arc<str>,
+}
+
+impl SyncPoint {
+    /// Syncs (`fdatasync`) what was written to the segment. Earlier segments were
+    /// synced when the log moved past them.
+    pub fn sync(&self) -> Result<(), StoreError> {
+        match &self.file {
+            Some(file) => file.sync_data().map_err(|e| {
+                StoreError::from_io(format!("syncing the journal of {}", self.stream), e)
+            }),
+            None => Ok(()),
+        }
+    }
 }
 
 /// What a stream keeps; records past any limit go.

@@ -22,7 +22,7 @@ use std::{
 };
 
 use crate::{
-    Damage, DamageKind, Retention, StoreError, StoredRecord, StreamLog, StreamRead,
+    Damage, DamageKind, Retention, StoreError, StoredRecord, StreamLog, StreamRead, SyncPoint,
     keys::KeySet,
     record,
     seal::{SegmentCipher, TAG_LEN, new_salt},
@@ -101,7 +101,7 @@ pub struct SegmentLog {
 
 /// The segment being appended to.
 struct Active {
-    file: File,
+    file: Arc<File>,
     /// Bytes of it on disk.
     len: u64,
     cipher: Arc<SegmentCipher>,
@@ -194,7 +194,7 @@ impl SegmentLog {
         let (file, cipher) =
             create_segment(&self.shared, &self.config.name, &self.keys, self.next_seq)?;
         self.active = Some(Active {
-            file,
+            file: Arc::new(file),
             len: HEADER_LEN,
             cipher,
         });
@@ -294,6 +294,13 @@ impl StreamLog for SegmentLog {
                 self.config.name
             ))),
             None => Ok(()),
+        }
+    }
+
+    fn sync_point(&self) -> SyncPoint {
+        SyncPoint {
+            file: self.active.as_ref().map(|a| a.file.clone()),
+            stream: self.config.name.as_str().into(),
         }
     }
 
