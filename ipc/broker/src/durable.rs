@@ -1,17 +1,24 @@
 //! Durable topics: publishes to them are stored in the journal before anyone sees them.
 //!
-//! Each configured pattern is one stream with one writer thread. A connection hands its
-//! burst of durable publishes to its stream's writer and goes on reading; the writer
-//! takes every publish waiting (group commit: the batch is whatever arrived meanwhile,
-//! with no added wait), appends and writes them. With `fsync: always` a syncer thread
-//! then syncs everything written since its last sync — the writer keeps writing during
-//! the sync, so each sync covers what arrived during the one before (pipelined group
-//! commit) and hands the synced batches to a thread that acknowledges them, so that
-//! the next sync starts as soon as one ends — otherwise the writer goes on itself.
-//! Then, holding the routing lock, each stored message is routed (with its sequence number) to the live subscribers, how far
-//! the stream has routed is recorded (`routed_seq`), and each publish is acknowledged. So a subscriber never sees a message
-//! that is not stored, and a replaying subscription (`replay.rs`) can switch from the
-//! journal to live delivery at an exact sequence number.
+//! Each configured pattern is one stream. A connection gathers the durable publishes of
+//! the burst of frames at hand and stores them at the burst's end:
+//!
+//! - `fsync: always` — it hands the burst to the stream's writer thread and goes on
+//!   reading. The writer takes every burst waiting (group commit: the batch is whatever
+//!   arrived meanwhile, with no added wait), appends and writes it, and hands it to a
+//!   syncer thread, which syncs everything written since its last sync; the writer keeps
+//!   writing during a sync, so each sync covers what arrived during the one before
+//!   (pipelined group commit). A third thread acknowledges synced batches, so the next
+//!   sync starts as soon as one ends.
+//! - `interval` and `none` — it writes the burst to the log itself, under the stream's
+//!   lock (a write to the page cache: no thread hop in the acknowledgement's path); a
+//!   ticker thread syncs at the interval and applies retention.
+//!
+//! Then, holding the routing lock, each stored message is routed (with its sequence
+//! number) to the live subscribers, how far the stream has routed is recorded
+//! (`routed_seq`), and each publish is acknowledged. So a subscriber never sees a
+//! message that is not stored, and a replaying subscription (`replay.rs`) can switch
+//! from the journal to live delivery at an exact sequence number.
 //!
 //! Invariants:
 //! - `routed_seq` changes only under the routing lock, together with the routing of
@@ -20,6 +27,9 @@
 //!   policy (`always`: synced; `interval`/`none`: written), or refused with the reason.
 //! - A topic belongs to the first stream, in the order they were added, whose pattern
 //!   matches it.
+//! - Lock order: a stream's `inline` lock before the routing lock, never the other way
+//!   round; messages are routed in sequence order because they are routed while the
+//!   log that numbered them is still held (inline) or by the one acknowledging thread.
 
 use std::{
     path::PathBuf,
@@ -147,6 +157,17 @@ pub(crate) struct DurableStream {
     /// Every message up to this sequence number has been routed live.
     pub(crate) routed_seq: AtomicU64,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// For streams that do not sync every batch: the log itself, which a connection
+    /// writes its burst to in place (no thread hop), routing it before letting go.
+    inline: Option<Mutex<Inline>>,
+}
+
+/// A stream written in place by the connections publishing to it.
+struct Inline {
+    log: Box<dyn StreamLog>,
+    router: Router,
+    /// Written and not yet synced since then (for `interval`).
+    dirty_since: Option<Instant>,
 }
 
 /// Every durable stream, and which topics go to which.
@@ -161,8 +182,6 @@ pub(crate) struct Durable {
 const APPEND_QUEUE: usize = 1024;
 /// Bursts stored in one batch, at most.
 const MAX_BURSTS: usize = 256;
-/// Publishes a batch usually holds, at most (room kept for them).
-const MAX_BATCH: usize = 4096;
 /// How often retention is applied.
 const RETENTION_EVERY: Duration = Duration::from_secs(1);
 
@@ -248,26 +267,54 @@ impl Durable {
             );
         }
         let (tx, rx) = mpsc::channel(APPEND_QUEUE);
-        let stream = Arc::new(DurableStream {
+        let reader = log.reader();
+        let last_seq = log.last_seq();
+        let log: Box<dyn StreamLog> = Box::new(log);
+        let (inline, writer_log) = match config.fsync {
+            Fsync::Always => (None, Some(log)),
+            _ => (Some(log), None),
+        };
+        let stream = Arc::new_cyclic(|me: &Weak<DurableStream>| DurableStream {
             index: streams.len(),
             pattern: config.pattern.clone(),
             fsync: config.fsync,
             appends: Mutex::new(Some(tx)),
-            reader: log.reader(),
-            routed_seq: AtomicU64::new(log.last_seq()),
+            reader,
+            routed_seq: AtomicU64::new(last_seq),
             writer: Mutex::new(None),
+            inline: inline.map(|log| {
+                Mutex::new(Inline {
+                    log,
+                    router: Router {
+                        shared: Arc::downgrade(shared),
+                        stream: me.clone(),
+                        tally: Tally::default(),
+                    },
+                    dirty_since: None,
+                })
+            }),
         });
-        let writer = Writer::new(shared, stream.clone(), Box::new(log));
-        let handle = std::thread::Builder::new()
-            .name(format!("journal {name}"))
-            .spawn(move || writer.run(rx))
-            .map_err(|e| DurableError::Open {
-                pattern: name.clone(),
-                source: StoreError::Io {
-                    context: "starting its writer thread".into(),
-                    source: e,
-                },
-            })?;
+        let thread = match writer_log {
+            Some(log) => {
+                let writer = Writer::new(shared, stream.clone(), log);
+                std::thread::Builder::new()
+                    .name(format!("journal {name}"))
+                    .spawn(move || writer.run(rx))
+            }
+            None => {
+                let ticking = stream.clone();
+                std::thread::Builder::new()
+                    .name(format!("journal {name}"))
+                    .spawn(move || tick(&ticking, rx))
+            }
+        };
+        let handle = thread.map_err(|e| DurableError::Open {
+            pattern: name.clone(),
+            source: StoreError::Io {
+                context: "starting its writer thread".into(),
+                source: e,
+            },
+        })?;
         *lock(&stream.writer) = Some(handle);
         lock(&self.by_topic).insert(&config.pattern, stream.index);
         streams.push(stream);
@@ -310,6 +357,13 @@ impl DurableStream {
     /// Hands one publish to the writer without waiting; an error if its queue is full
     /// or the stream has stopped.
     pub(crate) fn try_append(&self, append: Append) -> Result<(), String> {
+        if let Some(inline) = &self.inline {
+            let mut inline = lock(inline);
+            let Inline { log, router, .. } = &mut *inline;
+            let stored = store_batch(&mut **log, &self.pattern, vec![append]);
+            router.route_and_ack(&stored);
+            return Ok(());
+        }
         let tx = lock(&self.appends).clone();
         match tx.map(|tx| tx.try_send(vec![append])) {
             Some(Ok(())) => Ok(()),
@@ -325,6 +379,20 @@ impl DurableStream {
     /// of them); waits while its queue is full. An error frame for each if the stream
     /// has stopped.
     pub(crate) async fn append(&self, burst: Vec<Append>) -> Result<(), Vec<ServerFrame>> {
+        if let Some(inline) = &self.inline {
+            let mut inline = lock(inline);
+            let Inline {
+                log,
+                router,
+                dirty_since,
+            } = &mut *inline;
+            let stored = store_batch(&mut **log, &self.pattern, burst);
+            if stored.iter().any(|(_, r)| r.is_ok()) && matches!(self.fsync, Fsync::Interval(_)) {
+                dirty_since.get_or_insert_with(Instant::now);
+            }
+            router.route_and_ack(&stored);
+            return Ok(());
+        }
         let reqs: Vec<u64> = burst.iter().map(|a| a.req).collect();
         let tx = lock(&self.appends).clone();
         let sent = match tx {
@@ -406,22 +474,13 @@ pub(crate) fn stored_delivery(record: &StoredRecord) -> Option<Delivery> {
     })
 }
 
-/// A stream's writer thread.
+/// The writer thread of a stream with `fsync: always`: batches the bursts of every
+/// connection, writes them, and hands them to the syncer.
 struct Writer {
     stream: Arc<DurableStream>,
     log: Box<dyn StreamLog>,
-    /// Routes and acknowledges what is stored: this thread itself, or (with `fsync:
-    /// always`) the syncer thread, once the batch is synced.
-    next: Next,
-}
-
-/// Where a written batch goes.
-enum Next {
-    Route(Router),
-    Sync(
-        std::sync::mpsc::Sender<(StoredBatch, SyncPoint)>,
-        Option<JoinHandle<()>>,
-    ),
+    syncer: std::sync::mpsc::Sender<(StoredBatch, SyncPoint)>,
+    syncer_thread: Option<JoinHandle<()>>,
 }
 
 /// Publishes and how storing each went.
@@ -430,8 +489,9 @@ type StoredBatch = Vec<(Append, Result<u64, StoreRefusal>)>;
 /// Routes stored messages live and acknowledges their publishers.
 struct Router {
     shared: Weak<Shared>,
-    stream: Arc<DurableStream>,
-    /// What this router routed; only its own thread writes it.
+    stream: Weak<DurableStream>,
+    /// What this router routed; only one thread at a time writes it (its own, or the
+    /// connection holding the stream's lock).
     tally: Tally,
 }
 
@@ -439,17 +499,16 @@ impl Writer {
     fn new(shared: &Arc<Shared>, stream: Arc<DurableStream>, log: Box<dyn StreamLog>) -> Writer {
         let router = Router {
             shared: Arc::downgrade(shared),
-            stream: stream.clone(),
+            stream: Arc::downgrade(&stream),
             tally: Tally::default(),
         };
-        let next = match stream.fsync {
-            Fsync::Always => {
-                let (tx, syncer) = spawn_syncer(router);
-                Next::Sync(tx, syncer)
-            }
-            _ => Next::Route(router),
-        };
-        Writer { stream, log, next }
+        let (syncer, syncer_thread) = spawn_syncer(router, &stream.pattern);
+        Writer {
+            stream,
+            log,
+            syncer,
+            syncer_thread,
+        }
     }
 
     fn run(mut self, mut appends: mpsc::Receiver<Vec<Append>>) {
@@ -465,88 +524,112 @@ impl Writer {
         };
         runtime.block_on(async {
             let mut bursts = Vec::new();
-            let mut batch = Vec::with_capacity(MAX_BATCH);
-            let mut dirty_since: Option<Instant> = None;
             let mut next_retention = Instant::now();
             loop {
-                let sync_due = match (self.stream.fsync, dirty_since) {
-                    (Fsync::Interval(every), Some(since)) => since + every,
-                    _ => Instant::now() + RETENTION_EVERY,
-                };
-                let wake = sync_due.min(next_retention);
                 tokio::select! {
                     n = appends.recv_many(&mut bursts, MAX_BURSTS) => {
                         if n == 0 {
                             break;
                         }
-                        batch.extend(bursts.drain(..).flatten());
-                        self.store(&mut batch, &mut dirty_since);
+                        let batch: Vec<Append> = bursts.drain(..).flatten().collect();
+                        let stored = store_batch(&mut *self.log, &self.stream.pattern, batch);
+                        if self.syncer.send((stored, self.log.sync_point())).is_err() {
+                            tracing::error!(stream = %self.stream.pattern, "the journal's syncer has stopped");
+                        }
                     }
-                    _ = tokio::time::sleep_until(wake.into()) => {}
+                    _ = tokio::time::sleep_until(next_retention.into()) => {}
                 }
-                let now = Instant::now();
-                if let (Fsync::Interval(every), Some(since)) = (self.stream.fsync, dirty_since)
-                    && now >= since + every
-                {
-                    self.sync_quietly();
-                    dirty_since = None;
-                }
-                if now >= next_retention {
-                    if let Err(e) = self.log.retain(crate::now_ms()) {
-                        tracing::warn!(stream = %self.stream.pattern, "applying retention failed: {e}");
-                    }
-                    next_retention = now + RETENTION_EVERY;
+                if Instant::now() >= next_retention {
+                    retain(&mut *self.log, &self.stream.pattern);
+                    next_retention = Instant::now() + RETENTION_EVERY;
                 }
             }
         });
-        self.sync_quietly();
+        sync_quietly(&mut *self.log, &self.stream.pattern);
         // The syncer acknowledges what it was handed, then stops.
-        if let Next::Sync(tx, syncer) = self.next {
-            drop(tx);
-            if let Some(syncer) = syncer {
-                let _ = syncer.join();
+        drop(self.syncer);
+        if let Some(syncer) = self.syncer_thread {
+            let _ = syncer.join();
+        }
+    }
+}
+
+/// The thread of a stream written in place (`interval`, `none`): syncs what was
+/// written once the interval has passed, and applies retention, until the stream
+/// closes.
+fn tick(stream: &DurableStream, mut closed: mpsc::Receiver<Vec<Append>>) {
+    let Some(inline) = &stream.inline else {
+        return;
+    };
+    let every = match stream.fsync {
+        Fsync::Interval(every) => every.min(RETENTION_EVERY),
+        _ => RETENTION_EVERY,
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(stream = %stream.pattern, "the journal's ticker cannot start: {e}");
+            return;
+        }
+    };
+    let mut next_retention = Instant::now();
+    runtime.block_on(async {
+        loop {
+            // Nothing is ever sent here: the channel only says when the stream closes.
+            tokio::select! {
+                _ = closed.recv() => break,
+                _ = tokio::time::sleep(every) => {}
+            }
+            let mut inline = lock(inline);
+            if let (Fsync::Interval(interval), Some(since)) = (stream.fsync, inline.dirty_since)
+                && since.elapsed() >= interval
+            {
+                sync_quietly(&mut *inline.log, &stream.pattern);
+                inline.dirty_since = None;
+            }
+            if Instant::now() >= next_retention {
+                retain(&mut *inline.log, &stream.pattern);
+                next_retention = Instant::now() + RETENTION_EVERY;
             }
         }
-    }
+    });
+    sync_quietly(&mut *lock(inline).log, &stream.pattern);
+}
 
-    fn sync_quietly(&mut self) {
-        if let Err(e) = self.log.sync() {
-            tracing::error!(stream = %self.stream.pattern, "syncing the journal failed: {e}");
-        }
+fn sync_quietly(log: &mut dyn StreamLog, stream: &Pattern) {
+    if let Err(e) = log.sync() {
+        tracing::error!(%stream, "syncing the journal failed: {e}");
     }
+}
 
-    /// Stores a batch and hands it on: to be routed now, or once synced.
-    fn store(&mut self, batch: &mut Vec<Append>, dirty_since: &mut Option<Instant>) {
-        let mut secret = Vec::new();
-        let mut stored: StoredBatch = Vec::with_capacity(batch.len());
-        let mut appended = 0;
-        for a in batch.drain(..) {
-            let meta = encode_meta(&a);
-            encode_secret(&a, &mut secret);
-            let result = self.log.append(a.ts_ms, &meta, &secret).map_err(refusal);
-            appended += usize::from(result.is_ok());
-            stored.push((a, result));
-        }
-        let written = if appended == 0 {
-            Ok(())
-        } else {
-            self.log.write()
-        };
-        if let Err(e) = written {
-            tracing::error!(stream = %self.stream.pattern, "storing {appended} messages failed: {e}");
-            fail_all(&mut stored, refusal(e));
-        } else if appended > 0 && matches!(self.stream.fsync, Fsync::Interval(_)) {
-            dirty_since.get_or_insert_with(Instant::now);
-        }
-        match &mut self.next {
-            Next::Route(router) => router.route_and_ack(&stored),
-            Next::Sync(syncer, _) => {
-                if syncer.send((stored, self.log.sync_point())).is_err() {
-                    tracing::error!(stream = %self.stream.pattern, "the journal's syncer has stopped");
-                }
-            }
-        }
+fn retain(log: &mut dyn StreamLog, stream: &Pattern) {
+    if let Err(e) = log.retain(crate::now_ms()) {
+        tracing::warn!(%stream, "applying retention failed: {e}");
     }
+}
+
+/// Appends and writes a batch; how storing each publish went.
+fn store_batch(log: &mut dyn StreamLog, stream: &Pattern, batch: Vec<Append>) -> StoredBatch {
+    let mut secret = Vec::new();
+    let mut stored: StoredBatch = Vec::with_capacity(batch.len());
+    let mut appended = 0;
+    for a in batch {
+        let meta = encode_meta(&a);
+        encode_secret(&a, &mut secret);
+        let result = log.append(a.ts_ms, &meta, &secret).map_err(refusal);
+        appended += usize::from(result.is_ok());
+        stored.push((a, result));
+    }
+    if appended > 0
+        && let Err(e) = log.write()
+    {
+        tracing::error!(%stream, "storing {appended} messages failed: {e}");
+        fail_all(&mut stored, refusal(e));
+    }
+    stored
 }
 
 /// Marks every stored publish of `batch` as failed for `why`.
@@ -560,22 +643,20 @@ fn fail_all(batch: &mut StoredBatch, why: StoreRefusal) {
 
 /// Starts the syncer of a stream with `fsync: always`: it syncs whatever the writer
 /// has written since its last sync — the writer goes on writing meanwhile, so each
-/// sync covers everything that arrived during the previous one — and then routes and
-/// acknowledges those batches, in order.
+/// sync covers everything that arrived during the previous one — and hands the synced
+/// batches to a thread that routes and acknowledges them, in order, so that the next
+/// sync starts as soon as one ends.
 fn spawn_syncer(
     mut router: Router,
+    stream: &Pattern,
 ) -> (
     std::sync::mpsc::Sender<(StoredBatch, SyncPoint)>,
     Option<JoinHandle<()>>,
 ) {
     let (tx, rx) = std::sync::mpsc::channel::<(StoredBatch, SyncPoint)>();
-    let name = format!("journal sync {}", router.stream.pattern);
-    // Synced batches are routed and acknowledged on a thread of their own, so that the
-    // next sync starts as soon as one ends.
     let (synced_tx, synced_rx) = std::sync::mpsc::channel::<StoredBatch>();
-    let router_name = format!("journal acks {}", router.stream.pattern);
     let acks = std::thread::Builder::new()
-        .name(router_name)
+        .name(format!("journal acks {stream}"))
         .spawn(move || {
             while let Ok(first) = synced_rx.recv() {
                 let mut all = first;
@@ -585,34 +666,36 @@ fn spawn_syncer(
                 router.route_and_ack(&all);
             }
         });
-    let spawned = std::thread::Builder::new().name(name).spawn(move || {
-        while let Ok(first) = rx.recv() {
-            let mut written = vec![first];
-            written.extend(rx.try_iter());
-            let point = written.last().map(|(_, p)| p.clone());
-            let any_stored = written
-                .iter()
-                .any(|(batch, _)| batch.iter().any(|(_, r)| r.is_ok()));
-            if any_stored
-                && let Some(point) = point
-                && let Err(e) = point.sync()
-            {
-                tracing::error!("syncing the journal failed: {e}");
-                let why = refusal(e);
-                for (batch, _) in &mut written {
-                    fail_all(batch, why.clone());
+    let spawned = std::thread::Builder::new()
+        .name(format!("journal sync {stream}"))
+        .spawn(move || {
+            while let Ok(first) = rx.recv() {
+                let mut written = vec![first];
+                written.extend(rx.try_iter());
+                let point = written.last().map(|(_, p)| p.clone());
+                let any_stored = written
+                    .iter()
+                    .any(|(batch, _)| batch.iter().any(|(_, r)| r.is_ok()));
+                if any_stored
+                    && let Some(point) = point
+                    && let Err(e) = point.sync()
+                {
+                    tracing::error!("syncing the journal failed: {e}");
+                    let why = refusal(e);
+                    for (batch, _) in &mut written {
+                        fail_all(batch, why.clone());
+                    }
+                }
+                let all: StoredBatch = written.into_iter().flat_map(|(batch, _)| batch).collect();
+                if synced_tx.send(all).is_err() {
+                    break;
                 }
             }
-            let all: StoredBatch = written.into_iter().flat_map(|(batch, _)| batch).collect();
-            if synced_tx.send(all).is_err() {
-                break;
+            drop(synced_tx);
+            if let Ok(acks) = acks {
+                let _ = acks.join();
             }
-        }
-        drop(synced_tx);
-        if let Ok(acks) = acks {
-            let _ = acks.join();
-        }
-    });
+        });
     match spawned {
         Ok(handle) => (tx, Some(handle)),
         Err(e) => {
@@ -627,7 +710,7 @@ impl Router {
     /// each publish, or tells its publisher why it was not stored — all under the
     /// routing lock, which `routed_seq` moves with.
     fn route_and_ack(&mut self, stored: &[(Append, Result<u64, StoreRefusal>)]) {
-        let Some(shared) = self.shared.upgrade() else {
+        let (Some(shared), Some(stream)) = (self.shared.upgrade(), self.stream.upgrade()) else {
             return;
         };
         let wakes = DeferredWakes::default();
@@ -652,13 +735,13 @@ impl Router {
                         &a.sender,
                         Select {
                             only: None,
-                            stored_in: Some(self.stream.index),
+                            stored_in: Some(stream.index),
                         },
                         &delivery.encode(),
                         &wakes,
                     );
                     self.tally.record(&shared.stats, r, None);
-                    self.stream.routed_seq.store(*seq, Ordering::Release);
+                    stream.routed_seq.store(*seq, Ordering::Release);
                     (a.req != 0).then_some(ServerFrame::Ok { req: a.req })
                 }
                 Err((code, message)) => Some(crate::session::error(a.req, *code, message)),
