@@ -225,6 +225,26 @@ mod tests {
     }
 
     #[test]
+    fn journal_streams_are_read_and_bad_ones_named() {
+        let config = load(
+            "[journal]\nkey_file = true\ndurable = [{ pattern = \"audit.#\", fsync = \"interval(50)\", retention = { maxAgeSecs = 86400 } }]\n",
+        )
+        .unwrap();
+        assert!(config.journal.key_file);
+        let streams = config.journal.streams().unwrap();
+        assert_eq!(streams[0].pattern.as_str(), "audit.#");
+        assert_eq!(
+            streams[0].fsync,
+            weft_workspace::FsyncPolicy::IntervalMs(50)
+        );
+        assert_eq!(streams[0].retention.max_age_secs, Some(86400));
+        let bad = load("[journal]\ndurable = [{ pattern = \"a\", fsync = \"often\" }]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(bad.contains("journal.durable[0].fsync"), "{bad}");
+    }
+
+    #[test]
     fn credentials_in_urls_are_blanked_and_the_rest_left_alone() {
         assert_eq!(
             without_url_credentials("https://u:p@h:1/x").as_deref(),
