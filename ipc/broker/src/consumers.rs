@@ -312,8 +312,29 @@ fn start_floor(stream: &DurableStream, start: Option<Replay>) -> u64 {
         None => end,
         Some(Replay::AfterSeq(n)) => n.min(end),
         Some(Replay::Last(n)) => end.saturating_sub(n),
-        Some(Replay::Since(ts)) => stream.reader.seq_for_time(ts).saturating_sub(1).min(end),
+        Some(Replay::Since(ts)) => first_since(stream, ts, end).saturating_sub(1),
     }
+}
+
+/// The first sequence number stored at or after `ts_ms` (`end + 1` if none is): the
+/// index gives a place at or before it, and reading on finds it exactly.
+fn first_since(stream: &DurableStream, ts_ms: u64, end: u64) -> u64 {
+    let mut seq = stream.reader.seq_for_time(ts_ms);
+    let mut out = Vec::new();
+    while seq <= end {
+        out.clear();
+        let Ok(next) = stream.reader.read(seq, end, 256, &mut |_| true, &mut out) else {
+            break;
+        };
+        if let Some(first) = out.iter().find(|r| r.ts_ms >= ts_ms) {
+            return first.seq;
+        }
+        if next <= seq {
+            break;
+        }
+        seq = next;
+    }
+    end + 1
 }
 
 /// One attached consumer delivering to its subscription.

@@ -146,13 +146,19 @@ impl DeadLetters {
 
     /// Dead-letters `message` (never blocks).
     pub(crate) fn add(&self, reason: Reason, detail: String, target: String, message: Delivery) {
-        tracing::warn!(
-            reason = reason.as_str(),
-            %target,
-            topic = %message.topic,
-            id = %message.id,
-            "dead-lettered: {detail}"
-        );
+        // A slow consumer's overflow can refuse many messages at once, and its
+        // disconnection is logged already: those letters are logged quietly.
+        if reason == Reason::SlowConsumer {
+            tracing::debug!(%target, topic = %message.topic, id = %message.id, "dead-lettered: {detail}");
+        } else {
+            tracing::warn!(
+                reason = reason.as_str(),
+                %target,
+                topic = %message.topic,
+                id = %message.id,
+                "dead-lettered: {detail}"
+            );
+        }
         let letter = Letter {
             reason,
             detail,

@@ -243,6 +243,18 @@ async fn replay_works_across_a_restart_by_time_and_by_seq() {
         .await
         .unwrap();
     assert_eq!(take(&mut after, 3).await, numbered(58..=60));
+    // A durable consumer made to start at a time starts exactly there.
+    let app = broker.app("ledger").await;
+    let mut consumer = app
+        .consume(
+            Pattern::new("orders.#").unwrap(),
+            "from-time",
+            Some(Replay::Since(before)),
+        )
+        .await
+        .unwrap();
+    let first = next(&mut consumer).await;
+    assert_eq!((first.seq, &first.payload[..]), (Some(51), &b"51"[..]));
     client.publish(&topic("orders.new"), "61").await.unwrap();
     assert_eq!(take(&mut since, 1).await, numbered(61..=61));
     assert_eq!(take(&mut after, 1).await, numbered(61..=61));

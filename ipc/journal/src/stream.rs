@@ -398,8 +398,25 @@ impl StreamRead for SegmentReader {
             }
             let file = match File::open(&segment.path) {
                 Ok(file) => file,
-                // Removed by retention since the lookup: look again.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    let listed = lock_read(&self.shared.segments)
+                        .list
+                        .iter()
+                        .any(|s| s.path == segment.path);
+                    if !listed {
+                        // Removed by retention since the lookup: look again.
+                        continue;
+                    }
+                    // Removed by someone else: what it held is gone; read on.
+                    tracing::error!(segment = %segment.path.display(), "a journal segment is missing");
+                    match next_base {
+                        Some(base) => {
+                            seq = base;
+                            continue;
+                        }
+                        None => return Ok(seq),
+                    }
+                }
                 Err(e) => {
                     return Err(StoreError::from_io(
                         format!("opening {}", segment.path.display()),

@@ -112,6 +112,24 @@ fn records_survive_rolls_and_reopening_in_sequence() {
 }
 
 #[test]
+fn a_segment_deleted_behind_the_streams_back_is_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Arc::new(KeySet::generate());
+    let mut log = open(dir.path(), &keys, Retention::default());
+    fill(&mut log, 1000, 10);
+    let gone = segment_paths(dir.path())[1].clone();
+    fs::remove_file(&gone).unwrap();
+    let got = read_all(&*log.reader());
+    assert!(got.len() < 1000 && got.len() > 500, "{} read", got.len());
+    assert_eq!(
+        got.last().unwrap().seq,
+        1000,
+        "read on past the missing segment"
+    );
+    assert!(seqs(&got).windows(2).all(|w| w[0] < w[1]));
+}
+
+#[test]
 fn a_torn_tail_is_quarantined_and_cut_off_and_writing_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let keys = Arc::new(KeySet::generate());
