@@ -7,6 +7,9 @@
 //!   flight from one client; throughput and publish→acknowledge latency.
 //! - `journal_interval100`: the same with `interval(100)`.
 //! - `journal_replay`: replaying the stored stream to a new subscription.
+//! - `journal_nondurable_ceiling`: the same publishes, acknowledged, to a topic that is
+//!   not durable: what the bus's round trip allows with 64 in flight, whatever the
+//!   storage.
 //! - `journal_startup_1gb`: opening a 1 GB stream (what the shell does at start-up),
 //!   with the page cache warm and, when the machine lets us drop it, cold.
 
@@ -61,7 +64,13 @@ pub fn run(args: JournalArgs) -> anyhow::Result<()> {
         ),
     ] {
         let dir = base.path().join(name);
-        let weft = runtime.block_on(through_broker(&dir, &keys, fsync, args.messages))?;
+        let weft = runtime.block_on(through_broker(
+            &dir,
+            &keys,
+            fsync,
+            "orders.new",
+            args.messages,
+        ))?;
         let raw = raw_engine(
             &base.path().join(format!("{name}-raw")),
             &keys,
@@ -97,6 +106,25 @@ pub fn run(args: JournalArgs) -> anyhow::Result<()> {
             );
         }
     }
+    let ceiling = runtime.block_on(through_broker(
+        &base.path().join("ceiling"),
+        &keys,
+        Fsync::None,
+        "prices.new",
+        args.messages,
+    ))?;
+    println!(
+        "{}",
+        json!({
+            "scenario": "journal_nondurable_ceiling",
+            "payload_bytes": PAYLOAD,
+            "in_flight": IN_FLIGHT,
+            "messages": args.messages,
+            "weft_msgs_per_sec": ceiling.rate,
+            "weft_ack_p50_ms": ceiling.p50_ms,
+            "weft_ack_p99_ms": ceiling.p99_ms,
+        })
+    );
     if !args.no_startup {
         startup(&base.path().join("startup"), &keys)?;
     }
@@ -149,15 +177,17 @@ async fn broker_and_client(
     Ok((handle, client))
 }
 
-/// Publishes `n` messages, `IN_FLIGHT` awaiting their acknowledgement at any time.
+/// Publishes `n` messages on `topic`, `IN_FLIGHT` awaiting their acknowledgement at
+/// any time.
 async fn through_broker(
     dir: &Path,
     keys: &Arc<KeySet>,
     fsync: Fsync,
+    topic: &str,
     n: u64,
 ) -> anyhow::Result<Figures> {
     let (handle, client) = broker_and_client(dir, keys, fsync).await?;
-    let topic = Topic::new("orders.new")?;
+    let topic = Topic::new(topic)?;
     let payload = bytes::Bytes::from(vec![b'x'; PAYLOAD]);
     let mut hist = Histogram::<u64>::new(3)?;
     let mut in_flight = FuturesUnordered::new();

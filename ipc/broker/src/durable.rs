@@ -453,25 +453,55 @@ pub(crate) fn meta_fields(meta: &[u8]) -> Option<(&str, &str, &str)> {
 /// A stored record as a delivery; `None` if its contents do not decode (which
 /// authentication makes a bug, not damage).
 pub(crate) fn stored_delivery(record: &StoredRecord) -> Option<Delivery> {
-    let meta: StoredMeta<'_> = postcard::from_bytes(&record.meta).ok()?;
-    let (headers, payload): (Headers, &[u8]) = postcard::take_from_bytes(&record.secret).ok()?;
-    Some(Delivery {
-        id: MessageId {
-            epoch: meta.epoch,
-            seq: meta.id_seq,
-        },
-        ts_ms: record.ts_ms,
-        topic: Topic::new(meta.topic).ok()?,
-        sender: Arc::new(Identity {
-            app_id: meta.app_id.to_owned(),
-            instance_id: meta.instance_id.to_owned(),
-        }),
-        payload: Bytes::copy_from_slice(payload),
-        headers,
-        reply_to: None,
-        direct: false,
-        seq: Some(record.seq),
-    })
+    StoredDecoder::default().delivery(record)
+}
+
+/// Turns stored records into deliveries, sharing the topic and sender of the previous
+/// record when they repeat (as they do in a replay), instead of checking and copying
+/// them again.
+#[derive(Default)]
+pub(crate) struct StoredDecoder {
+    topic: Option<Topic>,
+    sender: Option<Arc<Identity>>,
+}
+
+impl StoredDecoder {
+    /// As [`stored_delivery`].
+    pub(crate) fn delivery(&mut self, record: &StoredRecord) -> Option<Delivery> {
+        let meta: StoredMeta<'_> = postcard::from_bytes(&record.meta).ok()?;
+        let (headers, payload): (Headers, &[u8]) =
+            postcard::take_from_bytes(&record.secret).ok()?;
+        let topic = match &self.topic {
+            Some(last) if last.as_str() == meta.topic => last.clone(),
+            _ => self.topic.insert(Topic::new(meta.topic).ok()?).clone(),
+        };
+        let sender = match &self.sender {
+            Some(last) if last.app_id == meta.app_id && last.instance_id == meta.instance_id => {
+                last.clone()
+            }
+            _ => self
+                .sender
+                .insert(Arc::new(Identity {
+                    app_id: meta.app_id.to_owned(),
+                    instance_id: meta.instance_id.to_owned(),
+                }))
+                .clone(),
+        };
+        Some(Delivery {
+            id: MessageId {
+                epoch: meta.epoch,
+                seq: meta.id_seq,
+            },
+            ts_ms: record.ts_ms,
+            topic,
+            sender,
+            payload: Bytes::copy_from_slice(payload),
+            headers,
+            reply_to: None,
+            direct: false,
+            seq: Some(record.seq),
+        })
+    }
 }
 
 /// The writer thread of a stream with `fsync: always`: batches the bursts of every

@@ -24,7 +24,7 @@ use weft_wire::FrameQueue;
 
 use crate::{
     Shared,
-    durable::{DurableStream, meta_fields, stored_delivery},
+    durable::{DurableStream, StoredDecoder, meta_fields},
     lock,
     sublist::Sublist,
 };
@@ -115,6 +115,7 @@ impl ReplayJob {
             Replay::Last(n) => (self.start_of_last(stream, n, through, wanted)?, 0),
         };
         let mut records = Vec::with_capacity(READ_BATCH);
+        let mut decoder = StoredDecoder::default();
         loop {
             if !lock(&self.shared.routes).has_sub(self.conn, self.sub) || self.queue.is_closed() {
                 return Ok(());
@@ -138,7 +139,7 @@ impl ReplayJob {
                     &mut records,
                 )
                 .map_err(|e| e.to_string())?;
-            self.queue_records(&records, min_ts)?;
+            self.queue_records(&records, min_ts, &mut decoder)?;
             if records.is_empty() && next <= through {
                 // Everything left up to `through` was damaged or past retention.
                 next = through + 1;
@@ -193,10 +194,15 @@ impl ReplayJob {
 
     /// Queues a batch of records, waking the connection's writer once for all of
     /// them.
-    fn queue_records(&self, records: &[StoredRecord], min_ts: u64) -> Result<(), String> {
+    fn queue_records(
+        &self,
+        records: &[StoredRecord],
+        min_ts: u64,
+        decoder: &mut StoredDecoder,
+    ) -> Result<(), String> {
         let mut woken = false;
         for record in records.iter().filter(|r| r.ts_ms >= min_ts) {
-            let Some(message) = stored_delivery(record) else {
+            let Some(message) = decoder.delivery(record) else {
                 return Err(format!("stored message {} does not decode", record.seq));
             };
             if self.queue.queued_bytes() > REPLAY_QUEUE_BYTES {
