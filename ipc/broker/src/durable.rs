@@ -1,18 +1,16 @@
 //! Durable topics: publishes to them are stored in the journal before anyone sees them.
 //!
 //! Each configured pattern is one stream. A connection gathers the durable publishes of
-//! the burst of frames at hand and stores them at the burst's end:
+//! the burst of frames at hand and, at the burst's end, writes them to the stream's log
+//! itself, under the stream's lock (a write to the page cache: no thread hop). Then:
 //!
-//! - `fsync: always` — it hands the burst to the stream's writer thread and goes on
-//!   reading. The writer takes every burst waiting (group commit: the batch is whatever
-//!   arrived meanwhile, with no added wait), appends and writes it, and hands it to a
-//!   syncer thread, which syncs everything written since its last sync; the writer keeps
-//!   writing during a sync, so each sync covers what arrived during the one before
-//!   (pipelined group commit). A third thread acknowledges synced batches, so the next
-//!   sync starts as soon as one ends.
-//! - `interval` and `none` — it writes the burst to the log itself, under the stream's
-//!   lock (a write to the page cache: no thread hop in the acknowledgement's path); a
-//!   ticker thread syncs at the interval and applies retention.
+//! - `interval` and `none` — it routes and acknowledges them before letting go of the
+//!   lock; the stream's ticker thread syncs at the interval and applies retention.
+//! - `always` — it hands the burst to the stream's syncer thread, which syncs
+//!   everything written since its last sync. Connections keep writing during a sync, so
+//!   each sync covers every burst that arrived during the one before (group commit,
+//!   with no added wait, pipelined); an acknowledging thread routes and acknowledges the
+//!   synced bursts, so the next sync starts as soon as one ends.
 //!
 //! Then, holding the routing lock, each stored message is routed (with its sequence
 //! number) to the live subscribers, how far the stream has routed is recorded
@@ -29,7 +27,8 @@
 //!   matches it.
 //! - Lock order: a stream's `inline` lock before the routing lock, never the other way
 //!   round; messages are routed in sequence order because they are routed while the
-//!   log that numbered them is still held (inline) or by the one acknowledging thread.
+//!   log that numbered them is still held, or handed to the syncer (and from it to the
+//!   one acknowledging thread) while it is held.
 
 use std::{
     path::PathBuf,
@@ -135,7 +134,7 @@ pub enum DurableError {
     },
 }
 
-/// A publish on its way to a stream's writer.
+/// A publish on its way to its stream.
 pub(crate) struct Append {
     pub(crate) conn: u64,
     pub(crate) req: u64,
@@ -152,22 +151,32 @@ pub(crate) struct DurableStream {
     pub(crate) index: usize,
     pub(crate) pattern: Pattern,
     fsync: Fsync,
-    appends: Mutex<Option<mpsc::Sender<Vec<Append>>>>,
     pub(crate) reader: Arc<dyn StreamRead>,
     /// Every message up to this sequence number has been routed live.
     pub(crate) routed_seq: AtomicU64,
-    writer: Mutex<Option<JoinHandle<()>>>,
-    /// For streams that do not sync every batch: the log itself, which a connection
-    /// writes its burst to in place (no thread hop), routing it before letting go.
-    inline: Option<Mutex<Inline>>,
+    /// The log, which a connection writes its burst to in place (no thread hop).
+    inline: Mutex<Inline>,
+    /// Dropped to stop the ticker.
+    stop: Mutex<Option<mpsc::Sender<()>>>,
+    /// The ticker (interval syncs, retention) and, for `always`, the syncer.
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
-/// A stream written in place by the connections publishing to it.
+/// The log of a stream and what follows a write.
 struct Inline {
     log: Box<dyn StreamLog>,
-    router: Router,
+    /// `None` once the stream is closed.
+    after: Option<AfterWrite>,
     /// Written and not yet synced since then (for `interval`).
     dirty_since: Option<Instant>,
+}
+
+/// What happens to a written burst.
+enum AfterWrite {
+    /// Routed and acknowledged at once (`interval`, `none`).
+    Route(Router),
+    /// Handed to the syncer, which acknowledges it once synced (`always`).
+    Sync(std::sync::mpsc::Sender<(StoredBatch, SyncPoint)>),
 }
 
 /// Every durable stream, and which topics go to which.
@@ -178,10 +187,6 @@ pub(crate) struct Durable {
     by_topic: Mutex<Sublist<usize>>,
 }
 
-/// Bursts of publishes waiting for a stream's writer, at most.
-const APPEND_QUEUE: usize = 1024;
-/// Bursts stored in one batch, at most.
-const MAX_BURSTS: usize = 256;
 /// How often retention is applied.
 const RETENTION_EVERY: Duration = Duration::from_secs(1);
 
@@ -266,56 +271,52 @@ impl Durable {
                 damage.kind
             );
         }
-        let (tx, rx) = mpsc::channel(APPEND_QUEUE);
+        let (stop, stopped) = mpsc::channel(1);
         let reader = log.reader();
         let last_seq = log.last_seq();
-        let log: Box<dyn StreamLog> = Box::new(log);
-        let (inline, writer_log) = match config.fsync {
-            Fsync::Always => (None, Some(log)),
-            _ => (Some(log), None),
-        };
-        let stream = Arc::new_cyclic(|me: &Weak<DurableStream>| DurableStream {
-            index: streams.len(),
-            pattern: config.pattern.clone(),
-            fsync: config.fsync,
-            appends: Mutex::new(Some(tx)),
-            reader,
-            routed_seq: AtomicU64::new(last_seq),
-            writer: Mutex::new(None),
-            inline: inline.map(|log| {
-                Mutex::new(Inline {
-                    log,
-                    router: Router {
-                        shared: Arc::downgrade(shared),
-                        stream: me.clone(),
-                        tally: Tally::default(),
-                    },
+        let mut threads = vec![];
+        let stream = Arc::new_cyclic(|me: &Weak<DurableStream>| {
+            let router = Router {
+                shared: Arc::downgrade(shared),
+                stream: me.clone(),
+                tally: Tally::default(),
+            };
+            let after = match config.fsync {
+                Fsync::Always => {
+                    let (tx, syncer) = spawn_syncer(router, &config.pattern);
+                    threads.extend(syncer);
+                    AfterWrite::Sync(tx)
+                }
+                _ => AfterWrite::Route(router),
+            };
+            DurableStream {
+                index: streams.len(),
+                pattern: config.pattern.clone(),
+                fsync: config.fsync,
+                reader,
+                routed_seq: AtomicU64::new(last_seq),
+                inline: Mutex::new(Inline {
+                    log: Box::new(log),
+                    after: Some(after),
                     dirty_since: None,
-                })
-            }),
+                }),
+                stop: Mutex::new(Some(stop)),
+                threads: Mutex::new(vec![]),
+            }
         });
-        let thread = match writer_log {
-            Some(log) => {
-                let writer = Writer::new(shared, stream.clone(), log);
-                std::thread::Builder::new()
-                    .name(format!("journal {name}"))
-                    .spawn(move || writer.run(rx))
-            }
-            None => {
-                let ticking = stream.clone();
-                std::thread::Builder::new()
-                    .name(format!("journal {name}"))
-                    .spawn(move || tick(&ticking, rx))
-            }
-        };
-        let handle = thread.map_err(|e| DurableError::Open {
-            pattern: name.clone(),
-            source: StoreError::Io {
-                context: "starting its writer thread".into(),
-                source: e,
-            },
-        })?;
-        *lock(&stream.writer) = Some(handle);
+        let ticking = stream.clone();
+        let ticker = std::thread::Builder::new()
+            .name(format!("journal {name}"))
+            .spawn(move || tick(&ticking, stopped))
+            .map_err(|e| DurableError::Open {
+                pattern: name.clone(),
+                source: StoreError::Io {
+                    context: "starting its ticker thread".into(),
+                    source: e,
+                },
+            })?;
+        threads.insert(0, ticker);
+        *lock(&stream.threads) = threads;
         lock(&self.by_topic).insert(&config.pattern, stream.index);
         streams.push(stream);
         self.any.store(true, Ordering::Release);
@@ -323,12 +324,15 @@ impl Durable {
         Ok(())
     }
 
-    /// Stores what is queued, syncs, and stops every writer.
+    /// Syncs every stream, acknowledges what was stored, and stops their threads;
+    /// later publishes are refused.
     pub(crate) fn close(&self) {
         for stream in self.streams() {
-            lock(&stream.appends).take();
-            if let Some(writer) = lock(&stream.writer).take() {
-                let _ = writer.join();
+            lock(&stream.stop).take();
+            // The syncer acknowledges what it was handed, then stops.
+            lock(&stream.inline).after.take();
+            for thread in std::mem::take(&mut *lock(&stream.threads)) {
+                let _ = thread.join();
             }
         }
     }
@@ -354,59 +358,45 @@ impl DurableStream {
         self.routed_seq.load(Ordering::Acquire)
     }
 
-    /// Hands one publish to the writer without waiting; an error if its queue is full
-    /// or the stream has stopped.
+    /// Stores one publish (a redriven dead letter) as [`DurableStream::append`] does.
     pub(crate) fn try_append(&self, append: Append) -> Result<(), String> {
-        if let Some(inline) = &self.inline {
-            let mut inline = lock(inline);
-            let Inline { log, router, .. } = &mut *inline;
-            let stored = store_batch(&mut **log, &self.pattern, vec![append]);
-            router.route_and_ack(&stored);
-            return Ok(());
-        }
-        let tx = lock(&self.appends).clone();
-        match tx.map(|tx| tx.try_send(vec![append])) {
-            Some(Ok(())) => Ok(()),
-            Some(Err(mpsc::error::TrySendError::Full(_))) => Err(format!(
-                "the durable stream {} is busy; try again",
-                self.pattern
-            )),
-            _ => Err(format!("the durable stream {} is closing", self.pattern)),
-        }
+        self.append(vec![append])
+            .map_err(|_| format!("the durable stream {} is closed", self.pattern))
     }
 
-    /// Hands one connection's burst of publishes to the writer (one wake-up for all
-    /// of them); waits while its queue is full. An error frame for each if the stream
-    /// has stopped.
-    pub(crate) async fn append(&self, burst: Vec<Append>) -> Result<(), Vec<ServerFrame>> {
-        if let Some(inline) = &self.inline {
-            let mut inline = lock(inline);
-            let Inline {
-                log,
-                router,
-                dirty_since,
-            } = &mut *inline;
-            let stored = store_batch(&mut **log, &self.pattern, burst);
-            if stored.iter().any(|(_, r)| r.is_ok()) && matches!(self.fsync, Fsync::Interval(_)) {
-                dirty_since.get_or_insert_with(Instant::now);
-            }
-            router.route_and_ack(&stored);
-            return Ok(());
-        }
-        let reqs: Vec<u64> = burst.iter().map(|a| a.req).collect();
-        let tx = lock(&self.appends).clone();
-        let sent = match tx {
-            Some(tx) => tx.send(burst).await.is_ok(),
-            None => false,
+    /// Stores one connection's burst of publishes: written in place, under the
+    /// stream's lock, then routed and acknowledged at once, or (`always`) handed to the
+    /// syncer. An error frame for each if the stream is closed.
+    pub(crate) fn append(&self, burst: Vec<Append>) -> Result<(), Vec<ServerFrame>> {
+        let mut inline = lock(&self.inline);
+        let Inline {
+            log,
+            after,
+            dirty_since,
+        } = &mut *inline;
+        let Some(after) = after else {
+            let message = format!("the durable stream {} is closed", self.pattern);
+            return Err(burst
+                .iter()
+                .map(|a| crate::session::error(a.req, ErrorCode::ShuttingDown, &message))
+                .collect());
         };
-        if sent {
-            return Ok(());
+        let stored = store_batch(&mut **log, &self.pattern, burst);
+        match after {
+            AfterWrite::Route(router) => {
+                if stored.iter().any(|(_, r)| r.is_ok()) && matches!(self.fsync, Fsync::Interval(_))
+                {
+                    dirty_since.get_or_insert_with(Instant::now);
+                }
+                router.route_and_ack(&stored);
+            }
+            AfterWrite::Sync(syncer) => {
+                if syncer.send((stored, log.sync_point())).is_err() {
+                    tracing::error!(stream = %self.pattern, "the journal's syncer has stopped");
+                }
+            }
         }
-        let message = format!("the durable stream {} is closing", self.pattern);
-        Err(reqs
-            .into_iter()
-            .map(|req| crate::session::error(req, ErrorCode::ShuttingDown, &message))
-            .collect())
+        Ok(())
     }
 }
 
@@ -504,15 +494,6 @@ impl StoredDecoder {
     }
 }
 
-/// The writer thread of a stream with `fsync: always`: batches the bursts of every
-/// connection, writes them, and hands them to the syncer.
-struct Writer {
-    stream: Arc<DurableStream>,
-    log: Box<dyn StreamLog>,
-    syncer: std::sync::mpsc::Sender<(StoredBatch, SyncPoint)>,
-    syncer_thread: Option<JoinHandle<()>>,
-}
-
 /// Publishes and how storing each went.
 type StoredBatch = Vec<(Append, Result<u64, StoreRefusal>)>;
 
@@ -525,72 +506,10 @@ struct Router {
     tally: Tally,
 }
 
-impl Writer {
-    fn new(shared: &Arc<Shared>, stream: Arc<DurableStream>, log: Box<dyn StreamLog>) -> Writer {
-        let router = Router {
-            shared: Arc::downgrade(shared),
-            stream: Arc::downgrade(&stream),
-            tally: Tally::default(),
-        };
-        let (syncer, syncer_thread) = spawn_syncer(router, &stream.pattern);
-        Writer {
-            stream,
-            log,
-            syncer,
-            syncer_thread,
-        }
-    }
-
-    fn run(mut self, mut appends: mpsc::Receiver<Vec<Append>>) {
-        let runtime = match tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-        {
-            Ok(rt) => rt,
-            Err(e) => {
-                tracing::error!(stream = %self.stream.pattern, "the journal writer cannot start: {e}");
-                return;
-            }
-        };
-        runtime.block_on(async {
-            let mut bursts = Vec::new();
-            let mut next_retention = Instant::now();
-            loop {
-                tokio::select! {
-                    n = appends.recv_many(&mut bursts, MAX_BURSTS) => {
-                        if n == 0 {
-                            break;
-                        }
-                        let batch: Vec<Append> = bursts.drain(..).flatten().collect();
-                        let stored = store_batch(&mut *self.log, &self.stream.pattern, batch);
-                        if self.syncer.send((stored, self.log.sync_point())).is_err() {
-                            tracing::error!(stream = %self.stream.pattern, "the journal's syncer has stopped");
-                        }
-                    }
-                    _ = tokio::time::sleep_until(next_retention.into()) => {}
-                }
-                if Instant::now() >= next_retention {
-                    retain(&mut *self.log, &self.stream.pattern);
-                    next_retention = Instant::now() + RETENTION_EVERY;
-                }
-            }
-        });
-        sync_quietly(&mut *self.log, &self.stream.pattern);
-        // The syncer acknowledges what it was handed, then stops.
-        drop(self.syncer);
-        if let Some(syncer) = self.syncer_thread {
-            let _ = syncer.join();
-        }
-    }
-}
-
-/// The thread of a stream written in place (`interval`, `none`): syncs what was
-/// written once the interval has passed, and applies retention, until the stream
-/// closes.
-fn tick(stream: &DurableStream, mut closed: mpsc::Receiver<Vec<Append>>) {
-    let Some(inline) = &stream.inline else {
-        return;
-    };
+/// A stream's ticker: syncs what was written once the interval has passed
+/// (`interval`), and applies retention, until the stream closes; then syncs.
+fn tick(stream: &DurableStream, mut closed: mpsc::Receiver<()>) {
+    let inline = &stream.inline;
     let every = match stream.fsync {
         Fsync::Interval(every) => every.min(RETENTION_EVERY),
         _ => RETENTION_EVERY,
@@ -671,11 +590,11 @@ fn fail_all(batch: &mut StoredBatch, why: StoreRefusal) {
     }
 }
 
-/// Starts the syncer of a stream with `fsync: always`: it syncs whatever the writer
-/// has written since its last sync — the writer goes on writing meanwhile, so each
-/// sync covers everything that arrived during the previous one — and hands the synced
-/// batches to a thread that routes and acknowledges them, in order, so that the next
-/// sync starts as soon as one ends.
+/// Starts the syncer of a stream with `fsync: always`: it syncs whatever connections
+/// have written since its last sync — they go on writing meanwhile, so each sync covers
+/// everything that arrived during the previous one — and hands the synced bursts to a
+/// thread that routes and acknowledges them, in order, so that the next sync starts as
+/// soon as one ends.
 fn spawn_syncer(
     mut router: Router,
     stream: &Pattern,

@@ -42,8 +42,8 @@ pub(crate) struct Session<'a> {
     pub(crate) wakes: DeferredWakes,
     /// What this connection routed since the end of its last burst.
     pub(crate) tally: Tally,
-    /// Durable publishes of the burst at hand, handed to their streams' writers at its
-    /// end (one hand-over per burst rather than per message).
+    /// Durable publishes of the burst at hand, stored at its end (one write per burst
+    /// rather than per message).
     pub(crate) durable_burst: std::sync::Mutex<Vec<(Arc<DurableStream>, Append)>>,
 }
 
@@ -77,7 +77,7 @@ impl Session<'_> {
                         let topic = Topic::new(publish.topic).expect("the fast path checked it");
                         self.publish_durable(stream, req, topic, payload, Headers::new());
                         if lock(&self.durable_burst).len() >= DURABLE_BURST
-                            && let Err(why) = self.hand_over_durable().await
+                            && let Err(why) = self.hand_over_durable()
                         {
                             return why;
                         }
@@ -88,7 +88,7 @@ impl Session<'_> {
                     Ok(frame) => {
                         // Nothing routed or stored waits behind a frame that may take
                         // its time.
-                        if let Err(why) = self.hand_over_durable().await {
+                        if let Err(why) = self.hand_over_durable() {
                             return why;
                         }
                         self.wakes.wake_all();
@@ -120,7 +120,7 @@ impl Session<'_> {
                 }
             }
             if !reader.has_buffered_frame() {
-                if let Err(why) = self.hand_over_durable().await {
+                if let Err(why) = self.hand_over_durable() {
                     return why;
                 }
                 // Counted before any answer goes out: whoever sees an acknowledgement
@@ -292,8 +292,8 @@ impl Session<'_> {
         }
     }
 
-    /// Queues a publish for its durable stream's writer, which acknowledges it once
-    /// stored; the burst is handed over by [`Session::hand_over_durable`].
+    /// Queues a publish for its durable stream, to be stored with the rest of the
+    /// burst by [`Session::hand_over_durable`] and acknowledged once stored.
     fn publish_durable(
         &self,
         stream: Arc<DurableStream>,
@@ -315,9 +315,9 @@ impl Session<'_> {
         lock(&self.durable_burst).push((stream, append));
     }
 
-    /// Hands the burst's durable publishes to their streams' writers, in order. Errors
-    /// go back to their publishers; `Err` if this connection cannot take them.
-    async fn hand_over_durable(&self) -> Result<(), String> {
+    /// Stores the burst's durable publishes in their streams, in order. Errors go back
+    /// to their publishers; `Err` if this connection cannot take them.
+    fn hand_over_durable(&self) -> Result<(), String> {
         let burst = std::mem::take(&mut *lock(&self.durable_burst));
         let mut burst = burst.into_iter().peekable();
         while let Some((stream, first)) = burst.next() {
@@ -325,7 +325,7 @@ impl Session<'_> {
             while let Some((_, next)) = burst.next_if(|(s, _)| Arc::ptr_eq(s, &stream)) {
                 same.push(next);
             }
-            if let Err(errors) = stream.append(same).await {
+            if let Err(errors) = stream.append(same) {
                 for e in errors {
                     let body = e.encode();
                     if self
