@@ -107,6 +107,11 @@ pub fn rotate(data_dir: &Path, allow_key_file: bool) -> Result<(u32, KeySource),
 }
 
 fn load_keychain(data_dir: &Path) -> Result<KeySet, String> {
+    // Without a session bus, libdbus would autolaunch one (with a keyring daemon) that
+    // outlives the shell: there is no keychain to use then, and nothing is started.
+    if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none_or(|a| a.is_empty()) {
+        return Err("there is no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is not set)".into());
+    }
     let entry = entry(data_dir).map_err(|e| e.to_string())?;
     match entry.get_password() {
         Ok(text) => {

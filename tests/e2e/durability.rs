@@ -264,6 +264,13 @@ fn pages_replay_stored_messages_and_consume_durably_with_retries() {
         ))
         .unwrap();
     }
+    // No session bus here: the shell must not autolaunch one (with a keyring daemon
+    // that would outlive it), and says why it keeps the key in the file.
+    assert!(
+        shell.log_text().contains("there is no D-Bus session bus"),
+        "{}",
+        shell.log_text()
+    );
     let key_file = shell.env.data_dir().join("journal/keys");
     let mode =
         std::os::unix::fs::PermissionsExt::mode(&fs::metadata(&key_file).unwrap().permissions());
