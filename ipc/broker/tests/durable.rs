@@ -284,6 +284,25 @@ fn weft_now_ms() -> u64 {
         .as_millis() as u64
 }
 
+/// Attaches `app` to its consumer `book` of `orders.#` once its previous attachment
+/// has let go (detaching is asynchronous).
+async fn attach_book(app: &Client) -> Subscription {
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            match app
+                .consume(Pattern::new("orders.#").unwrap(), "book", None)
+                .await
+            {
+                Ok(sub) => return sub,
+                Err(e) if e.code() == "ConsumerBusy" => tokio::task::yield_now().await,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    })
+    .await
+    .expect("the consumer is free in time")
+}
+
 /// Waits until the dead-letter queue holds `n` letters.
 async fn letters(handle: &BrokerHandle, n: usize) -> Vec<weft_proto::frame::DeadLetter> {
     tokio::time::timeout(DEADLINE, async {
@@ -365,20 +384,7 @@ async fn durable_consumers_hold_order_retry_dead_letter_and_resume_after_their_l
     }
     let broker = Running::start(dir.path(), &keys, Fsync::Always);
     let app = broker.app("blotter").await;
-    let mut sub = tokio::time::timeout(DEADLINE, async {
-        loop {
-            match app
-                .consume(Pattern::new("orders.#").unwrap(), "book", None)
-                .await
-            {
-                Ok(sub) => return sub,
-                Err(e) if e.code() == "ConsumerBusy" => tokio::task::yield_now().await,
-                Err(e) => panic!("{e}"),
-            }
-        }
-    })
-    .await
-    .unwrap();
+    let mut sub = attach_book(&app).await;
     for seq in 3..=5 {
         let d = next(&mut sub).await;
         assert_eq!(
@@ -423,20 +429,7 @@ async fn durable_consumers_hold_order_retry_dead_letter_and_resume_after_their_l
     while weft_now_ms() <= published + 1 {
         std::hint::spin_loop();
     }
-    let mut sub = tokio::time::timeout(DEADLINE, async {
-        loop {
-            match app
-                .consume(Pattern::new("orders.#").unwrap(), "book", None)
-                .await
-            {
-                Ok(sub) => return sub,
-                Err(e) if e.code() == "ConsumerBusy" => tokio::task::yield_now().await,
-                Err(e) => panic!("{e}"),
-            }
-        }
-    })
-    .await
-    .unwrap();
+    let mut sub = attach_book(&app).await;
     let expired = letters(&broker.handle, 1).await;
     assert_eq!(
         (expired[0].reason.as_str(), &expired[0].message.payload[..]),

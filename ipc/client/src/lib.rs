@@ -471,19 +471,27 @@ impl Client {
         replay: Option<Replay>,
     ) -> Result<Subscription, ClientError> {
         let pattern = pattern.into();
+        self.open_subscription(|req, sub| ClientFrame::Subscribe {
+            req,
+            sub,
+            pattern,
+            from,
+            replay,
+        })
+        .await
+    }
+
+    /// Registers a new subscription's inbox, asks the broker with the frame `make`
+    /// builds (from the request and subscription ids), and hands the subscription out
+    /// once the broker confirmed it.
+    async fn open_subscription(
+        &self,
+        make: impl FnOnce(u64, u64) -> ClientFrame,
+    ) -> Result<Subscription, ClientError> {
         let sub = self.inner.next_sub.fetch_add(1, Ordering::Relaxed);
         let (tx, deliveries) = inbox(SUBSCRIPTION_BUFFER);
         lock(&self.inner.subs).insert(sub, tx);
-        let result = self
-            .call(|req| ClientFrame::Subscribe {
-                req,
-                sub,
-                pattern,
-                from,
-                replay,
-            })
-            .await;
-        if let Err(e) = result {
+        if let Err(e) = self.call(|req| make(req, sub)).await {
             lock(&self.inner.subs).remove(&sub);
             return Err(e);
         }
@@ -506,30 +514,15 @@ impl Client {
         name: &str,
         start: Option<Replay>,
     ) -> Result<Subscription, ClientError> {
-        let pattern = pattern.into();
-        let sub = self.inner.next_sub.fetch_add(1, Ordering::Relaxed);
-        let (tx, deliveries) = inbox(SUBSCRIPTION_BUFFER);
-        lock(&self.inner.subs).insert(sub, tx);
-        let name = name.to_owned();
-        let result = self
-            .call(|req| ClientFrame::Consume {
-                req,
-                sub,
-                pattern,
-                name,
-                start,
-            })
-            .await;
-        if let Err(e) = result {
-            lock(&self.inner.subs).remove(&sub);
-            return Err(e);
-        }
-        Ok(Subscription {
-            id: sub,
-            deliveries,
-            client: self.clone(),
-            ended: false,
+        let (pattern, name) = (pattern.into(), name.to_owned());
+        self.open_subscription(|req, sub| ClientFrame::Consume {
+            req,
+            sub,
+            pattern,
+            name,
+            start,
         })
+        .await
     }
 
     /// Tells the broker how the handler of consumer subscription `sub`'s message `seq`

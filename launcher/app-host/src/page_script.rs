@@ -160,28 +160,24 @@ impl ToPage {
     /// A message for the page's subscription `sub`. A payload that is not JSON (only
     /// Rust clients can publish one) reaches the page as text, with `meta.raw` set.
     pub fn message(sub: u64, d: &Delivery) -> Self {
-        let (data, meta) = data_and_meta(d);
-        Self::encode(&Message {
-            t: "msg",
-            sub,
-            data,
-            meta,
-            call: d.reply_to,
-            ack: false,
-        })
+        Self::delivered(sub, d, false)
     }
 
     /// A durable consumer's message for the page's subscription `sub`, to be
     /// acknowledged once its handler is done.
     pub fn consumed(sub: u64, d: &Delivery) -> Self {
+        Self::delivered(sub, d, true)
+    }
+
+    fn delivered(sub: u64, d: &Delivery, ack: bool) -> Self {
         let (data, meta) = data_and_meta(d);
         Self::encode(&Message {
             t: "msg",
             sub,
             data,
             meta,
-            call: None,
-            ack: true,
+            call: if ack { None } else { d.reply_to },
+            ack,
         })
     }
 
