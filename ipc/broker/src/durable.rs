@@ -9,8 +9,9 @@
 //! - `always` — it hands the burst to the stream's syncer thread, which syncs
 //!   everything written since its last sync. Connections keep writing during a sync, so
 //!   each sync covers every burst that arrived during the one before (group commit,
-//!   with no added wait, pipelined); an acknowledging thread routes and acknowledges the
-//!   synced bursts, so the next sync starts as soon as one ends.
+//!   with no added wait, pipelined). When more waits to be synced, an acknowledging
+//!   thread routes and acknowledges the synced bursts, so the next sync starts as soon
+//!   as one ends; when nothing waits, the syncer does it itself (one thread hop less).
 //!
 //! Then, holding the routing lock, each stored message is routed (with its sequence
 //! number) to the live subscribers, how far the stream has routed is recorded
@@ -49,6 +50,7 @@ use weft_journal::{
 };
 use weft_proto::{
     ErrorCode, Identity, Pattern, ServerFrame, Topic,
+    fast_path::{DeliveryParts, encode_identity},
     frame::{Delivery, MessageId},
     headers::Headers,
 };
@@ -443,54 +445,83 @@ pub(crate) fn meta_fields(meta: &[u8]) -> Option<(&str, &str, &str)> {
 /// A stored record as a delivery; `None` if its contents do not decode (which
 /// authentication makes a bug, not damage).
 pub(crate) fn stored_delivery(record: &StoredRecord) -> Option<Delivery> {
-    StoredDecoder::default().delivery(record)
+    let meta: StoredMeta<'_> = postcard::from_bytes(&record.meta).ok()?;
+    let (headers, payload): (Headers, &[u8]) = postcard::take_from_bytes(&record.secret).ok()?;
+    Some(Delivery {
+        id: MessageId {
+            epoch: meta.epoch,
+            seq: meta.id_seq,
+        },
+        ts_ms: record.ts_ms,
+        topic: Topic::new(meta.topic).ok()?,
+        sender: Arc::new(Identity {
+            app_id: meta.app_id.to_owned(),
+            instance_id: meta.instance_id.to_owned(),
+        }),
+        payload: Bytes::copy_from_slice(payload),
+        headers,
+        reply_to: None,
+        direct: false,
+        seq: Some(record.seq),
+    })
 }
 
-/// Turns stored records into deliveries, sharing the topic and sender of the previous
-/// record when they repeat (as they do in a replay), instead of checking and copying
-/// them again.
+/// Encodes stored records as deliveries straight from their bytes, without building
+/// a message, reusing the sender's encoding while it repeats (as it does in a
+/// replay).
 #[derive(Default)]
-pub(crate) struct StoredDecoder {
-    topic: Option<Topic>,
-    sender: Option<Arc<Identity>>,
+pub(crate) struct StoredEncoder {
+    /// The last sender: app id, instance id, and its encoding.
+    sender: Option<(String, String, Vec<u8>)>,
 }
 
-impl StoredDecoder {
-    /// As [`stored_delivery`].
-    pub(crate) fn delivery(&mut self, record: &StoredRecord) -> Option<Delivery> {
-        let meta: StoredMeta<'_> = postcard::from_bytes(&record.meta).ok()?;
-        let (headers, payload): (Headers, &[u8]) =
-            postcard::take_from_bytes(&record.secret).ok()?;
-        let topic = match &self.topic {
-            Some(last) if last.as_str() == meta.topic => last.clone(),
-            _ => self.topic.insert(Topic::new(meta.topic).ok()?).clone(),
+impl StoredEncoder {
+    /// Replaces `out` with the delivery `record` holds, byte for byte what
+    /// [`stored_delivery`]'s `encode` gives; `false` if its contents do not decode
+    /// (which authentication makes a bug, not damage).
+    pub(crate) fn encode(&mut self, record: &StoredRecord, out: &mut Vec<u8>) -> bool {
+        let Ok(meta) = postcard::from_bytes::<StoredMeta<'_>>(&record.meta) else {
+            return false;
         };
+        // The secret part is the encoded headers, then the payload.
+        let Ok((_, payload)) = postcard::take_from_bytes::<Headers>(&record.secret) else {
+            return false;
+        };
+        let headers = &record.secret[..record.secret.len() - payload.len()];
         let sender = match &self.sender {
-            Some(last) if last.app_id == meta.app_id && last.instance_id == meta.instance_id => {
-                last.clone()
+            Some((app_id, instance_id, encoded))
+                if app_id == meta.app_id && instance_id == meta.instance_id =>
+            {
+                encoded
             }
-            _ => self
-                .sender
-                .insert(Arc::new(Identity {
+            _ => {
+                let identity = Identity {
                     app_id: meta.app_id.to_owned(),
                     instance_id: meta.instance_id.to_owned(),
-                }))
-                .clone(),
+                };
+                let encoded = encode_identity(&identity);
+                &self
+                    .sender
+                    .insert((identity.app_id, identity.instance_id, encoded))
+                    .2
+            }
         };
-        Some(Delivery {
+        DeliveryParts {
             id: MessageId {
                 epoch: meta.epoch,
                 seq: meta.id_seq,
             },
             ts_ms: record.ts_ms,
-            topic,
+            topic: meta.topic,
             sender,
-            payload: Bytes::copy_from_slice(payload),
+            payload,
             headers,
             reply_to: None,
             direct: false,
             seq: Some(record.seq),
-        })
+        }
+        .encode_into(out);
+        true
     }
 }
 
@@ -592,11 +623,12 @@ fn fail_all(batch: &mut StoredBatch, why: StoreRefusal) {
 
 /// Starts the syncer of a stream with `fsync: always`: it syncs whatever connections
 /// have written since its last sync — they go on writing meanwhile, so each sync covers
-/// everything that arrived during the previous one — and hands the synced bursts to a
-/// thread that routes and acknowledges them, in order, so that the next sync starts as
-/// soon as one ends.
+/// everything that arrived during the previous one. When more is already waiting to be
+/// synced it hands the synced bursts to a thread that routes and acknowledges them, in
+/// order, so that the next sync starts at once; when nothing waits (and that thread has
+/// nothing left, so order holds) it acknowledges them itself, saving the hop.
 fn spawn_syncer(
-    mut router: Router,
+    router: Router,
     stream: &Pattern,
 ) -> (
     std::sync::mpsc::Sender<(StoredBatch, SyncPoint)>,
@@ -604,21 +636,38 @@ fn spawn_syncer(
 ) {
     let (tx, rx) = std::sync::mpsc::channel::<(StoredBatch, SyncPoint)>();
     let (synced_tx, synced_rx) = std::sync::mpsc::channel::<StoredBatch>();
-    let acks = std::thread::Builder::new()
-        .name(format!("journal acks {stream}"))
-        .spawn(move || {
-            while let Ok(first) = synced_rx.recv() {
-                let mut all = first;
-                for more in synced_rx.try_iter() {
-                    all.extend(more);
+    let router = Arc::new(Mutex::new(router));
+    // Batches handed to the acknowledging thread and not yet acknowledged.
+    let handed = Arc::new(AtomicU64::new(0));
+    let acks = {
+        let (router, handed) = (router.clone(), handed.clone());
+        std::thread::Builder::new()
+            .name(format!("journal acks {stream}"))
+            .spawn(move || {
+                while let Ok(first) = synced_rx.recv() {
+                    let mut all = first;
+                    let mut batches = 1;
+                    for more in synced_rx.try_iter() {
+                        all.extend(more);
+                        batches += 1;
+                    }
+                    lock(&router).route_and_ack(&all);
+                    handed.fetch_sub(batches, Ordering::Release);
                 }
-                router.route_and_ack(&all);
-            }
-        });
+            })
+    };
     let spawned = std::thread::Builder::new()
         .name(format!("journal sync {stream}"))
         .spawn(move || {
-            while let Ok(first) = rx.recv() {
+            let mut waiting = None;
+            loop {
+                let first = match waiting.take() {
+                    Some(first) => first,
+                    None => match rx.recv() {
+                        Ok(first) => first,
+                        Err(_) => break,
+                    },
+                };
                 let mut written = vec![first];
                 written.extend(rx.try_iter());
                 let point = written.last().map(|(_, p)| p.clone());
@@ -636,6 +685,17 @@ fn spawn_syncer(
                     }
                 }
                 let all: StoredBatch = written.into_iter().flat_map(|(batch, _)| batch).collect();
+                match rx.try_recv() {
+                    Err(std::sync::mpsc::TryRecvError::Empty)
+                        if handed.load(Ordering::Acquire) == 0 =>
+                    {
+                        lock(&router).route_and_ack(&all);
+                        continue;
+                    }
+                    Ok(next) => waiting = Some(next),
+                    Err(_) => {}
+                }
+                handed.fetch_add(1, Ordering::AcqRel);
                 if synced_tx.send(all).is_err() {
                     break;
                 }
@@ -720,4 +780,69 @@ fn refusal(e: StoreError) -> StoreRefusal {
 
 fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     m.read().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(seq: u64, sender: (&str, &str), headers: Headers, payload: &[u8]) -> StoredRecord {
+        let append = Append {
+            conn: 1,
+            req: 1,
+            ts_ms: 1_700_000_000_000 + seq,
+            id: MessageId {
+                epoch: 3,
+                seq: 40 + seq,
+            },
+            topic: Topic::new("orders.new").unwrap(),
+            sender: Arc::new(Identity {
+                app_id: sender.0.into(),
+                instance_id: sender.1.into(),
+            }),
+            headers,
+            payload: Bytes::copy_from_slice(payload),
+        };
+        let mut secret = vec![];
+        encode_secret(&append, &mut secret);
+        StoredRecord {
+            seq,
+            ts_ms: append.ts_ms,
+            meta: encode_meta(&append),
+            secret,
+        }
+    }
+
+    #[test]
+    fn stored_records_encode_as_the_deliveries_they_hold() {
+        let records = [
+            stored(1, ("blotter", "b-1"), vec![], b"first"),
+            // The same sender again: its encoding is reused.
+            stored(
+                2,
+                ("blotter", "b-1"),
+                vec![("weft-ttl-ms".into(), "500".into())],
+                b"",
+            ),
+            stored(3, ("pricer", "p-7"), vec![], &[0, 255, 7]),
+            stored(
+                4,
+                ("blotter", "b-2"),
+                vec![("a".into(), "1".into()), ("b".into(), "2".into())],
+                b"x",
+            ),
+        ];
+        let mut encoder = StoredEncoder::default();
+        let mut out = b"left over".to_vec();
+        for record in &records {
+            let delivery = stored_delivery(record).expect("it decodes");
+            assert_eq!(delivery.seq, Some(record.seq));
+            assert!(encoder.encode(record, &mut out));
+            assert_eq!(out, delivery.encode(), "record {}", record.seq);
+        }
+        let mut broken = stored(5, ("blotter", "b-1"), vec![], b"y");
+        broken.meta.truncate(3);
+        assert!(!encoder.encode(&broken, &mut out));
+        assert!(stored_delivery(&broken).is_none());
+    }
 }

@@ -15,7 +15,7 @@
 use std::{collections::VecDeque, sync::Arc};
 
 use bytes::BufMut;
-use weft_journal::StoredRecord;
+use weft_journal::{StoredRecord, StreamRead};
 use weft_proto::{
     Pattern, ServerFrame,
     frame::{IdentityFilter, Replay},
@@ -24,7 +24,7 @@ use weft_wire::FrameQueue;
 
 use crate::{
     Shared,
-    durable::{DurableStream, StoredDecoder, meta_fields},
+    durable::{DurableStream, StoredEncoder, meta_fields},
     lock,
     sublist::Sublist,
 };
@@ -33,6 +33,10 @@ use crate::{
 const REPLAY_QUEUE_BYTES: usize = 4 << 20;
 /// Records read at a time.
 const READ_BATCH: usize = 512;
+/// Replays of at least this many records read ahead on a helper thread.
+const READ_AHEAD_FROM: u64 = 4 * READ_BATCH as u64;
+/// Batches the read-ahead may hold before the replay takes them.
+const READ_AHEAD_BATCHES: usize = 2;
 
 /// One subscription's replay.
 pub(crate) struct ReplayJob {
@@ -73,8 +77,7 @@ pub(crate) fn may_overlap(a: &Pattern, b: &Pattern) -> bool {
 impl ReplayJob {
     /// Replays every stream in turn, each then handed to live delivery.
     pub(crate) fn run(self) {
-        let mut wanted = Sublist::new(1024);
-        wanted.insert(&self.pattern, ());
+        let mut wanted = self.wanted();
         for stream in &self.streams {
             let outcome = self.replay_stream(stream, &mut wanted);
             if let Err(e) = &outcome {
@@ -102,6 +105,18 @@ impl ReplayJob {
             })
     }
 
+    /// Whether the subscription is still there to replay to.
+    fn still_wanted(&self) -> bool {
+        lock(&self.shared.routes).has_sub(self.conn, self.sub) && !self.queue.is_closed()
+    }
+
+    /// The topics this subscription wants, as a matcher.
+    fn wanted(&self) -> Sublist<()> {
+        let mut wanted = Sublist::new(1024);
+        wanted.insert(&self.pattern, ());
+        wanted
+    }
+
     fn replay_stream(
         &self,
         stream: &DurableStream,
@@ -114,10 +129,14 @@ impl ReplayJob {
             Replay::Since(ts) => (reader.seq_for_time(ts), ts),
             Replay::Last(n) => (self.start_of_last(stream, n, through, wanted)?, 0),
         };
-        let mut records = Vec::with_capacity(READ_BATCH);
-        let mut decoder = StoredDecoder::default();
+        let mut encoder = StoredEncoder::default();
+        let mut body = Vec::new();
+        let mut queue = |records: Vec<StoredRecord>| -> Result<bool, String> {
+            self.queue_records(&records, min_ts, &mut encoder, &mut body)?;
+            Ok(self.still_wanted())
+        };
         loop {
-            if !lock(&self.shared.routes).has_sub(self.conn, self.sub) || self.queue.is_closed() {
+            if !self.still_wanted() {
                 return Ok(());
             }
             let through = stream.routed_seq();
@@ -129,7 +148,75 @@ impl ReplayJob {
                 }
                 continue;
             }
-            records.clear();
+            next = if through - next < READ_AHEAD_FROM {
+                let mut failed = None;
+                let next = self.read_range(&**reader, next, through, wanted, &mut |records| {
+                    queue(records).unwrap_or_else(|e| {
+                        failed = Some(e);
+                        false
+                    })
+                })?;
+                failed.map_or(Ok(next), Err)?
+            } else {
+                self.read_ahead(&**reader, next, through, &mut queue)?
+            };
+        }
+    }
+
+    /// Reads the matching records `next..=through` on a helper thread, a batch at a
+    /// time, while this thread queues the batch before (opening a record and encoding
+    /// it take about as long as each other); returns where reading stopped.
+    fn read_ahead(
+        &self,
+        reader: &dyn StreamRead,
+        next: u64,
+        through: u64,
+        queue: &mut dyn FnMut(Vec<StoredRecord>) -> Result<bool, String>,
+    ) -> Result<u64, String> {
+        std::thread::scope(|scope| {
+            let (batches, read) = std::sync::mpsc::sync_channel(READ_AHEAD_BATCHES);
+            let reading = std::thread::Builder::new()
+                .name("replay read-ahead".into())
+                .spawn_scoped(scope, move || {
+                    let mut wanted = self.wanted();
+                    self.read_range(reader, next, through, &mut wanted, &mut |records| {
+                        batches.send(records).is_ok()
+                    })
+                })
+                .map_err(|e| format!("cannot start the replay's reader: {e}"))?;
+            let mut failed = None;
+            for records in read.iter() {
+                match queue(records) {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            // The reader stops at its next batch.
+            drop(read);
+            let next = reading
+                .join()
+                .map_err(|_| "the replay's reader panicked".to_owned())??;
+            failed.map_or(Ok(next), Err)
+        })
+    }
+
+    /// Reads the matching records `next..=through` a batch at a time, handing each
+    /// batch to `each` until it says to stop; returns the sequence number to read from
+    /// next.
+    fn read_range(
+        &self,
+        reader: &dyn StreamRead,
+        mut next: u64,
+        through: u64,
+        wanted: &mut Sublist<()>,
+        each: &mut dyn FnMut(Vec<StoredRecord>) -> bool,
+    ) -> Result<u64, String> {
+        while next <= through {
+            let mut records = Vec::with_capacity(READ_BATCH);
             next = reader
                 .read(
                     next,
@@ -139,12 +226,16 @@ impl ReplayJob {
                     &mut records,
                 )
                 .map_err(|e| e.to_string())?;
-            self.queue_records(&records, min_ts, &mut decoder)?;
-            if records.is_empty() && next <= through {
-                // Everything left up to `through` was damaged or past retention.
-                next = through + 1;
+            if records.is_empty() {
+                if next <= through {
+                    // Everything left up to `through` was damaged or past retention.
+                    next = through + 1;
+                }
+            } else if !each(records) {
+                break;
             }
         }
+        Ok(next)
     }
 
     /// Where a replay of the last `n` matching messages starts.
@@ -193,28 +284,28 @@ impl ReplayJob {
     }
 
     /// Queues a batch of records, waking the connection's writer once for all of
-    /// them.
+    /// them; `body` holds each delivery while it is copied.
     fn queue_records(
         &self,
         records: &[StoredRecord],
         min_ts: u64,
-        decoder: &mut StoredDecoder,
+        encoder: &mut StoredEncoder,
+        body: &mut Vec<u8>,
     ) -> Result<(), String> {
         let mut woken = false;
         for record in records.iter().filter(|r| r.ts_ms >= min_ts) {
-            let Some(message) = decoder.delivery(record) else {
+            if !encoder.encode(record, body) {
                 return Err(format!("stored message {} does not decode", record.seq));
-            };
+            }
             if self.queue.queued_bytes() > REPLAY_QUEUE_BYTES {
                 self.queue.wake();
                 self.runtime
                     .block_on(self.queue.wait_below(REPLAY_QUEUE_BYTES / 2));
             }
             let (prefix, len) = ServerFrame::deliver_prefix(self.sub);
-            let body = message.encode();
             let pushed = self.queue.push_frame_deferred(len + body.len(), |buf| {
                 buf.put_slice(&prefix[..len]);
-                buf.put_slice(&body);
+                buf.put_slice(body);
             });
             match pushed {
                 Ok(first) => woken |= first,

@@ -6,7 +6,7 @@ use bytes::{BufMut, Bytes};
 use tokio::sync::oneshot;
 use weft_proto::{
     ClientFrame, ErrorCode, Identity, Pattern, ServerFrame, Topic,
-    fast_path::{DeliveryParts, PublishReader, PublishView},
+    fast_path::{DeliveryParts, NO_HEADERS, PublishReader, PublishView},
     frame::{Delivery, IdentityFilter, RemoteError, Replay},
     headers::{self, Headers},
     trace_context::MessageTrace,
@@ -444,8 +444,10 @@ impl Session<'_> {
             topic: publish.topic,
             sender: self.sender_encoded,
             payload: publish.payload,
+            headers: NO_HEADERS,
             reply_to: None,
             direct: false,
+            seq: None,
         };
         parts.encode_into(scratch);
         self.timed(|| {

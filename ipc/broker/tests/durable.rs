@@ -133,21 +133,22 @@ async fn stored_messages_carry_their_seq_and_replay_joins_live_without_gap_or_du
     assert_eq!(take(&mut live, 1).await, numbered(101..=101));
 
     // A replay from the start while the publisher keeps going: the seam is exact.
+    // Thousands of messages are stored before it starts, so that it reads ahead.
     let load = tokio::spawn(async move {
-        for n in 102..=3000u64 {
+        for n in 102..=10_000u64 {
             publisher
                 .publish_nowait(&topic("orders.new"), n.to_string())
                 .await
                 .unwrap();
         }
         publisher
-            .publish(&topic("orders.new"), "3001")
+            .publish(&topic("orders.new"), "10001")
             .await
             .unwrap();
         publisher
     });
     tokio::time::timeout(DEADLINE, async {
-        while broker.handle.durable_info()[0].last_seq < 500 {
+        while broker.handle.durable_info()[0].last_seq < 5000 {
             tokio::task::yield_now().await;
         }
     })
@@ -164,14 +165,14 @@ async fn stored_messages_carry_their_seq_and_replay_joins_live_without_gap_or_du
         )
         .await
         .unwrap();
-    assert_eq!(take(&mut all, 3001).await, numbered(1..=3001));
+    assert_eq!(take(&mut all, 10_001).await, numbered(1..=10_001));
     let publisher = load.await.unwrap();
-    assert_eq!(take(&mut live, 2900).await, numbered(102..=3001));
+    assert_eq!(take(&mut live, 9900).await, numbered(102..=10_001));
     assert!(all.try_next().is_none(), "nothing twice");
 
     // Only what the sender filter and the pattern select is replayed.
     publisher
-        .publish(&topic("orders.cancel"), "3002")
+        .publish(&topic("orders.cancel"), "10002")
         .await
         .unwrap();
     let mut cancels = broker
@@ -184,11 +185,11 @@ async fn stored_messages_carry_their_seq_and_replay_joins_live_without_gap_or_du
         )
         .await
         .unwrap();
-    assert_eq!(take(&mut cancels, 1).await, [(3002, 3002)]);
+    assert_eq!(take(&mut cancels, 1).await, [(10_002, 10_002)]);
     let info = broker.handle.durable_info();
     assert_eq!(
         (info[0].first_seq, info[0].last_seq, info[0].damaged),
-        (1, 3002, 0)
+        (1, 10_002, 0)
     );
 }
 

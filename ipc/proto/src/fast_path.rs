@@ -282,7 +282,10 @@ pub fn encode_identity(identity: &Identity) -> Vec<u8> {
     postcard::to_stdvec(identity).expect("an identity always serialises")
 }
 
-/// The parts of a [`Delivery`] without headers, borrowed from where they already are.
+/// The headers part of [`DeliveryParts`] when there are none.
+pub const NO_HEADERS: &[u8] = &[0];
+
+/// The parts of a [`Delivery`], borrowed from where they already are.
 #[derive(Debug, Clone, Copy)]
 pub struct DeliveryParts<'a> {
     /// Its id.
@@ -295,10 +298,14 @@ pub struct DeliveryParts<'a> {
     pub sender: &'a [u8],
     /// The payload.
     pub payload: &'a [u8],
+    /// The headers as they are encoded ([`NO_HEADERS`] for none).
+    pub headers: &'a [u8],
     /// The call to answer, for a request.
     pub reply_to: Option<u64>,
     /// Whether it was sent directly.
     pub direct: bool,
+    /// Its sequence number in a durable stream.
+    pub seq: Option<u64>,
 }
 
 impl DeliveryParts<'_> {
@@ -306,23 +313,29 @@ impl DeliveryParts<'_> {
     /// `Delivery::encode` gives.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         out.clear();
-        out.reserve(48 + self.topic.len() + self.sender.len() + self.payload.len());
+        out.reserve(
+            48 + self.topic.len() + self.sender.len() + self.payload.len() + self.headers.len(),
+        );
         put_varint(out, u64::from(self.id.epoch));
         put_varint(out, self.id.seq);
         put_varint(out, self.ts_ms);
         put_bytes(out, self.topic.as_bytes());
         out.extend_from_slice(self.sender);
         put_bytes(out, self.payload);
-        out.push(0); // no headers
-        match self.reply_to {
-            None => out.push(0),
-            Some(call) => {
-                out.push(1);
-                put_varint(out, call);
-            }
-        }
+        out.extend_from_slice(self.headers);
+        put_option(out, self.reply_to);
         out.push(u8::from(self.direct));
-        out.push(0); // not from a durable stream
+        put_option(out, self.seq);
+    }
+}
+
+fn put_option(out: &mut Vec<u8>, value: Option<u64>) {
+    match value {
+        None => out.push(0),
+        Some(n) => {
+            out.push(1);
+            put_varint(out, n);
+        }
     }
 }
 
@@ -424,24 +437,27 @@ mod tests {
             topic in "[a-z]{1,8}(\\.[a-z]{1,8}){0,3}",
             app in "[a-z]{1,10}", instance in "[a-z0-9-]{1,20}",
             payload in prop::collection::vec(any::<u8>(), 0..300),
+            headers in prop::collection::vec(("[a-z-]{1,12}", ".{0,20}"), 0..3),
             reply_to in any::<Option<u64>>(), direct in any::<bool>(),
+            stream_seq in any::<Option<u64>>(),
         ) {
             let sender = Identity { app_id: app, instance_id: instance };
+            let encoded_headers = postcard::to_stdvec(&headers).unwrap();
             let d = Delivery {
                 id: MessageId { epoch, seq },
                 ts_ms: ts,
                 topic: Topic::new(topic.clone()).unwrap(),
                 sender: sender.clone().into(),
                 payload: Bytes::from(payload.clone()),
-                headers: vec![],
+                headers,
                 reply_to,
                 direct,
-                seq: None,
+                seq: stream_seq,
             };
             let sender = encode_identity(&sender);
             let parts = DeliveryParts {
                 id: MessageId { epoch, seq }, ts_ms: ts, topic: &topic, sender: &sender,
-                payload: &payload, reply_to, direct,
+                payload: &payload, headers: &encoded_headers, reply_to, direct, seq: stream_seq,
             };
             // Into a buffer holding something else already: it is replaced.
             let mut fast = b"left over".to_vec();
