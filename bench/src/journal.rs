@@ -4,11 +4,12 @@
 //!
 //! Scenarios, one JSON line each:
 //! - `journal_always`: 256-byte publishes with `fsync: always` (group commit), 64 in
-//!   flight from one client; throughput and publish→acknowledge latency.
+//!   flight from one client (`--in-flight`); throughput and publish→acknowledge
+//!   latency.
 //! - `journal_interval100`: the same with `interval(100)`.
 //! - `journal_replay`: replaying the stored stream to a new subscription.
 //! - `journal_nondurable_ceiling`: the same publishes, acknowledged, to a topic that is
-//!   not durable: what the bus's round trip allows with 64 in flight, whatever the
+//!   not durable: what the bus's round trip allows at that concurrency, whatever the
 //!   storage.
 //! - `journal_startup_1gb`: opening a 1 GB stream (what the shell does at start-up),
 //!   with the page cache warm and, when the machine lets us drop it, cold.
@@ -34,6 +35,9 @@ pub struct JournalArgs {
     /// Messages per publish scenario.
     #[arg(long, default_value_t = 200_000)]
     messages: u64,
+    /// Publishes awaiting their acknowledgement at any time (and the engine's batch).
+    #[arg(long, default_value_t = 64)]
+    in_flight: usize,
     /// Where to put the journals (a real disk: fsync is what is measured).
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -46,13 +50,19 @@ pub struct JournalArgs {
 }
 
 impl JournalArgs {
+    fn load(&self) -> Load {
+        Load {
+            messages: self.messages,
+            in_flight: self.in_flight.max(1),
+        }
+    }
+
     fn wants(&self, scenario: &str) -> bool {
         self.only.is_empty() || self.only.iter().any(|o| scenario.contains(o.as_str()))
     }
 }
 
 const PAYLOAD: usize = 256;
-const IN_FLIGHT: usize = 64;
 
 pub fn run(args: JournalArgs) -> anyhow::Result<()> {
     let base = match &args.dir {
@@ -72,20 +82,20 @@ pub fn run(args: JournalArgs) -> anyhow::Result<()> {
             &keys,
             fsync,
             "orders.new",
-            args.messages,
+            args.load(),
         ))?;
         let raw = raw_engine(
             &base.path().join(format!("{name}-raw")),
             &keys,
             fsync,
-            args.messages,
+            args.load(),
         )?;
         println!(
             "{}",
             json!({
                 "scenario": name,
                 "payload_bytes": PAYLOAD,
-                "in_flight": IN_FLIGHT,
+                "in_flight": args.in_flight,
                 "messages": args.messages,
                 "weft_msgs_per_sec": weft.rate,
                 "weft_ack_p50_ms": weft.p50_ms,
@@ -124,14 +134,14 @@ pub fn run(args: JournalArgs) -> anyhow::Result<()> {
             &keys,
             Fsync::None,
             "prices.new",
-            args.messages,
+            args.load(),
         ))?;
         println!(
             "{}",
             json!({
                 "scenario": "journal_nondurable_ceiling",
                 "payload_bytes": PAYLOAD,
-                "in_flight": IN_FLIGHT,
+                "in_flight": args.in_flight,
                 "messages": args.messages,
                 "weft_msgs_per_sec": ceiling.rate,
                 "weft_ack_p50_ms": ceiling.p50_ms,
@@ -191,31 +201,38 @@ async fn broker_and_client(
     Ok((handle, client))
 }
 
-/// Publishes `n` messages on `topic`, `IN_FLIGHT` awaiting their acknowledgement at
-/// any time.
+/// How much a publish scenario publishes, and how many at a time.
+#[derive(Clone, Copy)]
+struct Load {
+    messages: u64,
+    in_flight: usize,
+}
+
+/// Publishes the load's messages on `topic`, `in_flight` of them awaiting their
+/// acknowledgement at any time.
 async fn through_broker(
     dir: &Path,
     keys: &Arc<KeySet>,
     fsync: Fsync,
     topic: &str,
-    n: u64,
+    load: Load,
 ) -> anyhow::Result<Figures> {
     let (handle, client) = broker_and_client(dir, keys, fsync).await?;
     let topic = Topic::new(topic)?;
     // A task of the runtime, as an app's publisher is, rather than the thread blocking
     // on the runtime, which every acknowledgement would have to wake.
-    let figures = tokio::spawn(publish_load(client, topic, n)).await??;
+    let figures = tokio::spawn(publish_load(client, topic, load)).await??;
     handle.shutdown();
     Ok(figures)
 }
 
-async fn publish_load(client: Client, topic: Topic, n: u64) -> anyhow::Result<Figures> {
+async fn publish_load(client: Client, topic: Topic, load: Load) -> anyhow::Result<Figures> {
     let payload = bytes::Bytes::from(vec![b'x'; PAYLOAD]);
     let mut hist = Histogram::<u64>::new(3)?;
     let mut in_flight = FuturesUnordered::new();
     let start = Instant::now();
-    for _ in 0..n {
-        if in_flight.len() == IN_FLIGHT
+    for _ in 0..load.messages {
+        if in_flight.len() == load.in_flight
             && let Some(result) = in_flight.next().await
         {
             let took: Duration = result?;
@@ -231,11 +248,12 @@ async fn publish_load(client: Client, topic: Topic, n: u64) -> anyhow::Result<Fi
     while let Some(result) = in_flight.next().await {
         hist.record(result?.as_micros() as u64)?;
     }
-    Ok(figures(n, start.elapsed(), &hist))
+    Ok(figures(load.messages, start.elapsed(), &hist))
 }
 
-/// The engine alone: 64 records a batch, written, and synced per `fsync`.
-fn raw_engine(dir: &Path, keys: &Arc<KeySet>, fsync: Fsync, n: u64) -> anyhow::Result<Figures> {
+/// The engine alone: `in_flight` records a batch, written, and synced per `fsync`.
+fn raw_engine(dir: &Path, keys: &Arc<KeySet>, fsync: Fsync, load: Load) -> anyhow::Result<Figures> {
+    let n = load.messages;
     let config = StreamConfig::new("orders.#", Retention::default());
     let mut log = SegmentLog::open(dir, config, keys.clone())?;
     let meta = vec![b'm'; 40];
@@ -246,7 +264,7 @@ fn raw_engine(dir: &Path, keys: &Arc<KeySet>, fsync: Fsync, n: u64) -> anyhow::R
     let mut done = 0;
     while done < n {
         let batch_start = Instant::now();
-        let batch = (IN_FLIGHT as u64).min(n - done);
+        let batch = (load.in_flight as u64).min(n - done);
         for _ in 0..batch {
             log.append(weft_now_ms(), &meta, &secret)?;
         }
