@@ -22,9 +22,15 @@
 //! the messages of matching topics (see [`durable`]).
 //!
 //! `url` is `http(s)://…`, or a path relative to the workspace file that must stay inside
-//! its folder; the shell serves such files itself. [`Workspace::load`] either returns a
-//! workspace in which every app is launchable, or a [`WorkspaceError`] naming the file,
-//! the field and the problem: nothing is ever launched from a half-valid file.
+//! its folder; the shell serves such files itself. `"appDirectories": [path-or-url, …]`
+//! lists FDC3 App Directories; an app they hold may then be named by `{"appId": …}`
+//! alone, its url, title and `hostManifests.weft` settings coming from its record (the
+//! entry's own settings win). [`WorkspaceFile::load`] reads a file,
+//! [`WorkspaceFile::resolve`] finds such apps (reading the directories is another
+//! crate's job); [`Workspace::load`] does both for a file that needs no directory.
+//! Either gives a workspace in which every app is launchable, or a [`WorkspaceError`]
+//! naming the file, the field and the problem: nothing is ever launched from a
+//! half-valid file.
 //!
 //! This crate only reads and checks; launching is the supervisor's job.
 
@@ -37,8 +43,10 @@ use std::{
 use serde::Deserialize;
 
 pub mod durable;
+pub mod settings;
 
 pub use durable::{DurableSpec, FsyncPolicy, RawDurable, RetentionSpec};
+pub use settings::{RawSettings, Settings};
 
 /// The smallest memory limit accepted: a WebKit page with its host and helper
 /// processes needs tens of megabytes before it runs any script.
@@ -81,13 +89,6 @@ pub struct Limits {
     pub memory_mb: Option<u64>,
     /// CPU, in percent of one core.
     pub cpu_percent: Option<u32>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawLimits {
-    memory_mb: Option<u64>,
-    cpu_percent: Option<u32>,
 }
 
 /// When an app whose process ended on its own is started again.
@@ -194,49 +195,120 @@ impl fmt::Display for WorkspaceError {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawWorkspace {
     name: String,
-    apps: Vec<RawApp>,
+    apps: Vec<serde_json::Map<String, serde_json::Value>>,
     #[serde(default)]
     durable: Vec<RawDurable>,
+    #[serde(default)]
+    app_directories: Vec<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawApp {
+/// Where an FDC3 App Directory is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DirectorySource {
+    /// A JSON file (absolute path).
+    File(PathBuf),
+    /// An `http://` or `https://` URL.
+    Url(url::Url),
+}
+
+impl DirectorySource {
+    /// Reads `text` as a URL, or as a path relative to `base`.
+    pub fn parse(text: &str, base: &Path) -> Result<DirectorySource, String> {
+        if text.trim().is_empty() {
+            return Err("the app directory is empty".into());
+        }
+        match url::Url::parse(text) {
+            Ok(url) => match url.scheme() {
+                "http" | "https" if url.host().is_some() => Ok(DirectorySource::Url(url)),
+                "http" | "https" => Err(format!("{text:?} has no host")),
+                scheme => Err(format!(
+                    "the scheme {scheme:?} is not allowed; use http, https or a file path"
+                )),
+            },
+            Err(_) => Ok(DirectorySource::File(base.join(text))),
+        }
+    }
+}
+
+impl fmt::Display for DirectorySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DirectorySource::File(path) => write!(f, "{}", path.display()),
+            DirectorySource::Url(url) => f.write_str(url.as_str()),
+        }
+    }
+}
+
+/// An app as an App Directory describes it, for a workspace entry that names it by
+/// appId alone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DirectoryApp {
+    /// Where its page comes from.
+    pub url: AppUrl,
+    /// Its title in the directory.
+    pub title: String,
+    /// Its settings under `hostManifests.weft`; the workspace entry's own win.
+    pub settings: RawSettings,
+}
+
+/// Finds apps in App Directories.
+pub trait AppLookup {
+    /// The app with this appId, if a directory has it.
+    fn find(&self, app_id: &str) -> Option<DirectoryApp>;
+}
+
+/// No directory at all.
+pub struct NoDirectories;
+
+impl AppLookup for NoDirectories {
+    fn find(&self, _: &str) -> Option<DirectoryApp> {
+        None
+    }
+}
+
+/// A workspace file as written: apps may still have to be found in its App
+/// Directories ([`WorkspaceFile::resolve`]).
+#[derive(Debug, Clone)]
+pub struct WorkspaceFile {
+    name: String,
+    entries: Vec<Entry>,
+    durable: Vec<DurableSpec>,
+    /// The App Directories it lists, in order.
+    pub app_directories: Vec<DirectorySource>,
+    file: PathBuf,
+    root: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
     app_id: String,
-    url: String,
-    title: Option<String>,
-    bounds: Option<Bounds>,
-    restart: Option<RestartPolicy>,
-    crash_loop_secs: Option<f64>,
-    max_crashes: Option<u32>,
-    hang_grace_secs: Option<f64>,
-    limits: Option<RawLimits>,
+    url: Option<String>,
+    settings: RawSettings,
 }
 
-impl Workspace {
-    /// Reads and validates the workspace file at `file`.
-    pub fn load(file: &Path) -> Result<Workspace, WorkspaceError> {
-        let fail = |field: Option<String>, problem: String| WorkspaceError {
+impl WorkspaceFile {
+    /// Reads and checks the workspace file at `file`.
+    pub fn load(file: &Path) -> Result<WorkspaceFile, WorkspaceError> {
+        let fail = |problem: String| WorkspaceError {
             file: file.to_owned(),
-            field,
+            field: None,
             problem,
         };
-        let abs =
-            fs::canonicalize(file).map_err(|e| fail(None, format!("cannot read the file: {e}")))?;
-        let text = fs::read(&abs).map_err(|e| fail(None, format!("cannot read the file: {e}")))?;
+        let abs = fs::canonicalize(file).map_err(|e| fail(format!("cannot read the file: {e}")))?;
+        let text = fs::read(&abs).map_err(|e| fail(format!("cannot read the file: {e}")))?;
         let root = abs
             .parent()
-            .ok_or_else(|| fail(None, "the file has no parent folder".into()))?
+            .ok_or_else(|| fail("the file has no parent folder".into()))?
             .to_owned();
-        Workspace::parse(&text, file, &root)
+        WorkspaceFile::parse(&text, file, &root)
     }
 
-    /// Validates workspace JSON `text` as if read from `file`, resolving relative URLs
-    /// against the folder `root`.
-    pub fn parse(text: &[u8], file: &Path, root: &Path) -> Result<Workspace, WorkspaceError> {
+    /// Checks workspace JSON `text` as if read from `file`; relative URLs and
+    /// directory paths are resolved against the folder `root`.
+    pub fn parse(text: &[u8], file: &Path, root: &Path) -> Result<WorkspaceFile, WorkspaceError> {
         let fail = |field: Option<String>, problem: String| WorkspaceError {
             file: file.to_owned(),
             field,
@@ -270,85 +342,63 @@ impl Workspace {
                 format!("cannot open the folder {}: {e}", root.display()),
             )
         })?;
+        let app_directories = raw
+            .app_directories
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                DirectorySource::parse(text, &root)
+                    .map_err(|p| fail(Some(format!("appDirectories[{i}]")), p))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
 
-        let mut seen: HashMap<&str, usize> = HashMap::new();
-        let mut apps = Vec::with_capacity(raw.apps.len());
-        for (i, app) in raw.apps.iter().enumerate() {
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut entries = Vec::with_capacity(raw.apps.len());
+        for (i, app) in raw.apps.into_iter().enumerate() {
             let field = |name: &str| Some(format!("apps[{i}].{name}"));
-            weft_proto::identity::validate_app_id(&app.app_id)
+            let mut app = app;
+            let app_id = match app.remove("appId") {
+                Some(serde_json::Value::String(id)) => id,
+                Some(other) => {
+                    return Err(fail(
+                        field("appId"),
+                        format!("invalid type: {other}, expected a string"),
+                    ));
+                }
+                None => {
+                    return Err(fail(
+                        Some(format!("apps[{i}]")),
+                        "missing field `appId`".into(),
+                    ));
+                }
+            };
+            weft_proto::identity::validate_app_id(&app_id)
                 .map_err(|e| fail(field("appId"), e.to_string()))?;
-            if let Some(first) = seen.insert(&app.app_id, i) {
+            if let Some(first) = seen.insert(app_id.clone(), i) {
                 return Err(fail(
                     field("appId"),
-                    format!(
-                        "duplicate appId {:?} (also used by apps[{first}])",
-                        app.app_id
-                    ),
+                    format!("duplicate appId {app_id:?} (also used by apps[{first}])"),
                 ));
             }
-            let url = resolve_url(&app.url, &root).map_err(|p| fail(field("url"), p))?;
-            if let Some(b) = app.bounds
-                && (b.width == 0 || b.height == 0)
-            {
-                return Err(fail(
-                    field("bounds"),
-                    "width and height must be at least 1".into(),
-                ));
-            }
-            let mut restart = Restart::default();
-            if let Some(policy) = app.restart {
-                restart.policy = policy;
-            }
-            let seconds = |value: Option<f64>, name: &str| match value {
-                None => Ok(None),
-                Some(secs) if secs.is_finite() && secs > 0.0 && secs <= 86_400.0 => {
-                    Ok(Some(std::time::Duration::from_secs_f64(secs)))
+            let url = match app.remove("url") {
+                None => None,
+                Some(serde_json::Value::String(url)) => Some(url),
+                Some(other) => {
+                    return Err(fail(
+                        field("url"),
+                        format!("invalid type: {other}, expected a string"),
+                    ));
                 }
-                Some(secs) => Err(fail(
-                    field(name),
-                    format!("{secs} is not a number of seconds between 0 and 86400"),
-                )),
             };
-            if let Some(window) = seconds(app.crash_loop_secs, "crashLoopSecs")? {
-                restart.crash_loop = window;
-            }
-            if let Some(grace) = seconds(app.hang_grace_secs, "hangGraceSecs")? {
-                restart.hang_grace = grace;
-            }
-            if let Some(max) = app.max_crashes {
-                if max == 0 {
-                    return Err(fail(field("maxCrashes"), "must be at least 1".into()));
-                }
-                restart.max_crashes = max;
-            }
-            let mut limits = Limits::default();
-            if let Some(raw) = &app.limits {
-                if let Some(mb) = raw.memory_mb {
-                    if mb < MIN_MEMORY_MB {
-                        return Err(fail(
-                            field("limits.memoryMb"),
-                            format!("{mb} MB is below the {MIN_MEMORY_MB} MB a web page needs"),
-                        ));
-                    }
-                    limits.memory_mb = Some(mb);
-                }
-                if let Some(pct) = raw.cpu_percent {
-                    if pct == 0 {
-                        return Err(fail(
-                            field("limits.cpuPercent"),
-                            "must be at least 1".into(),
-                        ));
-                    }
-                    limits.cpu_percent = Some(pct);
-                }
-            }
-            apps.push(AppSpec {
-                app_id: app.app_id.clone(),
+            let settings = RawSettings::from_json(&serde_json::Value::Object(app))
+                .map_err(|(path, problem)| fail(field(&path), problem))?;
+            settings
+                .check()
+                .map_err(|(name, problem)| fail(field(name), problem))?;
+            entries.push(Entry {
+                app_id,
                 url,
-                title: app.title.clone().unwrap_or_else(|| app.app_id.clone()),
-                bounds: app.bounds,
-                restart,
-                limits,
+                settings,
             });
         }
         let mut durable = Vec::with_capacity(raw.durable.len());
@@ -358,12 +408,90 @@ impl Workspace {
                 .map_err(|(name, problem)| fail(Some(format!("durable[{i}].{name}")), problem))?;
             durable.push(spec);
         }
-        Ok(Workspace {
+        Ok(WorkspaceFile {
             name: raw.name,
-            apps,
+            entries,
             durable,
+            app_directories,
             file: file.to_owned(),
+            root,
         })
+    }
+
+    /// The workspace, each app named by appId alone found with `lookup`.
+    pub fn resolve(&self, lookup: &dyn AppLookup) -> Result<Workspace, WorkspaceError> {
+        let fail = |field: String, problem: String| WorkspaceError {
+            file: self.file.clone(),
+            field: Some(field),
+            problem,
+        };
+        let mut apps = Vec::with_capacity(self.entries.len());
+        for (i, entry) in self.entries.iter().enumerate() {
+            let field = |name: &str| format!("apps[{i}].{name}");
+            let (url, directory_title, settings) = match &entry.url {
+                Some(url) => (
+                    AppUrl::resolve(url, &self.root).map_err(|p| fail(field("url"), p))?,
+                    None,
+                    entry.settings.clone(),
+                ),
+                None => {
+                    let found = lookup.find(&entry.app_id).ok_or_else(|| {
+                        let problem = if self.app_directories.is_empty() {
+                            "no url, and the workspace lists no appDirectories to find the app in"
+                                .to_owned()
+                        } else {
+                            format!(
+                                "no url, and no app directory of the workspace has the appId {:?}",
+                                entry.app_id
+                            )
+                        };
+                        fail(field("url"), problem)
+                    })?;
+                    (
+                        found.url,
+                        Some(found.title),
+                        entry.settings.clone().or(found.settings),
+                    )
+                }
+            };
+            let checked = settings.check().map_err(|(name, problem)| {
+                fail(
+                    field(name),
+                    format!("{problem} (from the app directory's hostManifests.weft)"),
+                )
+            })?;
+            apps.push(AppSpec {
+                app_id: entry.app_id.clone(),
+                url,
+                title: checked
+                    .title
+                    .or(directory_title)
+                    .unwrap_or_else(|| entry.app_id.clone()),
+                bounds: checked.bounds,
+                restart: checked.restart,
+                limits: checked.limits,
+            });
+        }
+        Ok(Workspace {
+            name: self.name.clone(),
+            apps,
+            durable: self.durable.clone(),
+            file: self.file.clone(),
+        })
+    }
+}
+
+impl Workspace {
+    /// Reads and validates the workspace file at `file`, which must give every app's
+    /// url (a workspace that lists App Directories goes through [`WorkspaceFile`]).
+    pub fn load(file: &Path) -> Result<Workspace, WorkspaceError> {
+        WorkspaceFile::load(file)?.resolve(&NoDirectories)
+    }
+
+    /// Validates workspace JSON `text` as if read from `file`, resolving relative URLs
+    /// against the folder `root`; every app must give its url.
+    pub fn parse(text: &[u8], file: &Path, root: &Path) -> Result<Workspace, WorkspaceError> {
+        WorkspaceFile::parse(text, file, root)?.resolve(&NoDirectories)
     }
 }
 
@@ -372,6 +500,14 @@ fn strip_position(message: &str) -> String {
     match message.rfind(" at line ") {
         Some(i) => message[..i].to_owned(),
         None => message.to_owned(),
+    }
+}
+
+impl AppUrl {
+    /// Reads a page's URL: `http(s)://…`, or a path relative to the folder `root`
+    /// that must stay inside it (through links too).
+    pub fn resolve(url: &str, root: &Path) -> Result<AppUrl, String> {
+        resolve_url(url, root)
     }
 }
 
@@ -504,8 +640,15 @@ mod tests {
     fn missing_and_mistyped_fields_are_named() {
         let d = Dir::new();
         let e = d.err(r#"{"name":"W","apps":[{"appId":"a"}]}"#);
+        assert_eq!(e.field.as_deref(), Some("apps[0].url"));
+        assert!(e.problem.contains("no url"), "{e}");
+        assert!(e.problem.contains("lists no appDirectories"), "{e}");
+        let e = d.err(r#"{"name":"W","apps":[{"url":"app/index.html"}]}"#);
         assert_eq!(e.field.as_deref(), Some("apps[0]"));
-        assert!(e.problem.contains("missing field `url`"), "{e}");
+        assert!(e.problem.contains("missing field `appId`"), "{e}");
+        let e = d.err(r#"{"name":"W","apps":[{"appId":"a","url":5}]}"#);
+        assert_eq!(e.field.as_deref(), Some("apps[0].url"));
+        assert!(e.problem.contains("invalid type"), "{e}");
 
         let e = d.err(r#"{"name":"W","apps":[{"appId":"a","url":"app/index.html","bounds":{"x":0,"y":0,"width":"wide","height":1}}]}"#);
         assert_eq!(e.field.as_deref(), Some("apps[0].bounds.width"));
@@ -662,6 +805,69 @@ mod tests {
             assert_eq!(e.field.as_deref(), Some(field), "{limits}: {e}");
             assert!(e.problem.contains(problem), "{limits}: {e}");
         }
+    }
+
+    /// A directory holding one app, `blotter`.
+    struct OneApp(RawSettings);
+
+    impl AppLookup for OneApp {
+        fn find(&self, app_id: &str) -> Option<DirectoryApp> {
+            (app_id == "blotter").then(|| DirectoryApp {
+                url: AppUrl::Remote("https://apps.example.com/blotter/".into()),
+                title: "Order Blotter".into(),
+                settings: self.0.clone(),
+            })
+        }
+    }
+
+    #[test]
+    fn apps_named_by_app_id_alone_come_from_the_directories() {
+        let d = Dir::new();
+        let file = d.0.path().join("ws.json");
+        fs::write(
+            &file,
+            r#"{"name":"W","appDirectories":["appd.json","https://appd.example.com/"],
+                "apps":[{"appId":"blotter","restart":"never"},{"appId":"a","url":"app/index.html"}]}"#,
+        )
+        .unwrap();
+        let ws_file = WorkspaceFile::load(&file).unwrap();
+        assert_eq!(
+            ws_file.app_directories,
+            [
+                DirectorySource::File(fs::canonicalize(d.0.path()).unwrap().join("appd.json")),
+                DirectorySource::Url(url::Url::parse("https://appd.example.com/").unwrap()),
+            ]
+        );
+        let record = RawSettings::from_json(&serde_json::json!({
+            "restart": "always", "maxCrashes": 2, "bounds": {"x": 1, "y": 2, "width": 3, "height": 4}
+        }))
+        .unwrap();
+        let ws = ws_file.resolve(&OneApp(record)).unwrap();
+        let blotter = &ws.apps[0];
+        assert_eq!(
+            blotter.url,
+            AppUrl::Remote("https://apps.example.com/blotter/".into())
+        );
+        assert_eq!(blotter.title, "Order Blotter");
+        assert_eq!(
+            blotter.restart.policy,
+            RestartPolicy::Never,
+            "the entry wins"
+        );
+        assert_eq!(blotter.restart.max_crashes, 2, "the record fills in");
+        assert_eq!(blotter.bounds.unwrap().width, 3);
+        assert_eq!(ws.apps[1].app_id, "a");
+
+        let e = ws_file.resolve(&NoDirectories).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("apps[0].url"));
+        assert!(e.problem.contains("no app directory"), "{e}");
+        let bad = RawSettings::from_json(&serde_json::json!({"maxCrashes": 0})).unwrap();
+        let e = ws_file.resolve(&OneApp(bad)).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("apps[0].maxCrashes"));
+        assert!(e.problem.contains("hostManifests.weft"), "{e}");
+
+        let e = d.err(r#"{"name":"W","appDirectories":["ftp://x/"],"apps":[{"appId":"a","url":"app/index.html"}]}"#);
+        assert_eq!(e.field.as_deref(), Some("appDirectories[0]"));
     }
 
     #[test]
