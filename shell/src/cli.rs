@@ -80,8 +80,15 @@ pub enum Command {
 /// Options of `weft launch`.
 #[derive(Debug, Args)]
 pub struct LaunchArgs {
-    /// The workspace file; the built-in demo when omitted.
+    /// The workspace file; the built-in demo when omitted (and no --appd is given).
     pub workspace: Option<PathBuf>,
+    /// An FDC3 App Directory (a JSON file, a URL, or an AppD server's base URL) whose
+    /// apps may be launched, after the workspace's own; repeatable.
+    #[arg(long = "appd", value_name = "FILE_OR_URL")]
+    pub app_directories: Vec<String>,
+    /// An app of the App Directories to launch, by appId; repeatable.
+    #[arg(long = "app", value_name = "APPID")]
+    pub apps: Vec<String>,
     /// Run without the control panel window (for scripts and tests).
     #[arg(long)]
     pub no_panel: bool,

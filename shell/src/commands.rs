@@ -18,13 +18,14 @@ use weft_proto::{
     frame::{AppInfo, ControlReply, ControlRequest},
     trace_context::{MessageTrace, TraceParent},
 };
-use weft_workspace::Workspace;
 
 use crate::{
     cli::DlqCommand,
     cli::{BusCommand, LaunchArgs},
     config::Config,
-    data_dir, logging,
+    data_dir,
+    launch_request::LaunchRequest,
+    logging,
     shell_process::{self, Initial, ShellSettings},
 };
 
@@ -45,10 +46,12 @@ pub fn launch(data_dir: Option<&Path>, args: LaunchArgs, plain: bool) -> anyhow:
         .ensure_dir()
         .with_context(|| format!("preparing {}", endpoint.dir().display()))?;
 
-    // Validate first: a bad workspace is refused before anything starts or is handed on.
-    let workspace = match &args.workspace {
-        Some(file) => Some(Workspace::load(file)?),
-        None => None,
+    // Read first: a bad workspace or App Directory is refused before anything starts or
+    // is handed on.
+    let request = LaunchRequest::from_args(&args)?;
+    let loaded = match request.is_empty() {
+        true => None,
+        false => Some(request.load()?),
     };
 
     let lock = File::options()
@@ -61,24 +64,24 @@ pub fn launch(data_dir: Option<&Path>, args: LaunchArgs, plain: bool) -> anyhow:
         Ok(()) => logging::init_for_shell(&data_dir, &config),
         Err(TryLockError::WouldBlock) => {
             logging::init_for_command();
-            let request = if plain {
+            let control = if plain {
                 ControlRequest::Activate
             } else {
                 ControlRequest::Launch {
-                    workspace: workspace.as_ref().map(|ws| {
-                        weft_proto::endpoint::canonical(&ws.file).unwrap_or(ws.file.clone())
-                    }),
+                    workspace: request.workspace,
+                    app_directories: request.app_directories,
+                    apps: request.apps,
                 }
             };
-            return hand_over(&endpoint, request);
+            return hand_over(&endpoint, control);
         }
         Err(TryLockError::Error(e)) => {
             logging::init_for_command();
             return Err(e).with_context(|| format!("locking {}", endpoint.lock_path().display()));
         }
     }
-    let initial = match workspace {
-        Some(ws) => Initial::Workspace(ws),
+    let initial = match loaded {
+        Some(loaded) => Initial::Workspace(loaded),
         None => Initial::Demo,
     };
     let metrics_addr = args

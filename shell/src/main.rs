@@ -17,6 +17,7 @@ mod diag;
 mod durable_streams;
 mod journal_command;
 mod journal_keys;
+mod launch_request;
 mod logging;
 mod logs_command;
 mod metrics;
@@ -48,6 +49,8 @@ fn main() -> ExitCode {
             data_dir,
             LaunchArgs {
                 workspace: None,
+                app_directories: vec![],
+                apps: vec![],
                 no_panel: false,
                 shell: cli.shell,
             },

@@ -20,7 +20,9 @@ use weft_workspace::Workspace;
 
 use crate::{
     config::Config,
-    demo, logging,
+    demo,
+    launch_request::{LaunchRequest, Loaded},
+    logging,
     metrics::{self, MetricsAddr},
     panel::{self, PanelHandle},
     shutdown::Shutdown,
@@ -31,8 +33,8 @@ use crate::{
 pub enum Initial {
     /// The built-in demo.
     Demo,
-    /// A workspace file, already validated.
-    Workspace(Workspace),
+    /// A workspace, already read with its App Directories.
+    Workspace(Loaded),
 }
 
 /// How long a stopping app may take before it is killed.
@@ -151,7 +153,17 @@ pub fn run(
 
     let first = match initial {
         Initial::Demo => load_demo(data_dir),
-        Initial::Workspace(ws) => Ok(ws),
+        Initial::Workspace(loaded) => {
+            let directory = &loaded.directory;
+            if !directory.apps().is_empty() || !directory.problems.is_empty() {
+                tracing::info!(
+                    apps = directory.apps().len(),
+                    problems = directory.problems.len(),
+                    "App Directories read"
+                );
+            }
+            Ok(loaded.workspace)
+        }
     };
     let launched = first.and_then(|ws| {
         tracing::info!(workspace = ws.name, file = %ws.file.display(), "launching");
@@ -268,10 +280,19 @@ fn control(shell: &ControlScope<'_>, request: ControlRequest) -> Result<ControlR
             apps: supervisor.apps(),
             metrics_url: shell.metrics_url.clone(),
         }),
-        ControlRequest::Launch { workspace } => {
-            let ws = match workspace {
-                Some(file) => Workspace::load(&file).map_err(|e| e.to_string())?,
-                None => load_demo(data_dir).map_err(|e| format!("{e:#}"))?,
+        ControlRequest::Launch {
+            workspace,
+            app_directories,
+            apps,
+        } => {
+            let request = LaunchRequest {
+                workspace,
+                app_directories,
+                apps,
+            };
+            let ws = match request.is_empty() {
+                true => load_demo(data_dir).map_err(|e| format!("{e:#}"))?,
+                false => request.load().map_err(|e| format!("{e:#}"))?.workspace,
             };
             supervisor
                 .launch(&ws)

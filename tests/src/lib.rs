@@ -282,9 +282,8 @@ impl TestEnv {
         self.workspace_with(name, &apps)
     }
 
-    /// As [`TestEnv::workspace`], with more fields for each app (`restart`, …) from
-    /// the JSON object given with it.
-    pub fn workspace_with(&self, name: &str, apps: &[(&str, &str, serde_json::Value)]) -> PathBuf {
+    /// The fixture pages, copied into the test directory.
+    pub fn fixtures(&self) -> PathBuf {
         let dir = self.path("fixtures");
         if !dir.exists() {
             copy_dir(
@@ -292,6 +291,25 @@ impl TestEnv {
                 &dir,
             );
         }
+        dir
+    }
+
+    /// Writes an FDC3 App Directory file `{"applications": records}` beside the
+    /// fixture pages (so that records may name them by relative URL); returns it.
+    pub fn app_directory(&self, name: &str, records: &[serde_json::Value]) -> PathBuf {
+        let file = self.fixtures().join(format!("{name}.json"));
+        fs::write(
+            &file,
+            serde_json::json!({ "applications": records }).to_string(),
+        )
+        .expect("write");
+        file
+    }
+
+    /// As [`TestEnv::workspace`], with more fields for each app (`restart`, …) from
+    /// the JSON object given with it.
+    pub fn workspace_with(&self, name: &str, apps: &[(&str, &str, serde_json::Value)]) -> PathBuf {
+        let dir = self.fixtures();
         let apps: Vec<_> = apps
             .iter()
             .enumerate()

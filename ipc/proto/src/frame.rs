@@ -435,10 +435,15 @@ pub enum PageStatus {
 pub enum ControlRequest {
     /// List the running app instances.
     ListApps,
-    /// Launch a workspace file (absolute path), or the built-in demo when `None`.
+    /// Launch a workspace file (absolute path) and apps named by appId from App
+    /// Directories; the built-in demo when all three are empty.
     Launch {
         /// The workspace file, already made absolute by the client.
         workspace: Option<PathBuf>,
+        /// App Directories beyond the workspace's: URLs, or absolute file paths.
+        app_directories: Vec<String>,
+        /// Apps to launch from the directories, by appId.
+        apps: Vec<String>,
     },
     /// Bring the control panel forward, and launch the demo if nothing runs: what a
     /// second plain `weft` asks.
@@ -771,6 +776,8 @@ mod tests {
                 req: 5,
                 request: ControlRequest::Launch {
                     workspace: Some("/w.json".into()),
+                    app_directories: vec!["https://appd.example.com/".into()],
+                    apps: vec!["blotter".into()],
                 },
             },
             ClientFrame::ReportWindow {

@@ -38,8 +38,8 @@ pub(crate) fn read(source: &DirectorySource) -> Result<Document, String> {
         DirectorySource::File(path) => {
             let canonical =
                 std::fs::canonicalize(path).map_err(|e| format!("cannot read the file: {e}"))?;
-            let file =
-                std::fs::File::open(&canonical).map_err(|e| format!("cannot read the file: {e}"))?;
+            let file = std::fs::File::open(&canonical)
+                .map_err(|e| format!("cannot read the file: {e}"))?;
             let mut body = Vec::new();
             file.take(MAX_BYTES + 1)
                 .read_to_end(&mut body)

@@ -217,7 +217,10 @@ pub fn valid_result_type(result_type: &str) -> bool {
 }
 
 /// Reads and checks one record.
-pub fn check_record(value: &serde_json::Value, base: &Base<'_>) -> Result<AppRecord, RecordProblem> {
+pub fn check_record(
+    value: &serde_json::Value,
+    base: &Base<'_>,
+) -> Result<AppRecord, RecordProblem> {
     let app_id = value
         .get("appId")
         .and_then(|v| v.as_str())
@@ -265,7 +268,10 @@ pub fn check_record(value: &serde_json::Value, base: &Base<'_>) -> Result<AppRec
     for (field, images) in [("icons", &raw.icons), ("screenshots", &raw.screenshots)] {
         for (i, image) in images.iter().enumerate() {
             if image.src.trim().is_empty() {
-                return Err(fail(&format!("{field}[{i}].src"), "the src is empty".into()));
+                return Err(fail(
+                    &format!("{field}[{i}].src"),
+                    "the src is empty".into(),
+                ));
             }
         }
     }
@@ -325,9 +331,9 @@ pub fn check_record(value: &serde_json::Value, base: &Base<'_>) -> Result<AppRec
                 };
                 fail(&field, problem)
             })?;
-            settings.check().map_err(|(name, problem)| {
-                fail(&format!("hostManifests.weft.{name}"), problem)
-            })?;
+            settings
+                .check()
+                .map_err(|(name, problem)| fail(&format!("hostManifests.weft.{name}"), problem))?;
             settings
         }
     };

@@ -114,7 +114,11 @@ fn valid_records_load_and_invalid_ones_are_named_by_app_id_and_field() {
             (Some(4), Some("bad-url"), Some("details.url")),
             (Some(5), Some("no-title"), Some("title")),
             (Some(6), Some("bad-icons"), Some("icons[0].src")),
-            (Some(7), Some("bad-weft"), Some("hostManifests.weft.limits.memoryMb")),
+            (
+                Some(7),
+                Some("bad-weft"),
+                Some("hostManifests.weft.limits.memoryMb")
+            ),
             (
                 Some(8),
                 Some("bad-result"),
@@ -135,7 +139,10 @@ fn valid_records_load_and_invalid_ones_are_named_by_app_id_and_field() {
     );
     assert!(text.contains("scheme \"ftp\""), "{text}");
     assert!(
-        directory.problems[8].detail.problem.contains("missing field `appId`"),
+        directory.problems[8]
+            .detail
+            .problem
+            .contains("missing field `appId`"),
         "{}",
         directory.problems[8]
     );
@@ -144,11 +151,18 @@ fn valid_records_load_and_invalid_ones_are_named_by_app_id_and_field() {
 #[test]
 fn unreadable_sources_are_reported_and_the_others_load() {
     let dir = tempfile::tempdir().unwrap();
-    let good = directory_file(dir.path(), "good.json", &[web("news", "https://n.example/")]);
+    let good = directory_file(
+        dir.path(),
+        "good.json",
+        &[web("news", "https://n.example/")],
+    );
     let later = directory_file(
         dir.path(),
         "later.json",
-        &[web("news", "https://other.example/"), web("chart", "https://c.example/")],
+        &[
+            web("news", "https://other.example/"),
+            web("chart", "https://c.example/"),
+        ],
     );
     std::fs::write(dir.path().join("broken.json"), "{\"applications\": [").unwrap();
     std::fs::write(dir.path().join("other.json"), "{\"apps\": []}").unwrap();
@@ -167,11 +181,23 @@ fn unreadable_sources_are_reported_and_the_others_load() {
         "the first directory listed wins"
     );
     let problems: Vec<String> = directory.problems.iter().map(|p| p.to_string()).collect();
-    assert!(problems[0].contains("missing.json: cannot read the file"), "{problems:?}");
-    assert!(problems[1].contains("broken.json: invalid JSON"), "{problems:?}");
+    assert!(
+        problems[0].contains("missing.json: cannot read the file"),
+        "{problems:?}"
+    );
+    assert!(
+        problems[1].contains("broken.json: invalid JSON"),
+        "{problems:?}"
+    );
     assert!(problems[2].contains("not an App Directory"), "{problems:?}");
-    assert!(problems[3].contains("applications[0] (appId \"news\")"), "{problems:?}");
-    assert!(problems[3].contains("already has this appId"), "{problems:?}");
+    assert!(
+        problems[3].contains("applications[0] (appId \"news\")"),
+        "{problems:?}"
+    );
+    assert!(
+        problems[3].contains("already has this appId"),
+        "{problems:?}"
+    );
 }
 
 /// A real HTTP server on 127.0.0.1 answering `GET path` from a fixed table, until
@@ -239,10 +265,19 @@ impl Drop for Server {
 
 #[test]
 fn directories_are_fetched_from_urls_and_appd_servers() {
-    let doc = |records: Vec<serde_json::Value>| serde_json::json!({"applications": records}).to_string();
+    let doc =
+        |records: Vec<serde_json::Value>| serde_json::json!({"applications": records}).to_string();
     let server = Server::start(vec![
-        ("/appd/v2/apps", 200, doc(vec![web("blotter", "/apps/blotter/")])),
-        ("/static/dir.json", 200, doc(vec![web("news", "news/index.html")])),
+        (
+            "/appd/v2/apps",
+            200,
+            doc(vec![web("blotter", "/apps/blotter/")]),
+        ),
+        (
+            "/static/dir.json",
+            200,
+            doc(vec![web("news", "news/index.html")]),
+        ),
         ("/down/v2/apps", 500, "oops".into()),
     ]);
     let source = |path: &str| DirectorySource::Url(server.url.join(path).unwrap());
@@ -258,18 +293,36 @@ fn directories_are_fetched_from_urls_and_appd_servers() {
     );
     assert_eq!(directory.problems.len(), 1, "{:?}", directory.problems);
     let problem = directory.problems[0].to_string();
-    assert!(problem.contains("down/v2/apps answered HTTP 500"), "{problem}");
+    assert!(
+        problem.contains("down/v2/apps answered HTTP 500"),
+        "{problem}"
+    );
     drop(server);
 }
 
 #[test]
 fn which_url_is_fetched() {
     let apps = |u: &str| fetch::apps_url(&url::Url::parse(u).unwrap()).to_string();
-    assert_eq!(apps("https://appd.example.com"), "https://appd.example.com/v2/apps");
-    assert_eq!(apps("https://appd.example.com/api"), "https://appd.example.com/api/v2/apps");
-    assert_eq!(apps("https://appd.example.com/api/"), "https://appd.example.com/api/v2/apps");
-    assert_eq!(apps("https://a.example/v2/apps"), "https://a.example/v2/apps");
-    assert_eq!(apps("http://localhost:8080/dir.json"), "http://localhost:8080/dir.json");
+    assert_eq!(
+        apps("https://appd.example.com"),
+        "https://appd.example.com/v2/apps"
+    );
+    assert_eq!(
+        apps("https://appd.example.com/api"),
+        "https://appd.example.com/api/v2/apps"
+    );
+    assert_eq!(
+        apps("https://appd.example.com/api/"),
+        "https://appd.example.com/api/v2/apps"
+    );
+    assert_eq!(
+        apps("https://a.example/v2/apps"),
+        "https://a.example/v2/apps"
+    );
+    assert_eq!(
+        apps("http://localhost:8080/dir.json"),
+        "http://localhost:8080/dir.json"
+    );
 }
 
 #[test]

@@ -418,6 +418,50 @@ impl WorkspaceFile {
         })
     }
 
+    /// A workspace of no app yet, named `name`, that comes from no file (`weft launch
+    /// --appd … --app …`): errors name `origin` instead.
+    pub fn unnamed(name: &str, origin: &str) -> WorkspaceFile {
+        WorkspaceFile {
+            name: name.to_owned(),
+            entries: vec![],
+            durable: vec![],
+            app_directories: vec![],
+            file: PathBuf::from(origin),
+            root: PathBuf::new(),
+        }
+    }
+
+    /// Adds App Directories, and apps named by appId alone, after those of the file.
+    pub fn with_apps(
+        mut self,
+        app_ids: &[String],
+        app_directories: Vec<DirectorySource>,
+    ) -> Result<WorkspaceFile, WorkspaceError> {
+        self.app_directories.extend(app_directories);
+        for app_id in app_ids {
+            let fail = |problem: String| WorkspaceError {
+                file: self.file.clone(),
+                field: Some(format!("app {app_id:?}")),
+                problem,
+            };
+            weft_proto::identity::validate_app_id(app_id).map_err(|e| fail(e.to_string()))?;
+            if self.entries.iter().any(|e| &e.app_id == app_id) {
+                return Err(fail("named twice".into()));
+            }
+            self.entries.push(Entry {
+                app_id: app_id.clone(),
+                url: None,
+                settings: RawSettings::default(),
+            });
+        }
+        Ok(self)
+    }
+
+    /// The appIds of its apps, in order.
+    pub fn app_ids(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(|e| e.app_id.as_str())
+    }
+
     /// The workspace, each app named by appId alone found with `lookup`.
     pub fn resolve(&self, lookup: &dyn AppLookup) -> Result<Workspace, WorkspaceError> {
         let fail = |field: String, problem: String| WorkspaceError {
@@ -868,6 +912,48 @@ mod tests {
 
         let e = d.err(r#"{"name":"W","appDirectories":["ftp://x/"],"apps":[{"appId":"a","url":"app/index.html"}]}"#);
         assert_eq!(e.field.as_deref(), Some("appDirectories[0]"));
+    }
+
+    #[test]
+    fn apps_and_directories_can_be_added_to_a_file_or_to_nothing() {
+        let d = Dir::new();
+        let file = d.0.path().join("ws.json");
+        fs::write(
+            &file,
+            r#"{"name":"W","apps":[{"appId":"a","url":"app/index.html"}]}"#,
+        )
+        .unwrap();
+        let more = DirectorySource::Url(url::Url::parse("https://appd.example.com/").unwrap());
+        let ws = WorkspaceFile::load(&file)
+            .unwrap()
+            .with_apps(&["blotter".into()], vec![more.clone()])
+            .unwrap();
+        assert_eq!(ws.app_directories, std::slice::from_ref(&more));
+        assert_eq!(ws.app_ids().collect::<Vec<_>>(), ["a", "blotter"]);
+        let resolved = ws.resolve(&OneApp(RawSettings::default())).unwrap();
+        assert_eq!(resolved.apps[1].title, "Order Blotter");
+
+        let e = WorkspaceFile::load(&file)
+            .unwrap()
+            .with_apps(&["a".into()], vec![])
+            .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("app \"a\""));
+        let only = WorkspaceFile::unnamed("App Directory", "the command line")
+            .with_apps(&["blotter".into()], vec![more])
+            .unwrap()
+            .resolve(&OneApp(RawSettings::default()))
+            .unwrap();
+        assert_eq!(only.name, "App Directory");
+        assert_eq!(only.apps.len(), 1);
+        let e = WorkspaceFile::unnamed("App Directory", "the command line")
+            .with_apps(&["nope".into()], vec![])
+            .unwrap()
+            .resolve(&NoDirectories)
+            .unwrap_err();
+        assert!(
+            e.to_string().starts_with("workspace the command line: "),
+            "{e}"
+        );
     }
 
     #[test]
