@@ -43,18 +43,37 @@ fn apps_launch_from_app_directories_alone_by_handover_and_from_a_workspace() {
     .unwrap();
 
     // Nothing to launch: refused before a shell starts, naming what the directory holds.
-    let out = env.run_weft(&["launch", "--appd", &appd_arg, "--app", "delta", "--no-panel"]);
+    let out = env.run_weft(&[
+        "launch",
+        "--appd",
+        &appd_arg,
+        "--app",
+        "delta",
+        "--no-panel",
+    ]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("--app delta: no App Directory has this appId (they hold: alpha, beta, gamma)"),
+        stderr.contains(
+            "--app delta: no App Directory has this appId (they hold: alpha, beta, gamma)"
+        ),
         "{stderr}"
     );
-    assert!(stderr.contains("(appId \"broken\"): field `title`"), "{stderr}");
+    assert!(
+        stderr.contains("(appId \"broken\"): field `title`"),
+        "{stderr}"
+    );
 
     let mut shell = Shell::start(
         env,
-        &["launch", "--appd", &appd_arg, "--app", "alpha", "--no-panel"],
+        &[
+            "launch",
+            "--appd",
+            &appd_arg,
+            "--app",
+            "alpha",
+            "--no-panel",
+        ],
     );
     let apps = shell.wait_ready(1);
     assert_eq!(apps[0].app_id, "alpha");
@@ -68,7 +87,10 @@ fn apps_launch_from_app_directories_alone_by_handover_and_from_a_workspace() {
         &shell,
         &["launch", "--appd", &appd_arg, "--app", "beta", "--no-panel"],
     );
-    hand_over(&shell, &["launch", workspace.to_str().unwrap(), "--no-panel"]);
+    hand_over(
+        &shell,
+        &["launch", workspace.to_str().unwrap(), "--no-panel"],
+    );
     let apps = shell.wait_ready(3);
     let ids: Vec<_> = apps.iter().map(|a| a.app_id.as_str()).collect();
     assert_eq!(ids, ["alpha", "beta", "gamma"]);
