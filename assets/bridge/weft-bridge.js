@@ -1,12 +1,14 @@
-// Weft's page bridge: defines `window.weft` before any page script runs.
+// Weft's page bridge: defines `window.weft` and `window.fdc3` before any page script
+// runs.
 //
-// The host wraps this file as `(<this function>)(identity)` and injects it into the top
-// frame of every page at document start. Every message to the host carries `secret`, a
+// The host wraps this file as `(<this function>)(identity, weftFdc3)` — `weftFdc3` being
+// the FDC3 Desktop Agent proxy bundle (assets/fdc3), in the same function scope — and
+// injects it into the top frame of every page at document start. Every message to the host carries `secret`, a
 // random value made here at each page load and kept only in this closure: frames and
 // page scripts can reach the host's message handler, but cannot sign messages, and the
 // host drops whatever arrives without the secret. Nothing here is a security check;
 // the host and the broker check everything again in Rust.
-(function (identity) {
+(function (identity, fdc3Proxy) {
   "use strict";
   if (Object.prototype.hasOwnProperty.call(window, "weft")) {
     return;
@@ -16,6 +18,7 @@
   crypto.getRandomValues(random);
   const secret = Array.from(random, (b) => b.toString(16).padStart(2, "0")).join("");
 
+  const fdc3Handlers = []; // the FDC3 proxy's receivers of agent messages
   let nextId = 1;
   const pending = new Map(); // request id -> {resolve, reject}
   const handlers = new Map(); // subscription id -> handler
@@ -162,6 +165,14 @@
           if (!handler) throw weftError("NoSuchAction", "no action " + m.action + " in " + m.svc);
           return withTrace(m.meta, () => handler(m.data, m.meta));
         });
+      } else if (m.t === "fdc3") {
+        for (const handler of fdc3Handlers) {
+          try {
+            handler(m.m);
+          } catch (e) {
+            console.error("weft: the FDC3 proxy failed on a message", e);
+          }
+        }
       } else if (m.t === "dropped") {
         // The page fell behind and the host dropped messages for it.
         window.dispatchEvent(new CustomEvent("weft:dropped", { detail: { count: m.count } }));
@@ -399,6 +410,21 @@
   window.addEventListener("unhandledrejection", (e) => {
     forward("error", ["unhandled promise rejection: " + describe(e.reason)]);
   });
+
+  // window.fdc3: the official proxy, over this bridge to the Rust agent.
+  if (fdc3Proxy) {
+    fdc3Proxy.install(
+      {
+        post(message) {
+          post({ t: "fdc3", m: message });
+        },
+        onMessage(handler) {
+          fdc3Handlers.push(handler);
+        },
+      },
+      identity,
+    );
+  }
 
   function loaded() {
     post({ t: "ready" });

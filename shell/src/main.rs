@@ -15,6 +15,7 @@ mod data_dir;
 mod demo;
 mod diag;
 mod durable_streams;
+mod fdc3_agent;
 mod journal_command;
 mod journal_keys;
 mod launch_request;

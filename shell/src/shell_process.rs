@@ -21,6 +21,7 @@ use weft_workspace::Workspace;
 use crate::{
     config::Config,
     demo,
+    fdc3_agent::{self, AgentHandle},
     launch_request::{LaunchRequest, Loaded},
     logging,
     metrics::{self, MetricsAddr},
@@ -82,6 +83,7 @@ pub fn run(
         .write_cli_token(&cli_token)
         .with_context(|| format!("writing {}", endpoint.cli_token_path().display()))?;
     runtime.spawn(broker.run());
+    let fdc3 = runtime.block_on(fdc3_agent::start(&broker_handle))?;
 
     let journal = std::sync::Arc::new(crate::durable_streams::Journal::new(
         broker_handle.clone(),
@@ -143,18 +145,22 @@ pub fn run(
     let panel = PanelHandle::default();
     runtime.spawn(serve_events(
         events,
-        broker_handle.clone(),
-        supervisor.clone(),
-        shutdown.clone(),
-        panel.clone(),
-        data_dir.to_owned(),
-        metrics_url,
+        ShellParts {
+            broker: broker_handle.clone(),
+            fdc3: fdc3.clone(),
+            supervisor: supervisor.clone(),
+            shutdown: shutdown.clone(),
+            panel: panel.clone(),
+            data_dir: data_dir.to_owned(),
+            metrics_url,
+        },
     ));
 
     let first = match initial {
         Initial::Demo => load_demo(data_dir),
         Initial::Workspace(loaded) => {
             let directory = &loaded.directory;
+            fdc3.add_apps(directory);
             if !directory.apps().is_empty() || !directory.problems.is_empty() {
                 tracing::info!(
                     apps = directory.apps().len(),
@@ -195,21 +201,27 @@ pub fn run(
 }
 
 /// Answers the broker's events until the broker stops.
-async fn serve_events(
-    mut events: mpsc::UnboundedReceiver<BrokerEvent>,
-    broker: BrokerHandle,
-    supervisor: Supervisor,
-    shutdown: Shutdown,
-    panel: PanelHandle,
-    data_dir: PathBuf,
-    metrics_url: Option<String>,
-) {
+async fn serve_events(mut events: mpsc::UnboundedReceiver<BrokerEvent>, shell: ShellParts) {
     while let Some(event) = events.recv().await {
         match event {
-            BrokerEvent::AppConnected(id) => tracing::debug!(%id, "app connected"),
-            BrokerEvent::AppDisconnected(id) => supervisor.disconnected(&id),
-            BrokerEvent::PageStatus(id, status) => supervisor.page_status(&id, status),
-            BrokerEvent::WindowMoved(id, bounds) => supervisor.window_moved(&id, bounds),
+            BrokerEvent::AppConnected(id) => {
+                tracing::debug!(%id, "app connected");
+                let title = shell
+                    .supervisor
+                    .apps()
+                    .into_iter()
+                    .find(|a| a.instance_id == id.instance_id)
+                    .map(|a| a.title);
+                if let Some(title) = title {
+                    shell.fdc3.started(id, title);
+                }
+            }
+            BrokerEvent::AppDisconnected(id) => {
+                shell.supervisor.disconnected(&id);
+                shell.fdc3.gone(id);
+            }
+            BrokerEvent::PageStatus(id, status) => shell.supervisor.page_status(&id, status),
+            BrokerEvent::WindowMoved(id, bounds) => shell.supervisor.window_moved(&id, bounds),
             BrokerEvent::Control {
                 from,
                 request,
@@ -220,50 +232,37 @@ async fn serve_events(
                 } else {
                     tracing::info!(%from, ?request, "command-line request");
                 }
-                let supervisor = supervisor.clone();
-                let broker = broker.clone();
-                let shutdown = shutdown.clone();
-                let panel = panel.clone();
-                let data_dir = data_dir.clone();
-                let metrics_url = metrics_url.clone();
+                let shell = shell.clone();
                 // Launching and stopping block; keep them off the async workers.
-                let answer = tokio::task::spawn_blocking(move || {
-                    let shell = ControlScope {
-                        broker: &broker,
-                        supervisor: &supervisor,
-                        shutdown: &shutdown,
-                        panel: &panel,
-                        data_dir: &data_dir,
-                        metrics_url,
-                    };
-                    control(&shell, request)
-                })
-                .await
-                .unwrap_or_else(|e| Err(format!("the request failed: {e}")));
+                let answer = tokio::task::spawn_blocking(move || control(&shell, request))
+                    .await
+                    .unwrap_or_else(|e| Err(format!("the request failed: {e}")));
                 let _ = reply.send(answer);
             }
         }
     }
 }
 
-/// What a command-line request may act on.
-struct ControlScope<'a> {
-    broker: &'a BrokerHandle,
-    supervisor: &'a Supervisor,
-    shutdown: &'a Shutdown,
-    panel: &'a PanelHandle,
-    data_dir: &'a Path,
+/// What the shell's event handling and command-line requests act on.
+#[derive(Clone)]
+struct ShellParts {
+    broker: BrokerHandle,
+    fdc3: AgentHandle,
+    supervisor: Supervisor,
+    shutdown: Shutdown,
+    panel: PanelHandle,
+    data_dir: PathBuf,
     metrics_url: Option<String>,
 }
 
-fn control(shell: &ControlScope<'_>, request: ControlRequest) -> Result<ControlReply, String> {
-    let ControlScope {
+fn control(shell: &ShellParts, request: ControlRequest) -> Result<ControlReply, String> {
+    let ShellParts {
         supervisor,
         shutdown,
         panel,
         data_dir,
         ..
-    } = *shell;
+    } = shell;
     match request {
         ControlRequest::Activate => {
             panel.focus();
@@ -292,7 +291,11 @@ fn control(shell: &ControlScope<'_>, request: ControlRequest) -> Result<ControlR
             };
             let ws = match request.is_empty() {
                 true => load_demo(data_dir).map_err(|e| format!("{e:#}"))?,
-                false => request.load().map_err(|e| format!("{e:#}"))?.workspace,
+                false => {
+                    let loaded = request.load().map_err(|e| format!("{e:#}"))?;
+                    shell.fdc3.add_apps(&loaded.directory);
+                    loaded.workspace
+                }
             };
             supervisor
                 .launch(&ws)

@@ -42,7 +42,10 @@ fn bad_workspace_files_are_refused_with_file_field_and_problem() {
         (
             "missing.json",
             r#"{"name":"W","apps":[{"appId":"a"}]}"#,
-            &["apps[0]", "missing field `url`"],
+            &[
+                "apps[0].url",
+                "no url, and the workspace lists no appDirectories",
+            ],
         ),
         (
             "mistyped.json",

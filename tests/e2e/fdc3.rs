@@ -2,8 +2,10 @@
 //! Xvfb display: apps launched from App Directories. They run one at a time (the
 //! nextest `webview` test group).
 
-use serde_json::json;
-use weft_e2e::{Shell, TestEnv};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use weft_e2e::{Shell, TestEnv, runtime, topic, within};
 
 fn web(app_id: &str, title: &str, page: &str) -> serde_json::Value {
     json!({"appId": app_id, "title": title, "type": "web", "details": {"url": page}})
@@ -94,4 +96,133 @@ fn apps_launch_from_app_directories_alone_by_handover_and_from_a_workspace() {
     let apps = shell.wait_ready(3);
     let ids: Vec<_> = apps.iter().map(|a| a.app_id.as_str()).collect();
     assert_eq!(ids, ["alpha", "beta", "gamma"]);
+}
+
+/// Drives the `fdc3` fixture page of one app through its RPC service.
+struct Page {
+    service: weft_client::ServiceClient,
+}
+
+impl Page {
+    async fn of(client: &weft_client::Client, app_id: &str) -> Page {
+        let name = topic(&format!("e2e.fdc3.{app_id}"));
+        let service = within(
+            "the page's service",
+            client.connect_service(&name, Some(Duration::from_secs(60))),
+        )
+        .await
+        .expect("the page provides its service");
+        Page { service }
+    }
+
+    async fn action(&self, action: &str, args: Value) -> Value {
+        let d = within(
+            action,
+            self.service
+                .dispatch(action, args.to_string(), Duration::from_secs(30)),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{action}: {e}"));
+        serde_json::from_slice(&d.payload).unwrap()
+    }
+
+    /// `fdc3[method](...args)`: its result, or the error it threw.
+    async fn call(&self, method: &str, args: Value) -> Result<Value, String> {
+        let outcome = self
+            .action("call", json!({"method": method, "args": args}))
+            .await;
+        match outcome.get("error") {
+            Some(e) => Err(e.as_str().unwrap_or_default().to_owned()),
+            None => Ok(outcome["ok"].clone()),
+        }
+    }
+}
+
+fn fdc3_workspace(env: &TestEnv, apps: &[&str]) -> std::path::PathBuf {
+    let apps: Vec<(&str, &str)> = apps.iter().map(|a| (*a, "fdc3/index.html")).collect();
+    env.workspace("fdc3", &apps)
+}
+
+#[test]
+fn window_fdc3_is_there_first_and_a_broadcast_reaches_another_process() {
+    let env = TestEnv::new();
+    let ws = fdc3_workspace(&env, &["alice", "bob"]);
+    let mut shell = Shell::launch(env, &ws);
+    let apps = shell.wait_ready(2);
+    runtime().block_on(async {
+        let client = shell.client().await;
+        let mut heard = client.subscribe(topic("e2e.fdc3.heard")).await.unwrap();
+        let (alice, bob) = (
+            Page::of(&client, "alice").await,
+            Page::of(&client, "bob").await,
+        );
+
+        // window.fdc3 existed before the page's first script, and fdc3Ready fired.
+        for page in [&alice, &bob] {
+            let started = page.action("started", json!(null)).await;
+            assert_eq!(started, json!({"fdc3AtStart": true, "ready": true}));
+        }
+        let info = alice.call("getInfo", json!([])).await.unwrap();
+        assert_eq!(info["fdc3Version"], "2.2");
+        assert_eq!(info["provider"], "Weft");
+        assert_eq!(info["appMetadata"]["appId"], "alice");
+        let alice_instance = apps.iter().find(|a| a.app_id == "alice").unwrap();
+        assert_eq!(
+            info["appMetadata"]["instanceId"],
+            alice_instance.instance_id.as_str()
+        );
+
+        let channels = alice.call("getUserChannels", json!([])).await.unwrap();
+        assert_eq!(channels.as_array().unwrap().len(), 8);
+        for page in [&alice, &bob] {
+            page.call("joinUserChannel", json!(["fdc3.channel.1"]))
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            bob.action("listen", json!({"contextType": "fdc3.instrument"}))
+                .await["ok"],
+            true
+        );
+        let aapl = json!({"type": "fdc3.instrument", "id": {"ticker": "AAPL"}});
+        alice.call("broadcast", json!([aapl])).await.unwrap();
+        let d = within("bob hearing alice's broadcast", heard.next())
+            .await
+            .unwrap();
+        let report: Value = serde_json::from_slice(&d.payload).unwrap();
+        assert_eq!(report, json!({"by": "bob", "context": aapl}));
+        let current = bob.call("getCurrentChannel", json!([])).await.unwrap();
+        assert_eq!(current["id"], "fdc3.channel.1");
+
+        // A page forging another app's identity in a raw protocol message is not
+        // believed: the join applies to the page that really sent it.
+        alice
+            .action(
+                "raw",
+                json!({
+                    "type": "joinUserChannelRequest",
+                    "meta": {"requestUuid": "forged-1", "timestamp": "2026-11-22T10:00:00Z",
+                             "source": {"appId": "bob", "instanceId": "forged"}},
+                    "payload": {"channelId": "fdc3.channel.3"}
+                }),
+            )
+            .await;
+        let alice_now = wait_for_channel(&alice, "fdc3.channel.3").await;
+        assert_eq!(alice_now["id"], "fdc3.channel.3");
+        let bob_now = bob.call("getCurrentChannel", json!([])).await.unwrap();
+        assert_eq!(bob_now["id"], "fdc3.channel.1", "bob was not moved");
+    });
+}
+
+/// Polls `getCurrentChannel` until it is `id` (the raw message has no answer the
+/// test can wait on).
+async fn wait_for_channel(page: &Page, id: &str) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let current = page.call("getCurrentChannel", json!([])).await.unwrap();
+        if current["id"] == id || std::time::Instant::now() > deadline {
+            return current;
+        }
+        tokio::task::yield_now().await;
+    }
 }

@@ -120,7 +120,14 @@ export function install(transport, identity) {
     configurable: false,
     enumerable: true,
   });
-  agent.connect().then(
+  // `fdc3Ready` fires once the proxy is connected and the document parsed, so that
+  // page scripts waiting for it (rather than checking window.fdc3 first, as getAgent()
+  // does) hear it too.
+  const parsed =
+    document.readyState === "loading"
+      ? new Promise((resolve) => document.addEventListener("DOMContentLoaded", resolve, { once: true }))
+      : Promise.resolve();
+  Promise.all([agent.connect(), parsed]).then(
     () => window.dispatchEvent(new Event("fdc3Ready")),
     (e) => console.error("weft: the FDC3 agent did not connect:", e),
   );

@@ -33,3 +33,11 @@ pub const DEFAULT_MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
 
 /// The application id every command-line client acts as.
 pub const CLI_APP_ID: &str = "weft-cli";
+
+/// The application id of the shell's FDC3 Desktop Agent on the bus. Reserved, like
+/// every `weft-…` id: no app can be granted it.
+pub const FDC3_AGENT_APP_ID: &str = "weft-fdc3";
+
+/// The topic FDC3 protocol messages travel on, always sent directly: from an app
+/// host to the agent, and from the agent to one app instance.
+pub const FDC3_TOPIC: &str = "weft.fdc3";

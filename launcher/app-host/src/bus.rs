@@ -84,6 +84,17 @@ pub async fn run(
     let (to_page, to_page_rx) = page_queue();
     let window = Arc::new(window);
     tokio::spawn(flush_to_page(to_page_rx, window.clone(), in_flight));
+    let fdc3 = match forward_fdc3(&client, to_page.clone()).await {
+        Ok(task) => task,
+        Err(e) => {
+            window.send(HostEvent::Exit {
+                code: 2,
+                reason: format!("cannot listen to the FDC3 agent: {e}"),
+            });
+            return;
+        }
+    };
+    let _fdc3 = AbortOnDrop(fdc3);
 
     let mut session = Session {
         client: client.clone(),
@@ -136,6 +147,45 @@ pub async fn run(
 }
 
 type PageResult = Result<(), (&'static str, String)>;
+
+/// Aborts its task when dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Where this instance's FDC3 messages go: the agent, on its reserved topic.
+fn fdc3_agent() -> (IdentityFilter, Topic) {
+    (
+        IdentityFilter {
+            app_id: weft_proto::FDC3_AGENT_APP_ID.into(),
+            instance_id: None,
+        },
+        Topic::new(weft_proto::FDC3_TOPIC).expect("the FDC3 topic is valid"),
+    )
+}
+
+/// Hands the FDC3 agent's messages to the page, for the life of the connection. Only
+/// messages the broker stamps as the agent's are taken.
+async fn forward_fdc3(client: &Client, to_page: PageQueue) -> Result<JoinHandle<()>, ClientError> {
+    let (agent, topic) = fdc3_agent();
+    let pattern = Pattern::new(topic.as_str()).expect("a topic is a pattern");
+    let mut from_agent = client.subscribe_from(pattern, Some(agent)).await?;
+    Ok(tokio::spawn(async move {
+        while let Some(d) = from_agent.next().await {
+            let Some(message) = ToPage::fdc3(&d.payload) else {
+                tracing::warn!("the FDC3 agent sent something that is not a JSON object");
+                continue;
+            };
+            if !to_page.send_message(message) {
+                break;
+            }
+        }
+    }))
+}
 
 /// A message a page sends, checked: its topic, and its trace headers (see
 /// [`trace_headers`]).
@@ -211,6 +261,11 @@ impl Session {
     async fn handle(&mut self, msg: FromWindow) {
         let request = match msg {
             FromWindow::PageStarted => {
+                if self.hello {
+                    // The page that talked to the agent is gone with its listeners.
+                    self.to_fdc3_agent(r#"{"type":"WCP6Goodbye","meta":{}}"#.into())
+                        .await;
+                }
                 self.reset();
                 if self.hello || self.loaded {
                     self.hello = false;
@@ -240,6 +295,7 @@ impl Session {
                 self.console.record(std::time::Instant::now(), level, &text);
             }
             PageRequest::Hello => self.hello = true,
+            PageRequest::Fdc3 { message } => self.to_fdc3_agent(message).await,
             PageRequest::Ready => {
                 if self.hello && !self.loaded {
                     self.loaded = true;
@@ -399,6 +455,15 @@ impl Session {
     }
 
     /// Ends everything the old page had open.
+    /// Sends one of the page's FDC3 messages to the agent. There is nobody to tell
+    /// when that fails (the proxy times out), so it is logged.
+    async fn to_fdc3_agent(&self, message: String) {
+        let (agent, topic) = fdc3_agent();
+        if let Err(e) = self.client.send(&agent, &topic, message).await {
+            tracing::warn!("an FDC3 message could not reach the agent: {e}");
+        }
+    }
+
     fn reset(&mut self) {
         self.probe.reset();
         for (_, task) in self.subs.drain() {

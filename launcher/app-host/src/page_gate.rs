@@ -139,6 +139,12 @@ pub enum PageRequest {
         /// The page's subscription id.
         sub: u64,
     },
+    /// A message of the page's FDC3 Desktop Agent proxy, for the agent.
+    Fdc3 {
+        /// The message: the text of a JSON object, not yet checked to be a valid
+        /// request (the agent checks).
+        message: String,
+    },
     /// A line of the page's console, or an error it did not catch.
     Console {
         /// How severe.
@@ -203,6 +209,7 @@ impl PageRequest {
             | PageRequest::Ready
             | PageRequest::Respond { .. }
             | PageRequest::Ack { .. }
+            | PageRequest::Fdc3 { .. }
             | PageRequest::Console { .. } => None,
             PageRequest::Publish { id, .. }
             | PageRequest::Send { id, .. }
@@ -259,6 +266,8 @@ struct Raw<'a> {
     durable: Option<String>,
     ttl: Option<u64>,
     seq: Option<u64>,
+    #[serde(borrow)]
+    m: Option<&'a RawValue>,
 }
 
 /// `{last: N}`, `{since: ms}` or `{afterSeq: n}`: exactly one.
@@ -387,6 +396,17 @@ impl PageGate {
         };
         Ok(match raw.t.as_str() {
             "ready" => PageRequest::Ready,
+            "fdc3" => {
+                let message = raw.m.ok_or_else(|| need("m"))?.get();
+                if !message.starts_with('{') {
+                    return Err(Dropped::Malformed(
+                        "an FDC3 message must be an object".into(),
+                    ));
+                }
+                PageRequest::Fdc3 {
+                    message: message.to_owned(),
+                }
+            }
             "log" => PageRequest::Console {
                 level: raw
                     .level
@@ -512,6 +532,32 @@ mod tests {
             Ok(PageRequest::Hello)
         );
         g
+    }
+
+    #[test]
+    fn fdc3_messages_are_objects_passed_on_unread() {
+        let mut g = gate();
+        let body = format!(
+            r#"{{"s":"{SECRET}","t":"fdc3","m":{{"type":"getInfoRequest","meta":{{"requestUuid":"u"}},"payload":{{}}}}}}"#
+        );
+        assert_eq!(
+            g.accept(PAGE, &body),
+            Ok(PageRequest::Fdc3 {
+                message: r#"{"type":"getInfoRequest","meta":{"requestUuid":"u"},"payload":{}}"#
+                    .into()
+            })
+        );
+        for m in ["[1]", "\"text\"", "3"] {
+            let body = format!(r#"{{"s":"{SECRET}","t":"fdc3","m":{m}}}"#);
+            assert!(
+                matches!(g.accept(PAGE, &body), Err(Dropped::Malformed(_))),
+                "{m}"
+            );
+        }
+        let body = format!(r#"{{"s":"{SECRET}","t":"fdc3"}}"#);
+        assert!(matches!(g.accept(PAGE, &body), Err(Dropped::Malformed(_))));
+        let forged = r#"{"s":"nope","t":"fdc3","m":{}}"#;
+        assert_eq!(g.accept(PAGE, forged), Err(Dropped::BadSecret));
     }
 
     #[test]

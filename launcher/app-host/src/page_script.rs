@@ -12,10 +12,18 @@ use weft_proto::{
 /// The bridge source, wrapped by [`init_script`].
 const BRIDGE: &str = include_str!("../../../assets/bridge/weft-bridge.js");
 
-/// The script injected into the top frame at document start.
+/// The FDC3 Desktop Agent proxy, bundled (`assets/fdc3`): a script defining
+/// `weftFdc3`, whose `install` the bridge calls.
+const FDC3: &str = include_str!("../../../assets/fdc3/dist/weft-fdc3.js");
+
+/// The script injected into the top frame at document start: the bridge and the FDC3
+/// proxy in one function scope, so that no page script can reach either's internals.
 pub fn init_script(identity: &Identity) -> String {
     let identity = serde_json::to_string(identity).expect("an identity always serialises");
-    format!("{}({identity});", BRIDGE.trim_end().trim_end_matches(';'))
+    format!(
+        "(function () {{\n{FDC3}\n{}({identity}, weftFdc3);\n}})();",
+        BRIDGE.trim_end().trim_end_matches(';')
+    )
 }
 
 /// One item of a batch for the page's `__weftHost` receiver, already JSON.
@@ -78,6 +86,12 @@ struct Invoke<'a> {
 struct Dropped {
     t: &'static str,
     count: u64,
+}
+
+#[derive(Serialize)]
+struct Fdc3<'a> {
+    t: &'static str,
+    m: &'a RawValue,
 }
 
 #[derive(Serialize)]
@@ -234,6 +248,15 @@ impl ToPage {
         Self::encode(&ServiceGone { t: "svcgone", svc })
     }
 
+    /// A message of the FDC3 agent for the page's Desktop Agent proxy; `None` unless
+    /// it is a JSON object.
+    pub fn fdc3(message: &[u8]) -> Option<Self> {
+        let raw: &RawValue = serde_json::from_slice(message).ok()?;
+        raw.get()
+            .starts_with('{')
+            .then(|| Self::encode(&Fdc3 { t: "fdc3", m: raw }))
+    }
+
     fn encode(value: &impl Serialize) -> Self {
         Self(serde_json::to_string(value).expect("page messages always serialise"))
     }
@@ -302,10 +325,16 @@ mod tests {
             app_id: "a".into(),
             instance_id: "a-1".into(),
         });
-        assert!(js.starts_with("// Weft's page bridge"));
+        // One function scope holds the FDC3 proxy bundle, then the bridge called with
+        // the identity and the bundle.
+        assert!(js.starts_with("(function () {\n"), "{}", &js[..40]);
+        let fdc3 = js.find("var weftFdc3=").expect("the FDC3 bundle");
+        let bridge = js.find("// Weft's page bridge").expect("the bridge");
+        assert!(fdc3 < bridge);
         assert!(
-            js.ends_with(r#"({"appId":"a","instanceId":"a-1"});"#),
-            "{js}"
+            js.ends_with("({\"appId\":\"a\",\"instanceId\":\"a-1\"}, weftFdc3);\n})();"),
+            "{}",
+            &js[js.len() - 80..]
         );
     }
 }
