@@ -18,7 +18,23 @@
   crypto.getRandomValues(random);
   const secret = Array.from(random, (b) => b.toString(16).padStart(2, "0")).join("");
 
+  // The FDC3 agent's messages reach the proxy one task at a time, as over the
+  // MessagePort of the standard's own transport: the proxy registers a listener only
+  // once the answer to its request has been processed (promise continuations), so an
+  // event right behind that answer must wait for them.
   const fdc3Handlers = []; // the FDC3 proxy's receivers of agent messages
+  const fdc3Queue = [];
+  const fdc3Tasks = new MessageChannel();
+  fdc3Tasks.port1.onmessage = () => {
+    const message = fdc3Queue.shift();
+    for (const handler of fdc3Handlers) {
+      try {
+        handler(message);
+      } catch (e) {
+        console.error("weft: the FDC3 proxy failed on a message", e);
+      }
+    }
+  };
   let nextId = 1;
   const pending = new Map(); // request id -> {resolve, reject}
   const handlers = new Map(); // subscription id -> handler
@@ -166,13 +182,8 @@
           return withTrace(m.meta, () => handler(m.data, m.meta));
         });
       } else if (m.t === "fdc3") {
-        for (const handler of fdc3Handlers) {
-          try {
-            handler(m.m);
-          } catch (e) {
-            console.error("weft: the FDC3 proxy failed on a message", e);
-          }
-        }
+        fdc3Queue.push(m.m);
+        fdc3Tasks.port2.postMessage(null);
       } else if (m.t === "dropped") {
         // The page fell behind and the host dropped messages for it.
         window.dispatchEvent(new CustomEvent("weft:dropped", { detail: { count: m.count } }));

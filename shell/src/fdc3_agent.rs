@@ -5,21 +5,44 @@
 //! (`weft_fdc3::Agent`): it hands it each message, and what it learns of apps and
 //! instances from the shell, and sends what it answers to each instance directly.
 
+use std::{collections::BTreeMap, time::Duration};
+
 use anyhow::Context;
 use tokio::sync::mpsc;
-use weft_appd::Directory;
+use weft_appd::{AppRecord, Directory};
 use weft_broker::BrokerHandle;
 use weft_client::{Client, ClientError};
-use weft_fdc3::{Agent, Outbound};
+use weft_fdc3::{Agent, LaunchRequest, Outbound};
 use weft_proto::{
     FDC3_AGENT_APP_ID, FDC3_TOPIC, Identity, Pattern, Token, Topic, frame::IdentityFilter,
 };
+use weft_supervisor::Supervisor;
+use weft_workspace::{AppLookup, DirectoryApp, WorkspaceFile};
+
+/// How often the agent checks what waits on a deadline.
+const TICK: Duration = Duration::from_secs(1);
 
 /// What the shell tells the agent.
 enum Input {
-    Apps(Vec<weft_appd::AppRecord>),
+    Apps(Vec<AppRecord>),
     Started(Identity, String),
     Gone(Identity),
+    Launched(u64, Result<Identity, String>),
+}
+
+/// Every App Directory record the agent knows, by appId: where new instances come
+/// from.
+#[derive(Default, Clone)]
+struct Records(BTreeMap<String, AppRecord>);
+
+impl AppLookup for Records {
+    fn find(&self, app_id: &str) -> Option<DirectoryApp> {
+        self.0.get(app_id).map(|record| DirectoryApp {
+            url: record.url.clone(),
+            title: record.title.clone(),
+            settings: record.weft.clone(),
+        })
+    }
 }
 
 /// Tells the running agent about apps and instances.
@@ -44,7 +67,7 @@ impl AgentHandle {
 }
 
 /// Connects the agent to the broker and starts serving; call on the runtime.
-pub async fn start(broker: &BrokerHandle) -> anyhow::Result<AgentHandle> {
+pub async fn start(broker: &BrokerHandle, supervisor: Supervisor) -> anyhow::Result<AgentHandle> {
     let identity = Identity {
         app_id: FDC3_AGENT_APP_ID.into(),
         instance_id: "agent".into(),
@@ -61,10 +84,22 @@ pub async fn start(broker: &BrokerHandle) -> anyhow::Result<AgentHandle> {
         .await
         .context("subscribing the FDC3 agent")?;
     let (inputs, mut input) = mpsc::unbounded_channel();
+    let launcher = Launcher {
+        supervisor,
+        records: Records::default(),
+        report: inputs.clone(),
+    };
     tokio::spawn(async move {
+        let mut launcher = launcher;
         let mut agent = Agent::new();
+        let mut ticks = tokio::time::interval(TICK);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                _ = ticks.tick() => {
+                    let out = agent.tick(std::time::Instant::now());
+                    send_all(&client, &topic, &mut agent, out).await;
+                }
                 delivery = inbox.next() => {
                     let Some(d) = delivery else { break };
                     // Only messages sent to the agent count; a page publishing on the
@@ -83,18 +118,64 @@ pub async fn start(broker: &BrokerHandle) -> anyhow::Result<AgentHandle> {
                     send_all(&client, &topic, &mut agent, out).await;
                 }
                 Some(news) = input.recv() => match news {
-                    Input::Apps(records) => agent.add_apps(&records),
+                    Input::Apps(records) => {
+                        agent.add_apps(&records);
+                        launcher.records.0.extend(records.into_iter().map(|r| (r.app_id.clone(), r)));
+                    }
                     Input::Started(identity, title) => agent.instance_started(&identity, &title),
                     Input::Gone(identity) => {
                         let out = agent.instance_gone(&identity.instance_id);
                         send_all(&client, &topic, &mut agent, out).await;
                     }
+                    Input::Launched(id, outcome) => {
+                        let out = agent.launched(id, outcome);
+                        send_all(&client, &topic, &mut agent, out).await;
+                    }
                 },
+            }
+            for launch in agent.take_launches() {
+                launcher.launch(launch);
             }
         }
         tracing::info!("the FDC3 agent stopped: {}", client.closed().await);
     });
     Ok(AgentHandle(inputs))
+}
+
+/// Starts the instances the agent asks for and reports back.
+struct Launcher {
+    supervisor: Supervisor,
+    records: Records,
+    report: mpsc::UnboundedSender<Input>,
+}
+
+impl Launcher {
+    /// Launches a new instance of the app from its record, off the async workers
+    /// (launching blocks); the outcome comes back as an input.
+    fn launch(&self, launch: LaunchRequest) {
+        let (supervisor, records, report) = (
+            self.supervisor.clone(),
+            self.records.clone(),
+            self.report.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            let outcome = WorkspaceFile::unnamed(&launch.app_id, "the FDC3 agent")
+                .with_apps(std::slice::from_ref(&launch.app_id), vec![])
+                .and_then(|file| file.resolve(&records))
+                .map_err(|e| e.to_string())
+                .and_then(|ws| supervisor.launch(&ws).map_err(|e| e.to_string()))
+                .and_then(|ids| {
+                    ids.into_iter()
+                        .next()
+                        .ok_or_else(|| "the launch started nothing".to_owned())
+                });
+            match &outcome {
+                Ok(id) => tracing::info!(%id, "FDC3: launched for an open or an intent"),
+                Err(e) => tracing::warn!(app_id = launch.app_id, "FDC3: cannot launch: {e}"),
+            }
+            let _ = report.send(Input::Launched(launch.id, outcome));
+        });
+    }
 }
 
 /// Sends the agent's messages, each to its instance; an instance found gone is

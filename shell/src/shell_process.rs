@@ -83,7 +83,6 @@ pub fn run(
         .write_cli_token(&cli_token)
         .with_context(|| format!("writing {}", endpoint.cli_token_path().display()))?;
     runtime.spawn(broker.run());
-    let fdc3 = runtime.block_on(fdc3_agent::start(&broker_handle))?;
 
     let journal = std::sync::Arc::new(crate::durable_streams::Journal::new(
         broker_handle.clone(),
@@ -116,6 +115,7 @@ pub fn run(
         },
         broker_handle.clone(),
     );
+    let fdc3 = runtime.block_on(fdc3_agent::start(&broker_handle, supervisor.clone()))?;
     let metrics_url = match runtime.block_on(metrics::bind(settings.metrics_addr)) {
         Ok(Some(listener)) => {
             let addr = listener

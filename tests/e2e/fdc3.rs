@@ -226,3 +226,90 @@ async fn wait_for_channel(page: &Page, id: &str) -> Value {
         tokio::task::yield_now().await;
     }
 }
+
+#[test]
+fn raise_intent_launches_its_app_returns_its_result_and_private_channels_round_trip() {
+    let env = TestEnv::new();
+    let appd = env.app_directory(
+        "appd",
+        &[
+            json!({"appId": "asker", "title": "Asker", "type": "web",
+                   "details": {"url": "fdc3/index.html"}}),
+            json!({"appId": "pricer", "title": "Pricer", "type": "web",
+                   "details": {"url": "fdc3/index.html?intents=GetPrice,StartChat&listen=1"},
+                   "interop": {"intents": {"listensFor": {
+                       "GetPrice": {"contexts": ["fdc3.instrument"], "resultType": "fdc3.valuation"},
+                       "StartChat": {"contexts": ["fdc3.contact"], "resultType": "channel"}}}}}),
+        ],
+    );
+    let mut shell = Shell::start(
+        env,
+        &[
+            "launch",
+            "--appd",
+            appd.to_str().unwrap(),
+            "--app",
+            "asker",
+            "--no-panel",
+        ],
+    );
+    shell.wait_ready(1);
+    runtime().block_on(async {
+        let client = shell.client().await;
+        let mut intents = client.subscribe(topic("e2e.fdc3.intent")).await.unwrap();
+        let mut heard = client.subscribe(topic("e2e.fdc3.heard")).await.unwrap();
+        let mut chat = client.subscribe(topic("e2e.fdc3.chat")).await.unwrap();
+        let asker = Page::of(&client, "asker").await;
+
+        // pricer is not running: the intent launches it and waits for its listener.
+        let aapl = json!({"type": "fdc3.instrument", "id": {"ticker": "AAPL"}});
+        let raised = asker
+            .action("raise", json!({"intent": "GetPrice", "context": aapl}))
+            .await;
+        assert_eq!(raised["intent"], "GetPrice", "{raised}");
+        assert_eq!(raised["source"]["appId"], "pricer");
+        assert_eq!(
+            raised["result"],
+            json!({"type": "fdc3.valuation", "price": 42, "of": aapl})
+        );
+        let d = within("the intent at the pricer", intents.next())
+            .await
+            .unwrap();
+        let delivered: Value = serde_json::from_slice(&d.payload).unwrap();
+        assert_eq!(delivered["context"], aapl);
+        assert_eq!(delivered["source"]["appId"], "asker");
+        let pricer_instance = raised["source"]["instanceId"].as_str().unwrap().to_owned();
+
+        // A private channel: handed back as the result, used both ways, disconnected.
+        let jane = json!({"type": "fdc3.contact", "name": "Jane"});
+        let chatted = asker.action("chat", json!({"context": jane})).await;
+        assert_eq!(
+            chatted,
+            json!({"channel": "private", "echo": {"type": "fdc3.chat.message", "text": "echo: hi"}})
+        );
+        let d = within("the pricer hearing the disconnect", chat.next())
+            .await
+            .unwrap();
+        let event: Value = serde_json::from_slice(&d.payload).unwrap();
+        assert_eq!(event, json!({"by": "pricer", "event": "disconnected"}));
+
+        // open: always a new instance, handed the context once it listens.
+        let msft = json!({"type": "fdc3.instrument", "id": {"ticker": "MSFT"}});
+        let opened = asker
+            .call("open", json!([{"appId": "pricer"}, msft]))
+            .await
+            .unwrap();
+        assert_eq!(opened["appId"], "pricer");
+        assert_ne!(opened["instanceId"], pricer_instance.as_str());
+        let d = within("the opened pricer hearing the context", heard.next())
+            .await
+            .unwrap();
+        let report: Value = serde_json::from_slice(&d.payload).unwrap();
+        assert_eq!(report, json!({"by": "pricer", "context": msft}));
+        let unknown = asker.call("open", json!([{"appId": "nobody"}])).await;
+        assert_eq!(unknown, Err("AppNotFound".into()));
+    });
+    let apps = shell.wait_ready(3);
+    let ids: Vec<_> = apps.iter().map(|a| a.app_id.as_str()).collect();
+    assert_eq!(ids, ["asker", "pricer", "pricer"]);
+}

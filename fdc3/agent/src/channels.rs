@@ -16,6 +16,8 @@ pub enum ChannelKind {
     User,
     /// Created by `getOrCreateChannel`.
     App,
+    /// Created by `createPrivateChannel`: only its participants may use it.
+    Private,
 }
 
 impl ChannelKind {
@@ -23,6 +25,7 @@ impl ChannelKind {
         match self {
             ChannelKind::User => "user",
             ChannelKind::App => "app",
+            ChannelKind::Private => "private",
         }
     }
 }
@@ -118,6 +121,15 @@ pub(crate) struct Channel {
 }
 
 impl Channel {
+    fn new(kind: ChannelKind) -> Channel {
+        Channel {
+            kind,
+            display: None,
+            by_type: BTreeMap::new(),
+            last_type: None,
+        }
+    }
+
     /// The channel as the protocol describes it.
     pub(crate) fn describe(&self, id: &str) -> Value {
         let mut channel = json!({ "id": id, "type": self.kind.as_str() });
@@ -189,15 +201,26 @@ impl Channels {
             .collect()
     }
 
+    /// A new private channel; its id.
+    pub(crate) fn new_private(&mut self) -> String {
+        let id = format!("private.{}", crate::envelope::new_uuid());
+        self.by_id
+            .insert(id.clone(), Channel::new(ChannelKind::Private));
+        id
+    }
+
+    /// Forgets a channel (a private one nobody is connected to any more).
+    pub(crate) fn remove(&mut self, id: &str) {
+        self.by_id.remove(id);
+    }
+
     /// The app channel `id`, created if new; `None` if `id` names a channel of another
     /// kind.
     pub(crate) fn app_channel(&mut self, id: &str) -> Option<&Channel> {
-        let channel = self.by_id.entry(id.to_owned()).or_insert_with(|| Channel {
-            kind: ChannelKind::App,
-            display: None,
-            by_type: BTreeMap::new(),
-            last_type: None,
-        });
+        let channel = self
+            .by_id
+            .entry(id.to_owned())
+            .or_insert_with(|| Channel::new(ChannelKind::App));
         (channel.kind == ChannelKind::App).then_some(channel)
     }
 }

@@ -71,6 +71,20 @@ pub(crate) fn response(request: &Request<'_>, payload: Value) -> Value {
     })
 }
 
+/// A response of type `kind` to the request `request_uuid`, given later than the
+/// request was handled.
+pub(crate) fn late_response(kind: &str, request_uuid: &str, payload: Value) -> Value {
+    json!({
+        "type": kind,
+        "meta": {
+            "requestUuid": request_uuid,
+            "responseUuid": new_uuid(),
+            "timestamp": now(),
+        },
+        "payload": payload,
+    })
+}
+
 /// A response to `request` failing with one of the standard's error names.
 pub(crate) fn error_response(request: &Request<'_>, error: &str) -> Value {
     response(request, json!({ "error": error }))

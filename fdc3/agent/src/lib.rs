@@ -10,7 +10,9 @@
 //!
 //! What the agent knows of apps comes from App Directory records ([`Agent::add_apps`])
 //! and from the instances that run ([`Agent::instance_started`],
-//! [`Agent::instance_gone`]).
+//! [`Agent::instance_gone`]). When `open` or an intent needs a new instance, the agent
+//! asks for it ([`Agent::take_launches`]) and is told how that went
+//! ([`Agent::launched`]); what waits has a deadline, checked by [`Agent::tick`].
 //!
 //! Invariants:
 //! - A listener belongs to the instance that added it; only that instance can remove
@@ -22,9 +24,17 @@
 //!   joined to, follows the instance's user channel from then on; one added on any
 //!   channel also keeps receiving that channel's broadcasts (the proxy filters by the
 //!   channel it currently listens to).
+//! - A private channel is used only by its participants: its creator, and the raiser
+//!   of the intent whose result it was. A participant that disconnects (or goes) is out
+//!   for good, and the others are told.
+//! - An intent result is taken only from the instance the intent was delivered to,
+//!   and reaches only the instance that raised it.
 
 mod channels;
 mod envelope;
+mod intents;
+mod launch;
+mod private;
 
 use std::collections::BTreeMap;
 
@@ -35,11 +45,15 @@ use weft_proto::Identity;
 use channels::Channels;
 pub use channels::{ChannelKind, DisplayMetadata, USER_CHANNELS};
 use envelope::{Request, error_response, event, response};
+pub use launch::{INTENT_DELIVERY_TIMEOUT, LaunchRequest, OPEN_TIMEOUT};
 
 /// The FDC3 version implemented.
 pub const FDC3_VERSION: &str = "2.2";
 /// The provider named by `getInfo`.
 pub const PROVIDER: &str = "Weft";
+
+/// A request's answer: its payload, or one of the standard's error names.
+type Answer = Result<Value, &'static str>;
 
 /// A message for one app instance.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,6 +74,12 @@ mod errors {
     pub(crate) const NO_APPS_FOUND: &str = "NoAppsFound";
     pub(crate) const TARGET_APP_UNAVAILABLE: &str = "TargetAppUnavailable";
     pub(crate) const TARGET_INSTANCE_UNAVAILABLE: &str = "TargetInstanceUnavailable";
+    pub(crate) const APP_NOT_FOUND: &str = "AppNotFound";
+    pub(crate) const APP_TIMEOUT: &str = "AppTimeout";
+    pub(crate) const ERROR_ON_LAUNCH: &str = "ErrorOnLaunch";
+    pub(crate) const RESOLVER_UNAVAILABLE: &str = "ResolverUnavailable";
+    pub(crate) const INTENT_DELIVERY_FAILED: &str = "IntentDeliveryFailed";
+    pub(crate) const NO_RESULT_RETURNED: &str = "NoResultReturned";
 }
 
 /// A running app instance as the agent sees it.
@@ -110,6 +130,14 @@ pub struct Agent {
     channels: Channels,
     context_listeners: BTreeMap<String, ContextListener>,
     event_listeners: BTreeMap<String, EventListener>,
+    intent_listeners: BTreeMap<String, intents::IntentListener>,
+    /// Intents delivered and awaiting their result, by the uuid the agent gave the
+    /// delivery.
+    delivered: BTreeMap<String, intents::Delivered>,
+    /// Private channels, by id: who may use them.
+    private: BTreeMap<String, private::Participants>,
+    private_listeners: BTreeMap<String, private::EventListener>,
+    launches: launch::Launches,
 }
 
 impl Agent {
@@ -132,16 +160,25 @@ impl Agent {
     }
 
     /// An instance is gone (closed, crashed or said goodbye): its listeners go with
-    /// it.
+    /// it, the other participants of its private channels are told, and whoever waits
+    /// on an intent result from it gets an error.
     pub fn instance_gone(&mut self, instance_id: &str) -> Vec<Outbound> {
+        let mut out = Vec::new();
         if self.instances.remove(instance_id).is_some() {
             tracing::debug!(instance_id, "FDC3: an instance left");
+        }
+        for channel in self.private_channels_of(instance_id) {
+            self.disconnect_private(instance_id, &channel, &mut out);
         }
         self.context_listeners
             .retain(|_, l| l.instance != instance_id);
         self.event_listeners
             .retain(|_, l| l.instance != instance_id);
-        vec![]
+        self.intent_listeners
+            .retain(|_, l| l.instance != instance_id);
+        self.intents_lost(instance_id, &mut out);
+        self.launches.forget_instance(instance_id);
+        out
     }
 
     /// The instances running, in the order of their ids.
@@ -190,6 +227,9 @@ impl Agent {
                 },
             );
         }
+        // What an opened or launched app was awaited for (a listener) goes after the
+        // answer to the request that added it.
+        self.launches_progress(from, &mut out);
         out
     }
 
@@ -202,7 +242,7 @@ impl Agent {
         out: &mut Vec<Outbound>,
     ) -> Option<Value> {
         let p = request.payload;
-        let answer = match request.kind {
+        let answer: Answer = match request.kind {
             "WCP6Goodbye" => {
                 out.extend(self.instance_gone(&from.instance_id));
                 return None;
@@ -224,18 +264,33 @@ impl Agent {
                 Ok(json!({}))
             }
             "getOrCreateChannelRequest" => self.get_or_create_channel(p),
-            "getCurrentContextRequest" => self.current_context(p),
+            "getCurrentContextRequest" => self.current_context(from, p),
             "broadcastRequest" => self.broadcast(from, p, out),
-            "addContextListenerRequest" => self.add_context_listener(from, p),
-            "contextListenerUnsubscribeRequest" => {
-                self.remove_listener(from, p, |a| &mut a.context_listeners)
-            }
+            "addContextListenerRequest" => self.add_context_listener(from, p, out),
+            "contextListenerUnsubscribeRequest" => self.remove_context_listener(from, p, out),
             "addEventListenerRequest" => self.add_event_listener(from, p),
             "eventListenerUnsubscribeRequest" => {
                 self.remove_listener(from, p, |a| &mut a.event_listeners)
             }
             "findInstancesRequest" => self.find_instances(p),
             "getAppMetadataRequest" => self.app_metadata_request(p),
+            "openRequest" => return self.open(from, request),
+            "addIntentListenerRequest" => self.add_intent_listener(from, p),
+            "intentListenerUnsubscribeRequest" => {
+                self.remove_listener(from, p, |a| &mut a.intent_listeners)
+            }
+            "findIntentRequest" => self.find_intent(p),
+            "findIntentsByContextRequest" => self.find_intents_by_context(p),
+            "raiseIntentRequest" | "raiseIntentForContextRequest" => {
+                return self.raise_intent(from, request, out);
+            }
+            "intentResultRequest" => self.intent_result(from, p, out),
+            "createPrivateChannelRequest" => Ok(self.create_private_channel(from)),
+            "privateChannelAddEventListenerRequest" => self.add_private_listener(from, p),
+            "privateChannelUnsubscribeEventListenerRequest" => {
+                self.remove_listener(from, p, |a| &mut a.private_listeners)
+            }
+            "privateChannelDisconnectRequest" => self.private_disconnect_request(from, p, out),
             other => {
                 tracing::warn!(
                     app_id = from.app_id,
@@ -248,6 +303,18 @@ impl Agent {
             Ok(payload) => response(request, payload),
             Err(error) => error_response(request, error),
         })
+    }
+
+    /// Whether `instance` may use the channel `id` (a private channel only its
+    /// participants may); `Err` with the standard's error otherwise.
+    fn may_use(&self, instance: &str, id: &str) -> Result<(), &'static str> {
+        let channel = self.channels.get(id).ok_or(errors::NO_CHANNEL_FOUND)?;
+        if channel.kind == ChannelKind::Private
+            && !self.private.get(id).is_some_and(|p| p.may_use(instance))
+        {
+            return Err(errors::ACCESS_DENIED);
+        }
+        Ok(())
     }
 
     fn info(&self, from: &Identity) -> Value {
@@ -325,11 +392,7 @@ impl Agent {
         Value::Object(m)
     }
 
-    fn join_user_channel(
-        &mut self,
-        from: &Identity,
-        p: &Map<String, Value>,
-    ) -> Result<Value, &'static str> {
+    fn join_user_channel(&mut self, from: &Identity, p: &Map<String, Value>) -> Answer {
         let id = envelope::string(p, "channelId").ok_or(errors::MALFORMED_MESSAGE)?;
         if !self.channels.is_user(id) {
             return Err(errors::NO_CHANNEL_FOUND);
@@ -338,7 +401,7 @@ impl Agent {
         Ok(json!({}))
     }
 
-    fn get_or_create_channel(&mut self, p: &Map<String, Value>) -> Result<Value, &'static str> {
+    fn get_or_create_channel(&mut self, p: &Map<String, Value>) -> Answer {
         let id = envelope::string(p, "channelId").ok_or(errors::MALFORMED_MESSAGE)?;
         if id.trim().is_empty() {
             return Err(errors::CREATION_FAILED);
@@ -349,10 +412,11 @@ impl Agent {
         }
     }
 
-    fn current_context(&self, p: &Map<String, Value>) -> Result<Value, &'static str> {
+    fn current_context(&self, from: &Identity, p: &Map<String, Value>) -> Answer {
         let id = envelope::string(p, "channelId").ok_or(errors::MALFORMED_MESSAGE)?;
         let context_type =
             envelope::string_or_null(p, "contextType").map_err(|()| errors::MALFORMED_MESSAGE)?;
+        self.may_use(&from.instance_id, id)?;
         let channel = self.channels.get(id).ok_or(errors::NO_CHANNEL_FOUND)?;
         Ok(json!({ "context": channel.current(context_type) }))
     }
@@ -362,10 +426,11 @@ impl Agent {
         from: &Identity,
         p: &Map<String, Value>,
         out: &mut Vec<Outbound>,
-    ) -> Result<Value, &'static str> {
+    ) -> Answer {
         let id = envelope::string(p, "channelId").ok_or(errors::MALFORMED_MESSAGE)?;
         let context = p.get("context").ok_or(errors::MALFORMED_CONTEXT)?;
         let context_type = envelope::context_type(context).ok_or(errors::MALFORMED_CONTEXT)?;
+        self.may_use(&from.instance_id, id)?;
         let channel = self.channels.get_mut(id).ok_or(errors::NO_CHANNEL_FOUND)?;
         channel.store(context_type, context.clone());
         let receivers: Vec<&Identity> = self
@@ -400,15 +465,14 @@ impl Agent {
         &mut self,
         from: &Identity,
         p: &Map<String, Value>,
-    ) -> Result<Value, &'static str> {
+        out: &mut Vec<Outbound>,
+    ) -> Answer {
         let channel =
             envelope::string_or_null(p, "channelId").map_err(|()| errors::MALFORMED_MESSAGE)?;
         let context_type =
             envelope::string_or_null(p, "contextType").map_err(|()| errors::MALFORMED_MESSAGE)?;
-        if let Some(id) = channel
-            && self.channels.get(id).is_none()
-        {
-            return Err(errors::NO_CHANNEL_FOUND);
+        if let Some(id) = channel {
+            self.may_use(&from.instance_id, id)?;
         }
         let joined = self.user_channel_of(&from.instance_id);
         let follows_user_channel = channel.is_none() || channel == joined;
@@ -422,14 +486,20 @@ impl Agent {
                 context_type: context_type.map(str::to_owned),
             },
         );
+        if let Some(id) = channel
+            && self.private.contains_key(id)
+        {
+            self.private_event(
+                &from.instance_id,
+                id,
+                private::Event::AddContextListener(context_type),
+                out,
+            );
+        }
         Ok(json!({ "listenerUUID": uuid }))
     }
 
-    fn add_event_listener(
-        &mut self,
-        from: &Identity,
-        p: &Map<String, Value>,
-    ) -> Result<Value, &'static str> {
+    fn add_event_listener(&mut self, from: &Identity, p: &Map<String, Value>) -> Answer {
         match envelope::string_or_null(p, "type") {
             Ok(None | Some("USER_CHANNEL_CHANGED")) => {}
             _ => return Err(errors::MALFORMED_MESSAGE),
@@ -444,6 +514,32 @@ impl Agent {
         Ok(json!({ "listenerUUID": uuid }))
     }
 
+    /// Removes the caller's own context listener; the other participants of a private
+    /// channel it was on are told.
+    fn remove_context_listener(
+        &mut self,
+        from: &Identity,
+        p: &Map<String, Value>,
+        out: &mut Vec<Outbound>,
+    ) -> Answer {
+        let uuid = envelope::string(p, "listenerUUID").ok_or(errors::MALFORMED_MESSAGE)?;
+        let removed = match self.context_listeners.get(uuid) {
+            Some(l) if l.instance == from.instance_id => self.context_listeners.remove(uuid),
+            _ => None,
+        };
+        if let Some(listener) = removed
+            && let Some(channel) = listener.channel.filter(|c| self.private.contains_key(c))
+        {
+            self.private_event(
+                &from.instance_id,
+                &channel,
+                private::Event::Unsubscribe(listener.context_type.as_deref()),
+                out,
+            );
+        }
+        Ok(json!({}))
+    }
+
     /// Removes the caller's own listener named in the payload; removing one that is
     /// not (or no longer) there is not an error, and another instance's is left alone.
     fn remove_listener<L: Owned>(
@@ -451,7 +547,7 @@ impl Agent {
         from: &Identity,
         p: &Map<String, Value>,
         listeners: impl Fn(&mut Agent) -> &mut BTreeMap<String, L>,
-    ) -> Result<Value, &'static str> {
+    ) -> Answer {
         let uuid = envelope::string(p, "listenerUUID").ok_or(errors::MALFORMED_MESSAGE)?;
         let listeners = listeners(self);
         if listeners
@@ -463,7 +559,7 @@ impl Agent {
         Ok(json!({}))
     }
 
-    fn find_instances(&self, p: &Map<String, Value>) -> Result<Value, &'static str> {
+    fn find_instances(&self, p: &Map<String, Value>) -> Answer {
         let app_id = p
             .get("app")
             .and_then(|a| a.get("appId"))
@@ -481,7 +577,7 @@ impl Agent {
         Ok(json!({ "appIdentifiers": running }))
     }
 
-    fn app_metadata_request(&self, p: &Map<String, Value>) -> Result<Value, &'static str> {
+    fn app_metadata_request(&self, p: &Map<String, Value>) -> Answer {
         let app = p.get("app").ok_or(errors::MALFORMED_MESSAGE)?;
         let app_id = app
             .get("appId")
@@ -509,6 +605,15 @@ impl Agent {
     }
 }
 
+/// Whether a handler declaring `declared` as its result type matches a `resultType`
+/// filter: the same type, or any channel for `channel`.
+fn result_type_matches(declared: Option<&str>, wanted: &str) -> bool {
+    match declared {
+        None => false,
+        Some(d) => d == wanted || (wanted == "channel" && d.starts_with("channel")),
+    }
+}
+
 /// A listener that belongs to an instance.
 trait Owned {
     fn owner(&self) -> &str;
@@ -521,6 +626,18 @@ impl Owned for ContextListener {
 }
 
 impl Owned for EventListener {
+    fn owner(&self) -> &str {
+        &self.instance
+    }
+}
+
+impl Owned for intents::IntentListener {
+    fn owner(&self) -> &str {
+        &self.instance
+    }
+}
+
+impl Owned for private::EventListener {
     fn owner(&self) -> &str {
         &self.instance
     }
