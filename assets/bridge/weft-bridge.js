@@ -422,6 +422,16 @@
     forward("error", ["unhandled promise rejection: " + describe(e.reason)]);
   });
 
+  // window.close() closes the app, as closing its window does. (WebKit ignores it in a
+  // window that no script opened.)
+  Object.defineProperty(window, "close", {
+    value: function close() {
+      post({ t: "close" });
+    },
+    writable: false,
+    configurable: false,
+  });
+
   // window.fdc3: the official proxy, over this bridge to the Rust agent.
   if (fdc3Proxy) {
     fdc3Proxy.install(

@@ -313,3 +313,72 @@ fn raise_intent_launches_its_app_returns_its_result_and_private_channels_round_t
     let ids: Vec<_> = apps.iter().map(|a| a.app_id.as_str()).collect();
     assert_eq!(ids, ["asker", "pricer", "pricer"]);
 }
+
+#[test]
+fn an_app_that_calls_window_close_goes_and_its_private_channels_hear_it() {
+    let env = TestEnv::new();
+    let appd = env.app_directory(
+        "appd",
+        &[
+            json!({"appId": "asker", "title": "Asker", "type": "web",
+                   "details": {"url": "fdc3/index.html"}}),
+            json!({"appId": "pricer", "title": "Pricer", "type": "web",
+                   "details": {"url": "fdc3/index.html?intents=StartChat"},
+                   "interop": {"intents": {"listensFor": {
+                       "StartChat": {"contexts": ["fdc3.contact"], "resultType": "channel"}}}}}),
+        ],
+    );
+    let mut shell = Shell::start(
+        env,
+        &[
+            "launch",
+            "--appd",
+            appd.to_str().unwrap(),
+            "--app",
+            "asker",
+            "--no-panel",
+        ],
+    );
+    shell.wait_ready(1);
+    runtime().block_on(async {
+        let client = shell.client().await;
+        let mut chat = client.subscribe(topic("e2e.fdc3.chat")).await.unwrap();
+        let asker = Page::of(&client, "asker").await;
+        let jane = json!({"type": "fdc3.contact", "name": "Jane"});
+        let kept = asker.action("chatKeep", json!({"context": jane})).await;
+        assert!(
+            kept["ok"].as_str().unwrap().starts_with("private."),
+            "{kept}"
+        );
+        let running = asker
+            .call("findInstances", json!([{"appId": "pricer"}]))
+            .await
+            .unwrap();
+        assert_eq!(running.as_array().unwrap().len(), 1);
+
+        let pricer = Page::of(&client, "pricer").await;
+        assert_eq!(pricer.action("close", json!(null)).await["ok"], true);
+        let d = within("the asker hearing the pricer go", chat.next())
+            .await
+            .unwrap();
+        let event: Value = serde_json::from_slice(&d.payload).unwrap();
+        assert_eq!(event, json!({"by": "asker", "event": "disconnected"}));
+        let running = asker
+            .call("findInstances", json!([{"appId": "pricer"}]))
+            .await
+            .unwrap();
+        assert_eq!(running, json!([]), "its instance is dropped");
+    });
+    // Its process is gone, having exited with success (not a crash).
+    let apps = weft_e2e::wait_for("the pricer to exit", weft_e2e::SLOW, || {
+        let ps = shell.ps()?;
+        let pricer = ps.apps.iter().find(|a| a.app_id == "pricer")?;
+        pricer.state.is_final().then(|| ps.apps.clone())
+    });
+    let pricer = apps.iter().find(|a| a.app_id == "pricer").unwrap();
+    assert_eq!(
+        pricer.state,
+        weft_proto::frame::AppState::Stopped,
+        "{pricer:?}"
+    );
+}

@@ -134,7 +134,7 @@ pub async fn run(
                     if matches!(&msg, FromWindow::Page(req) if req.takes_backlog_place()) {
                         backlog.release();
                     }
-                    session.handle(msg).await;
+                    session.handle(msg, window.as_ref()).await;
                 }
                 None => return,
             },
@@ -147,6 +147,9 @@ pub async fn run(
 }
 
 type PageResult = Result<(), (&'static str, String)>;
+
+/// The FDC3 message saying a page is gone.
+const GOODBYE: &str = r#"{"type":"WCP6Goodbye","meta":{}}"#;
 
 /// Aborts its task when dropped.
 struct AbortOnDrop(JoinHandle<()>);
@@ -258,13 +261,12 @@ impl Session {
         }
     }
 
-    async fn handle(&mut self, msg: FromWindow) {
+    async fn handle(&mut self, msg: FromWindow, window: &impl WindowSink) {
         let request = match msg {
             FromWindow::PageStarted => {
                 if self.hello {
                     // The page that talked to the agent is gone with its listeners.
-                    self.to_fdc3_agent(r#"{"type":"WCP6Goodbye","meta":{}}"#.into())
-                        .await;
+                    self.to_fdc3_agent(GOODBYE.into()).await;
                 }
                 self.reset();
                 if self.hello || self.loaded {
@@ -296,6 +298,15 @@ impl Session {
             }
             PageRequest::Hello => self.hello = true,
             PageRequest::Fdc3 { message } => self.to_fdc3_agent(message).await,
+            PageRequest::Close => {
+                // The agent drops the page's listeners and tells its private channels
+                // at once, rather than when the connection ends.
+                self.to_fdc3_agent(GOODBYE.into()).await;
+                window.send(HostEvent::Exit {
+                    code: 0,
+                    reason: "the page closed its window".into(),
+                });
+            }
             PageRequest::Ready => {
                 if self.hello && !self.loaded {
                     self.loaded = true;

@@ -139,6 +139,8 @@ pub enum PageRequest {
         /// The page's subscription id.
         sub: u64,
     },
+    /// `window.close()`: the app closes, as when its window is closed.
+    Close,
     /// A message of the page's FDC3 Desktop Agent proxy, for the agent.
     Fdc3 {
         /// The message: the text of a JSON object, not yet checked to be a valid
@@ -210,6 +212,7 @@ impl PageRequest {
             | PageRequest::Respond { .. }
             | PageRequest::Ack { .. }
             | PageRequest::Fdc3 { .. }
+            | PageRequest::Close
             | PageRequest::Console { .. } => None,
             PageRequest::Publish { id, .. }
             | PageRequest::Send { id, .. }
@@ -396,6 +399,7 @@ impl PageGate {
         };
         Ok(match raw.t.as_str() {
             "ready" => PageRequest::Ready,
+            "close" => PageRequest::Close,
             "fdc3" => {
                 let message = raw.m.ok_or_else(|| need("m"))?.get();
                 if !message.starts_with('{') {
@@ -558,6 +562,19 @@ mod tests {
         assert!(matches!(g.accept(PAGE, &body), Err(Dropped::Malformed(_))));
         let forged = r#"{"s":"nope","t":"fdc3","m":{}}"#;
         assert_eq!(g.accept(PAGE, forged), Err(Dropped::BadSecret));
+    }
+
+    #[test]
+    fn only_the_bridge_can_close_the_app() {
+        let mut g = gate();
+        let body = format!(r#"{{"s":"{SECRET}","t":"close"}}"#);
+        assert_eq!(g.accept(PAGE, &body), Ok(PageRequest::Close));
+        let forged = r#"{"s":"0123456789abcdef0123456789abcdee","t":"close"}"#;
+        assert_eq!(g.accept(PAGE, forged), Err(Dropped::BadSecret));
+        assert!(matches!(
+            g.accept("https://elsewhere.example/", &body),
+            Err(Dropped::ForeignOrigin(_))
+        ));
     }
 
     #[test]
