@@ -227,21 +227,17 @@ async fn wait_for_channel(page: &Page, id: &str) -> Value {
     }
 }
 
-#[test]
-fn raise_intent_launches_its_app_returns_its_result_and_private_channels_round_trip() {
+/// The App Directory record of `pricer`, at `page`, listening for `intents`.
+fn pricer_record(page: &str, intents: Value) -> Value {
+    json!({"appId": "pricer", "title": "Pricer", "type": "web", "details": {"url": page},
+           "interop": {"intents": {"listensFor": intents}}})
+}
+
+/// A shell launched from an App Directory of `asker` (the fdc3 page) and `other`,
+/// with `asker` running and ready.
+fn asker_with(other: Value) -> Shell {
     let env = TestEnv::new();
-    let appd = env.app_directory(
-        "appd",
-        &[
-            json!({"appId": "asker", "title": "Asker", "type": "web",
-                   "details": {"url": "fdc3/index.html"}}),
-            json!({"appId": "pricer", "title": "Pricer", "type": "web",
-                   "details": {"url": "fdc3/index.html?intents=GetPrice,StartChat&listen=1"},
-                   "interop": {"intents": {"listensFor": {
-                       "GetPrice": {"contexts": ["fdc3.instrument"], "resultType": "fdc3.valuation"},
-                       "StartChat": {"contexts": ["fdc3.contact"], "resultType": "channel"}}}}}),
-        ],
-    );
+    let appd = env.app_directory("appd", &[web("asker", "Asker", "fdc3/index.html"), other]);
     let mut shell = Shell::start(
         env,
         &[
@@ -254,6 +250,19 @@ fn raise_intent_launches_its_app_returns_its_result_and_private_channels_round_t
         ],
     );
     shell.wait_ready(1);
+    shell
+}
+
+#[test]
+fn raise_intent_launches_its_app_returns_its_result_and_private_channels_round_trip() {
+    let pricer = pricer_record(
+        "fdc3/index.html?intents=GetPrice,StartChat&listen=1",
+        json!({
+            "GetPrice": {"contexts": ["fdc3.instrument"], "resultType": "fdc3.valuation"},
+            "StartChat": {"contexts": ["fdc3.contact"], "resultType": "channel"}
+        }),
+    );
+    let mut shell = asker_with(pricer);
     runtime().block_on(async {
         let client = shell.client().await;
         let mut intents = client.subscribe(topic("e2e.fdc3.intent")).await.unwrap();
@@ -316,30 +325,11 @@ fn raise_intent_launches_its_app_returns_its_result_and_private_channels_round_t
 
 #[test]
 fn an_app_that_calls_window_close_goes_and_its_private_channels_hear_it() {
-    let env = TestEnv::new();
-    let appd = env.app_directory(
-        "appd",
-        &[
-            json!({"appId": "asker", "title": "Asker", "type": "web",
-                   "details": {"url": "fdc3/index.html"}}),
-            json!({"appId": "pricer", "title": "Pricer", "type": "web",
-                   "details": {"url": "fdc3/index.html?intents=StartChat"},
-                   "interop": {"intents": {"listensFor": {
-                       "StartChat": {"contexts": ["fdc3.contact"], "resultType": "channel"}}}}}),
-        ],
+    let pricer = pricer_record(
+        "fdc3/index.html?intents=StartChat",
+        json!({"StartChat": {"contexts": ["fdc3.contact"], "resultType": "channel"}}),
     );
-    let mut shell = Shell::start(
-        env,
-        &[
-            "launch",
-            "--appd",
-            appd.to_str().unwrap(),
-            "--app",
-            "asker",
-            "--no-panel",
-        ],
-    );
-    shell.wait_ready(1);
+    let shell = asker_with(pricer);
     runtime().block_on(async {
         let client = shell.client().await;
         let mut chat = client.subscribe(topic("e2e.fdc3.chat")).await.unwrap();

@@ -126,6 +126,18 @@ pub(crate) fn string_or_null<'a>(
     }
 }
 
+/// An AppIdentifier `{appId, instanceId?}`: its app id and instance id.
+pub(crate) fn app_identifier(value: &Value) -> Result<(&str, Option<&str>), ()> {
+    let app = value.as_object().ok_or(())?;
+    let app_id = app.get("appId").and_then(Value::as_str).ok_or(())?;
+    let instance = match app.get("instanceId") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(i)) => Some(i.as_str()),
+        Some(_) => return Err(()),
+    };
+    Ok((app_id, instance))
+}
+
 /// Whether `context` is a valid FDC3 context: an object with a non-empty string
 /// `type`.
 pub(crate) fn context_type(context: &Value) -> Option<&str> {

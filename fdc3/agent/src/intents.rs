@@ -418,18 +418,8 @@ fn result_type(p: &Map<String, Value>) -> Result<Option<&str>, &'static str> {
 fn target_app(p: &Map<String, Value>) -> Result<Option<(&str, Option<&str>)>, &'static str> {
     match p.get("app") {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(app)) => {
-            let app_id = app
-                .get("appId")
-                .and_then(Value::as_str)
-                .ok_or(errors::MALFORMED_MESSAGE)?;
-            let instance = match app.get("instanceId") {
-                None | Some(Value::Null) => None,
-                Some(Value::String(i)) => Some(i.as_str()),
-                Some(_) => return Err(errors::MALFORMED_MESSAGE),
-            };
-            Ok(Some((app_id, instance)))
-        }
-        Some(_) => Err(errors::MALFORMED_MESSAGE),
+        Some(app) => envelope::app_identifier(app)
+            .map(Some)
+            .map_err(|()| errors::MALFORMED_MESSAGE),
     }
 }

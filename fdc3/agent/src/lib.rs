@@ -560,11 +560,11 @@ impl Agent {
     }
 
     fn find_instances(&self, p: &Map<String, Value>) -> Answer {
-        let app_id = p
+        let (app_id, _) = p
             .get("app")
-            .and_then(|a| a.get("appId"))
-            .and_then(Value::as_str)
-            .ok_or(errors::MALFORMED_MESSAGE)?;
+            .ok_or(())
+            .and_then(envelope::app_identifier)
+            .map_err(|()| errors::MALFORMED_MESSAGE)?;
         let running: Vec<Value> = self
             .instances
             .values()
@@ -578,16 +578,11 @@ impl Agent {
     }
 
     fn app_metadata_request(&self, p: &Map<String, Value>) -> Answer {
-        let app = p.get("app").ok_or(errors::MALFORMED_MESSAGE)?;
-        let app_id = app
-            .get("appId")
-            .and_then(Value::as_str)
-            .ok_or(errors::MALFORMED_MESSAGE)?;
-        let instance_id = match app.get("instanceId") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(id)) => Some(id.as_str()),
-            Some(_) => return Err(errors::MALFORMED_MESSAGE),
-        };
+        let (app_id, instance_id) = p
+            .get("app")
+            .ok_or(())
+            .and_then(envelope::app_identifier)
+            .map_err(|()| errors::MALFORMED_MESSAGE)?;
         let known = self.apps.contains_key(app_id)
             || self.instances.values().any(|i| i.identity.app_id == app_id);
         if !known {
