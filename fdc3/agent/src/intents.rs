@@ -8,17 +8,14 @@
 //! no known result type. When an app has a running handler, launching another instance
 //! of it is not offered too.
 //!
-//! One handler: the intent is delivered. More: the user chooses in the intent resolver
-//! (`ResolverUnavailable` while there is none). None: `NoAppsFound`.
+//! One handler: the intent is delivered. More: see `resolver.rs`. None: `NoAppsFound`.
 
 use std::collections::BTreeSet;
 
 use serde_json::{Map, Value, json};
 use weft_proto::Identity;
 
-use crate::{
-    Agent, Answer, Outbound, envelope, errors, event, launch::Awaited, result_type_matches,
-};
+use crate::{Agent, Answer, Outbound, envelope, errors, event, result_type_matches};
 
 /// A listener for an intent.
 #[derive(Debug)]
@@ -257,31 +254,19 @@ impl Agent {
                 h.app_id == *app_id && instance.is_none_or(|i| h.instance.as_deref() == Some(i))
             });
         }
-        let handler = match handlers.as_slice() {
-            [] => return fail(errors::NO_APPS_FOUND),
-            [one] => one.clone(),
-            _ => return fail(errors::RESOLVER_UNAVAILABLE),
-        };
         let response_kind = envelope::response_type(request.kind);
-        match &handler.instance {
-            Some(instance) => {
-                let target = self.instances[instance].identity.clone();
-                let resolution =
-                    self.deliver(from, request.uuid, &handler.intent, context, &target, out);
-                Some(envelope::response(request, resolution))
-            }
-            None => {
-                self.launch_for(
-                    &handler.app_id,
-                    from,
-                    request.uuid,
-                    Awaited::Intent {
-                        response_kind,
-                        intent: handler.intent.clone(),
-                        context: context.clone(),
-                    },
-                );
-                None
+        match self.choose(
+            from,
+            request.uuid,
+            &response_kind,
+            context,
+            context_type,
+            handlers,
+        ) {
+            Err(error) => fail(error),
+            Ok(None) => None,
+            Ok(Some(handler)) => {
+                self.proceed(&handler, from, request.uuid, &response_kind, context, out)
             }
         }
     }

@@ -95,14 +95,14 @@ impl Agent {
         out
     }
 
-    /// Fails what has waited past its deadline.
+    /// Fails what has waited past its deadline: launches, and questions for the user.
     pub fn tick(&mut self, now: Instant) -> Vec<Outbound> {
         let (expired, waiting): (Vec<Waiting>, Vec<Waiting>) =
             std::mem::take(&mut self.launches.waiting)
                 .into_iter()
                 .partition(|w| w.deadline <= now);
         self.launches.waiting = waiting;
-        expired
+        let mut out: Vec<Outbound> = expired
             .iter()
             .map(|w| {
                 let error = match w.awaited {
@@ -111,7 +111,9 @@ impl Agent {
                 };
                 failure(w, error)
             })
-            .collect()
+            .collect();
+        out.extend(self.resolver_tick(now));
+        out
     }
 
     /// Asks for a new instance of `app_id`, for `awaited`.

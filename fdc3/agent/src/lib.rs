@@ -12,7 +12,9 @@
 //! and from the instances that run ([`Agent::instance_started`],
 //! [`Agent::instance_gone`]). When `open` or an intent needs a new instance, the agent
 //! asks for it ([`Agent::take_launches`]) and is told how that went
-//! ([`Agent::launched`]); what waits has a deadline, checked by [`Agent::tick`].
+//! ([`Agent::launched`]); when several apps can handle an intent it asks the user
+//! ([`Agent::take_resolve_requests`], [`Agent::resolved`]); what waits has a deadline,
+//! checked by [`Agent::tick`].
 //!
 //! Invariants:
 //! - A listener belongs to the instance that added it; only that instance can remove
@@ -35,6 +37,7 @@ mod envelope;
 mod intents;
 mod launch;
 mod private;
+mod resolver;
 
 use std::collections::BTreeMap;
 
@@ -46,6 +49,7 @@ use channels::Channels;
 pub use channels::{ChannelKind, DisplayMetadata, USER_CHANNELS};
 use envelope::{Request, error_response, event, response};
 pub use launch::{INTENT_DELIVERY_TIMEOUT, LaunchRequest, OPEN_TIMEOUT};
+pub use resolver::{RESOLVER_TIMEOUT, ResolveRequest, ResolverOption};
 
 /// The FDC3 version implemented.
 pub const FDC3_VERSION: &str = "2.2";
@@ -80,6 +84,8 @@ mod errors {
     pub(crate) const RESOLVER_UNAVAILABLE: &str = "ResolverUnavailable";
     pub(crate) const INTENT_DELIVERY_FAILED: &str = "IntentDeliveryFailed";
     pub(crate) const NO_RESULT_RETURNED: &str = "NoResultReturned";
+    pub(crate) const USER_CANCELLED: &str = "UserCancelledResolution";
+    pub(crate) const RESOLVER_TIMEOUT: &str = "ResolverTimeout";
 }
 
 /// A running app instance as the agent sees it.
@@ -138,6 +144,7 @@ pub struct Agent {
     private: BTreeMap<String, private::Participants>,
     private_listeners: BTreeMap<String, private::EventListener>,
     launches: launch::Launches,
+    resolver: resolver::Resolver,
 }
 
 impl Agent {
@@ -178,6 +185,7 @@ impl Agent {
             .retain(|_, l| l.instance != instance_id);
         self.intents_lost(instance_id, &mut out);
         self.launches.forget_instance(instance_id);
+        self.resolver.forget_instance(instance_id);
         out
     }
 

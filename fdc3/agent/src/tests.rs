@@ -1027,6 +1027,89 @@ fn raising_an_intent_resolves_its_target_or_says_why_not() {
 }
 
 #[test]
+fn with_several_handlers_the_user_chooses_and_may_have_the_choice_remembered() {
+    let mut agent = agent();
+    agent.set_resolver_available(true);
+    let raiser = id("blotter", "r");
+    let raise = |agent: &mut Agent| {
+        let message = request(
+            "raiseIntentRequest",
+            json!({"intent": "ViewChart", "context": instrument("A")}),
+        );
+        let out = agent.handle(&raiser, &message);
+        (message, out)
+    };
+
+    // Cancelled.
+    let (message, out) = raise(&mut agent);
+    assert!(out.is_empty(), "answered once the user chose");
+    let asked = agent.take_resolve_requests();
+    assert_eq!(asked.len(), 1);
+    assert_eq!(asked[0].requester, raiser);
+    assert_eq!(asked[0].context_type, "fdc3.instrument");
+    let titles: Vec<(&str, &str)> = asked[0]
+        .options
+        .iter()
+        .map(|o| (o.app_id.as_str(), o.title.as_str()))
+        .collect();
+    assert_eq!(titles, [("chart", "Chart"), ("pricer", "Pricer")]);
+    let out = agent.resolved(asked[0].id, None);
+    let answer = only(&out, "raiseIntentResponse");
+    assert_eq!(
+        answer.message["meta"]["requestUuid"],
+        message["meta"]["requestUuid"]
+    );
+    assert_eq!(
+        answer.message["payload"]["error"],
+        "UserCancelledResolution"
+    );
+
+    // Unanswered.
+    raise(&mut agent);
+    agent.take_resolve_requests();
+    let out = agent.tick(std::time::Instant::now() + RESOLVER_TIMEOUT);
+    assert_eq!(
+        only(&out, "raiseIntentResponse").message["payload"]["error"],
+        "ResolverTimeout"
+    );
+
+    // Chosen and remembered: pricer is launched, and the next time nobody is asked.
+    raise(&mut agent);
+    let asked = agent.take_resolve_requests().pop().unwrap();
+    assert!(
+        agent.resolved(asked.id, Some((1, true))).is_empty(),
+        "pricer is launched first"
+    );
+    assert_eq!(agent.take_launches().pop().unwrap().app_id, "pricer");
+    assert_eq!(
+        agent.remembered_choices().collect::<Vec<_>>(),
+        [("ViewChart", "fdc3.instrument", "pricer")]
+    );
+    raise(&mut agent);
+    assert!(agent.take_resolve_requests().is_empty());
+    assert_eq!(agent.take_launches().pop().unwrap().app_id, "pricer");
+    // A running pricer listening is the remembered app's handler then.
+    listen_for(&mut agent, &id("pricer", "p-1"), "ViewChart");
+    let (_, out) = raise(&mut agent);
+    assert_eq!(only(&out, "intentEvent").to, id("pricer", "p-1"));
+
+    agent.forget_choice("ViewChart", "fdc3.instrument");
+    raise(&mut agent);
+    assert_eq!(
+        agent.take_resolve_requests().len(),
+        1,
+        "asked again once forgotten"
+    );
+    // The raiser goes while the user chooses: there is nobody to answer.
+    agent.instance_gone("r");
+    assert!(
+        agent
+            .tick(std::time::Instant::now() + RESOLVER_TIMEOUT)
+            .is_empty()
+    );
+}
+
+#[test]
 fn raise_intent_for_context_picks_among_every_intent_for_it() {
     let mut agent = agent();
     let raiser = id("blotter", "r");
