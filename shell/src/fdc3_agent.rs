@@ -5,7 +5,7 @@
 //! (`weft_fdc3::Agent`): it hands it each message, and what it learns of apps and
 //! instances from the shell, and sends what it answers to each instance directly.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
 use anyhow::Context;
 use tokio::sync::mpsc;
@@ -19,6 +19,8 @@ use weft_proto::{
 use weft_supervisor::Supervisor;
 use weft_workspace::{AppLookup, DirectoryApp, WorkspaceFile};
 
+use crate::intent_resolver::{self, Answer, Remembered};
+
 /// How often the agent checks what waits on a deadline.
 const TICK: Duration = Duration::from_secs(1);
 
@@ -28,6 +30,8 @@ enum Input {
     Started(Identity, String),
     Gone(Identity),
     Launched(u64, Result<Identity, String>),
+    Resolved(u64, Answer),
+    Forget(String, String),
 }
 
 /// Every App Directory record the agent knows, by appId: where new instances come
@@ -64,10 +68,34 @@ impl AgentHandle {
     pub fn gone(&self, identity: Identity) {
         let _ = self.0.send(Input::Gone(identity));
     }
+
+    /// The user answered the intent resolver's question `id`.
+    pub fn resolved(&self, id: u64, answer: Answer) {
+        let _ = self.0.send(Input::Resolved(id, answer));
+    }
+
+    /// The user forgot a remembered intent choice.
+    pub fn forget_choice(&self, intent: String, context_type: String) {
+        let _ = self.0.send(Input::Forget(intent, context_type));
+    }
+}
+
+/// The intent resolver's side of the agent: its questions and remembered choices.
+pub struct ResolverSide {
+    /// Shared with the panel, which shows the questions (`None` without a panel: no
+    /// question can be asked, remembered choices still apply).
+    pub shared: Option<intent_resolver::Shared>,
+    /// Where the remembered choices are kept.
+    pub choices_file: PathBuf,
 }
 
 /// Connects the agent to the broker and starts serving; call on the runtime.
-pub async fn start(broker: &BrokerHandle, supervisor: Supervisor) -> anyhow::Result<AgentHandle> {
+pub async fn start(
+    broker: &BrokerHandle,
+    supervisor: Supervisor,
+    resolver: ResolverSide,
+) -> anyhow::Result<AgentHandle> {
+    let remembered = intent_resolver::load_choices(&resolver.choices_file)?;
     let identity = Identity {
         app_id: FDC3_AGENT_APP_ID.into(),
         instance_id: "agent".into(),
@@ -92,6 +120,13 @@ pub async fn start(broker: &BrokerHandle, supervisor: Supervisor) -> anyhow::Res
     tokio::spawn(async move {
         let mut launcher = launcher;
         let mut agent = Agent::new();
+        agent.set_resolver_available(resolver.shared.is_some());
+        for r in &remembered {
+            agent.remember_choice(&r.intent, &r.context_type, &r.app_id);
+        }
+        if let Some(shared) = &resolver.shared {
+            shared.set_remembered(remembered);
+        }
         let mut ticks = tokio::time::interval(TICK);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -131,15 +166,54 @@ pub async fn start(broker: &BrokerHandle, supervisor: Supervisor) -> anyhow::Res
                         let out = agent.launched(id, outcome);
                         send_all(&client, &topic, &mut agent, out).await;
                     }
+                    Input::Resolved(id, answer) => {
+                        let choice = match answer {
+                            Answer::Choose { option, remember } => Some((option, remember)),
+                            Answer::Cancel => None,
+                        };
+                        let out = agent.resolved(id, choice);
+                        send_all(&client, &topic, &mut agent, out).await;
+                        if matches!(answer, Answer::Choose { remember: true, .. }) {
+                            save_choices(&agent, &resolver);
+                        }
+                    }
+                    Input::Forget(intent, context_type) => {
+                        agent.forget_choice(&intent, &context_type);
+                        save_choices(&agent, &resolver);
+                    }
                 },
             }
             for launch in agent.take_launches() {
                 launcher.launch(launch);
             }
+            if let Some(shared) = &resolver.shared {
+                for question in agent.take_resolve_requests() {
+                    shared.ask(question);
+                }
+                shared.keep_only(&agent.waiting_questions());
+            }
         }
         tracing::info!("the FDC3 agent stopped: {}", client.closed().await);
     });
     Ok(AgentHandle(inputs))
+}
+
+/// Keeps the agent's remembered choices, and shows them in the panel.
+fn save_choices(agent: &Agent, resolver: &ResolverSide) {
+    let choices: Vec<Remembered> = agent
+        .remembered_choices()
+        .map(|(intent, context_type, app_id)| Remembered {
+            intent: intent.into(),
+            context_type: context_type.into(),
+            app_id: app_id.into(),
+        })
+        .collect();
+    if let Err(e) = intent_resolver::save_choices(&resolver.choices_file, &choices) {
+        tracing::error!("the remembered intent choices could not be saved: {e:#}");
+    }
+    if let Some(shared) = &resolver.shared {
+        shared.set_remembered(choices);
+    }
 }
 
 /// Starts the instances the agent asks for and reports back.

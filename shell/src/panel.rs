@@ -1,5 +1,7 @@
 //! The control panel: one egui window listing the running apps, with buttons to launch
-//! the demo or a workspace file and to stop apps.
+//! the demo or a workspace file and to stop apps, and the FDC3 intent choices the user
+//! asked to remember. Its event loop also shows the intent resolver's windows
+//! (`intent_resolver.rs`).
 //!
 //! Immediate mode, kept apart from the data: [`draw`] reads a snapshot of the
 //! supervisor's apps and the form's text, and returns what the user asked for as
@@ -17,7 +19,12 @@ use weft_proto::frame::{AppInfo, AppState};
 use weft_supervisor::Supervisor;
 use weft_workspace::Workspace;
 
-use crate::{shell_process, shutdown::Shutdown};
+use crate::{
+    fdc3_agent::AgentHandle,
+    intent_resolver::{self, Remembered, ResolverForm},
+    shell_process,
+    shutdown::Shutdown,
+};
 
 /// Lets other threads bring the panel window forward once it is open.
 #[derive(Clone, Default)]
@@ -56,6 +63,49 @@ pub enum PanelAction {
     Wait(String),
     /// Open the web inspector on an app instance's page.
     Inspect(String),
+    /// Forget a remembered intent choice.
+    ForgetChoice {
+        /// Its intent.
+        intent: String,
+        /// Its context type.
+        context_type: String,
+    },
+}
+
+/// The FDC3 agent as the panel reaches it: its resolver's questions and remembered
+/// choices, and where answers go.
+pub struct Fdc3Ui {
+    /// Where answers and forgotten choices go.
+    pub agent: AgentHandle,
+    /// The questions and remembered choices.
+    pub resolver: intent_resolver::Shared,
+}
+
+/// Draws the remembered intent choices, each with a Forget button.
+pub fn draw_choices(ui: &mut egui::Ui, remembered: &[Remembered]) -> Vec<PanelAction> {
+    let mut actions = Vec::new();
+    egui::CollapsingHeader::new(format!("Remembered intent choices ({})", remembered.len()))
+        .default_open(!remembered.is_empty())
+        .show(ui, |ui| {
+            if remembered.is_empty() {
+                ui.label("None: the intent resolver asks each time.");
+            }
+            for choice in remembered {
+                ui.horizontal(|ui| {
+                    ui.label(format!(
+                        "{} with {} goes to {}",
+                        choice.intent, choice.context_type, choice.app_id
+                    ));
+                    if ui.button("Forget").clicked() {
+                        actions.push(PanelAction::ForgetChoice {
+                            intent: choice.intent.clone(),
+                            context_type: choice.context_type.clone(),
+                        });
+                    }
+                });
+            }
+        });
+    actions
 }
 
 /// The panel's own editable state.
@@ -229,12 +279,23 @@ struct PanelApp {
     supervisor: Supervisor,
     data_dir: PathBuf,
     form: PanelForm,
+    fdc3: Fdc3Ui,
+    resolver_form: ResolverForm,
     /// Actions are run off the UI thread so that a slow launch never freezes the panel.
     pending: Arc<Mutex<Option<(bool, String)>>>,
 }
 
 impl PanelApp {
     fn act(&mut self, action: PanelAction, ctx: egui::Context) {
+        if let PanelAction::ForgetChoice {
+            intent,
+            context_type,
+        } = action
+        {
+            self.form.status = Some((false, format!("forgot the choice for {intent}")));
+            self.fdc3.agent.forget_choice(intent, context_type);
+            return;
+        }
         let supervisor = self.supervisor.clone();
         let data_dir = self.data_dir.clone();
         let outcome = self.pending.clone();
@@ -263,6 +324,7 @@ impl PanelApp {
                     .open_inspector(&id)
                     .map(|()| format!("opening the inspector of {id}"))
                     .map_err(anyhow::Error::from),
+                PanelAction::ForgetChoice { .. } => unreachable!("handled above"),
             };
             *outcome.lock().unwrap_or_else(|p| p.into_inner()) = Some(match result {
                 Ok(text) => (false, text),
@@ -284,11 +346,31 @@ impl eframe::App for PanelApp {
             self.form.status = Some(outcome);
         }
         let apps = self.supervisor.apps();
+        let remembered = self.fdc3.resolver.remembered();
         let actions = egui::CentralPanel::default()
-            .show(ui, |ui| draw(ui, &apps, &mut self.form))
+            .show(ui, |ui| {
+                let mut actions = draw(ui, &apps, &mut self.form);
+                ui.separator();
+                actions.extend(draw_choices(ui, &remembered));
+                actions
+            })
             .inner;
         for action in actions {
             self.act(action, ui.ctx().clone());
+        }
+        // The intent resolver, over the app that raised the intent.
+        if let Some(question) = self.fdc3.resolver.first() {
+            let over = apps
+                .iter()
+                .find(|a| a.instance_id == question.requester.instance_id)
+                .and_then(|a| a.bounds);
+            if let Some((id, answer)) =
+                intent_resolver::show(ui.ctx(), &question, over, &mut self.resolver_form)
+            {
+                self.fdc3.resolver.answered(id);
+                self.resolver_form = ResolverForm::default();
+                self.fdc3.agent.resolved(id, answer);
+            }
         }
     }
 }
@@ -299,6 +381,7 @@ pub fn run(
     shutdown: Shutdown,
     data_dir: PathBuf,
     handle: PanelHandle,
+    fdc3: Fdc3Ui,
 ) -> anyhow::Result<()> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
@@ -313,13 +396,17 @@ pub fn run(
         data_dir,
         form: PanelForm::default(),
         pending: Arc::new(Mutex::new(None)),
+        resolver_form: ResolverForm::default(),
+        fdc3,
     };
+    let resolver = app.fdc3.resolver.clone();
     eframe::run_native(
         "weft-panel",
         options,
         Box::new(move |cc| {
             let ctx = cc.egui_ctx.clone();
             *handle.ctx.lock().unwrap_or_else(|p| p.into_inner()) = Some(ctx.clone());
+            resolver.set_repaint(ctx.clone());
             let repaint = ctx.clone();
             supervisor.set_on_change(Arc::new(move || repaint.request_repaint()));
             shutdown.on_raise(move || {
@@ -378,6 +465,33 @@ mod tests {
                 actions: vec![],
             },
         )
+    }
+
+    #[test]
+    fn remembered_intent_choices_are_listed_and_can_be_forgotten() {
+        let remembered = vec![Remembered {
+            intent: "ViewChart".into(),
+            context_type: "fdc3.instrument".into(),
+            app_id: "pricer".into(),
+        }];
+        let mut h = Harness::new_ui_state(
+            move |ui, actions: &mut Vec<PanelAction>| {
+                actions.extend(draw_choices(ui, &remembered));
+            },
+            vec![],
+        );
+        h.run();
+        h.get_by_label("Remembered intent choices (1)");
+        h.get_by_label("ViewChart with fdc3.instrument goes to pricer");
+        h.get_by_label("Forget").click();
+        h.run();
+        assert_eq!(
+            h.state(),
+            &[PanelAction::ForgetChoice {
+                intent: "ViewChart".into(),
+                context_type: "fdc3.instrument".into()
+            }]
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ use crate::{
     config::Config,
     demo,
     fdc3_agent::{self, AgentHandle},
+    intent_resolver,
     launch_request::{LaunchRequest, Loaded},
     logging,
     metrics::{self, MetricsAddr},
@@ -115,7 +116,15 @@ pub fn run(
         },
         broker_handle.clone(),
     );
-    let fdc3 = runtime.block_on(fdc3_agent::start(&broker_handle, supervisor.clone()))?;
+    let resolver = show_panel.then(intent_resolver::Shared::default);
+    let fdc3 = runtime.block_on(fdc3_agent::start(
+        &broker_handle,
+        supervisor.clone(),
+        fdc3_agent::ResolverSide {
+            shared: resolver.clone(),
+            choices_file: intent_resolver::choices_file(data_dir),
+        },
+    ))?;
     let metrics_url = match runtime.block_on(metrics::bind(settings.metrics_addr)) {
         Ok(Some(listener)) => {
             let addr = listener
@@ -179,12 +188,16 @@ pub fn run(
         shutdown.raise(format!("the first workspace could not start: {e:#}"));
     }
 
-    if show_panel && launched.is_ok() {
+    if let (Some(resolver), true) = (resolver, launched.is_ok()) {
         panel::run(
             supervisor.clone(),
             shutdown.clone(),
             data_dir.to_owned(),
             panel,
+            panel::Fdc3Ui {
+                agent: fdc3,
+                resolver,
+            },
         )?;
         shutdown.raise("the control panel was closed");
     }

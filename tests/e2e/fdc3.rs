@@ -372,3 +372,79 @@ fn an_app_that_calls_window_close_goes_and_its_private_channels_hear_it() {
         "{pricer:?}"
     );
 }
+
+#[test]
+fn the_intent_resolver_asks_over_the_raising_app_and_the_keyboard_answers() {
+    let env = TestEnv::new();
+    let charting = |app_id: &str, title: &str| {
+        json!({"appId": app_id, "title": title, "type": "web",
+               "details": {"url": "fdc3/index.html?intents=ViewChart"},
+               "interop": {"intents": {"listensFor": {"ViewChart": {"contexts": ["fdc3.instrument"]}}}}})
+    };
+    let appd = env.app_directory(
+        "appd",
+        &[
+            web("asker", "Asker", "fdc3/index.html"),
+            charting("chart", "Chart"),
+            charting("pricer", "Pricer"),
+        ],
+    );
+    // With the control panel: its event loop shows the resolver.
+    let mut shell = Shell::start(
+        env,
+        &["launch", "--appd", appd.to_str().unwrap(), "--app", "asker"],
+    );
+    shell.wait_ready(1);
+    let asker_window = shell.geometry(&shell.window_of("Asker"));
+    // Worker threads run the raises while this thread waits for windows.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = shell.client().await;
+        let asker = std::sync::Arc::new(Page::of(&client, "asker").await);
+        let aapl = json!({"type": "fdc3.instrument", "id": {"ticker": "AAPL"}});
+        let raise = |asker: std::sync::Arc<Page>| {
+            let aapl = aapl.clone();
+            tokio::spawn(async move {
+                asker
+                    .action("raise", json!({"intent": "ViewChart", "context": aapl}))
+                    .await
+            })
+        };
+
+        // Escape cancels.
+        let raised = raise(asker.clone());
+        let resolver = shell.window_of("Weft: choose an app");
+        let (x, y, w, h) = shell.geometry(&resolver);
+        let centre = |x: i32, w: u32| x + w as i32 / 2;
+        assert!(
+            (centre(x, w) - centre(asker_window.0, asker_window.2)).abs() < 80
+                && (centre(y, h) - centre(asker_window.1, asker_window.3)).abs() < 80,
+            "the resolver {:?} is over the asker {asker_window:?}",
+            (x, y, w, h)
+        );
+        shell.xdotool(&["windowfocus", "--sync", &resolver, "key", "Escape"]);
+        let outcome = within("the cancelled raise", raised).await.unwrap();
+        assert_eq!(outcome, json!({"error": "UserCancelledResolution"}));
+
+        // 2 chooses the second app: a new Pricer gets the intent. (A window of its own:
+        // the last one may not be gone yet.)
+        let raised = raise(asker.clone());
+        let first = resolver;
+        let resolver = weft_e2e::wait_for("the second question's window", weft_e2e::SLOW, || {
+            let found =
+                shell.xdotool(&["search", "--onlyvisible", "--name", "^Weft: choose an app$"]);
+            found.lines().find(|id| *id != first).map(str::to_owned)
+        });
+        shell.xdotool(&["windowfocus", "--sync", &resolver, "key", "2"]);
+        let outcome = within("the resolved raise", raised).await.unwrap();
+        assert_eq!(outcome["source"]["appId"], "pricer", "{outcome}");
+        assert_eq!(outcome["result"], Value::Null, "ViewChart returns nothing");
+    });
+    let apps = shell.wait_ready(2);
+    let ids: Vec<_> = apps.iter().map(|a| a.app_id.as_str()).collect();
+    assert_eq!(ids, ["asker", "pricer"]);
+}

@@ -299,45 +299,6 @@ fn a_killed_web_process_is_replaced_and_the_page_loaded_again() {
     assert!(log.contains("the page's web process ended"), "{log}");
 }
 
-/// `xdotool` on the shell's display.
-fn xdotool(shell: &Shell, args: &[&str]) -> String {
-    let out = std::process::Command::new("xdotool")
-        .args(args)
-        .env("DISPLAY", shell.display.name())
-        .output()
-        .expect("running xdotool (Debian package xdotool)");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The window titled `title`: its id once it is mapped.
-fn window_of(shell: &Shell, title: &str) -> String {
-    wait_for(&format!("the window {title:?}"), SLOW, || {
-        let found = xdotool(
-            shell,
-            &["search", "--onlyvisible", "--name", &format!("^{title}$")],
-        );
-        found.lines().next().map(str::to_owned)
-    })
-}
-
-/// `(x, y, width, height)` of window `id`.
-fn geometry(shell: &Shell, id: &str) -> (i32, i32, u32, u32) {
-    let text = xdotool(shell, &["getwindowgeometry", "--shell", id]);
-    let field = |name: &str| -> i64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}=")))
-            .unwrap_or_else(|| panic!("no {name} in {text:?}"))
-            .parse()
-            .unwrap()
-    };
-    (
-        field("X") as i32,
-        field("Y") as i32,
-        field("WIDTH") as u32,
-        field("HEIGHT") as u32,
-    )
-}
-
 #[test]
 fn a_restarted_app_gets_its_window_back_where_the_user_left_it() {
     let env = TestEnv::new();
@@ -346,20 +307,17 @@ fn a_restarted_app_gets_its_window_back_where_the_user_left_it() {
     let apps = shell.wait_ready(1);
 
     // The user moves and resizes the window; its host tells the shell.
-    let window = window_of(&shell, "mover");
-    xdotool(
-        &shell,
-        &[
-            "windowsize",
-            &window,
-            "350",
-            "260",
-            "windowmove",
-            &window,
-            "333",
-            "222",
-        ],
-    );
+    let window = shell.window_of("mover");
+    shell.xdotool(&[
+        "windowsize",
+        &window,
+        "350",
+        "260",
+        "windowmove",
+        &window,
+        "333",
+        "222",
+    ]);
     let moved = wait_for("the shell to learn the new bounds", SLOW, || {
         let ps = shell.ps()?;
         let b = ps.apps[0].bounds?;
@@ -368,9 +326,9 @@ fn a_restarted_app_gets_its_window_back_where_the_user_left_it() {
 
     kill_9(apps[0].pid.unwrap());
     ready_after_restart(&mut shell, "mover", 1);
-    let window = window_of(&shell, "mover");
+    let window = shell.window_of("mover");
     assert_eq!(
-        geometry(&shell, &window),
+        shell.geometry(&window),
         (moved.x, moved.y, moved.width, moved.height)
     );
 }
@@ -548,7 +506,7 @@ fn the_web_inspector_opens_on_request() {
     let mut shell = Shell::launch(env, &ws);
     let apps = shell.wait_ready(1);
     let inspectors =
-        |shell: &Shell| xdotool(shell, &["search", "--onlyvisible", "--name", "Inspector"]);
+        |shell: &Shell| shell.xdotool(&["search", "--onlyvisible", "--name", "Inspector"]);
     assert_eq!(inspectors(&shell).trim(), "", "no inspector before asking");
 
     let rt = runtime();

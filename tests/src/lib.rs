@@ -335,6 +335,19 @@ impl TestEnv {
     }
 }
 
+/// `text` with the characters that are special in a regular expression escaped.
+fn regex_escape(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let special = "\\.+*?()|[]{}^$".contains(c);
+            special
+                .then_some('\\')
+                .into_iter()
+                .chain(std::iter::once(c))
+        })
+        .collect()
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     fs::create_dir_all(to).expect("mkdir");
     for entry in fs::read_dir(from).expect("read fixtures") {
@@ -457,6 +470,43 @@ impl Shell {
             log,
             _serial: serial,
         }
+    }
+
+    /// Runs `xdotool ARGS` on the shell's display; its output.
+    pub fn xdotool(&self, args: &[&str]) -> String {
+        let out = Command::new("xdotool")
+            .args(args)
+            .env("DISPLAY", self.display.name())
+            .output()
+            .expect("running xdotool (Debian package xdotool)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The window titled exactly `title`: its id once it is mapped.
+    pub fn window_of(&self, title: &str) -> String {
+        wait_for(&format!("the window {title:?}"), SLOW, || {
+            let pattern = format!("^{}$", regex_escape(title));
+            let found = self.xdotool(&["search", "--onlyvisible", "--name", &pattern]);
+            found.lines().next().map(str::to_owned)
+        })
+    }
+
+    /// `(x, y, width, height)` of window `id`.
+    pub fn geometry(&self, id: &str) -> (i32, i32, u32, u32) {
+        let text = self.xdotool(&["getwindowgeometry", "--shell", id]);
+        let field = |name: &str| -> i64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{name}=")))
+                .unwrap_or_else(|| panic!("no {name} in {text:?}"))
+                .parse()
+                .unwrap()
+        };
+        (
+            field("X") as i32,
+            field("Y") as i32,
+            field("WIDTH") as u32,
+            field("HEIGHT") as u32,
+        )
     }
 
     /// The shell's process id.

@@ -105,6 +105,11 @@ impl Agent {
             .map(|((i, c), a)| (i.as_str(), c.as_str(), a.as_str()))
     }
 
+    /// The questions the agent still waits on the user for.
+    pub fn waiting_questions(&self) -> Vec<u64> {
+        self.resolver.pending.iter().map(|p| p.id).collect()
+    }
+
     /// The questions for the user, since the last call.
     pub fn take_resolve_requests(&mut self) -> Vec<ResolveRequest> {
         std::mem::take(&mut self.resolver.asked)

@@ -158,7 +158,15 @@ pub fn run(spec: LaunchSpec) -> anyhow::Result<()> {
     let webview = builder.build_gtk(vbox).context("creating the webview")?;
     reload_when_the_web_process_dies(&webview);
 
+    // The shell knows where the window is from the start (the intent resolver shows
+    // over it), also when the launch gave no bounds.
     let mut reported = spec.bounds;
+    if reported.is_none()
+        && let Some(bounds) = current_bounds(&window)
+    {
+        reported = Some(bounds);
+        let _ = to_bus.send(FromWindow::Window(bounds));
+    }
     let probe_bus = to_bus.clone();
     event_loop.run(move |event, _, control_flow| {
         *control_flow = ControlFlow::Wait;
