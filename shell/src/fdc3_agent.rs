@@ -19,7 +19,7 @@ use weft_proto::{
 use weft_supervisor::Supervisor;
 use weft_workspace::{AppLookup, DirectoryApp, WorkspaceFile};
 
-use crate::intent_resolver::{self, Answer, Remembered};
+use crate::fdc3_prompts::{self, Answer, Prompt, Remembered};
 
 /// How often the agent checks what waits on a deadline.
 const TICK: Duration = Duration::from_secs(1);
@@ -32,6 +32,7 @@ enum Input {
     Launched(u64, Result<Identity, String>),
     Resolved(u64, Answer),
     Forget(String, String),
+    SelectChannel(String, Option<String>),
 }
 
 /// Every App Directory record the agent knows, by appId: where new instances come
@@ -74,17 +75,24 @@ impl AgentHandle {
         let _ = self.0.send(Input::Resolved(id, answer));
     }
 
+    /// The user put an app instance on a user channel (or none) in the channel
+    /// selector.
+    pub fn select_channel(&self, instance_id: String, channel: Option<String>) {
+        let _ = self.0.send(Input::SelectChannel(instance_id, channel));
+    }
+
     /// The user forgot a remembered intent choice.
     pub fn forget_choice(&self, intent: String, context_type: String) {
         let _ = self.0.send(Input::Forget(intent, context_type));
     }
 }
 
-/// The intent resolver's side of the agent: its questions and remembered choices.
+/// The user's side of the agent: its questions (intent resolver, channel selector) and
+/// remembered choices.
 pub struct ResolverSide {
     /// Shared with the panel, which shows the questions (`None` without a panel: no
     /// question can be asked, remembered choices still apply).
-    pub shared: Option<intent_resolver::Shared>,
+    pub shared: Option<fdc3_prompts::Shared>,
     /// Where the remembered choices are kept.
     pub choices_file: PathBuf,
 }
@@ -95,7 +103,7 @@ pub async fn start(
     supervisor: Supervisor,
     resolver: ResolverSide,
 ) -> anyhow::Result<AgentHandle> {
-    let remembered = intent_resolver::load_choices(&resolver.choices_file)?;
+    let remembered = fdc3_prompts::load_choices(&resolver.choices_file)?;
     let identity = Identity {
         app_id: FDC3_AGENT_APP_ID.into(),
         instance_id: "agent".into(),
@@ -181,14 +189,24 @@ pub async fn start(
                         agent.forget_choice(&intent, &context_type);
                         save_choices(&agent, &resolver);
                     }
+                    Input::SelectChannel(instance_id, channel) => {
+                        let out = agent.select_user_channel(&instance_id, channel.as_deref());
+                        send_all(&client, &topic, &mut agent, out).await;
+                    }
                 },
             }
             for launch in agent.take_launches() {
                 launcher.launch(launch);
             }
+            // Without the panel there is nobody to ask: the agent answers the intent
+            // questions itself (ResolverUnavailable), and channel requests are dropped.
+            let channel_questions = agent.take_channel_questions();
             if let Some(shared) = &resolver.shared {
                 for question in agent.take_resolve_requests() {
-                    shared.ask(question);
+                    shared.ask(Prompt::Intent(question));
+                }
+                for question in channel_questions {
+                    shared.ask(Prompt::Channel(question));
                 }
                 shared.keep_only(&agent.waiting_questions());
             }
@@ -208,7 +226,7 @@ fn save_choices(agent: &Agent, resolver: &ResolverSide) {
             app_id: app_id.into(),
         })
         .collect();
-    if let Err(e) = intent_resolver::save_choices(&resolver.choices_file, &choices) {
+    if let Err(e) = fdc3_prompts::save_choices(&resolver.choices_file, &choices) {
         tracing::error!("the remembered intent choices could not be saved: {e:#}");
     }
     if let Some(shared) = &resolver.shared {

@@ -16,7 +16,7 @@ mod demo;
 mod diag;
 mod durable_streams;
 mod fdc3_agent;
-mod intent_resolver;
+mod fdc3_prompts;
 mod journal_command;
 mod journal_keys;
 mod launch_request;

@@ -1,7 +1,7 @@
 //! The control panel: one egui window listing the running apps, with buttons to launch
 //! the demo or a workspace file and to stop apps, and the FDC3 intent choices the user
 //! asked to remember. Its event loop also shows the intent resolver's windows
-//! (`intent_resolver.rs`).
+//! (`fdc3_prompts.rs`).
 //!
 //! Immediate mode, kept apart from the data: [`draw`] reads a snapshot of the
 //! supervisor's apps and the form's text, and returns what the user asked for as
@@ -21,7 +21,7 @@ use weft_workspace::Workspace;
 
 use crate::{
     fdc3_agent::AgentHandle,
-    intent_resolver::{self, Remembered, ResolverForm},
+    fdc3_prompts::{self, PromptForm, Remembered, Reply},
     shell_process,
     shutdown::Shutdown,
 };
@@ -78,7 +78,7 @@ pub struct Fdc3Ui {
     /// Where answers and forgotten choices go.
     pub agent: AgentHandle,
     /// The questions and remembered choices.
-    pub resolver: intent_resolver::Shared,
+    pub resolver: fdc3_prompts::Shared,
 }
 
 /// Draws the remembered intent choices, each with a Forget button.
@@ -280,7 +280,7 @@ struct PanelApp {
     data_dir: PathBuf,
     form: PanelForm,
     fdc3: Fdc3Ui,
-    resolver_form: ResolverForm,
+    prompt_form: PromptForm,
     /// Actions are run off the UI thread so that a slow launch never freezes the panel.
     pending: Arc<Mutex<Option<(bool, String)>>>,
 }
@@ -358,18 +358,22 @@ impl eframe::App for PanelApp {
         for action in actions {
             self.act(action, ui.ctx().clone());
         }
-        // The intent resolver, over the app that raised the intent.
-        if let Some(question) = self.fdc3.resolver.first() {
-            let over = apps
-                .iter()
-                .find(|a| a.instance_id == question.requester.instance_id)
-                .and_then(|a| a.bounds);
-            if let Some((id, answer)) =
-                intent_resolver::show(ui.ctx(), &question, over, &mut self.resolver_form)
+        // The agent's questions (intent resolver, channel selector), over their app.
+        if let Some(queued) = self.fdc3.resolver.first() {
+            let over = fdc3_prompts::over(&queued, &apps);
+            if let Some((key, reply)) =
+                fdc3_prompts::show(ui.ctx(), &queued, over, &mut self.prompt_form)
             {
-                self.fdc3.resolver.answered(id);
-                self.resolver_form = ResolverForm::default();
-                self.fdc3.agent.resolved(id, answer);
+                self.fdc3.resolver.answered(key);
+                self.prompt_form = PromptForm::default();
+                match reply {
+                    Reply::Intent { id, answer } => self.fdc3.agent.resolved(id, answer),
+                    Reply::Channel {
+                        instance_id,
+                        channel,
+                    } => self.fdc3.agent.select_channel(instance_id, channel),
+                    Reply::Dismissed => {}
+                }
             }
         }
     }
@@ -396,7 +400,7 @@ pub fn run(
         data_dir,
         form: PanelForm::default(),
         pending: Arc::new(Mutex::new(None)),
-        resolver_form: ResolverForm::default(),
+        prompt_form: PromptForm::default(),
         fdc3,
     };
     let resolver = app.fdc3.resolver.clone();

@@ -22,7 +22,7 @@ use crate::{
     config::Config,
     demo,
     fdc3_agent::{self, AgentHandle},
-    intent_resolver,
+    fdc3_prompts,
     launch_request::{LaunchRequest, Loaded},
     logging,
     metrics::{self, MetricsAddr},
@@ -116,13 +116,13 @@ pub fn run(
         },
         broker_handle.clone(),
     );
-    let resolver = show_panel.then(intent_resolver::Shared::default);
+    let resolver = show_panel.then(fdc3_prompts::Shared::default);
     let fdc3 = runtime.block_on(fdc3_agent::start(
         &broker_handle,
         supervisor.clone(),
         fdc3_agent::ResolverSide {
             shared: resolver.clone(),
-            choices_file: intent_resolver::choices_file(data_dir),
+            choices_file: fdc3_prompts::choices_file(data_dir),
         },
     ))?;
     let metrics_url = match runtime.block_on(metrics::bind(settings.metrics_addr)) {

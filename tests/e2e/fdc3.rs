@@ -448,3 +448,63 @@ fn the_intent_resolver_asks_over_the_raising_app_and_the_keyboard_answers() {
     let ids: Vec<_> = apps.iter().map(|a| a.app_id.as_str()).collect();
     assert_eq!(ids, ["asker", "pricer"]);
 }
+
+#[test]
+fn an_app_window_shows_its_channel_and_the_user_changes_it_there() {
+    let env = TestEnv::new();
+    let ws = fdc3_workspace(&env, &["alice", "bob"]);
+    // With the control panel: its event loop shows the channel selector.
+    let mut shell = Shell::start(env, &["launch", ws.to_str().unwrap()]);
+    shell.wait_ready(2);
+    let bob_window = shell.geometry(&shell.window_of("bob"));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = shell.client().await;
+        let mut heard = client.subscribe(topic("e2e.fdc3.heard")).await.unwrap();
+        let (alice, bob) = (
+            Page::of(&client, "alice").await,
+            Page::of(&client, "bob").await,
+        );
+        assert_eq!(
+            bob.action("listen", json!({"contextType": null})).await["ok"],
+            true
+        );
+
+        // The strip at the top of bob's window: grey (no channel). A click opens the
+        // selector over the window; 1 puts bob on Channel 1, and the strip turns red.
+        let strip = (bob_window.0 + 12, bob_window.1 + 12);
+        assert_eq!(
+            shell.display.pixel(strip.0, strip.1).as_deref(),
+            Some("#9E9E9E")
+        );
+        shell.xdotool(&[
+            "mousemove",
+            &strip.0.to_string(),
+            &strip.1.to_string(),
+            "click",
+            "1",
+        ]);
+        let selector = shell.window_of("Weft: choose a channel");
+        shell.xdotool(&["windowfocus", "--sync", &selector, "key", "1"]);
+        weft_e2e::wait_for("the strip to turn red", weft_e2e::SLOW, || {
+            (shell.display.pixel(strip.0, strip.1).as_deref() == Some("#E53935")).then_some(())
+        });
+        let current = bob.call("getCurrentChannel", json!([])).await.unwrap();
+        assert_eq!(current["id"], "fdc3.channel.1");
+
+        // bob's listener moved with it: alice's broadcast on Channel 1 reaches it.
+        alice
+            .call("joinUserChannel", json!(["fdc3.channel.1"]))
+            .await
+            .unwrap();
+        let aapl = json!({"type": "fdc3.instrument", "id": {"ticker": "AAPL"}});
+        alice.call("broadcast", json!([aapl])).await.unwrap();
+        let d = within("bob hearing alice", heard.next()).await.unwrap();
+        let report: Value = serde_json::from_slice(&d.payload).unwrap();
+        assert_eq!(report, json!({"by": "bob", "context": aapl}));
+    });
+}

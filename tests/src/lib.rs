@@ -154,6 +154,30 @@ impl Display {
         format!(":{}", self.number)
     }
 
+    /// The colour of the screen's pixel at `(x, y)`, as `#RRGGBB`.
+    pub fn pixel(&self, x: i32, y: i32) -> Option<String> {
+        let out = Command::new("import")
+            .args([
+                "-window",
+                "root",
+                "-crop",
+                &format!("1x1+{x}+{y}"),
+                "-depth",
+                "8",
+                "txt:-",
+            ])
+            .env("DISPLAY", self.name())
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let hex = text
+            .split_whitespace()
+            .find(|w| w.starts_with('#') && w.len() == 7)?;
+        Some(hex.to_uppercase())
+    }
+
     /// Saves a PNG of the whole screen; returns whether it worked.
     pub fn screenshot(&self, path: &Path) -> bool {
         Command::new("import")

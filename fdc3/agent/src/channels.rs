@@ -39,6 +39,15 @@ pub struct DisplayMetadata {
     pub color: &'static str,
     /// Its glyph.
     pub glyph: &'static str,
+    /// How Weft draws its colour (not part of the standard's metadata).
+    pub rgb: [u8; 3],
+}
+
+impl DisplayMetadata {
+    /// The colour as `#rrggbb`.
+    pub fn hex(&self) -> String {
+        format!("#{:02x}{:02x}{:02x}", self.rgb[0], self.rgb[1], self.rgb[2])
+    }
 }
 
 /// The standard's recommended set of user channels (FDC3 2.2, "User Channels").
@@ -49,6 +58,7 @@ pub const USER_CHANNELS: [(&str, DisplayMetadata); 8] = [
             name: "Channel 1",
             color: "red",
             glyph: "1",
+            rgb: [0xe5, 0x39, 0x35],
         },
     ),
     (
@@ -57,6 +67,7 @@ pub const USER_CHANNELS: [(&str, DisplayMetadata); 8] = [
             name: "Channel 2",
             color: "orange",
             glyph: "2",
+            rgb: [0xfb, 0x8c, 0x00],
         },
     ),
     (
@@ -65,6 +76,7 @@ pub const USER_CHANNELS: [(&str, DisplayMetadata); 8] = [
             name: "Channel 3",
             color: "yellow",
             glyph: "3",
+            rgb: [0xfd, 0xd8, 0x35],
         },
     ),
     (
@@ -73,6 +85,7 @@ pub const USER_CHANNELS: [(&str, DisplayMetadata); 8] = [
             name: "Channel 4",
             color: "green",
             glyph: "4",
+            rgb: [0x43, 0xa0, 0x47],
         },
     ),
     (
@@ -81,6 +94,7 @@ pub const USER_CHANNELS: [(&str, DisplayMetadata); 8] = [
             name: "Channel 5",
             color: "cyan",
             glyph: "5",
+            rgb: [0x00, 0xac, 0xc1],
         },
     ),
     (
@@ -89,6 +103,7 @@ pub const USER_CHANNELS: [(&str, DisplayMetadata); 8] = [
             name: "Channel 6",
             color: "blue",
             glyph: "6",
+            rgb: [0x1e, 0x88, 0xe5],
         },
     ),
     (
@@ -97,6 +112,7 @@ pub const USER_CHANNELS: [(&str, DisplayMetadata); 8] = [
             name: "Channel 7",
             color: "magenta",
             glyph: "7",
+            rgb: [0xd8, 0x1b, 0x60],
         },
     ),
     (
@@ -105,6 +121,7 @@ pub const USER_CHANNELS: [(&str, DisplayMetadata); 8] = [
             name: "Channel 8",
             color: "purple",
             glyph: "8",
+            rgb: [0x8e, 0x24, 0xaa],
         },
     ),
 ];

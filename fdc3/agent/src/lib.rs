@@ -38,6 +38,7 @@ mod intents;
 mod launch;
 mod private;
 mod resolver;
+mod selector;
 
 use std::collections::BTreeMap;
 
@@ -50,6 +51,7 @@ pub use channels::{ChannelKind, DisplayMetadata, USER_CHANNELS};
 use envelope::{Request, error_response, event, response};
 pub use launch::{INTENT_DELIVERY_TIMEOUT, LaunchRequest, OPEN_TIMEOUT};
 pub use resolver::{RESOLVER_TIMEOUT, ResolveRequest, ResolverOption};
+pub use selector::{CHOOSE_CHANNEL_MESSAGE, ChannelQuestion, HOST_CHANNEL_MESSAGE};
 
 /// The FDC3 version implemented.
 pub const FDC3_VERSION: &str = "2.2";
@@ -145,6 +147,7 @@ pub struct Agent {
     private_listeners: BTreeMap<String, private::EventListener>,
     launches: launch::Launches,
     resolver: resolver::Resolver,
+    channel_questions: Vec<selector::ChannelQuestion>,
 }
 
 impl Agent {
@@ -266,10 +269,21 @@ impl Agent {
                     .and_then(|id| self.channels.get(id).map(|c| c.describe(id)));
                 Ok(json!({ "channel": channel }))
             }
-            "joinUserChannelRequest" => self.join_user_channel(from, p),
+            "joinUserChannelRequest" => {
+                let joined = self.join_user_channel(from, p);
+                if joined.is_ok() {
+                    self.tell_host(from, out);
+                }
+                joined
+            }
             "leaveCurrentChannelRequest" => {
                 self.instance(from).user_channel = None;
+                self.tell_host(from, out);
                 Ok(json!({}))
+            }
+            selector::CHOOSE_CHANNEL_MESSAGE => {
+                self.choose_channel(from);
+                return None;
             }
             "getOrCreateChannelRequest" => self.get_or_create_channel(p),
             "getCurrentContextRequest" => self.current_context(from, p),

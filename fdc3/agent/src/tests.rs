@@ -277,6 +277,63 @@ fn user_channel_listeners_follow_the_channel_the_instance_joins() {
 }
 
 #[test]
+fn the_user_picks_a_channel_for_an_app_and_its_page_and_host_hear_of_it() {
+    let mut agent = agent();
+    let (me, other) = (id("chart", "me"), id("blotter", "other"));
+    listen(&mut agent, &me, None, None);
+    // The host asks for the selector: a question for the shell, nothing sent.
+    let out = agent.handle(&me, &json!({"type": CHOOSE_CHANNEL_MESSAGE, "meta": {}}));
+    assert!(out.is_empty());
+    assert_eq!(
+        agent.take_channel_questions(),
+        [ChannelQuestion {
+            instance: me.clone(),
+            current: None
+        }]
+    );
+    let out = agent.select_user_channel("me", Some("fdc3.channel.5"));
+    assert_eq!(out.len(), 2);
+    assert!(out.iter().all(|o| o.to == me));
+    assert_eq!(out[0].message["type"], "channelChangedEvent");
+    assert_eq!(
+        out[0].message["payload"],
+        json!({"newChannelId": "fdc3.channel.5"})
+    );
+    assert_eq!(out[1].message["type"], HOST_CHANNEL_MESSAGE);
+    assert_eq!(
+        out[1].message["payload"]["channel"]["displayMetadata"]["color"],
+        "cyan"
+    );
+    assert_eq!(agent.user_channel_of("me"), Some("fdc3.channel.5"));
+    assert_eq!(
+        broadcast(&mut agent, &other, "fdc3.channel.5", instrument("A")).len(),
+        1
+    );
+    assert!(
+        agent.select_user_channel("me", Some("orders")).is_empty(),
+        "not a user channel"
+    );
+    assert_eq!(agent.user_channel_of("me"), Some("fdc3.channel.5"));
+    let out = agent.select_user_channel("me", None);
+    assert_eq!(out[0].message["payload"], json!({"newChannelId": null}));
+    assert_eq!(
+        out[1].message["payload"],
+        json!({"channel": null, "rgb": null})
+    );
+
+    // The app's own join: only its host is told (the proxy moved its listeners).
+    let (_, out) = call(
+        &mut agent,
+        &me,
+        "joinUserChannelRequest",
+        json!({"channelId": "fdc3.channel.2"}),
+    );
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].message["type"], HOST_CHANNEL_MESSAGE);
+    assert_eq!(out[0].message["payload"]["channel"]["id"], "fdc3.channel.2");
+}
+
+#[test]
 fn current_context_is_the_latest_of_a_type_or_of_all() {
     let mut agent = agent();
     let me = id("chart", "me");

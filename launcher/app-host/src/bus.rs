@@ -17,6 +17,7 @@ use weft_proto::{
 };
 
 use crate::{
+    channel_bar::{CHOOSE_CHANNEL, ShownChannel},
     console_log::ConsoleLog,
     page_gate::PageRequest,
     page_probe::{self, PageProbe},
@@ -36,6 +37,8 @@ pub enum FromWindow {
     PageStarted,
     /// The user moved or resized the window.
     Window(WindowBounds),
+    /// The user asked to change the app's FDC3 user channel.
+    ChooseChannel,
     /// The page ran probe `id` (see [`crate::page_probe`]); the window was `visible`.
     ProbeAnswered {
         /// The probe.
@@ -84,7 +87,7 @@ pub async fn run(
     let (to_page, to_page_rx) = page_queue();
     let window = Arc::new(window);
     tokio::spawn(flush_to_page(to_page_rx, window.clone(), in_flight));
-    let fdc3 = match forward_fdc3(&client, to_page.clone()).await {
+    let fdc3 = match forward_fdc3(&client, to_page.clone(), window.clone()).await {
         Ok(task) => task,
         Err(e) => {
             window.send(HostEvent::Exit {
@@ -171,14 +174,25 @@ fn fdc3_agent() -> (IdentityFilter, Topic) {
     )
 }
 
-/// Hands the FDC3 agent's messages to the page, for the life of the connection. Only
-/// messages the broker stamps as the agent's are taken.
-async fn forward_fdc3(client: &Client, to_page: PageQueue) -> Result<JoinHandle<()>, ClientError> {
+/// Hands the FDC3 agent's messages to the page, for the life of the connection, but
+/// for those about the app's user channel, which go to the window's channel strip.
+/// Only messages the broker stamps as the agent's are taken.
+async fn forward_fdc3(
+    client: &Client,
+    to_page: PageQueue,
+    window: Arc<impl WindowSink>,
+) -> Result<JoinHandle<()>, ClientError> {
     let (agent, topic) = fdc3_agent();
     let pattern = Pattern::new(topic.as_str()).expect("a topic is a pattern");
     let mut from_agent = client.subscribe_from(pattern, Some(agent)).await?;
     Ok(tokio::spawn(async move {
         while let Some(d) = from_agent.next().await {
+            if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&d.payload)
+                && let Some(channel) = ShownChannel::from_message(&value)
+            {
+                window.send(HostEvent::UserChannel(channel));
+                continue;
+            }
             let Some(message) = ToPage::fdc3(&d.payload) else {
                 tracing::warn!("the FDC3 agent sent something that is not a JSON object");
                 continue;
@@ -282,6 +296,10 @@ impl Session {
                     tracing::info!("the page is responding again");
                     self.report(PageStatus::Ready).await;
                 }
+                return;
+            }
+            FromWindow::ChooseChannel => {
+                self.to_fdc3_agent(CHOOSE_CHANNEL.into()).await;
                 return;
             }
             FromWindow::Window(bounds) => {

@@ -14,6 +14,7 @@
 //! It is not a browser: no tabs, no address bar, no navigation UI.
 
 mod bus;
+mod channel_bar;
 mod console_log;
 mod content;
 mod page_gate;

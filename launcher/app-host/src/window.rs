@@ -17,6 +17,7 @@ use wry::{PageLoadEvent, WebContext, WebViewBuilder, WebViewBuilderExtUnix};
 
 use crate::{
     bus::{self, FromWindow, WindowSink},
+    channel_bar::ChannelBar,
     content,
     page_gate::PageGate,
     page_queue::{InFlight, PageBacklog},
@@ -47,6 +48,8 @@ pub enum HostEvent {
         /// The page's request id.
         id: u64,
     },
+    /// Show the app's FDC3 user channel (or none) in the window's channel strip.
+    UserChannel(Option<crate::channel_bar::ShownChannel>),
     /// Close the window and exit the process with `code`.
     Exit {
         /// Process exit code.
@@ -155,6 +158,10 @@ pub fn run(spec: LaunchSpec) -> anyhow::Result<()> {
     let vbox = window
         .default_vbox()
         .context("the window has no GTK container for the webview")?;
+    let bar_bus = to_bus.clone();
+    let channel_bar = ChannelBar::new(vbox, move || {
+        let _ = bar_bus.send(FromWindow::ChooseChannel);
+    });
     let webview = builder.build_gtk(vbox).context("creating the webview")?;
     reload_when_the_web_process_dies(&webview);
 
@@ -181,6 +188,9 @@ pub fn run(spec: LaunchSpec) -> anyhow::Result<()> {
                 if let Err(e) = webview.evaluate_script_with_callback(&script, done) {
                     tracing::warn!("cannot run a script in the page: {e}");
                 }
+            }
+            Event::UserEvent(HostEvent::UserChannel(channel)) => {
+                channel_bar.show(channel.as_ref());
             }
             Event::UserEvent(HostEvent::OpenInspector) => {
                 tracing::info!("opening the web inspector");

@@ -1,0 +1,118 @@
+//! The strip at the top of an app's window showing which FDC3 user channel the app is
+//! on, in the channel's colour; clicking it (or pressing Enter on it) asks the shell to
+//! show its channel selector over the window.
+
+use gtk::prelude::*;
+
+/// The channel the agent says the app is on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShownChannel {
+    /// Its name, as users see it.
+    pub name: String,
+    /// Its colour, `#rrggbb`.
+    pub rgb: String,
+}
+
+impl ShownChannel {
+    /// The channel a `weftUserChannel` message names: `Some(None)` for none, `None` if
+    /// the message is not one.
+    pub fn from_message(message: &serde_json::Value) -> Option<Option<ShownChannel>> {
+        if message.get("type")?.as_str()? != HOST_CHANNEL_MESSAGE {
+            return None;
+        }
+        let payload = message.get("payload")?;
+        let channel = payload.get("channel")?;
+        if channel.is_null() {
+            return Some(None);
+        }
+        let name = channel
+            .get("displayMetadata")
+            .and_then(|d| d.get("name"))
+            .or_else(|| channel.get("id"))?
+            .as_str()?;
+        let rgb = payload.get("rgb")?.as_str()?;
+        let valid = rgb.len() == 7
+            && rgb.starts_with('#')
+            && rgb[1..].chars().all(|c| c.is_ascii_hexdigit());
+        valid.then(|| {
+            Some(ShownChannel {
+                name: name.to_owned(),
+                rgb: rgb.to_owned(),
+            })
+        })
+    }
+}
+
+/// The message type of the agent telling the host its channel (see `weft-fdc3`).
+pub const HOST_CHANNEL_MESSAGE: &str = "weftUserChannel";
+/// The message asking the agent for the channel selector.
+pub const CHOOSE_CHANNEL: &str = r#"{"type":"weftChooseUserChannel","meta":{}}"#;
+
+/// The strip: a button whose label shows the channel.
+pub struct ChannelBar {
+    button: gtk::Button,
+    label: gtk::Label,
+}
+
+impl ChannelBar {
+    /// Adds the strip at the top of `container`; `on_click` runs when the user asks to
+    /// change the channel.
+    pub fn new(container: &gtk::Box, on_click: impl Fn() + 'static) -> ChannelBar {
+        let label = gtk::Label::new(None);
+        label.set_xalign(0.0);
+        let button = gtk::Button::new();
+        button.add(&label);
+        button.set_relief(gtk::ReliefStyle::None);
+        button.set_tooltip_text(Some(
+            "The FDC3 user channel this app shares context on. Click to change it.",
+        ));
+        button.connect_clicked(move |_| on_click());
+        container.pack_start(&button, false, false, 0);
+        button.show_all();
+        let bar = ChannelBar { button, label };
+        bar.show(None);
+        bar
+    }
+
+    /// Shows `channel` (or none).
+    pub fn show(&self, channel: Option<&ShownChannel>) {
+        let markup = match channel {
+            Some(c) => format!(
+                "<span background=\"{}\">      </span>  Channel: {}",
+                c.rgb,
+                gtk::glib::markup_escape_text(&c.name)
+            ),
+            None => "<span background=\"#9e9e9e\">      </span>  Channel: none".to_owned(),
+        };
+        self.label.set_markup(&markup);
+        self.button.queue_draw();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn reads_the_agents_channel_messages_only() {
+        let on = json!({"type": "weftUserChannel", "payload": {
+            "channel": {"id": "fdc3.channel.1", "type": "user", "displayMetadata": {"name": "Channel 1"}},
+            "rgb": "#e53935"}});
+        assert_eq!(
+            ShownChannel::from_message(&on),
+            Some(Some(ShownChannel {
+                name: "Channel 1".into(),
+                rgb: "#e53935".into()
+            }))
+        );
+        let none = json!({"type": "weftUserChannel", "payload": {"channel": null, "rgb": null}});
+        assert_eq!(ShownChannel::from_message(&none), Some(None));
+        let bad_colour = json!({"type": "weftUserChannel", "payload": {
+            "channel": {"id": "x"}, "rgb": "red\" foreground=\"x"}});
+        assert_eq!(ShownChannel::from_message(&bad_colour), None);
+        let other = json!({"type": "broadcastEvent", "payload": {}});
+        assert_eq!(ShownChannel::from_message(&other), None);
+    }
+}
