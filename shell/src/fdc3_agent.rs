@@ -17,7 +17,7 @@ use weft_proto::{
     FDC3_AGENT_APP_ID, FDC3_TOPIC, Identity, Pattern, Token, Topic, frame::IdentityFilter,
 };
 use weft_supervisor::Supervisor;
-use weft_workspace::{AppLookup, DirectoryApp, WorkspaceFile};
+use weft_workspace::{AppLookup, AppSpec, DirectoryApp, Workspace, WorkspaceFile};
 
 use crate::fdc3_prompts::{self, Answer, Prompt, Remembered};
 
@@ -27,6 +27,7 @@ const TICK: Duration = Duration::from_secs(1);
 /// What the shell tells the agent.
 enum Input {
     Apps(Vec<AppRecord>),
+    WorkspaceApps(Vec<AppSpec>),
     Started(Identity, String),
     Gone(Identity),
     Launched(u64, Result<Identity, String>),
@@ -51,10 +52,25 @@ impl AppLookup for Records {
 }
 
 /// Tells the running agent about apps and instances.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct AgentHandle(mpsc::UnboundedSender<Input>);
 
+/// Where the agent's inputs wait until it starts ([`start`]).
+pub struct Inbox(mpsc::UnboundedReceiver<Input>);
+
+/// A handle for the agent, and the inbox it will read once started.
+pub fn channel() -> (AgentHandle, Inbox) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    (AgentHandle(tx), Inbox(rx))
+}
+
 impl AgentHandle {
+    /// The apps of a workspace being launched: `open` and intents may start them too
+    /// (those no App Directory has are known by appId and title only).
+    pub fn add_workspace(&self, workspace: &Workspace) {
+        let _ = self.0.send(Input::WorkspaceApps(workspace.apps.clone()));
+    }
+
     /// The apps of App Directories that were read.
     pub fn add_apps(&self, directory: &Directory) {
         let _ = self.0.send(Input::Apps(directory.apps().to_vec()));
@@ -99,10 +115,12 @@ pub struct ResolverSide {
 
 /// Connects the agent to the broker and starts serving; call on the runtime.
 pub async fn start(
+    handle: AgentHandle,
+    inputs: Inbox,
     broker: &BrokerHandle,
     supervisor: Supervisor,
     resolver: ResolverSide,
-) -> anyhow::Result<AgentHandle> {
+) -> anyhow::Result<()> {
     let remembered = fdc3_prompts::load_choices(&resolver.choices_file)?;
     let identity = Identity {
         app_id: FDC3_AGENT_APP_ID.into(),
@@ -119,11 +137,12 @@ pub async fn start(
         .subscribe(Pattern::from(topic.clone()))
         .await
         .context("subscribing the FDC3 agent")?;
-    let (inputs, mut input) = mpsc::unbounded_channel();
+    let mut input = inputs.0;
     let launcher = Launcher {
         supervisor,
         records: Records::default(),
-        report: inputs.clone(),
+        workspace_apps: BTreeMap::new(),
+        report: handle,
     };
     tokio::spawn(async move {
         let mut launcher = launcher;
@@ -164,6 +183,17 @@ pub async fn start(
                     Input::Apps(records) => {
                         agent.add_apps(&records);
                         launcher.records.0.extend(records.into_iter().map(|r| (r.app_id.clone(), r)));
+                    }
+                    Input::WorkspaceApps(specs) => {
+                        let unlisted: Vec<AppRecord> = specs
+                            .iter()
+                            .filter(|s| !launcher.records.0.contains_key(&s.app_id))
+                            .map(record_of)
+                            .collect();
+                        agent.add_apps(&unlisted);
+                        launcher
+                            .workspace_apps
+                            .extend(specs.into_iter().map(|s| (s.app_id.clone(), s)));
                     }
                     Input::Started(identity, title) => agent.instance_started(&identity, &title),
                     Input::Gone(identity) => {
@@ -213,7 +243,26 @@ pub async fn start(
         }
         tracing::info!("the FDC3 agent stopped: {}", client.closed().await);
     });
-    Ok(AgentHandle(inputs))
+    Ok(())
+}
+
+/// What the agent knows of a workspace app that no App Directory lists: its appId,
+/// title and page, and no declared intents.
+fn record_of(spec: &AppSpec) -> AppRecord {
+    AppRecord {
+        app_id: spec.app_id.clone(),
+        title: spec.title.clone(),
+        name: None,
+        version: None,
+        description: None,
+        tooltip: None,
+        publisher: None,
+        icons: vec![],
+        screenshots: vec![],
+        url: spec.url.clone(),
+        interop: Default::default(),
+        weft: Default::default(),
+    }
 }
 
 /// Keeps the agent's remembered choices, and shows them in the panel.
@@ -238,22 +287,35 @@ fn save_choices(agent: &Agent, resolver: &ResolverSide) {
 struct Launcher {
     supervisor: Supervisor,
     records: Records,
-    report: mpsc::UnboundedSender<Input>,
+    /// Apps of the workspaces launched, by appId: started as their workspace says.
+    workspace_apps: BTreeMap<String, AppSpec>,
+    report: AgentHandle,
 }
 
 impl Launcher {
-    /// Launches a new instance of the app from its record, off the async workers
-    /// (launching blocks); the outcome comes back as an input.
+    /// Launches a new instance of the app — as its workspace says, else from its App
+    /// Directory record — off the async workers (launching blocks); the outcome comes
+    /// back as an input.
     fn launch(&self, launch: LaunchRequest) {
         let (supervisor, records, report) = (
             self.supervisor.clone(),
             self.records.clone(),
             self.report.clone(),
         );
+        let from_workspace = self.workspace_apps.get(&launch.app_id).cloned();
         tokio::task::spawn_blocking(move || {
-            let outcome = WorkspaceFile::unnamed(&launch.app_id, "the FDC3 agent")
-                .with_apps(std::slice::from_ref(&launch.app_id), vec![])
-                .and_then(|file| file.resolve(&records))
+            let workspace = match from_workspace {
+                Some(spec) => Ok(Workspace {
+                    name: spec.app_id.clone(),
+                    apps: vec![spec],
+                    durable: vec![],
+                    file: PathBuf::from("the FDC3 agent"),
+                }),
+                None => WorkspaceFile::unnamed(&launch.app_id, "the FDC3 agent")
+                    .with_apps(std::slice::from_ref(&launch.app_id), vec![])
+                    .and_then(|file| file.resolve(&records)),
+            };
+            let outcome = workspace
                 .map_err(|e| e.to_string())
                 .and_then(|ws| supervisor.launch(&ws).map_err(|e| e.to_string()))
                 .and_then(|ids| {
@@ -265,7 +327,7 @@ impl Launcher {
                 Ok(id) => tracing::info!(%id, "FDC3: launched for an open or an intent"),
                 Err(e) => tracing::warn!(app_id = launch.app_id, "FDC3: cannot launch: {e}"),
             }
-            let _ = report.send(Input::Launched(launch.id, outcome));
+            let _ = report.0.send(Input::Launched(launch.id, outcome));
         });
     }
 }

@@ -4,6 +4,7 @@
 use std::{
     fs::File,
     path::{Path, PathBuf},
+    sync::Arc,
     time::Duration,
 };
 
@@ -15,7 +16,7 @@ use weft_proto::{
     endpoint::Endpoint,
     frame::{ControlReply, ControlRequest},
 };
-use weft_supervisor::{AppLogSettings, Supervisor, SupervisorConfig};
+use weft_supervisor::{AppLogSettings, PrepareLaunch, Supervisor, SupervisorConfig};
 use weft_workspace::Workspace;
 
 use crate::{
@@ -85,7 +86,8 @@ pub fn run(
         .with_context(|| format!("writing {}", endpoint.cli_token_path().display()))?;
     runtime.spawn(broker.run());
 
-    let journal = std::sync::Arc::new(crate::durable_streams::Journal::new(
+    let (fdc3, fdc3_inbox) = fdc3_agent::channel();
+    let journal = Arc::new(crate::durable_streams::Journal::new(
         broker_handle.clone(),
         data_dir,
         settings.config.journal.key_file,
@@ -107,7 +109,10 @@ pub fn run(
             stop_grace: STOP_GRACE,
             ask_user: show_panel,
             use_cgroups: settings.config.limits.cgroups,
-            before_launch: Some(journal.clone()),
+            before_launch: Some(Arc::new(BeforeLaunch {
+                journal: journal.clone(),
+                fdc3: fdc3.clone(),
+            })),
             app_logs: Some(AppLogSettings {
                 dir: logging::app_logs_dir(data_dir),
                 max_file_bytes: settings.config.app_logs.max_file_mb * 1024 * 1024,
@@ -117,7 +122,9 @@ pub fn run(
         broker_handle.clone(),
     );
     let resolver = show_panel.then(fdc3_prompts::Shared::default);
-    let fdc3 = runtime.block_on(fdc3_agent::start(
+    runtime.block_on(fdc3_agent::start(
+        fdc3.clone(),
+        fdc3_inbox,
         &broker_handle,
         supervisor.clone(),
         fdc3_agent::ResolverSide {
@@ -253,6 +260,22 @@ async fn serve_events(mut events: mpsc::UnboundedReceiver<BrokerEvent>, shell: S
                 let _ = reply.send(answer);
             }
         }
+    }
+}
+
+/// What every workspace launch (the command line's, the panel's, the demo, the FDC3
+/// agent's own) needs first: its durable streams open, and the agent told of its apps.
+#[derive(Debug)]
+struct BeforeLaunch {
+    journal: Arc<crate::durable_streams::Journal>,
+    fdc3: AgentHandle,
+}
+
+impl PrepareLaunch for BeforeLaunch {
+    fn prepare(&self, workspace: &Workspace) -> Result<(), String> {
+        self.journal.prepare(workspace)?;
+        self.fdc3.add_workspace(workspace);
+        Ok(())
     }
 }
 

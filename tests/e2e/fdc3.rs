@@ -211,7 +211,19 @@ fn window_fdc3_is_there_first_and_a_broadcast_reaches_another_process() {
         assert_eq!(alice_now["id"], "fdc3.channel.3");
         let bob_now = bob.call("getCurrentChannel", json!([])).await.unwrap();
         assert_eq!(bob_now["id"], "fdc3.channel.1", "bob was not moved");
+
+        // An app of the workspace, in no App Directory, can be opened by appId too.
+        let opened = alice.call("open", json!([{"appId": "bob"}])).await.unwrap();
+        assert_eq!(opened["appId"], "bob");
+        let info = alice
+            .call("getAppMetadata", json!([{"appId": "bob"}]))
+            .await
+            .unwrap();
+        assert_eq!(info, json!({"appId": "bob", "title": "bob"}));
     });
+    let apps = shell.wait_ready(3);
+    let bobs = apps.iter().filter(|a| a.app_id == "bob").count();
+    assert_eq!(bobs, 2);
 }
 
 /// Polls `getCurrentChannel` until it is `id` (the raw message has no answer the
