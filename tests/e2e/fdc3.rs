@@ -212,8 +212,18 @@ fn window_fdc3_is_there_first_and_a_broadcast_reaches_another_process() {
         let bob_now = bob.call("getCurrentChannel", json!([])).await.unwrap();
         assert_eq!(bob_now["id"], "fdc3.channel.1", "bob was not moved");
 
-        // An app of the workspace, in no App Directory, can be opened by appId too.
-        let opened = alice.call("open", json!([{"appId": "bob"}])).await.unwrap();
+        // The forms 2.2 deprecates still work: system channels, joinChannel, an app
+        // named by a string. An app of the workspace, in no App Directory, can be
+        // opened by appId.
+        let system = alice.call("getSystemChannels", json!([])).await.unwrap();
+        assert_eq!(system.as_array().unwrap().len(), 8);
+        alice
+            .call("joinChannel", json!(["fdc3.channel.2"]))
+            .await
+            .unwrap();
+        let current = alice.call("getCurrentChannel", json!([])).await.unwrap();
+        assert_eq!(current["id"], "fdc3.channel.2");
+        let opened = alice.call("open", json!(["bob"])).await.unwrap();
         assert_eq!(opened["appId"], "bob");
         let info = alice
             .call("getAppMetadata", json!([{"appId": "bob"}]))
