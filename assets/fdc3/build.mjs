@@ -1,17 +1,29 @@
-// Builds dist/weft-fdc3.js (or the file named as the first argument) from src/:
-// `npm run build`. scripts/test builds to a scratch file and checks that the committed
-// bundle is byte for byte what this source and package-lock.json give.
+// Builds dist/weft-fdc3.js from src/, and the end-to-end tests' use of the standard's
+// getAgent() into tests/fixtures/fdc3/get-agent.js: `npm run build`. Given a folder,
+// writes both there instead: scripts/test builds to a scratch folder and checks that
+// the committed files are byte for byte what this source and package-lock.json give.
 import { build } from "esbuild";
 
-await build({
-  entryPoints: ["src/weft-fdc3.js"],
+const here = new URL(".", import.meta.url).pathname;
+const into = process.argv[2];
+const common = {
   bundle: true,
   format: "iife",
-  globalName: "weftFdc3",
   target: "es2020",
   minify: true,
   legalComments: "eof",
-  outfile: process.argv[2] ?? "dist/weft-fdc3.js",
-  absWorkingDir: new URL(".", import.meta.url).pathname,
+  absWorkingDir: here,
   logLevel: "warning",
+};
+
+await build({
+  ...common,
+  entryPoints: ["src/weft-fdc3.js"],
+  globalName: "weftFdc3",
+  outfile: into ? `${into}/weft-fdc3.js` : "dist/weft-fdc3.js",
+});
+await build({
+  ...common,
+  entryPoints: ["test/get-agent.js"],
+  outfile: into ? `${into}/get-agent.js` : "../../tests/fixtures/fdc3/get-agent.js",
 });

@@ -157,10 +157,14 @@ fn window_fdc3_is_there_first_and_a_broadcast_reaches_another_process() {
             Page::of(&client, "bob").await,
         );
 
-        // window.fdc3 existed before the page's first script, and fdc3Ready fired.
+        // window.fdc3 existed before the page's first script, fdc3Ready fired, and the
+        // standard's getAgent() found it.
         for page in [&alice, &bob] {
             let started = page.action("started", json!(null)).await;
-            assert_eq!(started, json!({"fdc3AtStart": true, "ready": true}));
+            assert_eq!(
+                started,
+                json!({"fdc3AtStart": true, "ready": true, "getAgent": true})
+            );
         }
         let info = alice.call("getInfo", json!([])).await.unwrap();
         assert_eq!(info["fdc3Version"], "2.2");
