@@ -525,40 +525,23 @@ mod tests {
     fn the_keyboard_alone_can_choose_or_cancel() {
         let mut h = harness();
         h.run();
-        h.key_press(egui::Key::ArrowDown);
-        h.run();
-        h.key_press(egui::Key::Enter);
-        h.run();
-        assert_eq!(
-            h.state().answers,
-            [Answer::Choose {
-                option: 1,
-                remember: false
-            }]
-        );
-        h.key_press(egui::Key::ArrowUp);
-        h.run();
-        h.key_press(egui::Key::Enter);
-        h.run();
-        assert_eq!(
-            h.state().answers[1],
-            Answer::Choose {
-                option: 0,
-                remember: false
+        let choose = |option| Answer::Choose {
+            option,
+            remember: false,
+        };
+        let steps = [
+            (&[egui::Key::ArrowDown, egui::Key::Enter][..], choose(1)),
+            (&[egui::Key::ArrowUp, egui::Key::Enter][..], choose(0)),
+            (&[egui::Key::Num2][..], choose(1)),
+            (&[egui::Key::Escape][..], Answer::Cancel),
+        ];
+        for (n, (keys, expected)) in steps.iter().enumerate() {
+            for key in *keys {
+                h.key_press(*key);
+                h.run();
             }
-        );
-        h.key_press(egui::Key::Num2);
-        h.run();
-        assert_eq!(
-            h.state().answers[2],
-            Answer::Choose {
-                option: 1,
-                remember: false
-            }
-        );
-        h.key_press(egui::Key::Escape);
-        h.run();
-        assert_eq!(h.state().answers[3], Answer::Cancel);
+            assert_eq!(h.state().answers.get(n), Some(expected), "{keys:?}");
+        }
     }
 
     #[test]

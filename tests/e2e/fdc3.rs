@@ -423,12 +423,7 @@ fn the_intent_resolver_asks_over_the_raising_app_and_the_keyboard_answers() {
     shell.wait_ready(1);
     let asker_window = shell.geometry(&shell.window_of("Asker"));
     // Worker threads run the raises while this thread waits for windows.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
+    weft_e2e::threaded_runtime().block_on(async {
         let client = shell.client().await;
         let asker = std::sync::Arc::new(Page::of(&client, "asker").await);
         let aapl = json!({"type": "fdc3.instrument", "id": {"ticker": "AAPL"}});
@@ -483,12 +478,7 @@ fn an_app_window_shows_its_channel_and_the_user_changes_it_there() {
     let mut shell = Shell::start(env, &["launch", ws.to_str().unwrap()]);
     shell.wait_ready(2);
     let bob_window = shell.geometry(&shell.window_of("bob"));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
+    weft_e2e::threaded_runtime().block_on(async {
         let client = shell.client().await;
         let mut heard = client.subscribe(topic("e2e.fdc3.heard")).await.unwrap();
         let (alice, bob) = (

@@ -48,6 +48,16 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .expect("a Tokio runtime")
 }
 
+/// A Tokio runtime with worker threads: what a test spawns runs while the test's own
+/// thread waits (on a window, say).
+pub fn threaded_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a Tokio runtime")
+}
+
 /// Awaits `f`, panicking with `what` if it takes longer than [`SLOW`].
 pub async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(SLOW, f)
