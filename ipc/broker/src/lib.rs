@@ -197,6 +197,9 @@ pub enum BrokerEvent {
 pub struct Broker {
     listener: UnixListener,
     shared: Arc<Shared>,
+    /// The device and inode of the socket file bound: it is removed at the end only if
+    /// the path still names it (another broker may have bound the path since).
+    socket_file: Option<(u64, u64)>,
 }
 
 /// A cheap, cloneable handle to a running broker.
@@ -254,6 +257,7 @@ impl Broker {
         }
         let listener = UnixListener::bind(&path).map_err(bind_err)?;
         set_mode_0600(&path).map_err(bind_err)?;
+        let socket_file = file_id(&path);
         let (events, rx) = mpsc::unbounded_channel();
         let mut epoch = [0u8; 4];
         getrandom::fill(&mut epoch).expect("the operating system's random source failed");
@@ -276,7 +280,15 @@ impl Broker {
         let handle = BrokerHandle {
             shared: shared.clone(),
         };
-        Ok((Broker { listener, shared }, handle, rx))
+        Ok((
+            Broker {
+                listener,
+                shared,
+                socket_file,
+            },
+            handle,
+            rx,
+        ))
     }
 
     /// Accepts and serves connections until [`BrokerHandle::shutdown`] is called; then
@@ -298,8 +310,19 @@ impl Broker {
                 },
             }
         }
-        let _ = std::fs::remove_file(&shared.config.socket_path);
+        let path = &shared.config.socket_path;
+        if self.socket_file.is_some() && file_id(path) == self.socket_file {
+            let _ = std::fs::remove_file(path);
+        }
     }
+}
+
+/// The device and inode of the file at `path`, if there is one.
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
 }
 
 impl BrokerHandle {

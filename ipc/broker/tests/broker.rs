@@ -950,3 +950,32 @@ async fn traced_messages_and_only_those_reach_the_trace_observer() {
         root.span.trace_id
     );
 }
+
+#[tokio::test]
+async fn a_broker_stopping_leaves_the_socket_of_the_one_bound_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("bus.sock");
+    let (old, old_handle, _old_events) = Broker::bind(BrokerConfig::new(&socket)).unwrap();
+    let old_run = tokio::spawn(old.run());
+    // A new broker takes the path over (a restart in the same folder).
+    let (new, new_handle, _new_events) = Broker::bind(BrokerConfig::new(&socket)).unwrap();
+    tokio::spawn(new.run());
+    old_handle.shutdown();
+    within(old_run).await.unwrap();
+    assert!(
+        socket.exists(),
+        "the old broker removed the new one's socket"
+    );
+    let cli = Token::random();
+    new_handle.grant_cli(cli.clone());
+    let client = within(Client::connect(&socket, &cli)).await.unwrap();
+    client.publish(&topic("still.here"), "1").await.unwrap();
+    new_handle.shutdown();
+    // Its own socket it does remove.
+    within(async {
+        while socket.exists() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+}
