@@ -4,6 +4,13 @@
 //! the message — is who the agent believes sent it. One task owns the agent
 //! (`weft_fdc3::Agent`): it hands it each message, and what it learns of apps and
 //! instances from the shell, and sends what it answers to each instance directly.
+//!
+//! When the agent needs a new instance (`open`, an intent for an app not running), the
+//! task has the supervisor launch it — as its workspace says, else from its App
+//! Directory record — and reports how that went; once a second it lets the agent fail
+//! what waited too long. The agent's questions for the user (intent resolver, channel
+//! selector) go to the panel through `fdc3_prompts::Shared`, and the answers come back
+//! as inputs; remembered intent choices are saved after each change.
 
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
