@@ -51,7 +51,7 @@ pub use channels::{ChannelKind, DisplayMetadata, USER_CHANNELS};
 use envelope::{Request, error_response, event, response};
 pub use launch::{INTENT_DELIVERY_TIMEOUT, LaunchRequest, OPEN_TIMEOUT};
 pub use resolver::{RESOLVER_TIMEOUT, ResolveRequest, ResolverOption};
-pub use selector::{CHOOSE_CHANNEL_MESSAGE, ChannelQuestion, HOST_CHANNEL_MESSAGE};
+pub use selector::ChannelQuestion;
 
 /// The FDC3 version implemented.
 pub const FDC3_VERSION: &str = "2.2";
@@ -281,7 +281,7 @@ impl Agent {
                 self.tell_host(from, out);
                 Ok(json!({}))
             }
-            selector::CHOOSE_CHANNEL_MESSAGE => {
+            weft_proto::FDC3_CHOOSE_CHANNEL_TYPE => {
                 self.choose_channel(from);
                 return None;
             }

@@ -1,23 +1,18 @@
 //! The user's side of user channels: each app window shows the channel its app is on
 //! and lets the user change it through the shell's channel selector.
 //!
-//! The app host is told its instance's channel whenever it changes (a
-//! `weftUserChannel` message with the channel and its colour as `#rrggbb`, which the
-//! host keeps from the page), and asks for the
-//! selector with `weftChooseUserChannel`. A channel the user picks reaches the page
+//! The app host is told its instance's channel whenever it changes (a message of type
+//! `weft_proto::FDC3_HOST_CHANNEL_TYPE`, with the channel and its colour as
+//! `#rrggbb`, which the host keeps from the page), and asks for the selector with
+//! `weft_proto::FDC3_CHOOSE_CHANNEL_TYPE`. A channel the user picks reaches the page
 //! as the standard's `channelChangedEvent`, so its user-channel listeners move to it
 //! (the proxy fetches the channel's current context for them); a change the app makes
 //! itself (`joinUserChannel`) does not, as the proxy has already moved them.
 
 use serde_json::{Value, json};
-use weft_proto::Identity;
+use weft_proto::{FDC3_HOST_CHANNEL_TYPE, Identity};
 
 use crate::{Agent, Outbound, USER_CHANNELS, event};
-
-/// The message type that tells an app host its instance's user channel.
-pub const HOST_CHANNEL_MESSAGE: &str = "weftUserChannel";
-/// The message type an app host sends to have the user choose its channel.
-pub const CHOOSE_CHANNEL_MESSAGE: &str = "weftChooseUserChannel";
 
 /// A request for the channel selector: over the window of `instance`, which is on
 /// `current`.
@@ -80,7 +75,7 @@ impl Agent {
         out.push(Outbound {
             to: to.clone(),
             message: event(
-                HOST_CHANNEL_MESSAGE,
+                FDC3_HOST_CHANNEL_TYPE,
                 json!({ "channel": channel, "rgb": rgb }),
             ),
         });

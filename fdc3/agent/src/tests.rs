@@ -282,7 +282,10 @@ fn the_user_picks_a_channel_for_an_app_and_its_page_and_host_hear_of_it() {
     let (me, other) = (id("chart", "me"), id("blotter", "other"));
     listen(&mut agent, &me, None, None);
     // The host asks for the selector: a question for the shell, nothing sent.
-    let out = agent.handle(&me, &json!({"type": CHOOSE_CHANNEL_MESSAGE, "meta": {}}));
+    let out = agent.handle(
+        &me,
+        &json!({"type": weft_proto::FDC3_CHOOSE_CHANNEL_TYPE, "meta": {}}),
+    );
     assert!(out.is_empty());
     assert_eq!(
         agent.take_channel_questions(),
@@ -299,7 +302,7 @@ fn the_user_picks_a_channel_for_an_app_and_its_page_and_host_hear_of_it() {
         out[0].message["payload"],
         json!({"newChannelId": "fdc3.channel.5"})
     );
-    assert_eq!(out[1].message["type"], HOST_CHANNEL_MESSAGE);
+    assert_eq!(out[1].message["type"], weft_proto::FDC3_HOST_CHANNEL_TYPE);
     assert_eq!(
         out[1].message["payload"]["channel"]["displayMetadata"]["color"],
         "cyan"
@@ -329,7 +332,7 @@ fn the_user_picks_a_channel_for_an_app_and_its_page_and_host_hear_of_it() {
         json!({"channelId": "fdc3.channel.2"}),
     );
     assert_eq!(out.len(), 1);
-    assert_eq!(out[0].message["type"], HOST_CHANNEL_MESSAGE);
+    assert_eq!(out[0].message["type"], weft_proto::FDC3_HOST_CHANNEL_TYPE);
     assert_eq!(out[0].message["payload"]["channel"]["id"], "fdc3.channel.2");
 }
 

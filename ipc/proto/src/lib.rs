@@ -41,3 +41,10 @@ pub const FDC3_AGENT_APP_ID: &str = "weft-fdc3";
 /// The topic FDC3 protocol messages travel on, always sent directly: from an app
 /// host to the agent, and from the agent to one app instance.
 pub const FDC3_TOPIC: &str = "weft.fdc3";
+
+/// The type of the FDC3 agent's message telling an app host which user channel its
+/// instance is on (`payload: {channel, rgb}`); the host keeps it from the page.
+pub const FDC3_HOST_CHANNEL_TYPE: &str = "weftUserChannel";
+
+/// The type of an app host's message asking the FDC3 agent for the channel selector.
+pub const FDC3_CHOOSE_CHANNEL_TYPE: &str = "weftChooseUserChannel";

@@ -17,7 +17,7 @@ use weft_proto::{
 };
 
 use crate::{
-    channel_bar::{CHOOSE_CHANNEL, ShownChannel},
+    channel_bar::ShownChannel,
     console_log::ConsoleLog,
     page_gate::PageRequest,
     page_probe::{self, PageProbe},
@@ -299,7 +299,11 @@ impl Session {
                 return;
             }
             FromWindow::ChooseChannel => {
-                self.to_fdc3_agent(CHOOSE_CHANNEL.into()).await;
+                let choose = serde_json::json!({
+                    "type": weft_proto::FDC3_CHOOSE_CHANNEL_TYPE,
+                    "meta": {},
+                });
+                self.to_fdc3_agent(choose.to_string()).await;
                 return;
             }
             FromWindow::Window(bounds) => {

@@ -3,6 +3,7 @@
 //! show its channel selector over the window.
 
 use gtk::prelude::*;
+use weft_proto::FDC3_HOST_CHANNEL_TYPE;
 
 /// The channel the agent says the app is on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,10 +15,10 @@ pub struct ShownChannel {
 }
 
 impl ShownChannel {
-    /// The channel a `weftUserChannel` message names: `Some(None)` for none, `None` if
+    /// The channel an `FDC3_HOST_CHANNEL_TYPE` message names: `Some(None)` for none, `None` if
     /// the message is not one.
     pub fn from_message(message: &serde_json::Value) -> Option<Option<ShownChannel>> {
-        if message.get("type")?.as_str()? != HOST_CHANNEL_MESSAGE {
+        if message.get("type")?.as_str()? != FDC3_HOST_CHANNEL_TYPE {
             return None;
         }
         let payload = message.get("payload")?;
@@ -42,11 +43,6 @@ impl ShownChannel {
         })
     }
 }
-
-/// The message type of the agent telling the host its channel (see `weft-fdc3`).
-pub const HOST_CHANNEL_MESSAGE: &str = "weftUserChannel";
-/// The message asking the agent for the channel selector.
-pub const CHOOSE_CHANNEL: &str = r#"{"type":"weftChooseUserChannel","meta":{}}"#;
 
 /// The strip: a button whose label shows the channel.
 pub struct ChannelBar {
