@@ -187,9 +187,7 @@ async fn forward_fdc3(
     let mut from_agent = client.subscribe_from(pattern, Some(agent)).await?;
     Ok(tokio::spawn(async move {
         while let Some(d) = from_agent.next().await {
-            if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&d.payload)
-                && let Some(channel) = ShownChannel::from_message(&value)
-            {
+            if let Some(channel) = ShownChannel::from_message(&d.payload) {
                 window.send(HostEvent::UserChannel(channel));
                 continue;
             }

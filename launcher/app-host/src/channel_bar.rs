@@ -14,14 +14,25 @@ pub struct ShownChannel {
     pub rgb: String,
 }
 
+/// Just enough of an agent message to tell whether it is about the channel: the
+/// others (most of them) go to the page without being parsed further.
+#[derive(serde::Deserialize)]
+struct Envelope<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: &'a str,
+    #[serde(borrow)]
+    payload: Option<&'a serde_json::value::RawValue>,
+}
+
 impl ShownChannel {
-    /// The channel an `FDC3_HOST_CHANNEL_TYPE` message names: `Some(None)` for none, `None` if
-    /// the message is not one.
-    pub fn from_message(message: &serde_json::Value) -> Option<Option<ShownChannel>> {
-        if message.get("type")?.as_str()? != FDC3_HOST_CHANNEL_TYPE {
+    /// The channel an agent message of type `FDC3_HOST_CHANNEL_TYPE` names:
+    /// `Some(None)` for none; `None` if the message is not one (or not readable).
+    pub fn from_message(message: &[u8]) -> Option<Option<ShownChannel>> {
+        let envelope: Envelope<'_> = serde_json::from_slice(message).ok()?;
+        if envelope.kind != FDC3_HOST_CHANNEL_TYPE {
             return None;
         }
-        let payload = message.get("payload")?;
+        let payload: serde_json::Value = serde_json::from_str(envelope.payload?.get()).ok()?;
         let channel = payload.get("channel")?;
         if channel.is_null() {
             return Some(None);
@@ -97,18 +108,27 @@ mod tests {
             "channel": {"id": "fdc3.channel.1", "type": "user", "displayMetadata": {"name": "Channel 1"}},
             "rgb": "#e53935"}});
         assert_eq!(
-            ShownChannel::from_message(&on),
+            ShownChannel::from_message(on.to_string().as_bytes()),
             Some(Some(ShownChannel {
                 name: "Channel 1".into(),
                 rgb: "#e53935".into()
             }))
         );
         let none = json!({"type": "weftUserChannel", "payload": {"channel": null, "rgb": null}});
-        assert_eq!(ShownChannel::from_message(&none), Some(None));
+        assert_eq!(
+            ShownChannel::from_message(none.to_string().as_bytes()),
+            Some(None)
+        );
         let bad_colour = json!({"type": "weftUserChannel", "payload": {
             "channel": {"id": "x"}, "rgb": "red\" foreground=\"x"}});
-        assert_eq!(ShownChannel::from_message(&bad_colour), None);
+        assert_eq!(
+            ShownChannel::from_message(bad_colour.to_string().as_bytes()),
+            None
+        );
         let other = json!({"type": "broadcastEvent", "payload": {}});
-        assert_eq!(ShownChannel::from_message(&other), None);
+        assert_eq!(
+            ShownChannel::from_message(other.to_string().as_bytes()),
+            None
+        );
     }
 }
