@@ -24,7 +24,7 @@ use weft_proto::{
     FDC3_AGENT_APP_ID, FDC3_TOPIC, Identity, Pattern, Token, Topic, frame::IdentityFilter,
 };
 use weft_supervisor::Supervisor;
-use weft_workspace::{AppLookup, AppSpec, DirectoryApp, Workspace, WorkspaceFile};
+use weft_workspace::{AppSpec, Workspace, WorkspaceFile};
 
 use crate::fdc3_prompts::{self, Answer, Prompt, Remembered};
 
@@ -41,21 +41,6 @@ enum Input {
     Resolved(u64, Answer),
     Forget(String, String),
     SelectChannel(String, Option<String>),
-}
-
-/// Every App Directory record the agent knows, by appId: where new instances come
-/// from.
-#[derive(Default, Clone)]
-struct Records(BTreeMap<String, AppRecord>);
-
-impl AppLookup for Records {
-    fn find(&self, app_id: &str) -> Option<DirectoryApp> {
-        self.0.get(app_id).map(|record| DirectoryApp {
-            url: record.url.clone(),
-            title: record.title.clone(),
-            settings: record.weft.clone(),
-        })
-    }
 }
 
 /// Tells the running agent about apps and instances.
@@ -147,7 +132,6 @@ pub async fn start(
     let mut input = inputs.0;
     let launcher = Launcher {
         supervisor,
-        records: Records::default(),
         workspace_apps: BTreeMap::new(),
         report: handle,
     };
@@ -187,17 +171,14 @@ pub async fn start(
                     send_all(&client, &topic, &mut agent, out).await;
                 }
                 Some(news) = input.recv() => match news {
-                    Input::Apps(records) => {
-                        agent.add_apps(&records);
-                        launcher.records.0.extend(records.into_iter().map(|r| (r.app_id.clone(), r)));
-                    }
+                    Input::Apps(records) => agent.add_apps(&records),
                     Input::WorkspaceApps(specs) => {
-                        let unlisted: Vec<AppRecord> = specs
+                        let unknown: Vec<AppRecord> = specs
                             .iter()
-                            .filter(|s| !launcher.records.0.contains_key(&s.app_id))
+                            .filter(|s| !agent.knows_app(&s.app_id))
                             .map(record_of)
                             .collect();
-                        agent.add_apps(&unlisted);
+                        agent.add_apps(&unknown);
                         launcher
                             .workspace_apps
                             .extend(specs.into_iter().map(|s| (s.app_id.clone(), s)));
@@ -293,7 +274,6 @@ fn save_choices(agent: &Agent, resolver: &ResolverSide) {
 /// Starts the instances the agent asks for and reports back.
 struct Launcher {
     supervisor: Supervisor,
-    records: Records,
     /// Apps of the workspaces launched, by appId: started as their workspace says.
     workspace_apps: BTreeMap<String, AppSpec>,
     report: AgentHandle,
@@ -304,12 +284,8 @@ impl Launcher {
     /// Directory record — off the async workers (launching blocks); the outcome comes
     /// back as an input.
     fn launch(&self, launch: LaunchRequest) {
-        let (supervisor, records, report) = (
-            self.supervisor.clone(),
-            self.records.clone(),
-            self.report.clone(),
-        );
-        let from_workspace = self.workspace_apps.get(&launch.app_id).cloned();
+        let (supervisor, report) = (self.supervisor.clone(), self.report.clone());
+        let from_workspace = self.workspace_apps.get(&launch.app.app_id).cloned();
         tokio::task::spawn_blocking(move || {
             let workspace = match from_workspace {
                 Some(spec) => Ok(Workspace {
@@ -318,9 +294,9 @@ impl Launcher {
                     durable: vec![],
                     file: PathBuf::from("the FDC3 agent"),
                 }),
-                None => WorkspaceFile::unnamed(&launch.app_id, "the FDC3 agent")
-                    .with_apps(std::slice::from_ref(&launch.app_id), vec![])
-                    .and_then(|file| file.resolve(&records)),
+                None => WorkspaceFile::unnamed(&launch.app.app_id, "the FDC3 agent")
+                    .with_apps(std::slice::from_ref(&launch.app.app_id), vec![])
+                    .and_then(|file| file.resolve(&launch.app)),
             };
             let outcome = workspace
                 .map_err(|e| e.to_string())
@@ -332,7 +308,7 @@ impl Launcher {
                 });
             match &outcome {
                 Ok(id) => tracing::info!(%id, "FDC3: launched for an open or an intent"),
-                Err(e) => tracing::warn!(app_id = launch.app_id, "FDC3: cannot launch: {e}"),
+                Err(e) => tracing::warn!(app_id = launch.app.app_id, "FDC3: cannot launch: {e}"),
             }
             let _ = report.0.send(Input::Launched(launch.id, outcome));
         });

@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use weft_appd::AppRecord;
 use weft_proto::Identity;
 
 use crate::{Agent, Outbound, envelope, errors, event};
@@ -19,12 +20,12 @@ pub const INTENT_DELIVERY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A new instance the agent needs: the shell starts it and reports with
 /// [`Agent::launched`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LaunchRequest {
     /// Names this launch in [`Agent::launched`].
     pub id: u64,
-    /// The app to start an instance of.
-    pub app_id: String,
+    /// The app to start an instance of, as the agent knows it.
+    pub app: AppRecord,
 }
 
 /// What a launch is for.
@@ -116,24 +117,23 @@ impl Agent {
         out
     }
 
-    /// Asks for a new instance of `app_id`, for `awaited`.
+    /// Asks for a new instance of `app_id`, for `awaited`; `Err(AppNotFound)` if the
+    /// agent knows no such app.
     pub(crate) fn launch_for(
         &mut self,
         app_id: &str,
         requester: &Identity,
         request_uuid: &str,
         awaited: Awaited,
-    ) {
+    ) -> Result<(), &'static str> {
+        let app = self.apps.get(app_id).ok_or(errors::APP_NOT_FOUND)?.clone();
         self.launches.next += 1;
         let id = self.launches.next;
         let timeout = match awaited {
             Awaited::Open { .. } => OPEN_TIMEOUT,
             Awaited::Intent { .. } => INTENT_DELIVERY_TIMEOUT,
         };
-        self.launches.requested.push(LaunchRequest {
-            id,
-            app_id: app_id.to_owned(),
-        });
+        self.launches.requested.push(LaunchRequest { id, app });
         self.launches.waiting.push(Waiting {
             launch: id,
             instance: None,
@@ -142,6 +142,7 @@ impl Agent {
             request_uuid: request_uuid.to_owned(),
             awaited,
         });
+        Ok(())
     }
 
     /// `open`: always a new instance of an app of the directories; answered once it
@@ -153,11 +154,7 @@ impl Agent {
     ) -> Option<Value> {
         let p = request.payload;
         let fail = |error| Some(envelope::error_response(request, error));
-        let Some(app_id) = p
-            .get("app")
-            .and_then(|a| a.get("appId"))
-            .and_then(Value::as_str)
-        else {
+        let Some((app_id, _)) = p.get("app").and_then(|a| envelope::app_identifier(a).ok()) else {
             return fail(errors::MALFORMED_MESSAGE);
         };
         let context = match p.get("context") {
@@ -165,11 +162,9 @@ impl Agent {
             Some(c) if envelope::context_type(c).is_some() => Some(c.clone()),
             Some(_) => return fail(errors::MALFORMED_CONTEXT),
         };
-        if !self.apps.contains_key(app_id) {
-            return fail(errors::APP_NOT_FOUND);
-        }
-        self.launch_for(app_id, from, request.uuid, Awaited::Open { context });
-        None
+        self.launch_for(app_id, from, request.uuid, Awaited::Open { context })
+            .err()
+            .and_then(fail)
     }
 
     /// `instance` did something (sent a request, or was reported launched): answers

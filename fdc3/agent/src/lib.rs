@@ -164,6 +164,11 @@ impl Agent {
         }
     }
 
+    /// Whether the agent knows the app (from a record, or a workspace).
+    pub fn knows_app(&self, app_id: &str) -> bool {
+        self.apps.contains_key(app_id)
+    }
+
     /// An instance was started, with this window title.
     pub fn instance_started(&mut self, identity: &Identity, title: &str) {
         self.instance(identity).title = Some(title.to_owned());

@@ -256,8 +256,8 @@ impl Agent {
                     resolution,
                 ))
             }
-            None => {
-                self.launch_for(
+            None => self
+                .launch_for(
                     &handler.app_id,
                     requester,
                     request_uuid,
@@ -266,9 +266,9 @@ impl Agent {
                         intent: handler.intent.clone(),
                         context: context.clone(),
                     },
-                );
-                None
-            }
+                )
+                .err()
+                .and_then(|_| fail(errors::INTENT_DELIVERY_FAILED)),
         }
     }
 

@@ -1034,7 +1034,7 @@ fn raising_an_intent_resolves_its_target_or_says_why_not() {
     );
     let launches = agent.take_launches();
     assert_eq!(launches.len(), 1);
-    assert_eq!(launches[0].app_id, "chart");
+    assert_eq!(launches[0].app.app_id, "chart");
     let new = id("chart", "c-9");
     assert!(agent.launched(launches[0].id, Ok(new.clone())).is_empty());
     let (_, out) = call(
@@ -1065,7 +1065,7 @@ fn raising_an_intent_resolves_its_target_or_says_why_not() {
             ),
         );
         let launch = agent.take_launches().pop().unwrap();
-        assert_eq!(launch.app_id, "pricer");
+        assert_eq!(launch.app.app_id, "pricer");
         let out = if outcome == "fails" {
             agent.launched(launch.id, Err("no such binary".into()))
         } else {
@@ -1140,14 +1140,14 @@ fn with_several_handlers_the_user_chooses_and_may_have_the_choice_remembered() {
         agent.resolved(asked.id, Some((1, true))).is_empty(),
         "pricer is launched first"
     );
-    assert_eq!(agent.take_launches().pop().unwrap().app_id, "pricer");
+    assert_eq!(agent.take_launches().pop().unwrap().app.app_id, "pricer");
     assert_eq!(
         agent.remembered_choices().collect::<Vec<_>>(),
         [("ViewChart", "fdc3.instrument", "pricer")]
     );
     raise(&mut agent);
     assert!(agent.take_resolve_requests().is_empty());
-    assert_eq!(agent.take_launches().pop().unwrap().app_id, "pricer");
+    assert_eq!(agent.take_launches().pop().unwrap().app.app_id, "pricer");
     // A running pricer listening is the remembered app's handler then.
     listen_for(&mut agent, &id("pricer", "p-1"), "ViewChart");
     let (_, out) = raise(&mut agent);
@@ -1190,7 +1190,7 @@ fn raise_intent_for_context_picks_among_every_intent_for_it() {
     );
     assert!(agent.handle(&raiser, &message).is_empty());
     let launch = agent.take_launches().pop().unwrap();
-    assert_eq!(launch.app_id, "trader");
+    assert_eq!(launch.app.app_id, "trader");
     let trader = id("trader", "t-1");
     agent.launched(launch.id, Ok(trader.clone()));
     let (_, out) = call(

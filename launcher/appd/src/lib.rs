@@ -147,11 +147,25 @@ impl Directory {
 
 impl AppLookup for Directory {
     fn find(&self, app_id: &str) -> Option<DirectoryApp> {
-        self.get(app_id).map(|record| DirectoryApp {
-            url: record.url.clone(),
-            title: record.title.clone(),
-            settings: record.weft.clone(),
-        })
+        self.get(app_id).map(AppRecord::as_directory_app)
+    }
+}
+
+impl AppRecord {
+    /// The record as a workspace entry naming it by appId sees it.
+    pub fn as_directory_app(&self) -> DirectoryApp {
+        DirectoryApp {
+            url: self.url.clone(),
+            title: self.title.clone(),
+            settings: self.weft.clone(),
+        }
+    }
+}
+
+/// One record is a directory of one app.
+impl AppLookup for AppRecord {
+    fn find(&self, app_id: &str) -> Option<DirectoryApp> {
+        (self.app_id == app_id).then(|| self.as_directory_app())
     }
 }
 

@@ -90,6 +90,12 @@ fn valid_records_load_and_invalid_ones_are_named_by_app_id_and_field() {
         blotter.interop.user_channels.broadcasts,
         ["fdc3.instrument"]
     );
+    assert_eq!(
+        blotter.find("blotter"),
+        directory.find("blotter"),
+        "a record is its own directory"
+    );
+    assert_eq!(blotter.find("news"), None);
     let found = directory.find("blotter").unwrap();
     let settings = found.settings.check().unwrap();
     assert_eq!(settings.restart.policy, RestartPolicy::Never);
