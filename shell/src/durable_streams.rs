@@ -12,7 +12,7 @@ use weft_broker::{BrokerHandle, DurableConfig, Fsync, JournalSetup, Retention};
 use weft_supervisor::PrepareLaunch;
 use weft_workspace::{DurableSpec, FsyncPolicy, Workspace};
 
-use crate::journal_keys;
+use crate::{journal_keys, locking::lock};
 
 /// The shell's access to the journal.
 pub struct Journal {
@@ -49,7 +49,7 @@ impl Journal {
     }
 
     fn load_keys(&self) -> Result<(), String> {
-        let mut loaded = self.keys_loaded.lock().unwrap_or_else(|p| p.into_inner());
+        let mut loaded = lock(&self.keys_loaded);
         if *loaded {
             return Ok(());
         }

@@ -28,6 +28,8 @@ use serde::{Deserialize, Serialize};
 use weft_fdc3::{ChannelQuestion, ResolveRequest, USER_CHANNELS};
 use weft_proto::{frame::AppInfo, launch::WindowBounds};
 
+use crate::locking::lock;
+
 /// The intent resolver window's title.
 pub const WINDOW_TITLE: &str = "Weft: choose an app";
 /// The channel selector window's title.
@@ -200,10 +202,6 @@ impl Shared {
             ctx.request_repaint();
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// What the keyboard asked for.

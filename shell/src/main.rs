@@ -20,6 +20,7 @@ mod fdc3_prompts;
 mod journal_command;
 mod journal_keys;
 mod launch_request;
+mod locking;
 mod logging;
 mod logs_command;
 mod metrics;

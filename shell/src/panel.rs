@@ -22,6 +22,7 @@ use weft_workspace::Workspace;
 use crate::{
     fdc3_agent::AgentHandle,
     fdc3_prompts::{self, PromptForm, Remembered, Reply},
+    locking::lock,
     shell_process,
     shutdown::Shutdown,
 };
@@ -35,7 +36,7 @@ pub struct PanelHandle {
 impl PanelHandle {
     /// Raises and focuses the panel window; returns false when no panel is open.
     pub fn focus(&self) -> bool {
-        let ctx = self.ctx.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let ctx = lock(&self.ctx).clone();
         match ctx {
             Some(ctx) => {
                 ctx.send_viewport_cmd(egui::ViewportCommand::Minimized(false));
@@ -326,7 +327,7 @@ impl PanelApp {
                     .map_err(anyhow::Error::from),
                 PanelAction::ForgetChoice { .. } => unreachable!("handled above"),
             };
-            *outcome.lock().unwrap_or_else(|p| p.into_inner()) = Some(match result {
+            *lock(&outcome) = Some(match result {
                 Ok(text) => (false, text),
                 Err(e) => (true, format!("{e:#}")),
             });
@@ -337,12 +338,7 @@ impl PanelApp {
 
 impl eframe::App for PanelApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
-        if let Some(outcome) = self
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
+        if let Some(outcome) = lock(&self.pending).take() {
             self.form.status = Some(outcome);
         }
         let apps = self.supervisor.apps();
@@ -409,7 +405,7 @@ pub fn run(
         options,
         Box::new(move |cc| {
             let ctx = cc.egui_ctx.clone();
-            *handle.ctx.lock().unwrap_or_else(|p| p.into_inner()) = Some(ctx.clone());
+            *lock(&handle.ctx) = Some(ctx.clone());
             resolver.set_repaint(ctx.clone());
             let repaint = ctx.clone();
             supervisor.set_on_change(Arc::new(move || repaint.request_repaint()));

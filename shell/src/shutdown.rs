@@ -2,6 +2,8 @@
 
 use std::sync::{Arc, Condvar, Mutex};
 
+use crate::locking::lock;
+
 type Callback = Box<dyn Fn() + Send + Sync>;
 
 /// Raised once, by a signal, `weft stop`, or closing the panel.
@@ -66,10 +68,6 @@ impl Shutdown {
             state.callbacks.push(Box::new(f));
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]
