@@ -15,8 +15,8 @@ use weft_proto::{
 use weft_wire::{FrameReader, frame_queue};
 
 use crate::{
-    BrokerEvent, ClientKind, DeferredWakes, Shared, lock, session::Session, stats::Tally,
-    tokens::TokenRefusal,
+    BrokerEvent, ClientKind, DeferredWakes, Shared, access::BusAccess, lock, session::Session,
+    stats::Tally, tokens::TokenRefusal,
 };
 
 /// How long a closing connection's queued frames may take to write.
@@ -25,17 +25,27 @@ const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 pub(crate) type Reader = FrameReader<tokio::net::unix::OwnedReadHalf>;
 
 pub(crate) async fn serve(shared: Arc<Shared>, conn: u64, stream: UnixStream) {
+    let peer = stream
+        .peer_cred()
+        .ok()
+        .map(|cred| (cred.pid().unwrap_or(0), cred.uid()));
     let (read, mut write) = stream.into_split();
     let mut reader = FrameReader::new(read, shared.config.max_frame_len);
 
-    let (kind, identity) = match handshake(&shared, conn, &mut reader).await {
+    let (kind, identity, access) = match handshake(&shared, conn, &mut reader).await {
         Ok(accepted) => accepted,
         Err((reason, message)) => {
             tracing::warn!(
                 conn,
                 reason = reason.as_str(),
+                ?peer,
                 "refused a client: {message}"
             );
+            let _ = shared.events.send(BrokerEvent::Refused {
+                reason: reason.as_str(),
+                message: message.clone(),
+                peer,
+            });
             let reply = HelloReply::Refused {
                 version: PROTOCOL_VERSION,
                 reason,
@@ -74,6 +84,8 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: u64, stream: UnixStream) {
         conn,
         kind,
         identity: &identity,
+        access: &access,
+        denials: Default::default(),
         sender: Arc::new(identity.clone()),
         sender_encoded: &sender_encoded,
         outbound: &outbound,
@@ -119,7 +131,7 @@ async fn handshake(
     shared: &Shared,
     conn: u64,
     reader: &mut Reader,
-) -> Result<(ClientKind, Identity), (Refusal, String)> {
+) -> Result<(ClientKind, Identity, BusAccess), (Refusal, String)> {
     let first = tokio::time::timeout(shared.config.handshake_timeout, reader.next_frame()).await;
     let body = match first {
         Err(_) => {
@@ -145,8 +157,8 @@ async fn handshake(
         return Err((Refusal::ShuttingDown, "the shell is shutting down".into()));
     }
     match lock(&shared.tokens).claim(&token, conn) {
-        Ok((ClientKind::App, Some(identity))) => Ok((ClientKind::App, identity)),
-        Ok((kind, _)) => Ok((kind, cli_identity(conn))),
+        Ok((ClientKind::App, Some(identity), access)) => Ok((ClientKind::App, identity, access)),
+        Ok((kind, _, access)) => Ok((kind, cli_identity(conn), access)),
         Err(TokenRefusal::Unknown) => Err((Refusal::BadToken, "the token is not valid".into())),
         Err(TokenRefusal::InUse) => Err((
             Refusal::TokenInUse,

@@ -18,6 +18,7 @@
 //! - Outbound queues are bounded; a subscriber whose queue is full is disconnected with
 //!   the reason `SlowConsumer` instead of slowing anyone else down.
 
+mod access;
 mod calls;
 mod connection;
 mod consumers;
@@ -30,6 +31,7 @@ mod stats;
 pub mod sublist;
 mod tokens;
 
+pub use access::{BusAccess, BusAction, DENIALS_PER_SECOND};
 pub use consumers::{MAX_ATTEMPTS, TTL_HEADER};
 pub use dead_letters::DLQ_CAPACITY;
 pub use durable::{DurableConfig, DurableError, DurableInfo, Fsync, JournalSetup};
@@ -182,6 +184,28 @@ pub enum BrokerEvent {
     PageStatus(Identity, PageStatus),
     /// An app host reported where its window is now.
     WindowMoved(Identity, weft_proto::launch::WindowBounds),
+    /// An app was refused something its bus access does not allow.
+    AccessDenied {
+        /// The app instance, as its connection's token says.
+        identity: Identity,
+        /// What it tried.
+        action: BusAction,
+        /// The topic, pattern or service.
+        subject: String,
+        /// Refusals of this connection not reported since the last report (see
+        /// [`DENIALS_PER_SECOND`]).
+        suppressed: u64,
+    },
+    /// A client was refused at the handshake (a bad, reused or missing token, or a
+    /// malformed hello).
+    Refused {
+        /// The stable name of the refusal.
+        reason: &'static str,
+        /// The details.
+        message: String,
+        /// The peer's process and user ids, from the socket.
+        peer: Option<(i32, u32)>,
+    },
     /// A command-line client asks the shell to act; answer on `reply`.
     Control {
         /// Who asks.
@@ -326,14 +350,19 @@ fn file_id(path: &Path) -> Option<(u64, u64)> {
 }
 
 impl BrokerHandle {
-    /// Allows `token` to connect as the app instance `identity`.
+    /// Allows `token` to connect as the app instance `identity`, with the bus open to it.
     pub fn grant_app(&self, token: Token, identity: Identity) {
-        lock(&self.shared.tokens).grant(token, ClientKind::App, Some(identity));
+        self.grant_app_with(token, identity, BusAccess::default());
+    }
+
+    /// Allows `token` to connect as the app instance `identity`, held to `access`.
+    pub fn grant_app_with(&self, token: Token, identity: Identity, access: BusAccess) {
+        lock(&self.shared.tokens).grant(token, ClientKind::App, Some(identity), access);
     }
 
     /// Allows `token` to connect as a command-line client (any number at once).
     pub fn grant_cli(&self, token: Token) {
-        lock(&self.shared.tokens).grant(token, ClientKind::Cli, None);
+        lock(&self.shared.tokens).grant(token, ClientKind::Cli, None, BusAccess::default());
     }
 
     /// Withdraws `token`; connections it already authenticated stay open.

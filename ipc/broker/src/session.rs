@@ -15,6 +15,7 @@ use weft_wire::{FrameQueue, Refused};
 
 use crate::{
     BrokerEvent, ClientKind, DeferredWakes, MessageKind, Shared, TracedMessage,
+    access::{BusAccess, BusAction, DenialReports, is_platform_service},
     calls::{Connected, TooManyPending},
     connection::Reader,
     consumers::Attach,
@@ -33,6 +34,10 @@ pub(crate) struct Session<'a> {
     pub(crate) conn: u64,
     pub(crate) kind: ClientKind,
     pub(crate) identity: &'a Identity,
+    /// What it may do on the bus.
+    pub(crate) access: &'a BusAccess,
+    /// Its refusals reported to the shell.
+    pub(crate) denials: DenialReports,
     /// `identity`, shared by the messages it sends to durable streams.
     pub(crate) sender: Arc<Identity>,
     /// `identity` as encoded inside deliveries, for the publish fast path.
@@ -66,6 +71,9 @@ impl Session<'_> {
                 Ok(Some(body)) => body,
             };
             let reply = match publishes.read(body) {
+                Some(publish) if !self.access.may_publish(publish.topic) => {
+                    Some(self.denied(publish.req, BusAction::Publish, publish.topic))
+                }
                 // Most frames are plain publishes: route them without decoding.
                 Some(publish) => match self.shared.durable.stream_for(publish.topic) {
                     None => {
@@ -133,6 +141,9 @@ impl Session<'_> {
     }
 
     async fn handle(&self, frame: ClientFrame) -> Option<ServerFrame> {
+        if let Some(refusal) = self.refuse(&frame) {
+            return Some(refusal);
+        }
         match frame {
             ClientFrame::Publish {
                 req,
@@ -269,6 +280,60 @@ impl Session<'_> {
                 })
             }
         }
+    }
+
+    /// The refusal of `frame`, if this connection's bus access does not allow it.
+    fn refuse(&self, frame: &ClientFrame) -> Option<ServerFrame> {
+        let (req, action, subject, allowed) = match frame {
+            ClientFrame::Publish { req, topic, .. } | ClientFrame::Request { req, topic, .. } => (
+                *req,
+                BusAction::Publish,
+                topic.as_str(),
+                self.access.may_publish(topic.as_str()),
+            ),
+            ClientFrame::Send { req, to, topic, .. } => (
+                *req,
+                BusAction::Publish,
+                topic.as_str(),
+                is_platform_service(&to.app_id) || self.access.may_publish(topic.as_str()),
+            ),
+            ClientFrame::Subscribe { req, pattern, .. }
+            | ClientFrame::Consume { req, pattern, .. } => (
+                *req,
+                BusAction::Subscribe,
+                pattern.as_str(),
+                self.access.may_subscribe(pattern),
+            ),
+            ClientFrame::Provide { req, service } => (
+                *req,
+                BusAction::Provide,
+                service.as_str(),
+                self.access.may_subscribe(&service.into()),
+            ),
+            ClientFrame::Connect { req, service, .. }
+            | ClientFrame::Dispatch { req, service, .. } => (
+                *req,
+                BusAction::Call,
+                service.as_str(),
+                self.access.may_publish(service.as_str()),
+            ),
+            _ => return None,
+        };
+        (!allowed).then(|| self.denied(req, action, subject))
+    }
+
+    /// Reports a refusal to the shell and answers it with `AccessDenied`.
+    fn denied(&self, req: u64, action: BusAction, subject: &str) -> ServerFrame {
+        self.denials
+            .report(&self.shared.events, self.identity, action, subject);
+        let message = format!(
+            "{} may not {} {subject}: its permissions allow {} only {}",
+            self.identity.app_id,
+            action.as_str(),
+            action.as_str(),
+            self.access.patterns_for(action),
+        );
+        error(req, ErrorCode::AccessDenied, &message)
     }
 
     fn message(

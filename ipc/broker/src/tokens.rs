@@ -2,7 +2,7 @@
 
 use weft_proto::{Identity, Token};
 
-use crate::ClientKind;
+use crate::{ClientKind, access::BusAccess};
 
 /// One accepted token.
 struct Grant {
@@ -10,6 +10,8 @@ struct Grant {
     kind: ClientKind,
     /// The app instance for app tokens; `None` for command-line tokens.
     identity: Option<Identity>,
+    /// What it may do on the bus.
+    access: BusAccess,
     /// The live connection an app token authenticated, if any.
     active: Option<u64>,
 }
@@ -29,12 +31,19 @@ pub(crate) struct Tokens {
 }
 
 impl Tokens {
-    pub(crate) fn grant(&mut self, token: Token, kind: ClientKind, identity: Option<Identity>) {
+    pub(crate) fn grant(
+        &mut self,
+        token: Token,
+        kind: ClientKind,
+        identity: Option<Identity>,
+        access: BusAccess,
+    ) {
         self.revoke(&token);
         self.grants.push(Grant {
             token,
             kind,
             identity,
+            access,
             active: None,
         });
     }
@@ -43,12 +52,12 @@ impl Tokens {
         self.grants.retain(|g| !g.token.ct_eq(token));
     }
 
-    /// Binds `token` to connection `conn`, returning its kind and app identity.
+    /// Binds `token` to connection `conn`, returning its kind, app identity and access.
     pub(crate) fn claim(
         &mut self,
         token: &Token,
         conn: u64,
-    ) -> Result<(ClientKind, Option<Identity>), TokenRefusal> {
+    ) -> Result<(ClientKind, Option<Identity>, BusAccess), TokenRefusal> {
         let mut found = None;
         for (i, g) in self.grants.iter().enumerate() {
             if g.token.ct_eq(token) {
@@ -62,7 +71,7 @@ impl Tokens {
             }
             grant.active = Some(conn);
         }
-        Ok((grant.kind, grant.identity.clone()))
+        Ok((grant.kind, grant.identity.clone(), grant.access.clone()))
     }
 
     /// Frees whatever token connection `conn` had claimed.
@@ -87,7 +96,12 @@ mod tests {
     fn app_tokens_are_single_use_at_a_time() {
         let mut t = Tokens::default();
         let tok = Token::random();
-        t.grant(tok.clone(), ClientKind::App, Some(id()));
+        t.grant(
+            tok.clone(),
+            ClientKind::App,
+            Some(id()),
+            BusAccess::default(),
+        );
         assert!(t.claim(&tok, 1).is_ok());
         assert_eq!(t.claim(&tok, 2), Err(TokenRefusal::InUse));
         t.release(1);
@@ -98,7 +112,7 @@ mod tests {
     fn cli_tokens_are_shared_and_unknown_tokens_refused() {
         let mut t = Tokens::default();
         let cli = Token::random();
-        t.grant(cli.clone(), ClientKind::Cli, None);
+        t.grant(cli.clone(), ClientKind::Cli, None, BusAccess::default());
         assert_eq!(t.claim(&cli, 1).unwrap().0, ClientKind::Cli);
         assert_eq!(t.claim(&cli, 2).unwrap().0, ClientKind::Cli);
         assert_eq!(t.claim(&Token::random(), 3), Err(TokenRefusal::Unknown));

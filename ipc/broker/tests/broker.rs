@@ -159,8 +159,8 @@ async fn unsubscribed_messages_stop() {
 }
 
 #[tokio::test]
-async fn wrong_token_is_refused() {
-    let b = TestBroker::start();
+async fn wrong_token_is_refused_and_reported_with_the_peer() {
+    let mut b = TestBroker::start();
     match Client::connect(&b.socket, &Token::random()).await {
         Err(ClientError::Refused { reason, .. }) => assert_eq!(reason, Refusal::BadToken),
         other => panic!(
@@ -168,6 +168,24 @@ async fn wrong_token_is_refused() {
             other.map(|c| c.identity().clone())
         ),
     }
+    let (reason, peer) = within(async {
+        loop {
+            if let Some(BrokerEvent::Refused { reason, peer, .. }) = b.events.recv().await {
+                return (reason, peer);
+            }
+        }
+    })
+    .await;
+    assert_eq!(reason, Refusal::BadToken.as_str());
+    let me = (std::process::id() as i32, own_uid());
+    assert_eq!(peer, Some(me));
+}
+
+/// This process's user id, read from `/proc` (the test needs no `libc`).
+fn own_uid() -> u32 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
 #[tokio::test]
@@ -978,4 +996,133 @@ async fn a_broker_stopping_leaves_the_socket_of_the_one_bound_after_it() {
         }
     })
     .await;
+}
+
+/// The next `AccessDenied` report among the broker's events.
+async fn next_denial(
+    events: &mut mpsc::UnboundedReceiver<BrokerEvent>,
+) -> (String, String, String) {
+    within(async {
+        loop {
+            if let Some(BrokerEvent::AccessDenied {
+                identity,
+                action,
+                subject,
+                ..
+            }) = events.recv().await
+            {
+                return (identity.app_id, action.as_str().to_owned(), subject);
+            }
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn an_app_is_held_to_its_bus_patterns_and_each_refusal_is_reported() {
+    use weft_broker::BusAccess;
+    use weft_proto::pattern_set::PatternSet;
+    let set = |p: &[&str]| Some(PatternSet::new(p.iter().map(|p| Pattern::new(*p).unwrap())));
+    let mut b = TestBroker::start();
+    let token = Token::random();
+    b.handle.grant_app_with(
+        token.clone(),
+        Identity::new_instance("quotes"),
+        BusAccess {
+            publish: set(&["fx.#", "svc.price"]),
+            subscribe: set(&["fx.*.spot", "svc.own"]),
+        },
+    );
+    let app = Client::connect(&b.socket, &token).await.unwrap();
+    let watcher = b.cli().await;
+    let mut everything = watcher
+        .subscribe(&Pattern::new("#").unwrap())
+        .await
+        .unwrap();
+
+    // Allowed: published and delivered.
+    app.publish(&topic("fx.EUR.spot"), "ok").await.unwrap();
+    assert_eq!(&within(everything.next()).await.unwrap().payload[..], b"ok");
+
+    // Outside the patterns, by the fast path and with headers: refused, never routed.
+    assert_eq!(
+        code(app.publish(&topic("rates.EUR"), "no").await),
+        ErrorCode::AccessDenied
+    );
+    assert_eq!(
+        next_denial(&mut b.events).await,
+        ("quotes".into(), "publish".into(), "rates.EUR".into())
+    );
+    let headers = vec![("k".to_owned(), "v".to_owned())];
+    assert_eq!(
+        code(app.publish_with(&topic("rates.EUR"), "no", headers).await),
+        ErrorCode::AccessDenied
+    );
+    assert_eq!(next_denial(&mut b.events).await.2, "rates.EUR");
+    assert_eq!(
+        code(app.request(&topic("rates.q"), "no", DEADLINE).await),
+        ErrorCode::AccessDenied
+    );
+    assert_eq!(next_denial(&mut b.events).await.2, "rates.q");
+    let cli = IdentityFilter {
+        app_id: weft_proto::CLI_APP_ID.into(),
+        instance_id: None,
+    };
+    assert_eq!(
+        code(app.send(&cli, &topic("rates.EUR"), "no").await),
+        ErrorCode::AccessDenied
+    );
+    assert_eq!(next_denial(&mut b.events).await.1, "publish");
+    // Sends to the platform's services are theirs to check (here: none is running).
+    let agent = IdentityFilter {
+        app_id: weft_proto::FDC3_AGENT_APP_ID.into(),
+        instance_id: None,
+    };
+    assert_eq!(
+        code(app.send(&agent, &topic("weft.fdc3"), "{}").await),
+        ErrorCode::TargetGone
+    );
+
+    // Subscriptions must be covered by the declared patterns.
+    assert!(
+        app.subscribe(&Pattern::new("fx.EUR.spot").unwrap())
+            .await
+            .is_ok()
+    );
+    assert!(
+        app.subscribe(&Pattern::new("fx.*.spot").unwrap())
+            .await
+            .is_ok()
+    );
+    for wider in ["fx.#", "#", "fx.*.*"] {
+        assert_eq!(
+            code(app.subscribe(&Pattern::new(wider).unwrap()).await),
+            ErrorCode::AccessDenied,
+            "{wider}"
+        );
+        assert_eq!(
+            next_denial(&mut b.events).await,
+            ("quotes".into(), "subscribe".into(), wider.into())
+        );
+    }
+
+    // Services: providing is receiving, calling is sending.
+    assert!(app.provide(&topic("svc.own")).await.is_ok());
+    assert_eq!(
+        code(app.provide(&topic("svc.other")).await),
+        ErrorCode::AccessDenied
+    );
+    assert_eq!(next_denial(&mut b.events).await.1, "provide");
+    assert_eq!(
+        code(app.connect_service(&topic("svc.other"), None).await),
+        ErrorCode::AccessDenied
+    );
+    assert_eq!(next_denial(&mut b.events).await.1, "call");
+
+    // Nothing refused was routed: the watcher's next message is the next allowed one.
+    app.publish(&topic("fx.GBP.spot"), "ok2").await.unwrap();
+    assert_eq!(
+        &within(everything.next()).await.unwrap().payload[..],
+        b"ok2"
+    );
 }

@@ -385,6 +385,9 @@ pub enum ErrorCode {
     TargetGone,
     /// A durable consumer is already attached, or exists with another pattern.
     ConsumerBusy,
+    /// The app's permissions (its manifest, the desktop owner's policy or the user's
+    /// answer) do not allow this.
+    AccessDenied,
 }
 
 impl ErrorCode {
@@ -414,6 +417,7 @@ impl ErrorCode {
             ErrorCode::StorageFailed => "StorageFailed",
             ErrorCode::TargetGone => "TargetGone",
             ErrorCode::ConsumerBusy => "ConsumerBusy",
+            ErrorCode::AccessDenied => "AccessDenied",
         }
     }
 }

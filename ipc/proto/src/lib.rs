@@ -16,6 +16,7 @@ pub mod handshake;
 pub mod headers;
 pub mod identity;
 pub mod launch;
+pub mod pattern_set;
 pub mod token;
 pub mod topic;
 pub mod trace_context;

@@ -27,7 +27,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use weft_broker::BrokerHandle;
+use weft_broker::{BrokerHandle, BusAccess};
 use weft_proto::{
     Identity, Token,
     frame::{AppInfo, AppState, PageStatus},
@@ -67,6 +67,18 @@ pub struct SupervisorConfig {
     /// its durable streams, so that the first publish is stored); an error refuses the
     /// launch with that message.
     pub before_launch: Option<Arc<dyn PrepareLaunch>>,
+    /// The desktop owner's policy: the bus patterns of apps that declare none.
+    pub policy: Arc<weft_permissions::Policy>,
+    /// Told of every app process started and ended (the shell audits them).
+    pub lifecycle: Option<Arc<dyn LifecycleObserver>>,
+}
+
+/// See [`SupervisorConfig::lifecycle`].
+pub trait LifecycleObserver: Send + Sync + std::fmt::Debug {
+    /// An app host process started (`restarts` is how many times before).
+    fn started(&self, app: &AppInfo, pid: u32);
+    /// An app host process ended; `app.state` says what became of the instance.
+    fn exited(&self, app: &AppInfo);
 }
 
 /// See [`SupervisorConfig::before_launch`].
@@ -182,6 +194,8 @@ struct Instance {
     cpu_sample: Option<(Instant, u64)>,
     /// Its resource limits.
     limits: Limits,
+    /// What it may do on the bus, granted with each token.
+    access: BusAccess,
     /// The control group of its current run, when limits are enforced that way.
     cgroup: Option<AppCgroup>,
     /// Runs started so far (names each run's control group).
@@ -481,6 +495,11 @@ impl Supervisor {
                 started_at: None,
                 cpu_sample: None,
                 limits: app.limits,
+                access: {
+                    let (publish, subscribe) =
+                        self.inner.config.policy.bus_access(&app.permissions);
+                    BusAccess { publish, subscribe }
+                },
                 cgroup: None,
                 runs: 0,
                 oom_kills: 0,
@@ -513,9 +532,13 @@ impl Supervisor {
             inst.restart_requested = false;
             (inst.spec.clone(), inst.info.app_id.clone())
         };
+        let access = {
+            let state = lock(&self.inner.state);
+            state.instance(instance_id)?.access.clone()
+        };
         self.inner
             .broker
-            .grant_app(token.clone(), spec.identity.clone());
+            .grant_app_with(token.clone(), spec.identity.clone(), access);
         let weak = Arc::downgrade(&self.inner);
         let exit_id = instance_id.to_owned();
         let (output, capture) = match self.output_pipe(&app_id) {
@@ -549,6 +572,11 @@ impl Supervisor {
                     i.info.memory_pss_kb = None;
                 });
                 tracing::info!(app_id, instance_id, pid, "started app");
+                if let (Some(observer), Some(info)) =
+                    (&self.inner.config.lifecycle, self.info(instance_id))
+                {
+                    observer.started(&info, pid);
+                }
                 Ok(())
             }
             Err(source) => {
@@ -791,6 +819,12 @@ impl Supervisor {
         }
     }
 
+    /// The recorded state of one instance, for its lifecycle observer.
+    fn info(&self, instance_id: &str) -> Option<AppInfo> {
+        let state = lock(&self.inner.state);
+        state.instance(instance_id).ok().map(|i| i.info.clone())
+    }
+
     /// Every instance this shell started, in launch order.
     pub fn apps(&self) -> Vec<AppInfo> {
         let now = Instant::now();
@@ -870,6 +904,11 @@ impl Supervisor {
             self.inner.broker.revoke(&token);
         }
         tracing::info!(app_id, instance_id, "app exited: {exit}");
+        if let (Some(observer), Some(info)) =
+            (&self.inner.config.lifecycle, self.info(instance_id))
+        {
+            observer.exited(&info);
+        }
         match decision {
             Decision::Leave => {}
             Decision::GiveUp { crashes } => tracing::error!(

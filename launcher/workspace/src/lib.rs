@@ -80,6 +80,8 @@ pub struct AppSpec {
     pub restart: Restart,
     /// Resource limits over its whole process tree.
     pub limits: Limits,
+    /// What it declares it will use on the bus and of the sensitive APIs.
+    pub permissions: weft_permissions::Declared,
 }
 
 /// Resource limits of an app, over its host and WebKit processes together.
@@ -394,7 +396,7 @@ impl WorkspaceFile {
                 .map_err(|(path, problem)| fail(field(&path), problem))?;
             settings
                 .check()
-                .map_err(|(name, problem)| fail(field(name), problem))?;
+                .map_err(|(name, problem)| fail(field(&name), problem))?;
             entries.push(Entry {
                 app_id,
                 url,
@@ -500,7 +502,7 @@ impl WorkspaceFile {
             };
             let checked = settings.check().map_err(|(name, problem)| {
                 fail(
-                    field(name),
+                    field(&name),
                     format!("{problem} (from the app directory's hostManifests.weft)"),
                 )
             })?;
@@ -514,6 +516,7 @@ impl WorkspaceFile {
                 bounds: checked.bounds,
                 restart: checked.restart,
                 limits: checked.limits,
+                permissions: checked.permissions,
             });
         }
         Ok(Workspace {

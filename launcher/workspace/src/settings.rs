@@ -1,4 +1,4 @@
-//! An app's own settings — title, window bounds, restart policy, limits — as a
+//! An app's own settings — title, window bounds, restart policy, limits, permissions — as a
 //! workspace entry gives them, or an FDC3 App Directory record under
 //! `hostManifests.weft`.
 //!
@@ -7,6 +7,8 @@
 //! the checked values an [`crate::AppSpec`] holds.
 
 use serde::Deserialize;
+
+use weft_permissions::{Declared, RawPermissions};
 
 use crate::{Bounds, Limits, MIN_MEMORY_MB, Restart, RestartPolicy};
 
@@ -21,6 +23,7 @@ pub struct RawSettings {
     max_crashes: Option<u32>,
     hang_grace_secs: Option<f64>,
     limits: Option<RawLimits>,
+    permissions: Option<RawPermissions>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
@@ -41,6 +44,8 @@ pub struct Settings {
     pub restart: Restart,
     /// Resource limits.
     pub limits: Limits,
+    /// What the app declares it will use.
+    pub permissions: Declared,
 }
 
 impl RawSettings {
@@ -70,12 +75,27 @@ impl RawSettings {
             max_crashes: self.max_crashes.or(defaults.max_crashes),
             hang_grace_secs: self.hang_grace_secs.or(defaults.hang_grace_secs),
             limits,
+            // A permissions block is taken whole: one manifest's declaration is not
+            // widened by another's.
+            permissions: self.permissions.or(defaults.permissions),
         }
     }
 
     /// Checks the values; on failure, the field's name (such as `limits.memoryMb`) and
     /// the problem.
-    pub fn check(&self) -> Result<Settings, (&'static str, String)> {
+    pub fn check(&self) -> Result<Settings, (String, String)> {
+        self.check_fields().map_err(|(field, problem)| (field.to_owned(), problem))
+            .and_then(|mut settings| {
+                if let Some(raw) = &self.permissions {
+                    settings.permissions = raw
+                        .check()
+                        .map_err(|(field, problem)| (format!("permissions.{field}"), problem))?;
+                }
+                Ok(settings)
+            })
+    }
+
+    fn check_fields(&self) -> Result<Settings, (&'static str, String)> {
         if let Some(b) = self.bounds
             && (b.width == 0 || b.height == 0)
         {
@@ -125,6 +145,7 @@ impl RawSettings {
             bounds: self.bounds,
             restart,
             limits,
+            permissions: Declared::default(),
         })
     }
 }
@@ -181,5 +202,18 @@ mod tests {
         assert_eq!(e.0, "colour");
         assert!(e.1.contains("unknown field"), "{}", e.1);
         assert_eq!(raw(r#"{"title":" "}"#).check().unwrap_err().0, "title");
+        let e = raw(r#"{"permissions":{"api":["camera"]}}"#).check().unwrap_err();
+        assert_eq!(e.0, "permissions.api[0]");
+    }
+
+    #[test]
+    fn a_permissions_block_is_taken_whole() {
+        let entry = raw(r#"{"permissions":{"publish":["a.#"]}}"#);
+        let record = raw(r#"{"permissions":{"subscribe":["b.#"],"api":["secureStorage"]}}"#);
+        let settings = entry.or(record.clone()).check().unwrap();
+        assert!(settings.permissions.subscribe.is_none());
+        assert!(settings.permissions.api.is_empty());
+        let settings = RawSettings::default().or(record).check().unwrap();
+        assert_eq!(settings.permissions.api.len(), 1);
     }
 }
