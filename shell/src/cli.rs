@@ -73,6 +73,9 @@ pub enum Command {
     /// The running shell's dead-letter queue: messages that could not be delivered.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// Check and read the tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Stop every app and the running shell.
     Stop,
 }
@@ -150,6 +153,32 @@ pub enum KeysCommand {
     /// Start a new journal key: segments written from the shell's next start use it;
     /// older records stay readable with the old keys, which are kept.
     Rotate,
+}
+
+/// `weft audit …`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check every line's hash chain, the head file and the anchors; name the first bad
+    /// line. Exits 1 when the log was edited, cut or rewritten.
+    Verify {
+        /// A file holding anchors (a syslog file, `journalctl` output, a collector's
+        /// export); repeatable. The system journal is read too, when there is one.
+        #[arg(long = "anchors", value_name = "FILE")]
+        anchors: Vec<PathBuf>,
+        /// Do not read anchors from the system journal.
+        #[arg(long)]
+        no_journal: bool,
+    },
+    /// Print the records since a time, oldest first.
+    Export {
+        /// An RFC 3339 time (`2026-11-22T09:00:00Z`) or a span back from now (`2h`,
+        /// `7days`); everything when omitted.
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Print the lines as stored (JSON, with their hashes) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `weft bus …`

@@ -84,6 +84,16 @@ pub fn launch(data_dir: Option<&Path>, args: LaunchArgs, plain: bool) -> anyhow:
         Some(loaded) => Initial::Workspace(loaded),
         None => Initial::Demo,
     };
+    let locked = &config.policy_in_force.locked_settings;
+    if args.shell.metrics_addr.is_some()
+        && locked.get("metrics").and_then(|m| m.get("addr")).is_some()
+    {
+        bail!(
+            "metrics.addr is locked by the desktop owner's policy ({}); --metrics-addr \
+             cannot change it",
+            crate::config::describe_sources(&config.policy_in_force)
+        );
+    }
     let metrics_addr = args
         .shell
         .metrics_addr

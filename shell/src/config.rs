@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use weft_permissions::{Policy, policy::SYSTEM_POLICY_FILE};
+
 use crate::metrics::MetricsAddr;
 
 /// The file's name inside the data directory.
@@ -34,6 +36,60 @@ pub struct Config {
     /// The message journal.
     #[serde(default)]
     pub journal: JournalConfig,
+    /// Where the desktop owner's policy is, besides the system-wide file.
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    /// The audit log.
+    #[serde(default)]
+    pub audit: AuditConfig,
+    /// The desktop owner's policy in force (read from the files, not from here).
+    #[serde(skip)]
+    pub policy_in_force: Policy,
+}
+
+/// `[policy]`
+#[derive(Debug, Default, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// A policy file read together with the system-wide one (`/etc/weft/policy.toml`).
+    pub file: Option<PathBuf>,
+}
+
+/// `[audit]`
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// The system log's socket, where the chain's head is anchored.
+    #[serde(default = "AuditConfig::default_syslog_socket")]
+    pub syslog_socket: PathBuf,
+    /// How often the head is anchored while it moves, in seconds.
+    #[serde(default = "AuditConfig::default_anchor_every_secs")]
+    pub anchor_every_secs: u64,
+    /// A log file is closed and the next begun at this size, in MB.
+    #[serde(default = "AuditConfig::default_max_file_mb")]
+    pub max_file_mb: u64,
+}
+
+impl AuditConfig {
+    fn default_syslog_socket() -> PathBuf {
+        weft_audit::anchor::SYSLOG_SOCKET.into()
+    }
+    fn default_anchor_every_secs() -> u64 {
+        60
+    }
+    fn default_max_file_mb() -> u64 {
+        16
+    }
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            syslog_socket: Self::default_syslog_socket(),
+            anchor_every_secs: Self::default_anchor_every_secs(),
+            max_file_mb: Self::default_max_file_mb(),
+        }
+    }
 }
 
 /// `[journal]`
@@ -143,6 +199,23 @@ pub struct TracingConfig {
 }
 
 /// The settings file could not be used.
+/// The policy files: the system-wide one, then the one the settings name.
+fn policy_files(configured: Option<&Path>) -> Vec<PathBuf> {
+    let mut files = vec![PathBuf::from(SYSTEM_POLICY_FILE)];
+    files.extend(configured.map(Path::to_owned));
+    files
+}
+
+/// The files a policy was read from, for messages.
+pub fn describe_sources(policy: &Policy) -> String {
+    let names: Vec<String> = policy
+        .sources
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    names.join(" and ")
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// It exists but cannot be read.
@@ -161,6 +234,9 @@ pub enum ConfigError {
         /// What is wrong and where, as the TOML parser says it.
         message: String,
     },
+    /// A policy file cannot be used: the shell does not run unprotected.
+    #[error("{0}; the shell does not start without its policy (ask your desktop administrator)")]
+    Policy(#[from] weft_permissions::PolicyError),
 }
 
 impl Config {
@@ -169,14 +245,31 @@ impl Config {
         let path = data_dir.join(FILE_NAME);
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(source) => return Err(ConfigError::Read { path, source }),
         };
-        let config: Config = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+        let invalid = |message: String| ConfigError::Invalid {
             path: path.clone(),
-            message: e.to_string(),
+            message,
+        };
+        let mut table: toml::Table = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        // The policy is read first: what it locks replaces the user's values.
+        let own: Config = table
+            .clone()
+            .try_into()
+            .map_err(|e: toml::de::Error| invalid(e.to_string()))?;
+        let policy = Policy::load(&policy_files(own.policy.file.as_deref()))?;
+        for (key, value) in &policy.locked_settings {
+            table.insert(key.clone(), value.clone());
+        }
+        let mut config: Config = table.try_into().map_err(|e: toml::de::Error| {
+            invalid(format!(
+                "{e} (with the settings locked by the policy in {})",
+                describe_sources(&policy)
+            ))
         })?;
         config.validate(&path)?;
+        config.policy_in_force = policy;
         Ok(config)
     }
 
@@ -193,6 +286,11 @@ impl Config {
         if let Some(level) = &self.log.level {
             tracing_subscriber::EnvFilter::try_new(level)
                 .map_err(|e| invalid(format!("log.level: `{level}` is not a log filter: {e}")))?;
+        }
+        if self.audit.max_file_mb == 0 || self.audit.anchor_every_secs == 0 {
+            return Err(invalid(
+                "audit.max_file_mb and audit.anchor_every_secs must be at least 1".into(),
+            ));
         }
         if self.app_logs.max_file_mb == 0 {
             return Err(invalid("app_logs.max_file_mb must be at least 1".into()));
@@ -222,6 +320,37 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(FILE_NAME), text).unwrap();
         Config::load(dir.path())
+    }
+
+    #[test]
+    fn the_policy_named_in_the_settings_locks_keys_and_a_broken_one_stops_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = dir.path().join("policy.toml");
+        std::fs::write(
+            &policy,
+            "[settings]\nlog = { level = \"warn\" }\n[apps]\nallow = [\"a\"]\n",
+        )
+        .unwrap();
+        let config = load(&format!(
+            "[log]\nlevel = \"trace\"\n[policy]\nfile = {:?}\n",
+            policy.display().to_string()
+        ))
+        .unwrap();
+        assert_eq!(config.log.level.as_deref(), Some("warn"));
+        assert!(config.policy_in_force.check_app("b", None).is_err());
+        assert_eq!(config.policy_in_force.sources, std::slice::from_ref(&policy));
+
+        std::fs::write(&policy, "[apps]\nallow = \"a\"\n").unwrap();
+        let e = load(&format!(
+            "[policy]\nfile = {:?}\n",
+            policy.display().to_string()
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("policy.toml") && e.contains("does not start"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -3,11 +3,13 @@
 
 use std::{path::Path, process::ExitCode};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use serde::Serialize;
 use weft_journal::{CheckReport, DamageKind};
 
-use crate::{config::Config, data_dir, journal_keys};
+use weft_proto::frame::ControlRequest;
+
+use crate::{audit_trail, commands, config::Config, data_dir, journal_keys};
 
 /// Checks every stream of the data directory's journal.
 pub fn check(data_dir: Option<&Path>, json: bool) -> anyhow::Result<ExitCode> {
@@ -127,13 +129,51 @@ impl<'a> JsonReport<'a> {
 pub fn rotate_keys(data_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
     let data_dir = data_dir::resolve(data_dir)?;
     let config = Config::load(&data_dir)?;
-    match journal_keys::rotate(&data_dir, config.journal.key_file) {
-        Ok((id, source)) => {
-            println!(
-                "journal key {id} created in {source}; segments written from the shell's next start use it"
-            );
-            Ok(ExitCode::SUCCESS)
+    let (id, source) = journal_keys::rotate(&data_dir, config.journal.key_file)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "journal key {id} created in {source}; segments written from the shell's next start use it"
+    );
+    record_rotation(&data_dir, &config, &id.to_string(), &source.to_string())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Records a key rotation in the audit log: through the running shell, its only
+/// writer, or directly while holding the data directory's lock when none runs.
+fn record_rotation(
+    data_dir: &Path,
+    config: &Config,
+    key_id: &str,
+    store: &str,
+) -> anyhow::Result<()> {
+    let endpoint = data_dir::endpoint(data_dir)?;
+    endpoint
+        .ensure_dir()
+        .with_context(|| format!("preparing {}", endpoint.dir().display()))?;
+    let lock = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(endpoint.lock_path())
+        .with_context(|| format!("opening {}", endpoint.lock_path().display()))?;
+    match lock.try_lock() {
+        Ok(()) => audit_trail::record_offline(
+            data_dir,
+            &config.audit,
+            "keys.rotate",
+            serde_json::json!({"keyId": key_id, "store": store, "by": "cli"}),
+        ),
+        Err(std::fs::TryLockError::WouldBlock) => commands::control(
+            Some(data_dir),
+            ControlRequest::KeysRotated {
+                key_id: key_id.to_owned(),
+                store: store.to_owned(),
+            },
+        )
+        .map(drop)
+        .context("recording the rotation in the running shell's audit log"),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", endpoint.lock_path().display()))
         }
-        Err(e) => bail!("{e}"),
     }
 }

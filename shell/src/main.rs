@@ -8,6 +8,8 @@
 //! Routing, supervision and workspace parsing live in their own crates; this one wires
 //! them together and owns everything the user sees.
 
+mod audit_command;
+mod audit_trail;
 mod cli;
 mod commands;
 mod config;
@@ -74,6 +76,13 @@ fn main() -> ExitCode {
         }
         Some(Command::Keys(cli::KeysCommand::Rotate)) => journal_command::rotate_keys(data_dir),
         Some(Command::Dlq(dlq)) => commands::dlq(data_dir, dlq),
+        Some(Command::Audit(cli::AuditCommand::Verify {
+            anchors,
+            no_journal,
+        })) => audit_command::verify(data_dir, &anchors, no_journal),
+        Some(Command::Audit(cli::AuditCommand::Export { since, json })) => {
+            audit_command::export(data_dir, since.as_deref(), json)
+        }
     };
     match result {
         Ok(code) => code,

@@ -11,15 +11,17 @@ use std::{
 use anyhow::{Context, bail};
 use tokio::sync::mpsc;
 use weft_broker::{Broker, BrokerConfig, BrokerEvent, BrokerHandle};
+use weft_permissions::Policy;
 use weft_proto::{
     Token,
     endpoint::Endpoint,
     frame::{ControlReply, ControlRequest},
 };
 use weft_supervisor::{AppLogSettings, PrepareLaunch, Supervisor, SupervisorConfig};
-use weft_workspace::Workspace;
+use weft_workspace::{AppUrl, Workspace};
 
 use crate::{
+    audit_trail::AuditTrail,
     config::Config,
     demo,
     fdc3_agent::{self, AgentHandle},
@@ -63,6 +65,16 @@ pub fn run(
     settings: ShellSettings,
 ) -> anyhow::Result<()> {
     let show_panel = settings.show_panel;
+    let audit = AuditTrail::open(data_dir, &settings.config.audit)?;
+    let policy = Arc::new(settings.config.policy_in_force.clone());
+    audit.record(
+        "shell.start",
+        serde_json::json!({
+            "pid": std::process::id(),
+            "version": env!("CARGO_PKG_VERSION"),
+            "policy": policy.sources,
+        }),
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("weft-shell")
@@ -112,7 +124,11 @@ pub fn run(
             before_launch: Some(Arc::new(BeforeLaunch {
                 journal: journal.clone(),
                 fdc3: fdc3.clone(),
+                policy: policy.clone(),
+                audit: audit.clone(),
             })),
+            policy: policy.clone(),
+            lifecycle: Some(Arc::new(audit.clone())),
             app_logs: Some(AppLogSettings {
                 dir: logging::app_logs_dir(data_dir),
                 max_file_bytes: settings.config.app_logs.max_file_mb * 1024 * 1024,
@@ -169,6 +185,7 @@ pub fn run(
             panel: panel.clone(),
             data_dir: data_dir.to_owned(),
             metrics_url,
+            audit: audit.clone(),
         },
     ));
 
@@ -212,6 +229,8 @@ pub fn run(
     tracing::info!("shutting down: {reason}");
     supervisor.stop_all();
     broker_handle.shutdown();
+    audit.record("shell.stop", serde_json::json!({"reason": reason}));
+    audit.flush();
     let _ = std::fs::remove_file(endpoint.cli_token_path());
     let _ = std::fs::remove_file(endpoint.socket_path());
     runtime.shutdown_timeout(Duration::from_secs(2));
@@ -242,11 +261,28 @@ async fn serve_events(mut events: mpsc::UnboundedReceiver<BrokerEvent>, shell: S
             }
             BrokerEvent::PageStatus(id, status) => shell.supervisor.page_status(&id, status),
             BrokerEvent::WindowMoved(id, bounds) => shell.supervisor.window_moved(&id, bounds),
+            BrokerEvent::AccessDenied {
+                identity,
+                action,
+                subject,
+                suppressed,
+            } => {
+                tracing::warn!(%identity, "refused {} {subject}", action.as_str());
+                shell
+                    .audit
+                    .bus_denied(&identity, action, &subject, suppressed);
+            }
+            BrokerEvent::Refused {
+                reason,
+                message,
+                peer,
+            } => shell.audit.client_refused(reason, &message, peer),
             BrokerEvent::Control {
                 from,
                 request,
                 reply,
             } => {
+                shell.audit.cli_request(&from, &request);
                 if request == ControlRequest::ListApps {
                     tracing::debug!(%from, "command-line request: list apps");
                 } else {
@@ -269,10 +305,23 @@ async fn serve_events(mut events: mpsc::UnboundedReceiver<BrokerEvent>, shell: S
 struct BeforeLaunch {
     journal: Arc<crate::durable_streams::Journal>,
     fdc3: AgentHandle,
+    policy: Arc<Policy>,
+    audit: AuditTrail,
 }
 
 impl PrepareLaunch for BeforeLaunch {
     fn prepare(&self, workspace: &Workspace) -> Result<(), String> {
+        for app in &workspace.apps {
+            let url = match &app.url {
+                AppUrl::Remote(url) => Some(url.as_str()),
+                AppUrl::Local { .. } => None,
+            };
+            if let Err(violation) = self.policy.check_app(&app.app_id, url) {
+                self.audit
+                    .policy_violation(&app.app_id, &violation.to_string());
+                return Err(violation.to_string());
+            }
+        }
         self.journal.prepare(workspace)?;
         self.fdc3.add_workspace(workspace);
         Ok(())
@@ -289,6 +338,7 @@ struct ShellParts {
     panel: PanelHandle,
     data_dir: PathBuf,
     metrics_url: Option<String>,
+    audit: AuditTrail,
 }
 
 fn control(shell: &ShellParts, request: ControlRequest) -> Result<ControlReply, String> {
@@ -360,6 +410,8 @@ fn control(shell: &ShellParts, request: ControlRequest) -> Result<ControlReply, 
         }
         ControlRequest::DlqRedrive { id } => shell.broker.redrive(id).map(ControlReply::Count),
         ControlRequest::DlqPurge => shell.broker.purge_dead_letters().map(ControlReply::Count),
+        // Recorded with the other command-line requests.
+        ControlRequest::KeysRotated { .. } => Ok(ControlReply::Done),
     }
 }
 

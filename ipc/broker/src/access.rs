@@ -3,9 +3,10 @@
 //! call, and the refusals reported to the shell (at most [`DENIALS_PER_SECOND`] a
 //! second per connection, the rest counted).
 //!
-//! Messages addressed to the platform's own services (ids starting `weft-`, which no
-//! app can be granted, other than the command line's) are not held to publish
-//! patterns: the FDC3 agent and the shell's services check those calls themselves.
+//! Messages to the platform's own services (ids starting `weft-`, which no app can be
+//! granted, other than the command line's) are not held to publish patterns, nor are
+//! subscriptions to what only such a service may send: the FDC3 agent and the shell's
+//! services check those calls themselves.
 
 use std::sync::Mutex;
 

@@ -297,8 +297,18 @@ impl Session<'_> {
                 topic.as_str(),
                 is_platform_service(&to.app_id) || self.access.may_publish(topic.as_str()),
             ),
-            ClientFrame::Subscribe { req, pattern, .. }
-            | ClientFrame::Consume { req, pattern, .. } => (
+            // Messages only a platform service may send are that service's to check.
+            ClientFrame::Subscribe {
+                req, pattern, from, ..
+            } => (
+                *req,
+                BusAction::Subscribe,
+                pattern.as_str(),
+                from.as_ref()
+                    .is_some_and(|f| is_platform_service(&f.app_id))
+                    || self.access.may_subscribe(pattern),
+            ),
+            ClientFrame::Consume { req, pattern, .. } => (
                 *req,
                 BusAction::Subscribe,
                 pattern.as_str(),

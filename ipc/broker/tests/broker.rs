@@ -1083,6 +1083,13 @@ async fn an_app_is_held_to_its_bus_patterns_and_each_refusal_is_reported() {
         ErrorCode::TargetGone
     );
 
+    // What only a platform service may send can be listened to.
+    assert!(
+        app.subscribe_from(&topic("weft.fdc3"), Some(agent.clone()))
+            .await
+            .is_ok()
+    );
+
     // Subscriptions must be covered by the declared patterns.
     assert!(
         app.subscribe(&Pattern::new("fx.EUR.spot").unwrap())

@@ -473,6 +473,14 @@ pub enum ControlRequest {
     },
     /// Empty the dead-letter queue.
     DlqPurge,
+    /// `weft keys rotate` added a journal key while the shell runs: record it in the
+    /// audit log (the shell is its only writer).
+    KeysRotated {
+        /// The new key's id.
+        key_id: String,
+        /// Where it is kept.
+        store: String,
+    },
 }
 
 /// The shell's answer to a [`ControlRequest`].

@@ -77,8 +77,9 @@ pub struct SupervisorConfig {
 pub trait LifecycleObserver: Send + Sync + std::fmt::Debug {
     /// An app host process started (`restarts` is how many times before).
     fn started(&self, app: &AppInfo, pid: u32);
-    /// An app host process ended; `app.state` says what became of the instance.
-    fn exited(&self, app: &AppInfo);
+    /// An app host process ended; `crashed` if it failed without being asked to stop,
+    /// and `app.state` says what became of the instance.
+    fn exited(&self, app: &AppInfo, crashed: bool);
 }
 
 /// See [`SupervisorConfig::before_launch`].
@@ -868,6 +869,7 @@ impl Supervisor {
         let mut app_id = String::new();
         let mut window = Duration::ZERO;
         let mut ended_group = None;
+        let mut crashed = false;
         let shutting_down = lock(&self.inner.state).shutting_down;
         self.update(instance_id, |i| {
             token = Some(i.token.clone());
@@ -875,6 +877,7 @@ impl Supervisor {
             window = i.crash_loop.window();
             i.info.exit = Some(exit.to_string());
             i.process = None;
+            crashed = !exit.success() && !i.stop_requested && !shutting_down;
             if i.restart_requested && !i.stop_requested && !shutting_down {
                 decision = Decision::Restart {
                     after: Duration::ZERO,
@@ -904,10 +907,9 @@ impl Supervisor {
             self.inner.broker.revoke(&token);
         }
         tracing::info!(app_id, instance_id, "app exited: {exit}");
-        if let (Some(observer), Some(info)) =
-            (&self.inner.config.lifecycle, self.info(instance_id))
+        if let (Some(observer), Some(info)) = (&self.inner.config.lifecycle, self.info(instance_id))
         {
-            observer.exited(&info);
+            observer.exited(&info, crashed);
         }
         match decision {
             Decision::Leave => {}

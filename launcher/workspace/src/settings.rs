@@ -84,7 +84,8 @@ impl RawSettings {
     /// Checks the values; on failure, the field's name (such as `limits.memoryMb`) and
     /// the problem.
     pub fn check(&self) -> Result<Settings, (String, String)> {
-        self.check_fields().map_err(|(field, problem)| (field.to_owned(), problem))
+        self.check_fields()
+            .map_err(|(field, problem)| (field.to_owned(), problem))
             .and_then(|mut settings| {
                 if let Some(raw) = &self.permissions {
                     settings.permissions = raw
@@ -202,7 +203,9 @@ mod tests {
         assert_eq!(e.0, "colour");
         assert!(e.1.contains("unknown field"), "{}", e.1);
         assert_eq!(raw(r#"{"title":" "}"#).check().unwrap_err().0, "title");
-        let e = raw(r#"{"permissions":{"api":["camera"]}}"#).check().unwrap_err();
+        let e = raw(r#"{"permissions":{"api":["camera"]}}"#)
+            .check()
+            .unwrap_err();
         assert_eq!(e.0, "permissions.api[0]");
     }
 

@@ -1,0 +1,187 @@
+//! What the shell records in the audit log (`weft-audit`) and with which details: the
+//! shell's start and stop, app processes starting, ending and crashing, bus refusals,
+//! refused clients, policy violations, command-line requests that change something,
+//! and key rotations. The shell is the log's only writer; commands that run without a
+//! shell write through [`record_offline`] while holding the data directory's lock.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use anyhow::Context;
+use serde_json::json;
+use weft_audit::{AuditLog, AuditSettings, SyslogAnchor};
+use weft_broker::BusAction;
+use weft_proto::{
+    Identity,
+    frame::{AppInfo, ControlRequest},
+};
+use weft_supervisor::LifecycleObserver;
+
+use crate::config::AuditConfig;
+
+/// The audit log's folder in a data directory.
+pub fn dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("audit")
+}
+
+/// The running shell's audit log.
+#[derive(Clone)]
+pub struct AuditTrail {
+    log: Arc<AuditLog>,
+}
+
+impl std::fmt::Debug for AuditTrail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AuditTrail({})", self.log.dir().display())
+    }
+}
+
+fn app(identity: &Identity) -> serde_json::Value {
+    json!({"appId": identity.app_id, "instanceId": identity.instance_id})
+}
+
+impl AuditTrail {
+    /// Opens the log of `data_dir`, anchoring its head in the system log.
+    pub fn open(data_dir: &Path, config: &AuditConfig) -> anyhow::Result<AuditTrail> {
+        let dir = dir(data_dir);
+        let log = AuditLog::open(&dir, settings(config))
+            .with_context(|| format!("opening the audit log in {}", dir.display()))?;
+        Ok(AuditTrail { log: Arc::new(log) })
+    }
+
+    /// Records an event.
+    pub fn record(&self, event: &str, data: serde_json::Value) {
+        self.log.record(event, data);
+    }
+
+    /// Waits until everything recorded is on disk.
+    pub fn flush(&self) {
+        self.log.flush();
+    }
+
+    /// An app's bus call refused by its permissions.
+    pub fn bus_denied(
+        &self,
+        identity: &Identity,
+        action: BusAction,
+        subject: &str,
+        suppressed: u64,
+    ) {
+        self.record(
+            "bus.denied",
+            json!({
+                "app": app(identity),
+                "action": action.as_str(),
+                "subject": subject,
+                "notRecordedBefore": suppressed,
+            }),
+        );
+    }
+
+    /// A client refused at the handshake.
+    pub fn client_refused(&self, reason: &str, message: &str, peer: Option<(i32, u32)>) {
+        self.record(
+            "client.refused",
+            json!({
+                "reason": reason,
+                "message": message,
+                "peerPid": peer.map(|p| p.0),
+                "peerUid": peer.map(|p| p.1),
+            }),
+        );
+    }
+
+    /// A command-line request; requests that only read are not recorded.
+    pub fn cli_request(&self, from: &Identity, request: &ControlRequest) {
+        let (action, details) = match request {
+            ControlRequest::ListApps | ControlRequest::DlqList => return,
+            ControlRequest::Launch {
+                workspace,
+                app_directories,
+                apps,
+            } => (
+                "launch",
+                json!({"workspace": workspace, "appDirectories": app_directories, "apps": apps}),
+            ),
+            ControlRequest::Activate => ("activate", json!({})),
+            ControlRequest::StopApp { instance_id } => {
+                ("stopApp", json!({"instanceId": instance_id}))
+            }
+            ControlRequest::OpenInspector { instance_id } => {
+                ("openInspector", json!({"instanceId": instance_id}))
+            }
+            ControlRequest::Shutdown => ("stop", json!({})),
+            ControlRequest::DlqRedrive { id } => ("dlqRedrive", json!({"id": id})),
+            ControlRequest::DlqPurge => ("dlqPurge", json!({})),
+            ControlRequest::KeysRotated { key_id, store } => {
+                self.record(
+                    "keys.rotate",
+                    json!({"keyId": key_id, "store": store, "by": "cli"}),
+                );
+                return;
+            }
+        };
+        self.record(
+            "cli.request",
+            json!({"client": from.instance_id, "action": action, "details": details}),
+        );
+    }
+
+    /// A launch the policy refused.
+    pub fn policy_violation(&self, app_id: &str, what: &str) {
+        self.record(
+            "policy.violation",
+            json!({"appId": app_id, "violation": what}),
+        );
+    }
+}
+
+impl LifecycleObserver for AuditTrail {
+    fn started(&self, info: &AppInfo, pid: u32) {
+        self.record(
+            "app.start",
+            json!({
+                "app": {"appId": info.app_id, "instanceId": info.instance_id},
+                "pid": pid,
+                "url": info.url,
+                "restarts": info.restarts,
+            }),
+        );
+    }
+
+    fn exited(&self, info: &AppInfo, crashed: bool) {
+        let event = if crashed { "app.crash" } else { "app.exit" };
+        self.record(
+            event,
+            json!({
+                "app": {"appId": info.app_id, "instanceId": info.instance_id},
+                "exit": info.exit,
+                "state": info.state,
+            }),
+        );
+    }
+}
+
+fn settings(config: &AuditConfig) -> AuditSettings {
+    AuditSettings {
+        max_file_bytes: config.max_file_mb * 1024 * 1024,
+        anchor_every: Duration::from_secs(config.anchor_every_secs),
+        anchors: vec![Box::new(SyslogAnchor::new(&config.syslog_socket))],
+    }
+}
+
+/// Records one event when no shell runs; the caller holds the data directory's lock.
+pub fn record_offline(
+    data_dir: &Path,
+    config: &AuditConfig,
+    event: &str,
+    data: serde_json::Value,
+) -> anyhow::Result<()> {
+    let trail = AuditTrail::open(data_dir, config)?;
+    trail.record(event, data);
+    trail.flush();
+    Ok(())
+}

@@ -1,0 +1,339 @@
+//! End-to-end tests of Weft's security: each tries the attack against a real shell
+//! (and real WebKit pages where a page is the attacker) and asserts the refusal and the
+//! audit record. Tests with pages run one at a time (the nextest `webview` group).
+
+use std::{os::unix::net::UnixDatagram, path::Path, process::Output, time::Duration};
+
+use serde_json::{Value, json};
+use weft_client::{Client, ClientError};
+use weft_e2e::{Shell, TestEnv, threaded_runtime, topic, within};
+use weft_proto::{Pattern, Token, handshake::Refusal};
+
+/// Drives the `security` fixture page of one app through its RPC service.
+struct Page {
+    service: weft_client::ServiceClient,
+}
+
+impl Page {
+    async fn of(client: &Client, app_id: &str) -> Page {
+        let name = topic(&format!("e2e.security.{app_id}"));
+        let service = within(
+            "the page's service",
+            client.connect_service(&name, Some(Duration::from_secs(60))),
+        )
+        .await
+        .expect("the page provides its service");
+        Page { service }
+    }
+
+    async fn action(&self, action: &str, args: Value) -> Value {
+        let d = within(
+            action,
+            self.service
+                .dispatch(action, args.to_string(), Duration::from_secs(30)),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{action}: {e}"));
+        serde_json::from_slice(&d.payload).unwrap()
+    }
+}
+
+/// The audit log's records, as `weft audit export --json` prints them.
+fn audit_records(env: &TestEnv) -> Vec<Value> {
+    let out = env.run_weft(&["audit", "export", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn records_of<'a>(records: &'a [Value], event: &str) -> Vec<&'a Value> {
+    records.iter().filter(|r| r["event"] == event).collect()
+}
+
+/// `config.toml` that anchors the audit log in a "system log" the test reads.
+fn with_syslog(env: &TestEnv) -> UnixDatagram {
+    let socket = env.path("syslog.sock");
+    let listener = UnixDatagram::bind(&socket).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    std::fs::write(
+        env.data_dir().join("config.toml"),
+        format!(
+            "[audit]\nsyslog_socket = {:?}\nanchor_every_secs = 1\n",
+            socket.display().to_string()
+        ),
+    )
+    .unwrap();
+    listener
+}
+
+/// Everything the "system log" received, as text.
+fn syslog_text(listener: &UnixDatagram) -> String {
+    let mut text = String::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = listener.recv(&mut buf) {
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+        text.push('\n');
+    }
+    text
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn an_app_is_held_to_its_declared_bus_patterns_and_every_refusal_is_audited() {
+    let env = TestEnv::new();
+    std::fs::create_dir_all(env.data_dir()).unwrap();
+    let syslog = with_syslog(&env);
+    let workspace = env.workspace_with(
+        "held",
+        &[
+            (
+                "quotes",
+                "security/index.html",
+                json!({"permissions": {
+                    "publish": ["allowed.#"],
+                    "subscribe": ["allowed.#", "e2e.security.quotes"]
+                }}),
+            ),
+            ("open", "security/index.html", json!({})),
+        ],
+    );
+    let mut shell = Shell::launch(env, &workspace);
+    shell.wait_ready(2);
+    let runtime = threaded_runtime();
+    runtime.block_on(async {
+        let client = shell.client().await;
+        let mut watch = client.subscribe(&Pattern::new("#").unwrap()).await.unwrap();
+        let quotes = Page::of(&client, "quotes").await;
+        let open = Page::of(&client, "open").await;
+
+        let ok = quotes
+            .action("publish", json!({"topic": "allowed.fx", "data": 1}))
+            .await;
+        assert_eq!(ok["ok"], true, "{ok}");
+        for (refused, args) in [
+            ("publish", json!({"topic": "secret.fx", "data": 2})),
+            ("subscribe", json!({"pattern": "#"})),
+            ("subscribe", json!({"pattern": "*.fx"})),
+        ] {
+            let answer = quotes.action(refused, args.clone()).await;
+            assert_eq!(answer["code"], "AccessDenied", "{refused} {args}: {answer}");
+        }
+        let narrower = quotes
+            .action("subscribe", json!({"pattern": "allowed.*"}))
+            .await;
+        assert_eq!(narrower["ok"], true, "{narrower}");
+        // An app that declares nothing keeps the open bus.
+        let free = open
+            .action("publish", json!({"topic": "secret.fx", "data": 3}))
+            .await;
+        assert_eq!(free["ok"], true, "{free}");
+
+        // The watcher saw the allowed messages, and not the refused one, in order.
+        let mut seen = vec![];
+        while seen.len() < 2 {
+            let d = within("a message", watch.next()).await.unwrap();
+            if !d.topic.as_str().starts_with("e2e.") {
+                seen.push((d.topic.as_str().to_owned(), d.sender.app_id.clone()));
+            }
+        }
+        assert_eq!(
+            seen,
+            [
+                ("allowed.fx".to_owned(), "quotes".to_owned()),
+                ("secret.fx".to_owned(), "open".to_owned())
+            ]
+        );
+
+        // A local client with a made-up token, or none, is refused.
+        let socket = shell.env.endpoint().socket_path();
+        match Client::connect(&socket, &Token::random()).await {
+            Err(ClientError::Refused { reason, .. }) => assert_eq!(reason, Refusal::BadToken),
+            other => panic!("a made-up token was accepted: {:?}", other.is_ok()),
+        }
+    });
+
+    let stop = shell.env.run_weft(&["stop"]);
+    assert!(stop.status.success(), "{}", stderr(&stop));
+    assert!(shell.wait_exit(Duration::from_secs(60)).success());
+
+    let records = audit_records(&shell.env);
+    let denied: Vec<(Value, Value, Value)> = records_of(&records, "bus.denied")
+        .iter()
+        .map(|r| {
+            (
+                r["data"]["app"]["appId"].clone(),
+                r["data"]["action"].clone(),
+                r["data"]["subject"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        denied,
+        [
+            (json!("quotes"), json!("publish"), json!("secret.fx")),
+            (json!("quotes"), json!("subscribe"), json!("#")),
+            (json!("quotes"), json!("subscribe"), json!("*.fx")),
+        ]
+    );
+    let refused = records_of(&records, "client.refused");
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0]["data"]["reason"], "BadToken");
+    assert_eq!(refused[0]["data"]["peerPid"], std::process::id());
+    let started: Vec<&Value> = records_of(&records, "app.start")
+        .into_iter()
+        .map(|r| &r["data"]["app"]["appId"])
+        .collect();
+    assert_eq!(started, [&json!("quotes"), &json!("open")]);
+    assert_eq!(records_of(&records, "app.exit").len(), 2);
+    let stops: Vec<_> = records_of(&records, "cli.request")
+        .into_iter()
+        .filter(|r| r["data"]["action"] == "stop")
+        .collect();
+    assert_eq!(stops.len(), 1);
+    assert_eq!(records.first().unwrap()["event"], "shell.start");
+    assert_eq!(records.last().unwrap()["event"], "shell.stop");
+
+    // The chain verifies against the head file and the anchors the shell wrote to the
+    // system log — the last of them at shutdown, at the final line.
+    let anchors = shell.env.path("anchors.txt");
+    let syslog = syslog_text(&syslog);
+    assert!(syslog.contains("weft-audit["), "{syslog}");
+    std::fs::write(&anchors, &syslog).unwrap();
+    let anchors_arg = anchors.to_str().unwrap();
+    let ok = shell
+        .env
+        .run_weft(&["audit", "verify", "--no-journal", "--anchors", anchors_arg]);
+    let text = String::from_utf8_lossy(&ok.stdout);
+    assert!(ok.status.success(), "{}{text}", stderr(&ok));
+    assert!(text.contains("chain intact"), "{text}");
+
+    // Cutting the last lines and rewriting the head file to match passes the chain but
+    // not the system log's anchor.
+    let log_file = audit_file(&shell.env.data_dir());
+    let content = std::fs::read_to_string(&log_file).unwrap();
+    let lines: Vec<&str> = content.lines().collect();
+    let kept = &lines[..lines.len() - 2];
+    std::fs::write(&log_file, kept.join("\n") + "\n").unwrap();
+    let last: Value = serde_json::from_str(kept.last().unwrap()).unwrap();
+    std::fs::write(
+        shell.env.data_dir().join("audit/head"),
+        format!("{} {}\n", last["seq"], sha256_hex(kept.last().unwrap())),
+    )
+    .unwrap();
+    let cut = shell
+        .env
+        .run_weft(&["audit", "verify", "--no-journal", "--anchors", anchors_arg]);
+    assert_eq!(cut.status.code(), Some(1));
+    assert!(stderr(&cut).contains("cut off the end"), "{}", stderr(&cut));
+
+    // An edited line is named.
+    std::fs::write(&log_file, &content).unwrap();
+    std::fs::remove_file(shell.env.data_dir().join("audit/head")).unwrap();
+    let edited = content.replacen("\"secret.fx\"", "\"public.fx\"", 1);
+    std::fs::write(&log_file, &edited).unwrap();
+    let bad_line = content
+        .lines()
+        .position(|l| l.contains("\"secret.fx\""))
+        .unwrap()
+        + 1;
+    let out = shell.env.run_weft(&["audit", "verify", "--no-journal"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(&format!("{}:{bad_line}:", log_file.display())),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// The audit log's only file (the test's log is far below the rotation size).
+fn audit_file(data_dir: &Path) -> std::path::PathBuf {
+    let mut files: Vec<_> = std::fs::read_dir(data_dir.join("audit"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    files.pop().unwrap()
+}
+
+fn sha256_hex(line: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(line.as_bytes()))
+}
+
+#[test]
+fn a_malformed_policy_stops_the_shell_and_a_policy_refuses_apps_it_does_not_allow() {
+    let env = TestEnv::new();
+    std::fs::create_dir_all(env.data_dir()).unwrap();
+    let policy = env.path("policy.toml");
+    std::fs::write(
+        env.data_dir().join("config.toml"),
+        format!("[policy]\nfile = {:?}\n", policy.display().to_string()),
+    )
+    .unwrap();
+    let workspace = env.workspace("one", &[("echo", "echo/index.html")]);
+    let launch = || env.run_weft(&["launch", workspace.to_str().unwrap(), "--no-panel"]);
+
+    // A typo in the policy: nothing starts, and the message says where.
+    std::fs::write(&policy, "[apps]\nalow = [\"echo\"]\n").unwrap();
+    let out = launch();
+    assert!(!out.status.success());
+    let why = stderr(&out);
+    assert!(why.contains(&*policy.to_string_lossy()), "{why}");
+    assert!(
+        why.contains("alow") && why.contains("does not start"),
+        "{why}"
+    );
+    assert!(!env.endpoint().socket_path().exists());
+    assert!(
+        !env.data_dir().join("audit").exists(),
+        "nothing ran, nothing to audit"
+    );
+
+    // A policy that allows only another app: refused at launch, and audited.
+    std::fs::write(&policy, "[apps]\nallow = [\"blotter\"]\n").unwrap();
+    let out = launch();
+    assert!(!out.status.success());
+    let why = stderr(&out);
+    assert!(
+        why.contains("the desktop owner's policy does not allow the app `echo`"),
+        "{why}"
+    );
+    let records = audit_records(&env);
+    let violations = records_of(&records, "policy.violation");
+    assert_eq!(violations.len(), 1, "{records:?}");
+    assert_eq!(violations[0]["data"]["appId"], "echo");
+    assert!(records_of(&records, "app.start").is_empty());
+
+    // Origins too: a remote app from an origin the policy does not list.
+    std::fs::write(
+        &policy,
+        "[apps]\norigins = [\"https://apps.bank.example\"]\n",
+    )
+    .unwrap();
+    let remote = env.fixtures().join("remote.json");
+    std::fs::write(
+        &remote,
+        json!({"name": "remote", "apps": [{"appId": "news", "url": "https://news.example.org/"}]})
+            .to_string(),
+    )
+    .unwrap();
+    let out = env.run_weft(&["launch", remote.to_str().unwrap(), "--no-panel"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("does not allow apps from https://news.example.org"),
+        "{}",
+        stderr(&out)
+    );
+    let verified = env.run_weft(&["audit", "verify", "--no-journal"]);
+    assert!(verified.status.success(), "{}", stderr(&verified));
+}
