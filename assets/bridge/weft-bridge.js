@@ -275,6 +275,12 @@
     },
   };
 
+  function secure(action, key, data) {
+    const bad = checkString(key, "the key", "InvalidArgument");
+    if (bad) return Promise.reject(bad);
+    return request({ t: "secure", action: action, key: key, data: data });
+  }
+
   const api = {
     identity: Object.freeze({ appId: identity.appId, instanceId: identity.instanceId }),
 
@@ -379,6 +385,30 @@
     },
 
     rpc: Object.freeze(rpc),
+
+    // Secrets kept encrypted for this app alone (permission "secureStorage": the app
+    // must declare it, and the user or the desktop owner allow it; otherwise calls
+    // fail with code AccessDenied). Values are any JSON.
+    secureStorage: Object.freeze({
+      get(key) {
+        return secure("get", key);
+      },
+      set(key, value) {
+        let text;
+        try {
+          text = encode(value);
+        } catch (e) {
+          return Promise.reject(weftError("InvalidPayload", "the value is not JSON-serialisable: " + e));
+        }
+        return secure("set", key, text).then(() => undefined);
+      },
+      delete(key) {
+        return secure("delete", key);
+      },
+      keys() {
+        return request({ t: "secure", action: "keys" });
+      },
+    }),
   };
   Object.defineProperty(window, "weft", { value: Object.freeze(api), enumerable: true });
 

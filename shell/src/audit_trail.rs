@@ -20,7 +20,7 @@ use weft_proto::{
 };
 use weft_supervisor::LifecycleObserver;
 
-use crate::config::AuditConfig;
+use crate::{config::AuditConfig, permission_store::Remembered};
 
 /// The audit log's folder in a data directory.
 pub fn dir(data_dir: &Path) -> PathBuf {
@@ -116,6 +116,8 @@ impl AuditTrail {
             ControlRequest::Shutdown => ("stop", json!({})),
             ControlRequest::DlqRedrive { id } => ("dlqRedrive", json!({"id": id})),
             ControlRequest::DlqPurge => ("dlqPurge", json!({})),
+            // Recorded, with what was revoked, once done.
+            ControlRequest::RevokePermission { .. } => return,
             ControlRequest::KeysRotated { key_id, store } => {
                 self.record(
                     "keys.rotate",
@@ -127,6 +129,19 @@ impl AuditTrail {
         self.record(
             "cli.request",
             json!({"client": from.instance_id, "action": action, "details": details}),
+        );
+    }
+
+    /// A remembered permission answer forgotten, from the panel or the command line.
+    pub fn permission_revoked(&self, remembered: &Remembered, by: &str) {
+        self.record(
+            "permission.revoke",
+            json!({
+                "appId": remembered.app_id,
+                "api": remembered.api,
+                "answer": remembered.answer,
+                "by": by,
+            }),
         );
     }
 

@@ -76,6 +76,9 @@ pub enum Command {
     /// Check and read the tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The permission answers the user asked to remember, and what policy forces.
+    #[command(subcommand)]
+    Permissions(PermissionsCommand),
     /// Stop every app and the running shell.
     Stop,
 }
@@ -153,6 +156,28 @@ pub enum KeysCommand {
     /// Start a new journal key: segments written from the shell's next start use it;
     /// older records stay readable with the old keys, which are kept.
     Rotate,
+}
+
+/// `weft permissions …`
+#[derive(Debug, Subcommand)]
+pub enum PermissionsCommand {
+    /// List the remembered answers ("Always allow", "Always deny") and the grants and
+    /// denials the desktop owner's policy forces.
+    List {
+        /// Print one JSON object: {"remembered": [{"appId", "api", "answer", "at"}],
+        /// "policy": [{"appId", "api", "granted"}]}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forget the remembered answers of an app (the app is asked again next time);
+    /// takes effect at once in a running shell.
+    Revoke {
+        /// The app id.
+        app_id: String,
+        /// Only this API (such as secureStorage); every API when omitted.
+        #[arg(long, value_name = "NAME")]
+        api: Option<String>,
+    },
 }
 
 /// `weft audit …`

@@ -452,6 +452,32 @@ fn message_line(d: &weft_proto::frame::Delivery, data_only: bool) -> String {
     .expect("a line serialises")
 }
 
+/// Has the running shell carry out `request`, or, when none runs, does `offline`
+/// while holding the data directory's lock (so that no shell starts meanwhile).
+pub fn through_shell_or_locked(
+    data_dir: &Path,
+    request: ControlRequest,
+    offline: impl FnOnce() -> anyhow::Result<ControlReply>,
+) -> anyhow::Result<ControlReply> {
+    let endpoint = data_dir::endpoint(data_dir)?;
+    endpoint
+        .ensure_dir()
+        .with_context(|| format!("preparing {}", endpoint.dir().display()))?;
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(endpoint.lock_path())
+        .with_context(|| format!("opening {}", endpoint.lock_path().display()))?;
+    match lock.try_lock() {
+        Ok(()) => offline(),
+        Err(TryLockError::WouldBlock) => control(Some(data_dir), request),
+        Err(TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", endpoint.lock_path().display()))
+        }
+    }
+}
+
 /// Sends one control request to the running shell and returns its answer.
 pub fn control(data_dir: Option<&Path>, request: ControlRequest) -> anyhow::Result<ControlReply> {
     let dir = data_dir::resolve(data_dir)?;

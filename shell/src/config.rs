@@ -39,6 +39,9 @@ pub struct Config {
     /// Where the desktop owner's policy is, besides the system-wide file.
     #[serde(default)]
     pub policy: PolicyConfig,
+    /// Apps' secure storage.
+    #[serde(default)]
+    pub secure_storage: SecureStorageConfig,
     /// The audit log.
     #[serde(default)]
     pub audit: AuditConfig,
@@ -53,6 +56,16 @@ pub struct Config {
 pub struct PolicyConfig {
     /// A policy file read together with the system-wide one (`/etc/weft/policy.toml`).
     pub file: Option<PathBuf>,
+}
+
+/// `[secure_storage]`
+#[derive(Debug, Default, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SecureStorageConfig {
+    /// Keep the secure storage's key in a file (mode 0600) when no OS keychain is
+    /// available, instead of refusing `weft.secureStorage`.
+    #[serde(default)]
+    pub key_file: bool,
 }
 
 /// `[audit]`
@@ -338,7 +351,10 @@ mod tests {
         .unwrap();
         assert_eq!(config.log.level.as_deref(), Some("warn"));
         assert!(config.policy_in_force.check_app("b", None).is_err());
-        assert_eq!(config.policy_in_force.sources, std::slice::from_ref(&policy));
+        assert_eq!(
+            config.policy_in_force.sources,
+            std::slice::from_ref(&policy)
+        );
 
         std::fs::write(&policy, "[apps]\nallow = \"a\"\n").unwrap();
         let e = load(&format!(

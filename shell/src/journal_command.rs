@@ -7,7 +7,7 @@ use anyhow::Context;
 use serde::Serialize;
 use weft_journal::{CheckReport, DamageKind};
 
-use weft_proto::frame::ControlRequest;
+use weft_proto::frame::{ControlReply, ControlRequest};
 
 use crate::{audit_trail, commands, config::Config, data_dir, journal_keys};
 
@@ -146,34 +146,19 @@ fn record_rotation(
     key_id: &str,
     store: &str,
 ) -> anyhow::Result<()> {
-    let endpoint = data_dir::endpoint(data_dir)?;
-    endpoint
-        .ensure_dir()
-        .with_context(|| format!("preparing {}", endpoint.dir().display()))?;
-    let lock = std::fs::File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(endpoint.lock_path())
-        .with_context(|| format!("opening {}", endpoint.lock_path().display()))?;
-    match lock.try_lock() {
-        Ok(()) => audit_trail::record_offline(
+    let request = ControlRequest::KeysRotated {
+        key_id: key_id.to_owned(),
+        store: store.to_owned(),
+    };
+    commands::through_shell_or_locked(data_dir, request, || {
+        audit_trail::record_offline(
             data_dir,
             &config.audit,
             "keys.rotate",
             serde_json::json!({"keyId": key_id, "store": store, "by": "cli"}),
-        ),
-        Err(std::fs::TryLockError::WouldBlock) => commands::control(
-            Some(data_dir),
-            ControlRequest::KeysRotated {
-                key_id: key_id.to_owned(),
-                store: store.to_owned(),
-            },
         )
-        .map(drop)
-        .context("recording the rotation in the running shell's audit log"),
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(e).with_context(|| format!("locking {}", endpoint.lock_path().display()))
-        }
-    }
+        .map(|()| ControlReply::Done)
+    })
+    .map(drop)
+    .context("recording the rotation in the audit log")
 }

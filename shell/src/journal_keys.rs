@@ -1,22 +1,17 @@
-//! Where the journal's master keys are kept: the OS keychain (Secret Service on
-//! Linux, through the `keyring` crate), or — only when the user opts in with
-//! `[journal] key_file = true` — a file readable by its owner alone.
+//! The journal's master keys, kept as [`master_keys`](crate::master_keys) keeps keys:
+//! in the OS keychain, or — only with `[journal] key_file = true` — in a 0600 file.
 //!
-//! Without either, durable topics are refused: the journal is never written with a
-//! key kept nowhere safe.
+//! Without either, durable topics are refused.
 
 use std::{
-    fs,
-    io::Write,
-    os::unix::fs::{OpenOptionsExt, PermissionsExt},
     path::{Path, PathBuf},
     sync::Arc,
 };
 
 use weft_journal::KeySet;
 
-/// The keychain service name entries are kept under.
-const SERVICE: &str = "weft";
+use crate::master_keys::KeyPlace;
+pub use crate::master_keys::KeySource;
 
 /// The journal's keys and where they came from.
 pub struct JournalKeys {
@@ -24,24 +19,6 @@ pub struct JournalKeys {
     pub keys: Arc<KeySet>,
     /// Where they are kept.
     pub source: KeySource,
-}
-
-/// Where the master keys are kept.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeySource {
-    /// The OS keychain.
-    Keychain,
-    /// A file (mode 0600), by the user's choice.
-    KeyFile(PathBuf),
-}
-
-impl std::fmt::Display for KeySource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            KeySource::Keychain => f.write_str("the OS keychain"),
-            KeySource::KeyFile(path) => write!(f, "the key file {}", path.display()),
-        }
-    }
 }
 
 /// The journal folder of a data directory.
@@ -54,43 +31,29 @@ pub fn key_file(data_dir: &Path) -> PathBuf {
     journal_dir(data_dir).join("keys")
 }
 
-/// The keychain entry of a data directory: one set of keys per data directory.
-fn entry(data_dir: &Path) -> Result<keyring::Entry, keyring::Error> {
-    keyring::Entry::new(SERVICE, &format!("journal-keys {}", data_dir.display()))
+/// Where the keys of a data directory are kept: one set per data directory.
+fn place(data_dir: &Path, allow_key_file: bool) -> KeyPlace {
+    KeyPlace {
+        what: "the journal's key",
+        entry: format!("journal-keys {}", data_dir.display()),
+        file: key_file(data_dir),
+        allow_file: allow_key_file,
+        opt_in: "`key_file = true` under `[journal]`",
+    }
+}
+
+fn parse(text: &str) -> Result<KeySet, String> {
+    KeySet::from_text(text).map_err(|e| e.to_string())
 }
 
 /// Loads the keys, creating them on first use.
 pub fn load(data_dir: &Path, allow_key_file: bool) -> Result<JournalKeys, String> {
-    let file = key_file(data_dir);
-    if allow_key_file && file.exists() {
-        return load_file(&file).map(|keys| JournalKeys {
-            keys: Arc::new(keys),
-            source: KeySource::KeyFile(file),
-        });
-    }
-    match load_keychain(data_dir) {
-        Ok(keys) => Ok(JournalKeys {
-            keys: Arc::new(keys),
-            source: KeySource::Keychain,
-        }),
-        Err(why) if allow_key_file => {
-            tracing::warn!(
-                "no keychain ({why}): the journal's keys are kept in {}, as config.toml \
-                 allows; anyone who can read that file can read the journal",
-                file.display()
-            );
-            let keys = load_file(&file)?;
-            Ok(JournalKeys {
-                keys: Arc::new(keys),
-                source: KeySource::KeyFile(file),
-            })
-        }
-        Err(why) => Err(format!(
-            "no keychain is available to keep the journal's key ({why}); to keep it in a \
-             file readable only by you instead, set `key_file = true` under `[journal]` in \
-             config.toml"
-        )),
-    }
+    let (keys, source) =
+        place(data_dir, allow_key_file).load_or_create(|| KeySet::generate().to_text(), parse)?;
+    Ok(JournalKeys {
+        keys: Arc::new(keys),
+        source,
+    })
 }
 
 /// Adds a new master key, which new segments use from the next start; old segments
@@ -99,108 +62,42 @@ pub fn rotate(data_dir: &Path, allow_key_file: bool) -> Result<(u32, KeySource),
     let loaded = load(data_dir, allow_key_file)?;
     let mut keys = (*loaded.keys).clone();
     let id = keys.rotate();
-    match &loaded.source {
-        KeySource::Keychain => store_keychain(data_dir, &keys)?,
-        KeySource::KeyFile(path) => write_file(path, &keys)?,
-    }
+    place(data_dir, allow_key_file).store(&keys.to_text(), &loaded.source)?;
     Ok((id, loaded.source))
-}
-
-fn load_keychain(data_dir: &Path) -> Result<KeySet, String> {
-    // Without a session bus, libdbus would autolaunch one (with a keyring daemon) that
-    // outlives the shell: there is no keychain to use then, and nothing is started.
-    if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none_or(|a| a.is_empty()) {
-        return Err("there is no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is not set)".into());
-    }
-    let entry = entry(data_dir).map_err(|e| e.to_string())?;
-    match entry.get_password() {
-        Ok(text) => {
-            KeySet::from_text(&text).map_err(|e| format!("the keychain entry is damaged: {e}"))
-        }
-        Err(keyring::Error::NoEntry) => {
-            let keys = KeySet::generate();
-            store_keychain(data_dir, &keys)?;
-            tracing::info!("created the journal's key in the OS keychain");
-            Ok(keys)
-        }
-        Err(e) => Err(e.to_string()),
-    }
-}
-
-fn store_keychain(data_dir: &Path, keys: &KeySet) -> Result<(), String> {
-    entry(data_dir)
-        .and_then(|e| e.set_password(&keys.to_text()))
-        .map_err(|e| format!("cannot store the journal's key in the keychain: {e}"))
-}
-
-fn load_file(path: &Path) -> Result<KeySet, String> {
-    match fs::read_to_string(path) {
-        Ok(text) => {
-            let mode = fs::metadata(path)
-                .map(|m| m.permissions().mode() & 0o777)
-                .unwrap_or(0);
-            if mode & 0o077 != 0 {
-                return Err(format!(
-                    "{} may be read by others (mode {mode:o}); make it 0600 (chmod 600)",
-                    path.display()
-                ));
-            }
-            KeySet::from_text(&text).map_err(|e| format!("{}: {e}", path.display()))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let keys = KeySet::generate();
-            write_file(path, &keys)?;
-            Ok(keys)
-        }
-        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
-    }
-}
-
-/// Writes the key file (0600) through a temporary file, so that a crash leaves the old
-/// or the new set, never half of one.
-fn write_file(path: &Path, keys: &KeySet) -> Result<(), String> {
-    let fail = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(fail)?;
-    }
-    let tmp = path.with_extension("tmp");
-    let _ = fs::remove_file(&tmp);
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(fail)?;
-    file.write_all(keys.to_text().as_bytes()).map_err(fail)?;
-    file.sync_all().map_err(fail)?;
-    fs::rename(&tmp, path).map_err(fail)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::{fs, os::unix::fs::PermissionsExt};
+
     use super::*;
 
     #[test]
     fn a_key_file_is_created_0600_rotated_and_refused_when_others_may_read_it() {
         let dir = tempfile::tempdir().unwrap();
         let file = key_file(dir.path());
-        let first = load_file(&file).unwrap();
+        // Written first, so that the file is used whether or not a keychain is there.
+        let made = KeySet::generate();
+        place(dir.path(), true)
+            .store(&made.to_text(), &KeySource::KeyFile(file.clone()))
+            .unwrap();
+        let first = load(dir.path(), true).unwrap();
+        assert_eq!(*first.keys, made);
+        assert_eq!(first.source, KeySource::KeyFile(file.clone()));
         assert_eq!(
             fs::metadata(&file).unwrap().permissions().mode() & 0o777,
             0o600
         );
         assert_eq!(
-            load_file(&file).unwrap(),
-            first,
+            *load(dir.path(), true).unwrap().keys,
+            *first.keys,
             "read back, not made again"
         );
-        let loaded = load(dir.path(), true).unwrap();
-        assert_eq!(loaded.source, KeySource::KeyFile(file.clone()));
         let (id, source) = rotate(dir.path(), true).unwrap();
         assert_eq!((id, source), (2, KeySource::KeyFile(file.clone())));
-        let rotated = load_file(&file).unwrap();
-        assert_eq!(rotated.get(1), first.get(1), "the old key stays");
+        let rotated = load(dir.path(), true).unwrap().keys;
+        assert_eq!(rotated.get(1), first.keys.get(1), "the old key stays");
         fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(load_file(&file).unwrap_err().contains("chmod 600"));
+        assert!(load(dir.path(), true).err().unwrap().contains("chmod 600"));
     }
 }

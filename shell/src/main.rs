@@ -13,20 +13,27 @@ mod audit_trail;
 mod cli;
 mod commands;
 mod config;
+mod consent;
 mod data_dir;
 mod demo;
 mod diag;
 mod durable_streams;
 mod fdc3_agent;
 mod fdc3_prompts;
+mod gatekeeper;
 mod journal_command;
 mod journal_keys;
 mod launch_request;
 mod locking;
 mod logging;
 mod logs_command;
+mod master_keys;
 mod metrics;
+mod page_services;
 mod panel;
+mod permission_store;
+mod permissions_command;
+mod secure_storage;
 mod shell_process;
 mod shutdown;
 mod trace_export;
@@ -76,6 +83,12 @@ fn main() -> ExitCode {
         }
         Some(Command::Keys(cli::KeysCommand::Rotate)) => journal_command::rotate_keys(data_dir),
         Some(Command::Dlq(dlq)) => commands::dlq(data_dir, dlq),
+        Some(Command::Permissions(cli::PermissionsCommand::List { json })) => {
+            permissions_command::list(data_dir, json)
+        }
+        Some(Command::Permissions(cli::PermissionsCommand::Revoke { app_id, api })) => {
+            permissions_command::revoke(data_dir, &app_id, api.as_deref())
+        }
         Some(Command::Audit(cli::AuditCommand::Verify {
             anchors,
             no_journal,

@@ -1,7 +1,9 @@
 //! The control panel: one egui window listing the running apps, with buttons to launch
-//! the demo or a workspace file and to stop apps, and the FDC3 intent choices the user
-//! asked to remember. Its event loop also shows the intent resolver's windows
-//! (`fdc3_prompts.rs`).
+//! the demo or a workspace file and to stop apps, the FDC3 intent choices the user
+//! asked to remember, and the Permissions view (remembered answers, revocable, and
+//! what the desktop owner's policy forces). Its event loop also shows the intent
+//! resolver's windows (`fdc3_prompts.rs`) and the consent prompts (`consent.rs`), one
+//! at a time.
 //!
 //! Immediate mode, kept apart from the data: [`draw`] reads a snapshot of the
 //! supervisor's apps and the form's text, and returns what the user asked for as
@@ -19,10 +21,15 @@ use weft_proto::frame::{AppInfo, AppState};
 use weft_supervisor::Supervisor;
 use weft_workspace::Workspace;
 
+use weft_permissions::{Answer, Api, Policy};
+
 use crate::{
+    audit_trail::AuditTrail,
+    consent::{self, Prompts},
     fdc3_agent::AgentHandle,
     fdc3_prompts::{self, PromptForm, Remembered, Reply},
     locking::lock,
+    permission_store::{PermissionStore, Remembered as RememberedPermission},
     shell_process,
     shutdown::Shutdown,
 };
@@ -64,6 +71,13 @@ pub enum PanelAction {
     Wait(String),
     /// Open the web inspector on an app instance's page.
     Inspect(String),
+    /// Forget the user's remembered answer for an app and API.
+    Revoke {
+        /// The app.
+        app_id: String,
+        /// The API.
+        api: Api,
+    },
     /// Forget a remembered intent choice.
     ForgetChoice {
         /// Its intent.
@@ -80,6 +94,72 @@ pub struct Fdc3Ui {
     pub agent: AgentHandle,
     /// The questions and remembered choices.
     pub resolver: fdc3_prompts::Shared,
+}
+
+/// What the panel needs for permissions: the consent prompts to show, the remembered
+/// answers, the policy, and the audit log for revocations.
+pub struct SecurityUi {
+    /// The consent questions waiting.
+    pub prompts: Prompts,
+    /// The remembered answers.
+    pub store: Arc<PermissionStore>,
+    /// The desktop owner's policy.
+    pub policy: Arc<Policy>,
+    /// Where revocations are recorded.
+    pub audit: AuditTrail,
+}
+
+/// Draws the Permissions view: each remembered answer with a Revoke button, then what
+/// the desktop owner's policy forces (which the user cannot change).
+pub fn draw_permissions(
+    ui: &mut egui::Ui,
+    remembered: &[RememberedPermission],
+    forced: &[(String, Api, bool)],
+    policy_sources: &str,
+) -> Vec<PanelAction> {
+    let mut actions = Vec::new();
+    egui::CollapsingHeader::new(format!("Permissions ({} remembered)", remembered.len()))
+        .id_salt("permissions")
+        .default_open(!remembered.is_empty())
+        .show(ui, |ui| {
+            if remembered.is_empty() {
+                ui.label("No remembered answers: apps ask the first time they need a permission.");
+            }
+            for r in remembered {
+                ui.horizontal(|ui| {
+                    let answer = match r.answer {
+                        Answer::AlwaysAllow => "always allowed",
+                        Answer::AlwaysDeny => "always denied",
+                    };
+                    ui.label(format!("{}: {} {answer} (since {})", r.app_id, r.api, r.at));
+                    if ui
+                        .button(format!("Revoke {} {}", r.app_id, r.api))
+                        .clicked()
+                    {
+                        actions.push(PanelAction::Revoke {
+                            app_id: r.app_id.clone(),
+                            api: r.api,
+                        });
+                    }
+                });
+            }
+            if !forced.is_empty() {
+                ui.separator();
+                ui.label(format!(
+                    "Set by the desktop owner's policy ({policy_sources}):"
+                ));
+                for (app, api, granted) in forced {
+                    let app = if app == weft_permissions::policy::EVERY_APP {
+                        "every app"
+                    } else {
+                        app.as_str()
+                    };
+                    let what = if *granted { "granted" } else { "denied" };
+                    ui.label(format!("{app}: {api} {what} (locked)"));
+                }
+            }
+        });
+    actions
 }
 
 /// Draws the remembered intent choices, each with a Forget button.
@@ -281,6 +361,9 @@ struct PanelApp {
     data_dir: PathBuf,
     form: PanelForm,
     fdc3: Fdc3Ui,
+    security: SecurityUi,
+    /// The consent prompt on screen and since when (its buttons arm after a delay).
+    consent_shown: Option<(u64, std::time::Instant)>,
     prompt_form: PromptForm,
     /// Actions are run off the UI thread so that a slow launch never freezes the panel.
     pending: Arc<Mutex<Option<(bool, String)>>>,
@@ -288,6 +371,18 @@ struct PanelApp {
 
 impl PanelApp {
     fn act(&mut self, action: PanelAction, ctx: egui::Context) {
+        if let PanelAction::Revoke { app_id, api } = &action {
+            self.form.status = Some(match self.security.store.revoke(app_id, Some(*api)) {
+                Ok(gone) => {
+                    for r in &gone {
+                        self.security.audit.permission_revoked(r, "panel");
+                    }
+                    (false, format!("revoked {api} for {app_id}"))
+                }
+                Err(e) => (true, format!("{e:#}")),
+            });
+            return;
+        }
         if let PanelAction::ForgetChoice {
             intent,
             context_type,
@@ -325,7 +420,9 @@ impl PanelApp {
                     .open_inspector(&id)
                     .map(|()| format!("opening the inspector of {id}"))
                     .map_err(anyhow::Error::from),
-                PanelAction::ForgetChoice { .. } => unreachable!("handled above"),
+                PanelAction::ForgetChoice { .. } | PanelAction::Revoke { .. } => {
+                    unreachable!("handled above")
+                }
             };
             *lock(&outcome) = Some(match result {
                 Ok(text) => (false, text),
@@ -343,18 +440,43 @@ impl eframe::App for PanelApp {
         }
         let apps = self.supervisor.apps();
         let remembered = self.fdc3.resolver.remembered();
+        let permissions = self.security.store.list();
+        let forced = self.security.policy.forced();
+        let sources = crate::config::describe_sources(&self.security.policy);
         let actions = egui::CentralPanel::default()
             .show(ui, |ui| {
-                let mut actions = draw(ui, &apps, &mut self.form);
-                ui.separator();
-                actions.extend(draw_choices(ui, &remembered));
-                actions
+                egui::ScrollArea::vertical()
+                    .show(ui, |ui| {
+                        let mut actions = draw(ui, &apps, &mut self.form);
+                        ui.separator();
+                        actions.extend(draw_choices(ui, &remembered));
+                        actions.extend(draw_permissions(ui, &permissions, &forced, &sources));
+                        actions
+                    })
+                    .inner
             })
             .inner;
         for action in actions {
             self.act(action, ui.ctx().clone());
         }
-        // The agent's questions (intent resolver, channel selector), over their app.
+        // The agent's questions (intent resolver, channel selector), then the consent
+        // prompts, over their app; one window at a time.
+        if self.fdc3.resolver.first().is_none()
+            && let Some(queued) = self.security.prompts.first()
+        {
+            let over = consent::over(&queued, &apps);
+            let shown_at = match self.consent_shown {
+                Some((key, at)) if key == queued.key => at,
+                _ => {
+                    let now = std::time::Instant::now();
+                    self.consent_shown = Some((queued.key, now));
+                    now
+                }
+            };
+            if let Some((key, answer)) = consent::show(ui.ctx(), &queued, over, shown_at) {
+                self.security.prompts.answer(key, answer);
+            }
+        }
         if let Some(queued) = self.fdc3.resolver.first() {
             let over = fdc3_prompts::over(&queued, &apps);
             if let Some((key, reply)) =
@@ -382,6 +504,7 @@ pub fn run(
     data_dir: PathBuf,
     handle: PanelHandle,
     fdc3: Fdc3Ui,
+    security: SecurityUi,
 ) -> anyhow::Result<()> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
@@ -398,8 +521,11 @@ pub fn run(
         pending: Arc::new(Mutex::new(None)),
         prompt_form: PromptForm::default(),
         fdc3,
+        security,
+        consent_shown: None,
     };
     let resolver = app.fdc3.resolver.clone();
+    let consent = app.security.prompts.clone();
     eframe::run_native(
         "weft-panel",
         options,
@@ -407,6 +533,7 @@ pub fn run(
             let ctx = cc.egui_ctx.clone();
             *lock(&handle.ctx) = Some(ctx.clone());
             resolver.set_repaint(ctx.clone());
+            consent.set_repaint(ctx.clone());
             let repaint = ctx.clone();
             supervisor.set_on_change(Arc::new(move || repaint.request_repaint()));
             shutdown.on_raise(move || {

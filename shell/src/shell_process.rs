@@ -11,7 +11,7 @@ use std::{
 use anyhow::{Context, bail};
 use tokio::sync::mpsc;
 use weft_broker::{Broker, BrokerConfig, BrokerEvent, BrokerHandle};
-use weft_permissions::Policy;
+use weft_permissions::{Api, Policy};
 use weft_proto::{
     Token,
     endpoint::Endpoint,
@@ -23,13 +23,18 @@ use weft_workspace::{AppUrl, Workspace};
 use crate::{
     audit_trail::AuditTrail,
     config::Config,
+    consent::Prompts,
     demo,
     fdc3_agent::{self, AgentHandle},
     fdc3_prompts,
+    gatekeeper::Gatekeeper,
     launch_request::{LaunchRequest, Loaded},
     logging,
     metrics::{self, MetricsAddr},
+    page_services,
     panel::{self, PanelHandle},
+    permission_store::PermissionStore,
+    secure_storage::SecureStorage,
     shutdown::Shutdown,
     trace_export,
 };
@@ -138,6 +143,20 @@ pub fn run(
         broker_handle.clone(),
     );
     let resolver = show_panel.then(fdc3_prompts::Shared::default);
+    let consent = show_panel.then(Prompts::default);
+    let permissions = Arc::new(PermissionStore::open(data_dir)?);
+    let gate = Arc::new(Gatekeeper {
+        policy: policy.clone(),
+        store: permissions.clone(),
+        prompts: consent.clone(),
+        audit: audit.clone(),
+        supervisor: supervisor.clone(),
+    });
+    let storage = Arc::new(SecureStorage::new(
+        data_dir,
+        settings.config.secure_storage.key_file,
+    ));
+    runtime.block_on(page_services::start(&broker_handle, gate, storage))?;
     runtime.block_on(fdc3_agent::start(
         fdc3.clone(),
         fdc3_inbox,
@@ -186,6 +205,7 @@ pub fn run(
             data_dir: data_dir.to_owned(),
             metrics_url,
             audit: audit.clone(),
+            permissions: permissions.clone(),
         },
     ));
 
@@ -212,7 +232,7 @@ pub fn run(
         shutdown.raise(format!("the first workspace could not start: {e:#}"));
     }
 
-    if let (Some(resolver), true) = (resolver, launched.is_ok()) {
+    if let (Some(resolver), Some(consent), true) = (resolver, consent, launched.is_ok()) {
         panel::run(
             supervisor.clone(),
             shutdown.clone(),
@@ -221,6 +241,12 @@ pub fn run(
             panel::Fdc3Ui {
                 agent: fdc3,
                 resolver,
+            },
+            panel::SecurityUi {
+                prompts: consent,
+                store: permissions,
+                policy,
+                audit: audit.clone(),
             },
         )?;
         shutdown.raise("the control panel was closed");
@@ -339,6 +365,7 @@ struct ShellParts {
     data_dir: PathBuf,
     metrics_url: Option<String>,
     audit: AuditTrail,
+    permissions: Arc<PermissionStore>,
 }
 
 fn control(shell: &ShellParts, request: ControlRequest) -> Result<ControlReply, String> {
@@ -412,6 +439,26 @@ fn control(shell: &ShellParts, request: ControlRequest) -> Result<ControlReply, 
         ControlRequest::DlqPurge => shell.broker.purge_dead_letters().map(ControlReply::Count),
         // Recorded with the other command-line requests.
         ControlRequest::KeysRotated { .. } => Ok(ControlReply::Done),
+        ControlRequest::RevokePermission { app_id, api } => {
+            let api = api
+                .map(|name| {
+                    Api::from_name(&name).ok_or_else(|| {
+                        format!(
+                            "`{name}` is not an API Weft knows (known: {})",
+                            Api::names()
+                        )
+                    })
+                })
+                .transpose()?;
+            let gone = shell
+                .permissions
+                .revoke(&app_id, api)
+                .map_err(|e| format!("{e:#}"))?;
+            for r in &gone {
+                shell.audit.permission_revoked(r, "cli");
+            }
+            Ok(ControlReply::Count(gone.len() as u64))
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use std::{os::unix::net::UnixDatagram, path::Path, process::Output, time::Durati
 
 use serde_json::{Value, json};
 use weft_client::{Client, ClientError};
-use weft_e2e::{Shell, TestEnv, threaded_runtime, topic, within};
+use weft_e2e::{PrivateKeyring, Shell, TestEnv, threaded_runtime, topic, wait_for, within};
 use weft_proto::{Pattern, Token, handshake::Refusal};
 
 /// Drives the `security` fixture page of one app through its RPC service.
@@ -336,4 +336,226 @@ fn a_malformed_policy_stops_the_shell_and_a_policy_refuses_apps_it_does_not_allo
     );
     let verified = env.run_weft(&["audit", "verify", "--no-journal"]);
     assert!(verified.status.success(), "{}", stderr(&verified));
+}
+
+/// How long a consent prompt ignores input after it appears (`consent::ARMING_DELAY`
+/// in the shell), with a margin.
+const PROMPT_ARMING: Duration = Duration::from_millis(900);
+
+/// Answers the consent prompt on screen with the keyboard: Tab `tabs` times (1 Allow
+/// once, 2 Always allow, 3 Deny, 4 Always deny), then Enter.
+fn answer_prompt(shell: &Shell, tabs: usize, screenshot: Option<&str>) {
+    let window = shell.window_of("Weft: permission request");
+    // Not synchronisation: the prompt ignores input for a fixed time after it appears
+    // (so that a click meant for the app cannot answer it); this waits that time out.
+    std::thread::sleep(PROMPT_ARMING);
+    if let Some(name) = screenshot {
+        let dir = weft_e2e::screenshot_dir();
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(
+            shell.display.screenshot(&dir.join(name)),
+            "screenshot {name}"
+        );
+    }
+    let mut keys = vec!["windowfocus", "--sync", &window, "key", "--delay", "100"];
+    keys.extend(std::iter::repeat_n("Tab", tabs));
+    keys.push("Return");
+    shell.xdotool(&keys);
+    wait_for("the prompt to be answered", Duration::from_secs(30), || {
+        let left = shell.xdotool(&[
+            "search",
+            "--onlyvisible",
+            "--name",
+            "^Weft: permission request$",
+        ]);
+        (!left.lines().any(|w| w == window)).then_some(())
+    });
+}
+
+#[test]
+fn consent_answers_behave_as_labelled_survive_a_restart_and_revocation_is_immediate() {
+    let mut env = TestEnv::new();
+    let keyring = PrivateKeyring::start(&mut env);
+    let workspace = env.workspace_with(
+        "vaults",
+        &[
+            (
+                "vault",
+                "security/index.html",
+                json!({"permissions": {"api": ["secureStorage"]}}),
+            ),
+            (
+                "reader",
+                "security/index.html",
+                json!({"permissions": {"api": ["secureStorage"]}}),
+            ),
+            ("nosy", "security/index.html", json!({})),
+        ],
+    );
+    let ws = workspace.to_str().unwrap().to_owned();
+    let runtime = threaded_runtime();
+    let secure = |page: &Page, action: &str, key: &str, value: Value| {
+        runtime.block_on(page.action(
+            "secure",
+            json!({"action": action, "key": key, "value": value}),
+        ))
+    };
+    let pages = |shell: &Shell, ids: &[&str]| -> Vec<Page> {
+        runtime.block_on(async {
+            let client = shell.client().await;
+            let mut pages = vec![];
+            for id in ids {
+                pages.push(Page::of(&client, id).await);
+            }
+            pages
+        })
+    };
+
+    let mut shell = Shell::start(env, &["launch", &ws]);
+    shell.wait_ready(3);
+    let p = pages(&shell, &["vault", "reader", "nosy"]);
+    let (vault, reader, nosy) = (&p[0], &p[1], &p[2]);
+
+    // Undeclared: refused at once, no prompt.
+    let refused = secure(nosy, "get", "token", json!(null));
+    assert_eq!(refused["code"], "AccessDenied", "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("not declared"),
+        "{refused}"
+    );
+
+    // Deny: this call only.
+    let call = std::thread::scope(|s| {
+        let call = s.spawn(|| secure(vault, "set", "token", json!("abc-123")));
+        answer_prompt(&shell, 3, Some("consent-prompt.png"));
+        call.join().unwrap()
+    });
+    assert_eq!(call["code"], "AccessDenied", "{call}");
+    // Allow once: this call, and the next one asks again.
+    let call = std::thread::scope(|s| {
+        let call = s.spawn(|| secure(vault, "set", "token", json!("abc-123")));
+        answer_prompt(&shell, 1, None);
+        call.join().unwrap()
+    });
+    assert_eq!(call["ok"], true, "{call}");
+    // Always allow: this call and every later one, without asking.
+    let call = std::thread::scope(|s| {
+        let call = s.spawn(|| secure(vault, "get", "token", json!(null)));
+        answer_prompt(&shell, 2, None);
+        call.join().unwrap()
+    });
+    assert_eq!(call["value"], "abc-123", "{call}");
+    assert_eq!(
+        secure(vault, "keys", "", json!(null))["value"],
+        json!(["token"])
+    );
+
+    // Another app allowed secure storage sees only its own entries.
+    let call = std::thread::scope(|s| {
+        let call = s.spawn(|| secure(reader, "get", "token", json!(null)));
+        answer_prompt(&shell, 2, None);
+        call.join().unwrap()
+    });
+    assert_eq!(
+        call,
+        json!({"ok": true, "value": null}),
+        "reader must not see vault's token"
+    );
+    assert_eq!(secure(reader, "keys", "", json!(null))["value"], json!([]));
+
+    // The key is in the keychain; the value is nowhere in clear.
+    assert!(
+        keyring.search("weft").contains("secure-storage"),
+        "{}",
+        keyring.search("weft")
+    );
+    for entry in std::fs::read_dir(shell.env.data_dir().join("secure-storage")).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(!String::from_utf8_lossy(&bytes).contains("abc-123"));
+    }
+
+    // Restart: "Always allow" holds without a prompt.
+    let stop = shell.env.run_weft(&["stop"]);
+    assert!(stop.status.success(), "{}", stderr(&stop));
+    assert!(shell.wait_exit(Duration::from_secs(60)).success());
+    let env = shell.into_env();
+    let list = env.run_weft(&["permissions", "list", "--json"]);
+    let listed: Value = serde_json::from_slice(&list.stdout).unwrap();
+    let remembered: Vec<(Value, Value)> = listed["remembered"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["appId"].clone(), r["answer"].clone()))
+        .collect();
+    assert_eq!(
+        remembered,
+        [
+            (json!("vault"), json!("alwaysAllow")),
+            (json!("reader"), json!("alwaysAllow"))
+        ]
+    );
+    let mut shell = Shell::start(env, &["launch", &ws]);
+    shell.wait_ready(3);
+    let p = pages(&shell, &["vault"]);
+    let vault = &p[0];
+    assert_eq!(
+        secure(vault, "get", "token", json!(null))["value"],
+        "abc-123"
+    );
+
+    // Revocation takes effect at once: the next call asks again; Always deny sticks.
+    let out = shell
+        .env
+        .run_weft(&["permissions", "revoke", "vault", "--api", "secureStorage"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let call = std::thread::scope(|s| {
+        let call = s.spawn(|| secure(vault, "get", "token", json!(null)));
+        answer_prompt(&shell, 4, None);
+        call.join().unwrap()
+    });
+    assert_eq!(call["code"], "AccessDenied", "{call}");
+    let again = secure(vault, "delete", "token", json!(null));
+    assert_eq!(again["code"], "AccessDenied", "{again}");
+    assert!(
+        again["message"].as_str().unwrap().contains("always denied"),
+        "{again}"
+    );
+
+    let stop = shell.env.run_weft(&["stop"]);
+    assert!(stop.status.success(), "{}", stderr(&stop));
+    assert!(shell.wait_exit(Duration::from_secs(60)).success());
+    let records = audit_records(&shell.env);
+    let decisions: Vec<(String, String, bool, Value)> = records_of(&records, "permission.decision")
+        .iter()
+        .map(|r| {
+            let d = &r["data"];
+            (
+                d["app"]["appId"].as_str().unwrap().to_owned(),
+                d["by"].as_str().unwrap().to_owned(),
+                d["allowed"].as_bool().unwrap(),
+                d["answer"].clone(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("nosy", "manifest", false, json!(null)),
+        ("vault", "user", false, json!("deny")),
+        ("vault", "user", true, json!("allowOnce")),
+        ("vault", "user", true, json!("alwaysAllow")),
+        ("vault", "remembered", true, json!(null)),
+        ("reader", "user", true, json!("alwaysAllow")),
+        ("reader", "remembered", true, json!(null)),
+        ("vault", "remembered", true, json!(null)),
+        ("vault", "user", false, json!("alwaysDeny")),
+        ("vault", "remembered", false, json!(null)),
+    ]
+    .map(|(a, b, c, d)| (a.to_owned(), b.to_owned(), c, d));
+    assert_eq!(decisions, expected);
+    assert_eq!(records_of(&records, "permission.request").len(), 5);
+    let revoked = records_of(&records, "permission.revoke");
+    assert_eq!(revoked.len(), 1);
+    assert_eq!(revoked[0]["data"]["by"], "cli");
 }

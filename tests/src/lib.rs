@@ -108,6 +108,11 @@ pub fn failure_dir() -> PathBuf {
     target.join("tmp").join("e2e-failures")
 }
 
+/// Where tests keep screenshots worth looking at (of prompts, say), failed or not.
+pub fn screenshot_dir() -> PathBuf {
+    failure_dir().with_file_name("e2e-screenshots")
+}
+
 /// A private X display (Xvfb), stopped when dropped.
 pub struct Display {
     child: Child,

@@ -5,8 +5,9 @@
 //!
 //! Messages to the platform's own services (ids starting `weft-`, which no app can be
 //! granted, other than the command line's) are not held to publish patterns, nor are
-//! subscriptions to what only such a service may send: the FDC3 agent and the shell's
-//! services check those calls themselves.
+//! subscriptions to what only such a service may send, nor calls of RPC services named
+//! `weft.…`: the FDC3 agent and the shell's services check those calls themselves. Only
+//! those identities may provide a `weft.…` service.
 
 use std::sync::Mutex;
 
@@ -59,6 +60,11 @@ const PLATFORM_PREFIX: &str = "weft-";
 /// Whether messages to `app_id` are exempt from publish patterns.
 pub(crate) fn is_platform_service(app_id: &str) -> bool {
     app_id.starts_with(PLATFORM_PREFIX) && app_id != weft_proto::CLI_APP_ID
+}
+
+/// Whether an RPC service name is in the platform's reserved namespace.
+pub(crate) fn is_platform_service_name(service: &str) -> bool {
+    service.starts_with(weft_proto::PLATFORM_SERVICE_PREFIX)
 }
 
 impl BusAccess {

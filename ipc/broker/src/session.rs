@@ -15,7 +15,7 @@ use weft_wire::{FrameQueue, Refused};
 
 use crate::{
     BrokerEvent, ClientKind, DeferredWakes, MessageKind, Shared, TracedMessage,
-    access::{BusAccess, BusAction, DenialReports, is_platform_service},
+    access::{BusAccess, BusAction, DenialReports, is_platform_service, is_platform_service_name},
     calls::{Connected, TooManyPending},
     connection::Reader,
     consumers::Attach,
@@ -318,14 +318,20 @@ impl Session<'_> {
                 *req,
                 BusAction::Provide,
                 service.as_str(),
-                self.access.may_subscribe(&service.into()),
+                match is_platform_service_name(service.as_str()) {
+                    true => {
+                        self.kind == ClientKind::App && is_platform_service(&self.identity.app_id)
+                    }
+                    false => self.access.may_subscribe(&service.into()),
+                },
             ),
             ClientFrame::Connect { req, service, .. }
             | ClientFrame::Dispatch { req, service, .. } => (
                 *req,
                 BusAction::Call,
                 service.as_str(),
-                self.access.may_publish(service.as_str()),
+                is_platform_service_name(service.as_str())
+                    || self.access.may_publish(service.as_str()),
             ),
             _ => return None,
         };

@@ -1126,6 +1126,25 @@ async fn an_app_is_held_to_its_bus_patterns_and_each_refusal_is_reported() {
     );
     assert_eq!(next_denial(&mut b.events).await.1, "call");
 
+    // The platform's services: any app may call them (they check their callers), no
+    // app may provide one.
+    assert_eq!(
+        code(
+            app.connect_service(&topic("weft.secureStorage"), None)
+                .await
+        ),
+        ErrorCode::NoProvider
+    );
+    let open = b.app("open").await;
+    assert_eq!(
+        code(open.provide(&topic("weft.secureStorage")).await),
+        ErrorCode::AccessDenied
+    );
+    assert_eq!(
+        next_denial(&mut b.events).await,
+        ("open".into(), "provide".into(), "weft.secureStorage".into())
+    );
+
     // Nothing refused was routed: the watcher's next message is the next allowed one.
     app.publish(&topic("fx.GBP.spot"), "ok2").await.unwrap();
     assert_eq!(

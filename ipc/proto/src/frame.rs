@@ -473,6 +473,14 @@ pub enum ControlRequest {
     },
     /// Empty the dead-letter queue.
     DlqPurge,
+    /// Forget the user's remembered permission answers for an app (for one API, when
+    /// named); takes effect at once.
+    RevokePermission {
+        /// The app.
+        app_id: String,
+        /// The API's name, or every API.
+        api: Option<String>,
+    },
     /// `weft keys rotate` added a journal key while the shell runs: record it in the
     /// audit log (the shell is its only writer).
     KeysRotated {

@@ -39,6 +39,17 @@ pub const CLI_APP_ID: &str = "weft-cli";
 /// every `weft-…` id: no app can be granted it.
 pub const FDC3_AGENT_APP_ID: &str = "weft-fdc3";
 
+/// The application id of the shell's own services on the bus (secure storage and the
+/// other sensitive page APIs). Reserved.
+pub const SHELL_APP_ID: &str = "weft-shell";
+
+/// Services named with this prefix are the platform's: only its reserved identities
+/// may provide them, and they check their callers' permissions themselves.
+pub const PLATFORM_SERVICE_PREFIX: &str = "weft.";
+
+/// The service behind `weft.secureStorage` (actions `get`, `set`, `delete`, `keys`).
+pub const SECURE_STORAGE_SERVICE: &str = "weft.secureStorage";
+
 /// The topic FDC3 protocol messages travel on, always sent directly: from an app
 /// host to the agent, and from the agent to one app instance.
 pub const FDC3_TOPIC: &str = "weft.fdc3";

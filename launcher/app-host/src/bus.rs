@@ -106,6 +106,7 @@ pub async fn run(
         consumers: HashMap::new(),
         provided: HashMap::new(),
         services: HashMap::new(),
+        secure_storage: None,
         hello: false,
         loaded: false,
         probe: PageProbe::default(),
@@ -237,6 +238,8 @@ struct Session {
     provided: HashMap<String, JoinHandle<()>>,
     /// Connected service → the client and the task watching for its provider leaving.
     services: HashMap<String, (Arc<ServiceClient>, JoinHandle<()>)>,
+    /// The shell's secure storage service, once connected.
+    secure_storage: Option<Arc<ServiceClient>>,
     hello: bool,
     loaded: bool,
     probe: PageProbe,
@@ -457,6 +460,25 @@ impl Session {
                 let result = self.connect(service, wait_ms).await;
                 self.answer(id, result);
             }
+            PageRequest::SecureStorage {
+                id,
+                action,
+                key,
+                value,
+            } => {
+                let service = match self.secure_storage_service().await {
+                    Ok(service) => service,
+                    Err(e) => return self.answer(id, Err(client_error(e))),
+                };
+                let args = secure_storage_args(key.as_deref(), value.as_deref());
+                let to_page = self.to_page.clone();
+                tokio::spawn(async move {
+                    let answer = service
+                        .dispatch(action.as_str(), args, SECURE_STORAGE_TIMEOUT)
+                        .await;
+                    let _ = to_page.send(secure_storage_answer(id, answer));
+                });
+            }
             PageRequest::Dispatch {
                 id,
                 service,
@@ -617,6 +639,21 @@ impl Session {
         Ok(())
     }
 
+    /// The shell's secure storage service, connected on first use.
+    async fn secure_storage_service(&mut self) -> Result<Arc<ServiceClient>, ClientError> {
+        if let Some(service) = &self.secure_storage {
+            return Ok(service.clone());
+        }
+        let name = Topic::new(weft_proto::SECURE_STORAGE_SERVICE).expect("a valid service name");
+        let service = Arc::new(
+            self.client
+                .connect_service(&name, Some(Duration::from_secs(10)))
+                .await?,
+        );
+        self.secure_storage = Some(service.clone());
+        Ok(service)
+    }
+
     fn answer(&self, id: u64, result: PageResult) {
         let item = match result {
             Ok(()) => ToPage::ok(id),
@@ -629,6 +666,41 @@ impl Session {
         if let Err(e) = self.client.report_status(status).await {
             tracing::warn!("cannot report the page status: {e}");
         }
+    }
+}
+
+/// How long a secure storage call may take: longer than the shell waits for the user
+/// to answer a consent prompt, so that the page hears the shell's verdict.
+const SECURE_STORAGE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The argument of a secure storage call: `{"key", "value"}`, the value as the page gave
+/// it (JSON text the gate checked).
+fn secure_storage_args(key: Option<&str>, value: Option<&str>) -> String {
+    let value = value.and_then(|v| serde_json::from_str::<&serde_json::value::RawValue>(v).ok());
+    serde_json::json!({ "key": key, "value": value }).to_string()
+}
+
+/// The page's answer to a secure storage call: the shell's `{"ok": value}` or
+/// `{"error": {code, message}}`, or why the call did not reach it.
+fn secure_storage_answer(id: u64, answer: Result<Delivery, ClientError>) -> ToPage {
+    #[derive(serde::Deserialize)]
+    struct Failure {
+        code: String,
+        message: String,
+    }
+    type Answer<'a> = std::collections::BTreeMap<&'a str, &'a serde_json::value::RawValue>;
+    let reply = match answer {
+        Ok(reply) => reply,
+        Err(e) => return ToPage::err(id, e.code(), &e.message()),
+    };
+    let answer = serde_json::from_slice::<Answer<'_>>(&reply.payload).unwrap_or_default();
+    let failure = answer
+        .get("error")
+        .and_then(|e| serde_json::from_str::<Failure>(e.get()).ok());
+    match (answer.get("ok"), failure) {
+        (Some(value), None) => ToPage::value(id, value),
+        (None, Some(f)) => ToPage::err(id, &f.code, &f.message),
+        _ => ToPage::err(id, "StorageFailed", "the shell's answer was not understood"),
     }
 }
 

@@ -139,6 +139,18 @@ pub enum PageRequest {
         /// The page's subscription id.
         sub: u64,
     },
+    /// `weft.secureStorage.get/set/delete/keys`, served by the shell after its
+    /// permission check.
+    SecureStorage {
+        /// Request id.
+        id: u64,
+        /// `get`, `set`, `delete` or `keys`.
+        action: SecureAction,
+        /// The entry's name (not for `keys`).
+        key: Option<String>,
+        /// The value as JSON text (for `set`).
+        value: Option<String>,
+    },
     /// `window.close()`: the app closes, as when its window is closed.
     Close,
     /// A message of the page's FDC3 Desktop Agent proxy, for the agent.
@@ -154,6 +166,41 @@ pub enum PageRequest {
         /// The text, at most [`MAX_CONSOLE_TEXT`] bytes.
         text: String,
     },
+}
+
+/// What a secure storage call does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecureAction {
+    /// Read one entry.
+    Get,
+    /// Write one entry.
+    Set,
+    /// Remove one entry.
+    Delete,
+    /// List the entries' names.
+    Keys,
+}
+
+impl SecureAction {
+    /// The action's name, as the shell's service knows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecureAction::Get => "get",
+            SecureAction::Set => "set",
+            SecureAction::Delete => "delete",
+            SecureAction::Keys => "keys",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "get" => SecureAction::Get,
+            "set" => SecureAction::Set,
+            "delete" => SecureAction::Delete,
+            "keys" => SecureAction::Keys,
+            _ => return None,
+        })
+    }
 }
 
 /// The longest console line kept, in bytes; the rest is cut.
@@ -222,7 +269,8 @@ impl PageRequest {
             | PageRequest::Provide { id, .. }
             | PageRequest::Withdraw { id, .. }
             | PageRequest::Connect { id, .. }
-            | PageRequest::Dispatch { id, .. } => Some(*id),
+            | PageRequest::Dispatch { id, .. }
+            | PageRequest::SecureStorage { id, .. } => Some(*id),
         }
     }
 }
@@ -269,6 +317,7 @@ struct Raw<'a> {
     durable: Option<String>,
     ttl: Option<u64>,
     seq: Option<u64>,
+    key: Option<String>,
     #[serde(borrow)]
     m: Option<&'a RawValue>,
 }
@@ -400,6 +449,27 @@ impl PageGate {
         Ok(match raw.t.as_str() {
             "ready" => PageRequest::Ready,
             "close" => PageRequest::Close,
+            "secure" => {
+                let action = raw
+                    .action
+                    .as_deref()
+                    .and_then(SecureAction::parse)
+                    .ok_or_else(|| need("action"))?;
+                let key = match action {
+                    SecureAction::Keys => None,
+                    _ => Some(raw.key.clone().ok_or_else(|| need("key"))?),
+                };
+                let value = match action {
+                    SecureAction::Set => Some(data(&raw)?),
+                    _ => None,
+                };
+                PageRequest::SecureStorage {
+                    id: raw.id.ok_or_else(|| need("id"))?,
+                    action,
+                    key,
+                    value,
+                }
+            }
             "fdc3" => {
                 let message = raw.m.ok_or_else(|| need("m"))?.get();
                 if !message.starts_with('{') {
@@ -562,6 +632,45 @@ mod tests {
         assert!(matches!(g.accept(PAGE, &body), Err(Dropped::Malformed(_))));
         let forged = r#"{"s":"nope","t":"fdc3","m":{}}"#;
         assert_eq!(g.accept(PAGE, forged), Err(Dropped::BadSecret));
+    }
+
+    #[test]
+    fn secure_storage_calls_need_their_fields() {
+        let mut g = gate();
+        let set = format!(
+            r#"{{"s":"{SECRET}","t":"secure","id":4,"action":"set","key":"k","data":"{{\"a\":1}}"}}"#
+        );
+        assert_eq!(
+            g.accept(PAGE, &set),
+            Ok(PageRequest::SecureStorage {
+                id: 4,
+                action: SecureAction::Set,
+                key: Some("k".into()),
+                value: Some(r#"{"a":1}"#.into()),
+            })
+        );
+        let keys = format!(r#"{{"s":"{SECRET}","t":"secure","id":5,"action":"keys"}}"#);
+        assert!(matches!(
+            g.accept(PAGE, &keys),
+            Ok(PageRequest::SecureStorage {
+                key: None,
+                value: None,
+                ..
+            })
+        ));
+        for bad in [
+            format!(r#"{{"s":"{SECRET}","t":"secure","id":6,"action":"get"}}"#),
+            format!(r#"{{"s":"{SECRET}","t":"secure","id":6,"action":"set","key":"k"}}"#),
+            format!(r#"{{"s":"{SECRET}","t":"secure","id":6,"action":"steal","key":"k"}}"#),
+            format!(
+                r#"{{"s":"{SECRET}","t":"secure","id":6,"action":"get","key":"k","appId":"other"}}"#
+            ),
+        ] {
+            assert!(
+                matches!(g.accept(PAGE, &bad), Err(Dropped::Malformed(_))),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

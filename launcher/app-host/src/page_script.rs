@@ -38,6 +38,13 @@ struct Response<'a> {
 }
 
 #[derive(Serialize)]
+struct ValueResponse<'a> {
+    t: &'static str,
+    id: u64,
+    value: &'a RawValue,
+}
+
+#[derive(Serialize)]
 struct ErrorBody<'a> {
     code: &'a str,
     message: &'a str,
@@ -159,6 +166,15 @@ impl ToPage {
             t: "res",
             id,
             err: None,
+        })
+    }
+
+    /// A request succeeded with `value` (JSON text, already checked to be JSON).
+    pub fn value(id: u64, value: &RawValue) -> Self {
+        Self::encode(&ValueResponse {
+            t: "res",
+            id,
+            value,
         })
     }
 

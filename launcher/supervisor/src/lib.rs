@@ -197,6 +197,8 @@ struct Instance {
     limits: Limits,
     /// What it may do on the bus, granted with each token.
     access: BusAccess,
+    /// What its manifest declares (the sensitive APIs are checked by the shell).
+    declared: weft_permissions::Declared,
     /// The control group of its current run, when limits are enforced that way.
     cgroup: Option<AppCgroup>,
     /// Runs started so far (names each run's control group).
@@ -501,6 +503,7 @@ impl Supervisor {
                         self.inner.config.policy.bus_access(&app.permissions);
                     BusAccess { publish, subscribe }
                 },
+                declared: app.permissions.clone(),
                 cgroup: None,
                 runs: 0,
                 oom_kills: 0,
@@ -818,6 +821,14 @@ impl Supervisor {
         if let Some(root) = &self.inner.cgroups {
             root.remove();
         }
+    }
+
+    /// An instance's recorded state and what its manifest declares, for permission
+    /// checks of its calls.
+    pub fn declared(&self, instance_id: &str) -> Option<(AppInfo, weft_permissions::Declared)> {
+        let state = lock(&self.inner.state);
+        let i = state.instance(instance_id).ok()?;
+        Some((i.info.clone(), i.declared.clone()))
     }
 
     /// The recorded state of one instance, for its lifecycle observer.

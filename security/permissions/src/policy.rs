@@ -247,6 +247,18 @@ impl Policy {
         )
     }
 
+    /// Every forced rule: (app or `*`, API, granted).
+    pub fn forced(&self) -> Vec<(String, Api, bool)> {
+        let rules = |map: &BTreeMap<String, BTreeSet<Api>>, granted: bool| {
+            map.iter()
+                .flat_map(|(app, apis)| apis.iter().map(move |api| (app.clone(), *api, granted)))
+                .collect::<Vec<_>>()
+        };
+        let mut all = rules(&self.deny, false);
+        all.extend(rules(&self.grant, true));
+        all
+    }
+
     /// Whether policy grants `api` to `app_id` without asking.
     pub fn grants(&self, app_id: &str, api: Api) -> bool {
         rule_names(&self.grant, app_id, api)
@@ -267,8 +279,9 @@ fn rule_names(rules: &BTreeMap<String, BTreeSet<Api>>, app_id: &str, api: Api) -
         .any(|key| rules.get(*key).is_some_and(|apis| apis.contains(&api)))
 }
 
-/// The ASCII serialisation of `url`'s origin, if it has one that is not opaque.
-fn origin_of(url: &str) -> Option<String> {
+/// The ASCII serialisation of `url`'s origin (`https://host:port`, `weft://localhost`),
+/// if it has one that is not opaque.
+pub fn origin_of(url: &str) -> Option<String> {
     let parsed = url::Url::parse(url).ok()?;
     if parsed.scheme() == "weft" {
         return Some(format!("weft://{}", parsed.host_str()?));
