@@ -16,7 +16,7 @@ use weft_audit::{AuditLog, AuditSettings, SyslogAnchor};
 use weft_broker::BusAction;
 use weft_proto::{
     Identity,
-    frame::{AppInfo, ControlRequest},
+    frame::{AppInfo, ControlRequest, PageViolation},
 };
 use weft_supervisor::LifecycleObserver;
 
@@ -78,6 +78,28 @@ impl AuditTrail {
                 "subject": subject,
                 "notRecordedBefore": suppressed,
             }),
+        );
+    }
+
+    /// What an app's page tried and its host refused.
+    pub fn page_violation(&self, identity: &Identity, violation: &PageViolation, unreported: u64) {
+        let (event, details) = match violation {
+            PageViolation::BridgeMessageDropped { reason, page } => (
+                "identity.violation",
+                json!({"reason": reason, "page": page}),
+            ),
+            PageViolation::NavigationBlocked { url } => ("navigation.blocked", json!({"url": url})),
+            PageViolation::NewWindow {
+                url,
+                opened_in_browser,
+            } => (
+                "window.new",
+                json!({"url": url, "openedInBrowser": opened_in_browser}),
+            ),
+        };
+        self.record(
+            event,
+            json!({"app": app(identity), "details": details, "notRecordedBefore": unreported}),
         );
     }
 

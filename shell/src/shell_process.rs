@@ -298,6 +298,16 @@ async fn serve_events(mut events: mpsc::UnboundedReceiver<BrokerEvent>, shell: S
                     .audit
                     .bus_denied(&identity, action, &subject, suppressed);
             }
+            BrokerEvent::PageViolation {
+                identity,
+                violation,
+                unreported,
+            } => {
+                tracing::warn!(%identity, ?violation, "the page was refused");
+                shell
+                    .audit
+                    .page_violation(&identity, &violation, unreported);
+            }
             BrokerEvent::Refused {
                 reason,
                 message,

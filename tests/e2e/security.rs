@@ -559,3 +559,253 @@ fn consent_answers_behave_as_labelled_survive_a_restart_and_revocation_is_immedi
     assert_eq!(revoked.len(), 1);
     assert_eq!(revoked[0]["data"]["by"], "cli");
 }
+
+/// A web server on 127.0.0.1 serving one page, whose script reports whether it got a
+/// bridge and then calls the host directly, as a hostile frame would.
+struct FramePage {
+    port: u16,
+}
+
+impl FramePage {
+    fn start() -> FramePage {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                // The raw handler WebKit exposes to every frame, behind wry's `ipc`.
+                let body = "<!doctype html><script>\
+                    const raw = window.webkit && window.webkit.messageHandlers && window.webkit.messageHandlers.ipc;\
+                    if (raw) raw.postMessage(JSON.stringify({s: '0123456789abcdef0123456789abcdef', t: 'pub', id: 1, topic: 'e2e.forged', data: '\"from-frame\"'}));\
+                    parent.postMessage({weft: typeof window.weft, ipc: typeof window.ipc, raw: typeof raw}, '*');\
+                    </script>";
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        FramePage { port }
+    }
+
+    fn origin(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+#[test]
+fn a_page_cannot_forge_its_identity_leave_its_origins_or_open_windows_inside_weft() {
+    let mut env = TestEnv::new();
+    let frames = FramePage::start();
+    // The desktop's browser, as far as the app host can tell: records what it is given.
+    let bin = env.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let opened = env.path("opened.txt");
+    let opener = bin.join("xdg-open");
+    std::fs::write(
+        &opener,
+        format!("#!/bin/sh\necho \"$1\" >> {}\n", opened.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&opener, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    env.set_env(
+        "PATH",
+        &format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        ),
+    );
+    let workspace = env.workspace_with(
+        "held",
+        &[(
+            "held",
+            "security/index.html",
+            json!({"permissions": {"origins": [frames.origin()]}}),
+        )],
+    );
+    let mut shell = Shell::launch(env, &workspace);
+    shell.wait_ready(1);
+    let runtime = threaded_runtime();
+    runtime.block_on(async {
+        let client = shell.client().await;
+        let mut forged = client.subscribe(&topic("e2e.forged")).await.unwrap();
+        let page = Page::of(&client, "held").await;
+        let home = page.action("where", json!({})).await["value"].clone();
+
+        assert_eq!(page.action("forge", json!({})).await["ok"], true);
+
+        // A frame of a declared origin loads, but gets no bridge, and what it sends the
+        // host directly is dropped.
+        let frame = page
+            .action(
+                "frame",
+                json!({"url": format!("{}/frame.html", frames.origin())}),
+            )
+            .await;
+        assert_eq!(frame["value"]["weft"], "undefined", "{frame}");
+        assert_eq!(frame["value"]["ipc"], "undefined", "{frame}");
+        assert_eq!(
+            frame["value"]["raw"], "object",
+            "the frame can reach the host: {frame}"
+        );
+
+        // Navigation outside the app's origins is blocked: the page stays.
+        page.action("navigate", json!({"url": "https://evil.example/phish"}))
+            .await;
+        let blocked = wait_for_record(&shell, "navigation.blocked");
+        assert_eq!(
+            blocked["data"]["details"]["url"],
+            "https://evil.example/phish"
+        );
+        assert_eq!(page.action("where", json!({})).await["value"], home);
+
+        // A new window opens in the system browser, never inside Weft.
+        page.action("open", json!({"url": "https://example.org/report"}))
+            .await;
+        let opened_text = wait_for(
+            "the system browser to be asked",
+            Duration::from_secs(30),
+            || {
+                std::fs::read_to_string(&opened)
+                    .ok()
+                    .filter(|t| !t.is_empty())
+            },
+        );
+        assert_eq!(opened_text.trim(), "https://example.org/report");
+
+        // Nothing forged reached the bus.
+        let nothing = tokio::time::timeout(Duration::from_millis(300), forged.next()).await;
+        assert!(nothing.is_err(), "a forged message was routed: {nothing:?}");
+    });
+    let windows = shell.xdotool(&["search", "--onlyvisible", "--name", "."]);
+    assert_eq!(
+        windows.lines().count(),
+        1,
+        "only the app's own window: {windows}"
+    );
+
+    let stop = shell.env.run_weft(&["stop"]);
+    assert!(stop.status.success(), "{}", stderr(&stop));
+    assert!(shell.wait_exit(Duration::from_secs(60)).success());
+    let records = audit_records(&shell.env);
+    let dropped = records_of(&records, "identity.violation");
+    assert_eq!(
+        dropped.len(),
+        3,
+        "two forged by the page, one by the frame: {dropped:?}"
+    );
+    let reasons: Vec<&str> = dropped
+        .iter()
+        .map(|r| {
+            assert_eq!(r["data"]["app"]["appId"], "held");
+            r["data"]["details"]["reason"].as_str().unwrap()
+        })
+        .collect();
+    assert!(reasons[0].contains("unknown field `sender`"), "{reasons:?}");
+    assert!(
+        reasons[1..].iter().all(|r| r.contains("secret")),
+        "{reasons:?}"
+    );
+    let windows = records_of(&records, "window.new");
+    assert_eq!(windows.len(), 1);
+    assert_eq!(windows[0]["data"]["details"]["openedInBrowser"], true);
+}
+
+/// Waits until the running shell's audit log holds an `event` record; returns it.
+fn wait_for_record(shell: &Shell, event: &str) -> Value {
+    wait_for(
+        &format!("an audit record {event}"),
+        Duration::from_secs(30),
+        || {
+            records_of(&audit_records(&shell.env), event)
+                .first()
+                .map(|r| (*r).clone())
+        },
+    )
+}
+
+#[test]
+fn without_the_panel_only_policy_and_remembered_answers_decide() {
+    let env = TestEnv::new();
+    std::fs::create_dir_all(env.data_dir()).unwrap();
+    let policy = env.path("policy.toml");
+    std::fs::write(
+        &policy,
+        "[permissions]\ngrant = { owner = [\"secureStorage\"] }\ndeny = { blocked = [\"secureStorage\"] }\n",
+    )
+    .unwrap();
+    // No keychain here: the key file, as the user allowed.
+    std::fs::write(
+        env.data_dir().join("config.toml"),
+        format!(
+            "[policy]\nfile = {:?}\n[secure_storage]\nkey_file = true\n",
+            policy.display().to_string()
+        ),
+    )
+    .unwrap();
+    let remembered = json!({"remembered": [
+        {"appId": "vault", "api": "secureStorage", "answer": "alwaysAllow", "at": "2026-11-01T00:00:00Z"},
+        {"appId": "blocked", "api": "secureStorage", "answer": "alwaysAllow", "at": "2026-11-01T00:00:00Z"}
+    ]});
+    std::fs::write(
+        env.data_dir().join("permissions.json"),
+        remembered.to_string(),
+    )
+    .unwrap();
+    let declares = json!({"permissions": {"api": ["secureStorage"]}});
+    let workspace = env.workspace_with(
+        "headless",
+        &[
+            ("vault", "security/index.html", declares.clone()),
+            ("asker", "security/index.html", declares.clone()),
+            ("owner", "security/index.html", json!({})),
+            ("blocked", "security/index.html", declares),
+        ],
+    );
+    let mut shell = Shell::launch(env, &workspace);
+    shell.wait_ready(4);
+    let runtime = threaded_runtime();
+    runtime.block_on(async {
+        let client = shell.client().await;
+        let set = json!({"action": "set", "key": "k", "value": 1});
+        for (app, allowed, why) in [
+            ("vault", true, ""),
+            ("asker", false, "nobody can be asked"),
+            ("owner", true, ""),
+            ("blocked", false, "desktop owner's policy"),
+        ] {
+            let answer = Page::of(&client, app)
+                .await
+                .action("secure", set.clone())
+                .await;
+            if allowed {
+                assert_eq!(answer["ok"], true, "{app}: {answer}");
+            } else {
+                assert_eq!(answer["code"], "AccessDenied", "{app}: {answer}");
+                assert!(
+                    answer["message"].as_str().unwrap().contains(why),
+                    "{app}: {answer}"
+                );
+            }
+        }
+    });
+    let key = shell.env.data_dir().join("secure-storage/key");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    let out = shell.env.run_weft(&["permissions", "list"]);
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listed.contains("owner\tsecureStorage\tgranted by policy"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("blocked\tsecureStorage\tdenied by policy"),
+        "{listed}"
+    );
+}

@@ -184,6 +184,15 @@ pub enum BrokerEvent {
     PageStatus(Identity, PageStatus),
     /// An app host reported where its window is now.
     WindowMoved(Identity, weft_proto::launch::WindowBounds),
+    /// An app host reported what its page tried and was refused.
+    PageViolation {
+        /// The app instance, as its connection's token says.
+        identity: Identity,
+        /// What was refused.
+        violation: weft_proto::frame::PageViolation,
+        /// Refusals the host did not report before this one.
+        unreported: u64,
+    },
     /// An app was refused something its bus access does not allow.
     AccessDenied {
         /// The app instance, as its connection's token says.

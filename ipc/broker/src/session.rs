@@ -249,6 +249,22 @@ impl Session<'_> {
                 let _ = self.shared.events.send(event);
                 Some(ServerFrame::Ok { req })
             }
+            ClientFrame::ReportViolation {
+                req,
+                violation,
+                unreported,
+            } => {
+                if self.kind != ClientKind::App {
+                    return Some(not_permitted(req, "only app hosts report their page"));
+                }
+                let event = BrokerEvent::PageViolation {
+                    identity: self.identity.clone(),
+                    violation,
+                    unreported,
+                };
+                let _ = self.shared.events.send(event);
+                Some(ServerFrame::Ok { req })
+            }
             ClientFrame::Control { req, request } => {
                 if self.kind != ClientKind::Cli {
                     return Some(not_permitted(

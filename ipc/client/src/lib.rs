@@ -560,6 +560,22 @@ impl Client {
             .map(drop)
     }
 
+    /// Reports what the page tried and was refused, for the audit log. Only app hosts
+    /// may.
+    pub async fn report_violation(
+        &self,
+        violation: weft_proto::frame::PageViolation,
+        unreported: u64,
+    ) -> Result<(), ClientError> {
+        self.call(|req| ClientFrame::ReportViolation {
+            req,
+            violation,
+            unreported,
+        })
+        .await
+        .map(drop)
+    }
+
     /// Sends a command to the shell. Only command-line clients may.
     pub async fn control(&self, request: ControlRequest) -> Result<ControlReply, ClientError> {
         match self

@@ -178,6 +178,42 @@ pub enum ClientFrame {
         /// How the handler ended.
         outcome: Result<(), String>,
     },
+    /// An app host reports what its page tried and was refused, for the audit log.
+    /// Only app hosts may.
+    ReportViolation {
+        /// Request id.
+        req: u64,
+        /// What was refused.
+        violation: PageViolation,
+        /// Refusals not reported before this one (hosts rate-limit their reports).
+        unreported: u64,
+    },
+}
+
+/// What a page tried and its host refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PageViolation {
+    /// A message to the bridge was dropped: no or a wrong page secret (a page script
+    /// or a frame calling the host directly, which is how a forged identity would be
+    /// attempted), a second hello, another origin, or a malformed message.
+    BridgeMessageDropped {
+        /// Why.
+        reason: String,
+        /// The page it came from.
+        page: String,
+    },
+    /// Navigation (of the page or a frame) to a URL outside the app's origins.
+    NavigationBlocked {
+        /// Where it tried to go.
+        url: String,
+    },
+    /// A new window the page asked for: refused, or opened in the system browser.
+    NewWindow {
+        /// Its URL.
+        url: String,
+        /// Whether it was handed to the system browser.
+        opened_in_browser: bool,
+    },
 }
 
 /// A frame from the broker to a client.

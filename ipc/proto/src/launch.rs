@@ -35,6 +35,14 @@ pub struct LaunchSpec {
     pub bounds: Option<WindowBounds>,
     /// The webview's own data and cache directory.
     pub web_data_dir: PathBuf,
+    /// The origins its pages and frames may be on (its own first); navigation
+    /// anywhere else is blocked.
+    #[serde(default)]
+    pub origins: Vec<String>,
+    /// Whether a new window the page asks for opens in the system browser (else it is
+    /// refused).
+    #[serde(default)]
+    pub new_windows_in_browser: bool,
 }
 
 /// Where the first page comes from.
@@ -129,6 +137,8 @@ mod tests {
                 height: 10,
             }),
             web_data_dir: "/data/webdata/a".into(),
+            origins: vec!["weft://localhost".into(), "https://charts.example".into()],
+            new_windows_in_browser: true,
         }
     }
 

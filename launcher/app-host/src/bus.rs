@@ -10,7 +10,7 @@ use tokio::{sync::mpsc, task::JoinHandle};
 use weft_client::{Client, ClientError, ServiceClient};
 use weft_proto::{
     Pattern, Topic,
-    frame::{Delivery, HostCommand, IdentityFilter, PageStatus},
+    frame::{Delivery, HostCommand, IdentityFilter, PageStatus, PageViolation},
     headers::Headers,
     launch::{LaunchSpec, WindowBounds},
     trace_context::{MessageTrace, TraceParent},
@@ -23,6 +23,7 @@ use crate::{
     page_probe::{self, PageProbe},
     page_queue::{InFlight, PageBacklog, PageQueue, PageQueueReceiver, page_queue},
     page_script::{ToPage, batch_script},
+    per_second::PerSecond,
     window::HostEvent,
 };
 
@@ -39,6 +40,8 @@ pub enum FromWindow {
     Window(WindowBounds),
     /// The user asked to change the app's FDC3 user channel.
     ChooseChannel,
+    /// The page tried something and was refused: reported for the audit log.
+    Violation(PageViolation),
     /// The page ran probe `id` (see [`crate::page_probe`]); the window was `visible`.
     ProbeAnswered {
         /// The probe.
@@ -107,6 +110,7 @@ pub async fn run(
         provided: HashMap::new(),
         services: HashMap::new(),
         secure_storage: None,
+        violations: PerSecond::new(VIOLATIONS_PER_SECOND, std::time::Instant::now()),
         hello: false,
         loaded: false,
         probe: PageProbe::default(),
@@ -240,6 +244,8 @@ struct Session {
     services: HashMap<String, (Arc<ServiceClient>, JoinHandle<()>)>,
     /// The shell's secure storage service, once connected.
     secure_storage: Option<Arc<ServiceClient>>,
+    /// Reports of what the page was refused, at most [`VIOLATIONS_PER_SECOND`].
+    violations: PerSecond,
     hello: bool,
     loaded: bool,
     probe: PageProbe,
@@ -296,6 +302,17 @@ impl Session {
                 if self.probe.answered(id, std::time::Instant::now()) {
                     tracing::info!("the page is responding again");
                     self.report(PageStatus::Ready).await;
+                }
+                return;
+            }
+            FromWindow::Violation(violation) => {
+                if let Some(unreported) = self.violations.admit(std::time::Instant::now()) {
+                    let client = self.client.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = client.report_violation(violation, unreported).await {
+                            tracing::warn!("cannot report what the page was refused: {e}");
+                        }
+                    });
                 }
                 return;
             }
@@ -668,6 +685,9 @@ impl Session {
         }
     }
 }
+
+/// Reports of refused page actions sent per second; the rest are counted in the next.
+const VIOLATIONS_PER_SECOND: u32 = 10;
 
 /// How long a secure storage call may take: longer than the shell waits for the user
 /// to answer a consent prompt, so that the page hears the shell's verdict.

@@ -18,20 +18,52 @@ pub const SCHEME: &str = "weft";
 /// The host part of every content URL.
 pub const HOST: &str = "localhost";
 
-/// The policy sent with every served file: only the app's own origin, no plugins, no
-/// inline or evaluated scripts.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
-     style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; \
-     connect-src 'self'; frame-src 'self'; object-src 'none'; base-uri 'none'; \
-     form-action 'self'; frame-ancestors 'self'";
+/// The policy sent with every served file: only the app's own origin (plus, for
+/// frames, connections and images, the other origins its manifest declares), no
+/// plugins, no inline or evaluated scripts.
+pub fn content_security_policy(declared_origins: &[String]) -> String {
+    let extra: String = declared_origins
+        .iter()
+        .filter(|o| o.starts_with("https://") || o.starts_with("http://"))
+        .map(|o| format!(" {o}"))
+        .collect();
+    format!(
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+         img-src 'self' data:{extra}; font-src 'self' data:; connect-src 'self'{extra}; \
+         frame-src 'self'{extra}; object-src 'none'; base-uri 'none'; form-action 'self'; \
+         frame-ancestors 'self'"
+    )
+}
+
+/// Serves one app's folder.
+pub struct ContentServer {
+    root: PathBuf,
+    policy: String,
+}
 
 /// The URL of `path` (relative to the root, with any query) under the content scheme.
 pub fn url_for(path: &str) -> String {
     format!("{SCHEME}://{HOST}/{path}")
 }
 
-/// Answers one request for a file under `root` (canonical).
-pub fn serve(root: &Path, request: &Request<Vec<u8>>) -> Response<Cow<'static, [u8]>> {
+impl ContentServer {
+    /// Serves files of `root` (canonical), with the policy for `origins` (the app's
+    /// allowed origins).
+    pub fn new(root: PathBuf, origins: &[String]) -> Self {
+        Self {
+            root,
+            policy: content_security_policy(origins),
+        }
+    }
+
+    /// Answers one request for a file under the root.
+    pub fn serve(&self, request: &Request<Vec<u8>>) -> Response<Cow<'static, [u8]>> {
+        serve(&self.root, &self.policy, request)
+    }
+}
+
+fn serve(root: &Path, policy: &str, request: &Request<Vec<u8>>) -> Response<Cow<'static, [u8]>> {
+    let respond = |status, mime, body| respond(status, mime, policy, body);
     match locate(root, request) {
         Ok(file) => match fs::read(&file) {
             Ok(body) => {
@@ -89,11 +121,16 @@ fn locate(root: &Path, request: &Request<Vec<u8>>) -> Result<PathBuf, (StatusCod
     Ok(canonical)
 }
 
-fn respond(status: StatusCode, mime: &str, body: Vec<u8>) -> Response<Cow<'static, [u8]>> {
+fn respond(
+    status: StatusCode,
+    mime: &str,
+    policy: &str,
+    body: Vec<u8>,
+) -> Response<Cow<'static, [u8]>> {
     Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, mime)
-        .header(header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY)
+        .header(header::CONTENT_SECURITY_POLICY, policy)
         .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
         .header(header::CACHE_CONTROL, "no-cache")
         .body(Cow::Owned(body))
@@ -140,7 +177,7 @@ mod tests {
     }
 
     fn get(root: &Path, uri: &str) -> Response<Cow<'static, [u8]>> {
-        serve(root, &Request::get(uri).body(Vec::new()).unwrap())
+        ContentServer::new(root.to_owned(), &[]).serve(&Request::get(uri).body(Vec::new()).unwrap())
     }
 
     #[test]
@@ -153,9 +190,17 @@ mod tests {
             r.headers()[header::CONTENT_TYPE],
             "text/html; charset=utf-8"
         );
-        assert_eq!(
-            r.headers()[header::CONTENT_SECURITY_POLICY],
-            CONTENT_SECURITY_POLICY
+        let policy = r.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap();
+        assert_eq!(policy, content_security_policy(&[]));
+        assert!(policy.contains("script-src 'self';") && policy.contains("frame-src 'self';"));
+        let declared =
+            content_security_policy(&["weft://localhost".into(), "https://charts.example".into()]);
+        assert!(
+            declared.contains("frame-src 'self' https://charts.example;")
+                && declared.contains("script-src 'self';"),
+            "{declared}"
         );
         let r = get(&root, "weft://localhost/app/main.js");
         assert_eq!(
@@ -191,6 +236,9 @@ mod tests {
         let post = Request::post("weft://localhost/app/index.html")
             .body(Vec::new())
             .unwrap();
-        assert_eq!(serve(&root, &post).status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(
+            ContentServer::new(root.clone(), &[]).serve(&post).status(),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
     }
 }

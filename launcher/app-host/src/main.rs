@@ -17,10 +17,12 @@ mod bus;
 mod channel_bar;
 mod console_log;
 mod content;
+mod navigation;
 mod page_gate;
 mod page_probe;
 mod page_queue;
 mod page_script;
+mod per_second;
 mod window;
 
 use std::{fs::File, os::fd::FromRawFd, process::ExitCode};

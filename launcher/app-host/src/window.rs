@@ -12,13 +12,16 @@ use tao::{
     window::WindowBuilder,
 };
 use tokio::sync::mpsc;
-use weft_proto::launch::{LaunchSpec, StartPage, WindowBounds};
-use wry::{PageLoadEvent, WebContext, WebViewBuilder, WebViewBuilderExtUnix};
+use weft_proto::{
+    frame::PageViolation,
+    launch::{LaunchSpec, StartPage, WindowBounds},
+};
+use wry::{NewWindowResponse, PageLoadEvent, WebContext, WebViewBuilder, WebViewBuilderExtUnix};
 
 use crate::{
     bus::{self, FromWindow, WindowSink},
     channel_bar::ChannelBar,
-    content,
+    content, navigation,
     page_gate::PageGate,
     page_queue::{InFlight, PageBacklog},
     page_script::{self, ToPage, batch_script},
@@ -118,8 +121,9 @@ pub fn run(spec: LaunchSpec) -> anyhow::Result<()> {
     if let StartPage::Local { root, .. } = &spec.start {
         let root = std::fs::canonicalize(root)
             .with_context(|| format!("opening the app folder {}", root.display()))?;
+        let server = content::ContentServer::new(root, &spec.origins);
         builder = builder.with_custom_protocol(content::SCHEME.into(), move |_, request| {
-            content::serve(&root, &request)
+            server.serve(&request)
         });
     }
 
@@ -139,8 +143,44 @@ pub fn run(spec: LaunchSpec) -> anyhow::Result<()> {
                     let _ = ipc_proxy.send_event(HostEvent::Refuse { id });
                 }
             }
-            Err(why) => tracing::warn!(page = page_url, "dropped a page message: {why}"),
+            Err(why) => {
+                tracing::warn!(page = page_url, "dropped a page message: {why}");
+                let _ = ipc_bus.send(FromWindow::Violation(PageViolation::BridgeMessageDropped {
+                    reason: why.to_string(),
+                    page: page_url,
+                }));
+            }
         }
+    });
+
+    // Pages and frames stay on the app's origins; new windows never open inside Weft.
+    let mut origins = spec.origins.clone();
+    if let Some(own) = navigation::origin_of(&start_url)
+        && !origins.contains(&own)
+    {
+        origins.insert(0, own);
+    }
+    let nav_bus = to_bus.clone();
+    builder = builder.with_navigation_handler(move |url| {
+        if navigation::allowed(&origins, &url) {
+            return true;
+        }
+        tracing::warn!(url, "blocked a navigation outside the app's origins");
+        let _ = nav_bus.send(FromWindow::Violation(PageViolation::NavigationBlocked {
+            url,
+        }));
+        false
+    });
+    let window_bus = to_bus.clone();
+    let in_browser = spec.new_windows_in_browser;
+    builder = builder.with_new_window_req_handler(move |url, _features| {
+        let opened_in_browser = in_browser && navigation::is_web(&url) && open_in_browser(&url);
+        tracing::info!(url, opened_in_browser, "the page asked for a new window");
+        let _ = window_bus.send(FromWindow::Violation(PageViolation::NewWindow {
+            url,
+            opened_in_browser,
+        }));
+        NewWindowResponse::Deny
     });
 
     let load_gate = gate.clone();
@@ -294,4 +334,25 @@ fn watch_signals(proxy: EventLoopProxy<HostEvent>) -> anyhow::Result<()> {
         })
         .context("starting the signal thread")?;
     Ok(())
+}
+
+/// Hands `url` to the desktop's browser (`xdg-open`); whether that started.
+fn open_in_browser(url: &str) -> bool {
+    let started = std::process::Command::new("xdg-open")
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    match started {
+        Ok(mut child) => {
+            // Reaped off the window thread; xdg-open hands over and exits.
+            std::thread::spawn(move || child.wait());
+            true
+        }
+        Err(e) => {
+            tracing::warn!("cannot open {url} in the system browser (xdg-open): {e}");
+            false
+        }
+    }
 }

@@ -1,6 +1,9 @@
 //! What an app's manifest declares it will use: `"permissions": {"publish": [patterns],
-//! "subscribe": [patterns], "api": [names]}` in a workspace entry, or under
-//! `hostManifests.weft` in an App Directory record.
+//! "subscribe": [patterns], "api": [names], "origins": [origins]}` in a workspace entry,
+//! or under `hostManifests.weft` in an App Directory record.
+//!
+//! `origins` are the origins besides its own that the app's pages may navigate to or
+//! embed in frames (the bridge still answers only pages of its own origin).
 //!
 //! A missing `publish` or `subscribe` leaves that side of the bus open (unless policy
 //! sets a default); a missing `api` grants no sensitive API. An empty list is a
@@ -20,6 +23,7 @@ pub struct RawPermissions {
     publish: Option<Vec<String>>,
     subscribe: Option<Vec<String>>,
     api: Option<Vec<String>>,
+    origins: Option<Vec<String>>,
 }
 
 /// Checked declarations.
@@ -32,6 +36,8 @@ pub struct Declared {
     pub subscribe: Option<PatternSet>,
     /// Sensitive APIs the app may ask for.
     pub api: BTreeSet<Api>,
+    /// Other origins its pages may navigate to or frame (ASCII-serialised).
+    pub origins: Vec<String>,
 }
 
 impl RawPermissions {
@@ -69,10 +75,25 @@ impl RawPermissions {
             })?;
             api.insert(known);
         }
+        let mut origins = Vec::new();
+        for (i, text) in self.origins.iter().flatten().enumerate() {
+            let origin = crate::policy::origin_of(text)
+                .filter(|o| o.starts_with("https://") || o.starts_with("http://"))
+                .ok_or_else(|| {
+                    (
+                        format!("origins[{i}]"),
+                        format!(
+                            "`{text}` is not an http(s) origin such as https://charts.example.com"
+                        ),
+                    )
+                })?;
+            origins.push(origin);
+        }
         Ok(Declared {
             publish: patterns("publish", &self.publish)?,
             subscribe: patterns("subscribe", &self.subscribe)?,
             api,
+            origins,
         })
     }
 }

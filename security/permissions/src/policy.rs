@@ -55,6 +55,18 @@ struct RawPolicy {
 struct RawApps {
     allow: Option<BTreeSet<String>>,
     origins: Option<Vec<String>>,
+    new_windows: Option<NewWindows>,
+}
+
+/// What happens when a page opens a new window (`window.open`, `target="_blank"`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NewWindows {
+    /// http(s) links open in the system's browser, outside Weft.
+    #[default]
+    Browser,
+    /// Nothing opens.
+    Refuse,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -83,6 +95,8 @@ pub struct Policy {
     deny: BTreeMap<String, BTreeSet<Api>>,
     /// `config.toml` keys forced by policy, as a partial `config.toml`.
     pub locked_settings: toml::Table,
+    /// What pages' new windows do; refusal wins when the files differ.
+    pub new_windows: NewWindows,
 }
 
 /// A policy file that cannot be used.
@@ -183,6 +197,9 @@ impl Policy {
             }
             self.origin_allowlists.push(set);
         }
+        if raw.apps.new_windows == Some(NewWindows::Refuse) {
+            self.new_windows = NewWindows::Refuse;
+        }
         let rules = raw.permissions;
         if self.default_publish.is_none() {
             self.default_publish = rules.default_publish.map(PatternSet::new);
@@ -230,6 +247,27 @@ impl Policy {
             }
         }
         Ok(())
+    }
+
+    /// The origins an app's pages may be on: its own (from its start page `url`, `None`
+    /// for pages Weft serves) and those it declares that every origin allowlist allows.
+    pub fn navigable_origins(&self, url: Option<&str>, declared: &Declared) -> Vec<String> {
+        let own = match url {
+            None => LOCAL_ORIGIN.to_owned(),
+            Some(url) => origin_of(url).unwrap_or_else(|| url.to_owned()),
+        };
+        let mut origins = vec![own];
+        for origin in &declared.origins {
+            if self
+                .origin_allowlists
+                .iter()
+                .all(|list| list.contains(origin))
+                && !origins.contains(origin)
+            {
+                origins.push(origin.clone());
+            }
+        }
+        origins
     }
 
     /// The publish and subscribe patterns the broker holds the app to: its own
@@ -392,6 +430,35 @@ mod tests {
             ..Declared::default()
         };
         assert!(p.bus_access(&declared).0.unwrap().matches_str("mine.x"));
+    }
+
+    #[test]
+    fn declared_origins_pass_only_the_allowlists() {
+        let declared = Declared {
+            origins: vec![
+                "https://charts.example".into(),
+                "https://evil.example".into(),
+            ],
+            ..Declared::default()
+        };
+        let open = Policy::default();
+        assert_eq!(
+            open.navigable_origins(Some("https://app.example/x"), &declared),
+            [
+                "https://app.example",
+                "https://charts.example",
+                "https://evil.example"
+            ]
+        );
+        let p = policy(&[
+            "[apps]\norigins = [\"https://app.example\", \"https://charts.example\"]\nnew_windows = \"refuse\"\n",
+        ]);
+        assert_eq!(
+            p.navigable_origins(None, &declared),
+            ["weft://localhost", "https://charts.example"]
+        );
+        assert_eq!(p.new_windows, NewWindows::Refuse);
+        assert_eq!(open.new_windows, NewWindows::Browser);
     }
 
     #[test]
