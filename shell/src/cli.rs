@@ -76,6 +76,9 @@ pub enum Command {
     /// Check and read the tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Sign and check app manifests (workspace files, App Directory records).
+    #[command(subcommand)]
+    Manifest(ManifestCommand),
     /// The permission answers the user asked to remember, and what policy forces.
     #[command(subcommand)]
     Permissions(PermissionsCommand),
@@ -156,6 +159,39 @@ pub enum KeysCommand {
     /// Start a new journal key: segments written from the shell's next start use it;
     /// older records stay readable with the old keys, which are kept.
     Rotate,
+}
+
+/// `weft manifest …`
+#[derive(Debug, Subcommand)]
+pub enum ManifestCommand {
+    /// Make a publisher's signing key (ed25519): FILE (mode 0600, keep it offline) and
+    /// FILE.pub, whose line goes into the policy's `[manifests] trusted_keys`.
+    Keygen {
+        /// Where to write the signing key.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Sign a workspace file, or the records of an App Directory file, in place.
+    Sign {
+        /// The workspace or App Directory file.
+        file: PathBuf,
+        /// The signing key (from `weft manifest keygen`).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// Only these records of an App Directory (all by default); repeatable.
+        #[arg(long = "app", value_name = "APPID")]
+        apps: Vec<String>,
+    },
+    /// Check the signatures of a workspace file or of an App Directory file's records
+    /// against the policy's trusted keys and any given. Exits 1 unless every manifest
+    /// is signed, intact and (when any key is trusted) by a trusted key.
+    Verify {
+        /// The workspace or App Directory file.
+        file: PathBuf,
+        /// Also trust this public key (`ed25519:…`); repeatable.
+        #[arg(long = "trust", value_name = "KEY")]
+        trust: Vec<String>,
+    },
 }
 
 /// `weft permissions …`

@@ -250,6 +250,9 @@ fn record_of(spec: &AppSpec) -> AppRecord {
         url: spec.url.clone(),
         interop: Default::default(),
         weft: Default::default(),
+        // Not a record read from anywhere: the launcher starts such apps from their
+        // workspace entry, whose own manifest is checked.
+        signature: weft_workspace::SignatureCheck::Unsigned,
     }
 }
 

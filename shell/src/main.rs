@@ -27,6 +27,7 @@ mod launch_request;
 mod locking;
 mod logging;
 mod logs_command;
+mod manifest_command;
 mod master_keys;
 mod metrics;
 mod page_services;
@@ -83,6 +84,15 @@ fn main() -> ExitCode {
         }
         Some(Command::Keys(cli::KeysCommand::Rotate)) => journal_command::rotate_keys(data_dir),
         Some(Command::Dlq(dlq)) => commands::dlq(data_dir, dlq),
+        Some(Command::Manifest(cli::ManifestCommand::Keygen { out })) => {
+            manifest_command::keygen(&out)
+        }
+        Some(Command::Manifest(cli::ManifestCommand::Sign { file, key, apps })) => {
+            manifest_command::sign_file(&file, &key, &apps)
+        }
+        Some(Command::Manifest(cli::ManifestCommand::Verify { file, trust })) => {
+            manifest_command::verify(data_dir, &file, &trust)
+        }
         Some(Command::Permissions(cli::PermissionsCommand::List { json })) => {
             permissions_command::list(data_dir, json)
         }

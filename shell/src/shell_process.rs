@@ -11,14 +11,14 @@ use std::{
 use anyhow::{Context, bail};
 use tokio::sync::mpsc;
 use weft_broker::{Broker, BrokerConfig, BrokerEvent, BrokerHandle};
-use weft_permissions::{Api, Policy};
+use weft_permissions::{Api, Policy, Violation};
 use weft_proto::{
     Token,
     endpoint::Endpoint,
     frame::{ControlReply, ControlRequest},
 };
 use weft_supervisor::{AppLogSettings, PrepareLaunch, Supervisor, SupervisorConfig};
-use weft_workspace::{AppUrl, Workspace};
+use weft_workspace::{AppSpec, AppUrl, SignatureCheck, Workspace};
 
 use crate::{
     audit_trail::AuditTrail,
@@ -352,7 +352,11 @@ impl PrepareLaunch for BeforeLaunch {
                 AppUrl::Remote(url) => Some(url.as_str()),
                 AppUrl::Local { .. } => None,
             };
-            if let Err(violation) = self.policy.check_app(&app.app_id, url) {
+            let checked = self
+                .policy
+                .check_app(&app.app_id, url)
+                .and_then(|()| signed_as_required(&self.policy, app));
+            if let Err(violation) = checked {
                 self.audit
                     .policy_violation(&app.app_id, &violation.to_string());
                 return Err(violation.to_string());
@@ -362,6 +366,35 @@ impl PrepareLaunch for BeforeLaunch {
         self.fdc3.add_workspace(workspace);
         Ok(())
     }
+}
+
+/// `Ok` unless policy requires signed manifests and one the app comes from is not
+/// signed by a trusted key (an app of no manifest at all is refused too).
+fn signed_as_required(policy: &Policy, app: &AppSpec) -> Result<(), Violation> {
+    if !policy.require_signed {
+        return Ok(());
+    }
+    let unsigned = |manifest: &str, problem: String| Violation::UnsignedManifest {
+        app_id: app.app_id.clone(),
+        manifest: manifest.to_owned(),
+        problem,
+    };
+    if app.manifests.is_empty() {
+        return Err(unsigned("its launch", "names no manifest".into()));
+    }
+    for manifest in &app.manifests {
+        match &manifest.signature {
+            SignatureCheck::Signed(key) if policy.trusted_keys.contains(key) => {}
+            SignatureCheck::Signed(key) => {
+                return Err(unsigned(
+                    &manifest.what,
+                    format!("is signed by {key}, which the policy does not trust"),
+                ));
+            }
+            other => return Err(unsigned(&manifest.what, format!("is {other}"))),
+        }
+    }
+    Ok(())
 }
 
 /// What the shell's event handling and command-line requests act on.

@@ -809,3 +809,85 @@ fn without_the_panel_only_policy_and_remembered_answers_decide() {
         "{listed}"
     );
 }
+
+#[test]
+fn manifests_must_be_signed_by_a_trusted_key_when_policy_says_so() {
+    let env = TestEnv::new();
+    std::fs::create_dir_all(env.data_dir()).unwrap();
+    let run = |args: &[&str]| {
+        let out = env.run_weft(args);
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+        (out.status.success(), text)
+    };
+    let key = env.path("publisher.key");
+    let (ok, text) = run(&["manifest", "keygen", "--out", key.to_str().unwrap()]);
+    assert!(ok, "{text}");
+    let public = std::fs::read_to_string(env.path("publisher.key.pub")).unwrap();
+    let other = env.path("other.key");
+    assert!(run(&["manifest", "keygen", "--out", other.to_str().unwrap()]).0);
+    let policy = env.path("policy.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "[manifests]\nrequire_signed = true\ntrusted_keys = [\"{}\"]\n",
+            public.trim()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        env.data_dir().join("config.toml"),
+        format!("[policy]\nfile = {:?}\n", policy.display().to_string()),
+    )
+    .unwrap();
+    let ws = env.workspace("signed", &[("echo", "echo/index.html")]);
+    let ws_arg = ws.to_str().unwrap();
+    let launch = || run(&["launch", ws_arg, "--no-panel"]);
+
+    let (ok, text) = launch();
+    assert!(!ok);
+    assert!(
+        text.contains("requires signed manifests, and the workspace file")
+            && text.contains("is not signed"),
+        "{text}"
+    );
+
+    // Signed, then reformatted (compact, keys reordered): still valid.
+    let (ok, text) = run(&["manifest", "sign", ws_arg, "--key", key.to_str().unwrap()]);
+    assert!(ok, "{text}");
+    let mut value: Value = serde_json::from_slice(&std::fs::read(&ws).unwrap()).unwrap();
+    let apps = value["apps"].take();
+    value.as_object_mut().unwrap().remove("apps");
+    value.as_object_mut().unwrap().insert("apps".into(), apps);
+    std::fs::write(&ws, value.to_string()).unwrap();
+    let (ok, text) = run(&["manifest", "verify", ws_arg]);
+    assert!(ok && text.contains("trusted by the policy"), "{text}");
+
+    // Tampered after signing: refused, naming the file.
+    let signed = std::fs::read_to_string(&ws).unwrap();
+    std::fs::write(
+        &ws,
+        signed.replace("echo/index.html", "echo/index.html?evil=1"),
+    )
+    .unwrap();
+    let (ok, text) = launch();
+    assert!(!ok);
+    assert!(text.contains("its signature is invalid"), "{text}");
+    assert!(!run(&["manifest", "verify", ws_arg]).0);
+
+    // Signed, but by a key the policy does not trust.
+    std::fs::write(&ws, &signed).unwrap();
+    assert!(run(&["manifest", "sign", ws_arg, "--key", other.to_str().unwrap()]).0);
+    let (ok, text) = launch();
+    assert!(!ok);
+    assert!(text.contains("which the policy does not trust"), "{text}");
+
+    let records = audit_records(&env);
+    let refused = records_of(&records, "policy.violation");
+    assert_eq!(refused.len(), 3, "{refused:?}");
+    assert!(refused.iter().all(|r| r["data"]["appId"] == "echo"));
+
+    // Signed by the trusted key: it starts.
+    std::fs::write(&ws, &signed).unwrap();
+    let mut shell = Shell::launch(env, &ws);
+    shell.wait_ready(1);
+}

@@ -23,7 +23,7 @@ pub use record::{
     check_record, valid_result_type,
 };
 pub use weft_workspace::DirectorySource;
-use weft_workspace::{AppLookup, DirectoryApp};
+use weft_workspace::{AppLookup, DirectoryApp, ManifestCheck};
 
 /// The records of every directory read, and what was wrong with the rest.
 #[derive(Debug, Clone, Default)]
@@ -158,6 +158,10 @@ impl AppRecord {
             url: self.url.clone(),
             title: self.title.clone(),
             settings: self.weft.clone(),
+            manifest: ManifestCheck {
+                what: format!("the App Directory record {}", self.app_id),
+                signature: self.signature.clone(),
+            },
         }
     }
 }

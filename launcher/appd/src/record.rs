@@ -94,6 +94,8 @@ pub struct AppRecord {
     pub interop: Interop,
     /// Weft's settings for it (`hostManifests.weft`).
     pub weft: RawSettings,
+    /// What its signature (`hostManifests.weft.signature`) says.
+    pub signature: weft_workspace::SignatureCheck,
 }
 
 /// A problem with a record: the field (as a path such as `details.url`) and what is
@@ -355,6 +357,7 @@ pub fn check_record(
             app_channels,
         },
         weft,
+        signature: weft_manifest_signing::check(value, weft_manifest_signing::RECORD_SIGNATURE),
     })
 }
 

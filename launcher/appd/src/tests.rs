@@ -361,3 +361,33 @@ proptest::proptest! {
         directory.add_document(&source, record.to_string().as_bytes(), &Base::Url(&base));
     }
 }
+
+#[test]
+fn a_records_signature_is_checked_as_read_and_named_as_its_manifest() {
+    use weft_manifest_signing::{RECORD_SIGNATURE, SecretKey, SignatureCheck, sign};
+    let dir = tempfile::tempdir().unwrap();
+    let key = SecretKey::generate();
+    let mut signed = web("news", "https://news.example/");
+    sign(&mut signed, RECORD_SIGNATURE, &key).unwrap();
+    let mut tampered = web("rates", "https://rates.example/");
+    sign(&mut tampered, RECORD_SIGNATURE, &key).unwrap();
+    tampered["details"]["url"] = serde_json::json!("https://evil.example/");
+    let source = directory_file(
+        dir.path(),
+        "appd.json",
+        &[signed, tampered, web("plain", "https://plain.example/")],
+    );
+    let directory = Directory::load(&[source]);
+    assert!(directory.problems.is_empty(), "{:?}", directory.problems);
+    let manifest = |id: &str| directory.find(id).unwrap().manifest;
+    assert_eq!(
+        manifest("news").signature,
+        SignatureCheck::Signed(key.public())
+    );
+    assert_eq!(manifest("news").what, "the App Directory record news");
+    assert!(matches!(
+        manifest("rates").signature,
+        SignatureCheck::Invalid(_)
+    ));
+    assert_eq!(manifest("plain").signature, SignatureCheck::Unsigned);
+}

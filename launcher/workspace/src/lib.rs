@@ -41,6 +41,8 @@ use std::{
 };
 
 use serde::Deserialize;
+pub use weft_manifest_signing::SignatureCheck;
+use weft_manifest_signing::WORKSPACE_SIGNATURE;
 
 pub mod durable;
 pub mod settings;
@@ -82,6 +84,9 @@ pub struct AppSpec {
     pub limits: Limits,
     /// What it declares it will use on the bus and of the sensitive APIs.
     pub permissions: weft_permissions::Declared,
+    /// The manifests it comes from and their signatures: the workspace file, when it
+    /// was read from one, and the App Directory record, when it came from one.
+    pub manifests: Vec<ManifestCheck>,
 }
 
 /// Resource limits of an app, over its host and WebKit processes together.
@@ -200,6 +205,9 @@ impl fmt::Display for WorkspaceError {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawWorkspace {
     name: String,
+    /// The file's signature, checked on the JSON as read (see [`ManifestCheck`]).
+    #[serde(default, rename = "signature")]
+    _signature: serde::de::IgnoredAny,
     apps: Vec<serde_json::Map<String, serde_json::Value>>,
     #[serde(default)]
     durable: Vec<RawDurable>,
@@ -254,6 +262,18 @@ pub struct DirectoryApp {
     pub title: String,
     /// Its settings under `hostManifests.weft`; the workspace entry's own win.
     pub settings: RawSettings,
+    /// Its record, as a manifest whose signature policy may require.
+    pub manifest: ManifestCheck,
+}
+
+/// One manifest an app's launch rests on (its workspace file, its App Directory record)
+/// and what its signature says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestCheck {
+    /// Which manifest, for messages (`the workspace file /x/ws.json`).
+    pub what: String,
+    /// Its signature.
+    pub signature: SignatureCheck,
 }
 
 /// Finds apps in App Directories.
@@ -282,6 +302,8 @@ pub struct WorkspaceFile {
     pub app_directories: Vec<DirectorySource>,
     file: PathBuf,
     root: PathBuf,
+    /// The file as a manifest; `None` for a workspace made from the command line.
+    manifest: Option<ManifestCheck>,
 }
 
 #[derive(Debug, Clone)]
@@ -410,11 +432,19 @@ impl WorkspaceFile {
                 .map_err(|(name, problem)| fail(Some(format!("durable[{i}].{name}")), problem))?;
             durable.push(spec);
         }
+        // Read again as plain JSON (it parsed above) for its signature.
+        let signature = serde_json::from_slice(text)
+            .map(|value| weft_manifest_signing::check(&value, WORKSPACE_SIGNATURE))
+            .unwrap_or(SignatureCheck::Unsigned);
         Ok(WorkspaceFile {
             name: raw.name,
             entries,
             durable,
             app_directories,
+            manifest: Some(ManifestCheck {
+                what: format!("the workspace file {}", file.display()),
+                signature,
+            }),
             file: file.to_owned(),
             root,
         })
@@ -430,6 +460,7 @@ impl WorkspaceFile {
             app_directories: vec![],
             file: PathBuf::from(origin),
             root: PathBuf::new(),
+            manifest: None,
         }
     }
 
@@ -474,6 +505,7 @@ impl WorkspaceFile {
         let mut apps = Vec::with_capacity(self.entries.len());
         for (i, entry) in self.entries.iter().enumerate() {
             let field = |name: &str| format!("apps[{i}].{name}");
+            let mut manifests: Vec<ManifestCheck> = self.manifest.iter().cloned().collect();
             let (url, directory_title, settings) = match &entry.url {
                 Some(url) => (
                     AppUrl::resolve(url, &self.root).map_err(|p| fail(field("url"), p))?,
@@ -493,6 +525,7 @@ impl WorkspaceFile {
                         };
                         fail(field("url"), problem)
                     })?;
+                    manifests.push(found.manifest);
                     (
                         found.url,
                         Some(found.title),
@@ -517,6 +550,7 @@ impl WorkspaceFile {
                 restart: checked.restart,
                 limits: checked.limits,
                 permissions: checked.permissions,
+                manifests,
             });
         }
         Ok(Workspace {
@@ -863,6 +897,10 @@ mod tests {
                 url: AppUrl::Remote("https://apps.example.com/blotter/".into()),
                 title: "Order Blotter".into(),
                 settings: self.0.clone(),
+                manifest: ManifestCheck {
+                    what: "the App Directory record blotter".into(),
+                    signature: SignatureCheck::Unsigned,
+                },
             })
         }
     }
@@ -903,7 +941,13 @@ mod tests {
         );
         assert_eq!(blotter.restart.max_crashes, 2, "the record fills in");
         assert_eq!(blotter.bounds.unwrap().width, 3);
+        // Launched on two manifests: the workspace file and the record.
+        let whats: Vec<&str> = blotter.manifests.iter().map(|m| m.what.as_str()).collect();
+        assert_eq!(whats.len(), 2);
+        assert!(whats[0].starts_with("the workspace file ") && whats[0].ends_with("ws.json"));
+        assert_eq!(whats[1], "the App Directory record blotter");
         assert_eq!(ws.apps[1].app_id, "a");
+        assert_eq!(ws.apps[1].manifests.len(), 1);
 
         let e = ws_file.resolve(&NoDirectories).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("apps[0].url"));

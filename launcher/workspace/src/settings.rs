@@ -24,6 +24,10 @@ pub struct RawSettings {
     hang_grace_secs: Option<f64>,
     limits: Option<RawLimits>,
     permissions: Option<RawPermissions>,
+    /// An App Directory record's signature (`hostManifests.weft.signature`), checked on
+    /// the record as read.
+    #[serde(default, rename = "signature")]
+    _signature: serde::de::IgnoredAny,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
@@ -78,6 +82,7 @@ impl RawSettings {
             // A permissions block is taken whole: one manifest's declaration is not
             // widened by another's.
             permissions: self.permissions.or(defaults.permissions),
+            _signature: serde::de::IgnoredAny,
         }
     }
 

@@ -14,6 +14,10 @@
 //! grant = { blotter = ["secureStorage"] }      # granted without asking
 //! deny = { "*" = ["secureStorage"] }           # refused whatever the user says
 //!
+//! [manifests]
+//! require_signed = true             # workspace files and App Directory records
+//! trusted_keys = ["ed25519:…"]      # signed with one of these (weft manifest keygen)
+//!
 //! [settings]                        # config.toml keys, forced and locked
 //! log = { level = "info" }
 //! ```
@@ -29,6 +33,7 @@ use std::{
 };
 
 use serde::Deserialize;
+use weft_manifest_signing::PublisherKey;
 use weft_proto::{Pattern, pattern_set::PatternSet};
 
 use crate::{Api, Declared};
@@ -44,6 +49,8 @@ pub const EVERY_APP: &str = "*";
 struct RawPolicy {
     #[serde(default)]
     apps: RawApps,
+    #[serde(default)]
+    manifests: RawManifests,
     #[serde(default)]
     permissions: RawPermissionRules,
     #[serde(default)]
@@ -67,6 +74,15 @@ pub enum NewWindows {
     Browser,
     /// Nothing opens.
     Refuse,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifests {
+    #[serde(default)]
+    require_signed: bool,
+    #[serde(default)]
+    trusted_keys: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -97,6 +113,10 @@ pub struct Policy {
     pub locked_settings: toml::Table,
     /// What pages' new windows do; refusal wins when the files differ.
     pub new_windows: NewWindows,
+    /// Whether every manifest must be signed by a trusted key (either file may ask).
+    pub require_signed: bool,
+    /// The publishers' keys manifests may be signed with.
+    pub trusted_keys: Vec<PublisherKey>,
 }
 
 /// A policy file that cannot be used.
@@ -128,6 +148,16 @@ pub enum Violation {
         /// The app.
         app_id: String,
     },
+    /// A manifest the app comes from is not signed by a trusted key, and policy
+    /// requires it.
+    UnsignedManifest {
+        /// The app.
+        app_id: String,
+        /// Which manifest.
+        manifest: String,
+        /// What is wrong with its signature.
+        problem: String,
+    },
     /// The app's start page is not from an allowed origin.
     OriginNotAllowed {
         /// The app.
@@ -144,6 +174,15 @@ impl fmt::Display for Violation {
                 f,
                 "the desktop owner's policy does not allow the app `{app_id}` \
                  (it is not in [apps] allow)"
+            ),
+            Violation::UnsignedManifest {
+                app_id,
+                manifest,
+                problem,
+            } => write!(
+                f,
+                "the desktop owner's policy requires signed manifests, and {manifest} \
+                 (of `{app_id}`) {problem}"
             ),
             Violation::OriginNotAllowed { app_id, origin } => write!(
                 f,
@@ -196,6 +235,13 @@ impl Policy {
                 })?);
             }
             self.origin_allowlists.push(set);
+        }
+        self.require_signed |= raw.manifests.require_signed;
+        for (i, text) in raw.manifests.trusted_keys.iter().enumerate() {
+            let key: PublisherKey = text
+                .parse()
+                .map_err(|e| invalid(format!("manifests.trusted_keys[{i}]: `{text}` is {e}")))?;
+            self.trusted_keys.push(key);
         }
         if raw.apps.new_windows == Some(NewWindows::Refuse) {
             self.new_windows = NewWindows::Refuse;
@@ -378,6 +424,10 @@ mod tests {
             ("[permissions]\ngrant = { a = [\"camera\"] }\n", "camera"),
             ("[permissions]\ndefault_publish = [\"a..b\"]\n", "empty"),
             ("[apps]\norigins = [\"not a url\"]\n", "apps.origins[0]"),
+            (
+                "[manifests]\ntrusted_keys = [\"ed25519:short\"]\n",
+                "manifests.trusted_keys[0]",
+            ),
             ("[apps\n", "line 1"),
         ] {
             std::fs::write(&path, text).unwrap();
