@@ -12,7 +12,7 @@ use std::{
 
 use anyhow::Context;
 use serde_json::json;
-use weft_audit::{AuditLog, AuditSettings, SyslogAnchor};
+use weft_audit::{Anchor, AuditLog, AuditSettings, SyslogAnchor};
 use weft_broker::BusAction;
 use weft_proto::{
     Identity,
@@ -20,7 +20,11 @@ use weft_proto::{
 };
 use weft_supervisor::LifecycleObserver;
 
-use crate::{config::AuditConfig, permission_store::Remembered};
+use crate::{
+    audit_collector::CollectorAnchor,
+    config::{AuditConfig, Config},
+    permission_store::Remembered,
+};
 
 /// The audit log's folder in a data directory.
 pub fn dir(data_dir: &Path) -> PathBuf {
@@ -44,10 +48,15 @@ fn app(identity: &Identity) -> serde_json::Value {
 }
 
 impl AuditTrail {
-    /// Opens the log of `data_dir`, anchoring its head in the system log.
-    pub fn open(data_dir: &Path, config: &AuditConfig) -> anyhow::Result<AuditTrail> {
+    /// Opens the log of `data_dir`, anchoring its head in the system log and at the
+    /// policy's collector, if it names one.
+    pub fn open(
+        data_dir: &Path,
+        config: &AuditConfig,
+        collector: Option<&url::Url>,
+    ) -> anyhow::Result<AuditTrail> {
         let dir = dir(data_dir);
-        let log = AuditLog::open(&dir, settings(config))
+        let log = AuditLog::open(&dir, settings(config, collector))
             .with_context(|| format!("opening the audit log in {}", dir.display()))?;
         Ok(AuditTrail { log: Arc::new(log) })
     }
@@ -60,6 +69,11 @@ impl AuditTrail {
     /// Waits until everything recorded is on disk.
     pub fn flush(&self) {
         self.log.flush();
+    }
+
+    /// Writes everything recorded and anchors the head now (at shutdown).
+    pub fn anchor_now(&self) {
+        self.log.anchor_now();
     }
 
     /// An app's bus call refused by its permissions.
@@ -202,22 +216,31 @@ impl LifecycleObserver for AuditTrail {
     }
 }
 
-fn settings(config: &AuditConfig) -> AuditSettings {
+fn settings(config: &AuditConfig, collector: Option<&url::Url>) -> AuditSettings {
+    let mut anchors: Vec<Box<dyn Anchor>> =
+        vec![Box::new(SyslogAnchor::new(&config.syslog_socket))];
+    if let Some(url) = collector {
+        anchors.push(Box::new(CollectorAnchor::new(url.clone())));
+    }
     AuditSettings {
         max_file_bytes: config.max_file_mb * 1024 * 1024,
         anchor_every: Duration::from_secs(config.anchor_every_secs),
-        anchors: vec![Box::new(SyslogAnchor::new(&config.syslog_socket))],
+        anchors,
     }
 }
 
 /// Records one event when no shell runs; the caller holds the data directory's lock.
 pub fn record_offline(
     data_dir: &Path,
-    config: &AuditConfig,
+    config: &Config,
     event: &str,
     data: serde_json::Value,
 ) -> anyhow::Result<()> {
-    let trail = AuditTrail::open(data_dir, config)?;
+    let trail = AuditTrail::open(
+        data_dir,
+        &config.audit,
+        config.policy_in_force.audit_collector.as_ref(),
+    )?;
     trail.record(event, data);
     trail.flush();
     Ok(())

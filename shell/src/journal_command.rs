@@ -153,7 +153,7 @@ fn record_rotation(
     commands::through_shell_or_locked(data_dir, request, || {
         audit_trail::record_offline(
             data_dir,
-            &config.audit,
+            config,
             "keys.rotate",
             serde_json::json!({"keyId": key_id, "store": store, "by": "cli"}),
         )

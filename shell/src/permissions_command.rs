@@ -77,7 +77,11 @@ pub fn revoke(
     let count = commands::through_shell_or_locked(&data_dir, request, || {
         let store = PermissionStore::open(&data_dir)?;
         let gone = store.revoke(app_id, parsed)?;
-        let audit = AuditTrail::open(&data_dir, &config.audit)?;
+        let audit = AuditTrail::open(
+            &data_dir,
+            &config.audit,
+            config.policy_in_force.audit_collector.as_ref(),
+        )?;
         for r in &gone {
             audit.permission_revoked(r, "cli");
         }

@@ -70,7 +70,11 @@ pub fn run(
     settings: ShellSettings,
 ) -> anyhow::Result<()> {
     let show_panel = settings.show_panel;
-    let audit = AuditTrail::open(data_dir, &settings.config.audit)?;
+    let audit = AuditTrail::open(
+        data_dir,
+        &settings.config.audit,
+        settings.config.policy_in_force.audit_collector.as_ref(),
+    )?;
     let policy = Arc::new(settings.config.policy_in_force.clone());
     audit.record(
         "shell.start",
@@ -256,7 +260,7 @@ pub fn run(
     supervisor.stop_all();
     broker_handle.shutdown();
     audit.record("shell.stop", serde_json::json!({"reason": reason}));
-    audit.flush();
+    audit.anchor_now();
     let _ = std::fs::remove_file(endpoint.cli_token_path());
     let _ = std::fs::remove_file(endpoint.socket_path());
     runtime.shutdown_timeout(Duration::from_secs(2));

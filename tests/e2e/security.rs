@@ -891,3 +891,125 @@ fn manifests_must_be_signed_by_a_trusted_key_when_policy_says_so() {
     let mut shell = Shell::launch(env, &ws);
     shell.wait_ready(1);
 }
+
+/// An audit collector on 127.0.0.1: keeps the body of every POST.
+struct Collector {
+    port: u16,
+    bodies: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Collector {
+    fn start() -> Collector {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = bodies.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut length = 0;
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                    line.clear();
+                }
+                let mut body = vec![0; length];
+                if reader.read_exact(&mut body).is_ok() {
+                    kept.lock()
+                        .unwrap()
+                        .push(String::from_utf8_lossy(&body).into_owned());
+                }
+                let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
+            }
+        });
+        Collector { port, bodies }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/anchors", self.port)
+    }
+}
+
+#[test]
+fn the_policys_collector_receives_the_chain_head_and_catches_a_rewritten_log() {
+    let env = TestEnv::new();
+    std::fs::create_dir_all(env.data_dir()).unwrap();
+    let collector = Collector::start();
+    let policy = env.path("policy.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "[apps]\nallow = [\"nothing\"]\n[audit]\ncollector = {:?}\n",
+            collector.url()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        env.data_dir().join("config.toml"),
+        format!("[policy]\nfile = {:?}\n", policy.display().to_string()),
+    )
+    .unwrap();
+    let ws = env.workspace("refused", &[("echo", "echo/index.html")]);
+    let out = env.run_weft(&["launch", ws.to_str().unwrap(), "--no-panel"]);
+    assert!(!out.status.success());
+
+    // The shell anchored its last line there before it exited.
+    let bodies = collector.bodies.lock().unwrap().clone();
+    let last: Value = serde_json::from_str(bodies.last().expect("an anchor was posted")).unwrap();
+    let records = audit_records(&env);
+    assert_eq!(records.last().unwrap()["event"], "shell.stop");
+    assert_eq!(last["seq"], records.last().unwrap()["seq"]);
+    let anchors = env.path("collected.txt");
+    std::fs::write(
+        &anchors,
+        bodies
+            .iter()
+            .map(|b| {
+                serde_json::from_str::<Value>(b).unwrap()["anchor"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+                    + "\n"
+            })
+            .collect::<String>(),
+    )
+    .unwrap();
+    let anchors_arg = anchors.to_str().unwrap();
+    let ok = env.run_weft(&["audit", "verify", "--no-journal", "--anchors", anchors_arg]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+
+    // The whole log rewritten consistently, one line shorter, head file included:
+    // only the collector's anchor tells.
+    let file = audit_file(&env.data_dir());
+    let content = std::fs::read_to_string(&file).unwrap();
+    let lines: Vec<&str> = content.lines().collect();
+    let kept = &lines[..lines.len() - 1];
+    std::fs::write(&file, kept.join("\n") + "\n").unwrap();
+    let last_kept: Value = serde_json::from_str(kept.last().unwrap()).unwrap();
+    std::fs::write(
+        env.data_dir().join("audit/head"),
+        format!(
+            "{} {}\n",
+            last_kept["seq"],
+            sha256_hex(kept.last().unwrap())
+        ),
+    )
+    .unwrap();
+    let alone = env.run_weft(&["audit", "verify", "--no-journal"]);
+    assert!(
+        alone.status.success(),
+        "the forgery is self-consistent: {}",
+        stderr(&alone)
+    );
+    let caught = env.run_weft(&["audit", "verify", "--no-journal", "--anchors", anchors_arg]);
+    assert_eq!(caught.status.code(), Some(1));
+    assert!(
+        stderr(&caught).contains("cut off the end"),
+        "{}",
+        stderr(&caught)
+    );
+}

@@ -34,6 +34,7 @@ enum Message {
         data: serde_json::Value,
     },
     Flush(mpsc::SyncSender<()>),
+    Anchor(mpsc::SyncSender<()>),
 }
 
 /// An open audit log; events are queued by [`AuditLog::record`] and written, synced
@@ -89,9 +90,19 @@ impl AuditLog {
 
     /// Waits until every event queued so far is written and synced.
     pub fn flush(&self) {
+        self.wait_for(Message::Flush);
+    }
+
+    /// Writes everything queued, then anchors the head everywhere now (as at the end of
+    /// each period), and waits for both.
+    pub fn anchor_now(&self) {
+        self.wait_for(Message::Anchor);
+    }
+
+    fn wait_for(&self, message: impl FnOnce(mpsc::SyncSender<()>) -> Message) {
         let (tx, rx) = mpsc::sync_channel(1);
         if let Some(queue) = &*lock(&self.queue)
-            && queue.send(Message::Flush(tx)).is_ok()
+            && queue.send(message(tx)).is_ok()
         {
             let _ = rx.recv();
         }
@@ -187,6 +198,7 @@ impl State {
             match rx.recv_timeout(wait) {
                 Ok(first) => {
                     let mut flushes = Vec::new();
+                    let mut anchors = Vec::new();
                     let mut wrote = false;
                     for message in std::iter::once(first).chain(rx.try_iter()) {
                         match message {
@@ -194,12 +206,16 @@ impl State {
                                 wrote |= self.append(ts, &event, &data);
                             }
                             Message::Flush(done) => flushes.push(done),
+                            Message::Anchor(done) => anchors.push(done),
                         }
                     }
                     if wrote {
                         self.sync();
                     }
-                    for done in flushes {
+                    if !anchors.is_empty() {
+                        self.anchor();
+                    }
+                    for done in flushes.into_iter().chain(anchors) {
                         let _ = done.send(());
                     }
                 }

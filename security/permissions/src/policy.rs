@@ -18,6 +18,9 @@
 //! require_signed = true             # workspace files and App Directory records
 //! trusted_keys = ["ed25519:…"]      # signed with one of these (weft manifest keygen)
 //!
+//! [audit]
+//! collector = "https://audit.bank.example/weft"   # where chain heads are sent too
+//!
 //! [settings]                        # config.toml keys, forced and locked
 //! log = { level = "info" }
 //! ```
@@ -52,6 +55,8 @@ struct RawPolicy {
     #[serde(default)]
     manifests: RawManifests,
     #[serde(default)]
+    audit: RawAudit,
+    #[serde(default)]
     permissions: RawPermissionRules,
     #[serde(default)]
     settings: toml::Table,
@@ -74,6 +79,12 @@ pub enum NewWindows {
     Browser,
     /// Nothing opens.
     Refuse,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    collector: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -117,6 +128,9 @@ pub struct Policy {
     pub require_signed: bool,
     /// The publishers' keys manifests may be signed with.
     pub trusted_keys: Vec<PublisherKey>,
+    /// Where the audit log's head is sent besides the system log (the system file's
+    /// when both name one).
+    pub audit_collector: Option<url::Url>,
 }
 
 /// A policy file that cannot be used.
@@ -235,6 +249,17 @@ impl Policy {
                 })?);
             }
             self.origin_allowlists.push(set);
+        }
+        if let Some(text) = raw.audit.collector
+            && self.audit_collector.is_none()
+        {
+            let url = url::Url::parse(&text)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                .ok_or_else(|| {
+                    invalid(format!("audit.collector: `{text}` is not an http(s) URL"))
+                })?;
+            self.audit_collector = Some(url);
         }
         self.require_signed |= raw.manifests.require_signed;
         for (i, text) in raw.manifests.trusted_keys.iter().enumerate() {
