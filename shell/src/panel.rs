@@ -622,6 +622,41 @@ mod tests {
     }
 
     #[test]
+    fn remembered_permissions_are_listed_revocable_and_policy_rules_shown_locked() {
+        let remembered = vec![RememberedPermission {
+            app_id: "vault".into(),
+            api: Api::SecureStorage,
+            answer: Answer::AlwaysAllow,
+            at: "2026-11-22T10:00:00Z".into(),
+        }];
+        let forced = vec![("*".to_owned(), Api::SecureStorage, false)];
+        let mut h = Harness::new_ui_state(
+            move |ui, actions: &mut Vec<PanelAction>| {
+                actions.extend(draw_permissions(
+                    ui,
+                    &remembered,
+                    &forced,
+                    "/etc/weft/policy.toml",
+                ));
+            },
+            vec![],
+        );
+        h.run();
+        h.get_by_label("Permissions (1 remembered)");
+        h.get_by_label("vault: secureStorage always allowed (since 2026-11-22T10:00:00Z)");
+        h.get_by_label("every app: secureStorage denied (locked)");
+        h.get_by_label("Revoke vault secureStorage").click();
+        h.run();
+        assert_eq!(
+            h.state(),
+            &[PanelAction::Revoke {
+                app_id: "vault".into(),
+                api: Api::SecureStorage
+            }]
+        );
+    }
+
+    #[test]
     fn lists_apps_and_stops_the_one_clicked() {
         let mut h = harness(vec![
             app("watchlist", AppState::Ready),

@@ -2,7 +2,8 @@
 //!
 //! This crate is the single source of truth for what crosses the local socket: the
 //! handshake ([`handshake`]), the frames exchanged after it ([`frame`]), the rules for
-//! topics ([`topic`]) and identities ([`identity`]), the secret tokens clients present
+//! topics ([`topic`]) and sets of patterns ([`pattern_set`], for permissions) and
+//! identities ([`identity`]), the secret tokens clients present
 //! ([`token`]), and where a shell's socket and token file live for a given data
 //! directory ([`endpoint`]).
 //!

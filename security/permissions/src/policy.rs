@@ -545,4 +545,18 @@ mod tests {
         assert_eq!(p.locked_settings["log"]["level"].as_str(), Some("info"));
         assert_eq!(p.locked_settings["metrics"]["addr"].as_str(), Some("off"));
     }
+
+    proptest::proptest! {
+        /// Any text as a policy file is read or refused with a message naming the file,
+        /// never a panic.
+        #[test]
+        fn arbitrary_policy_text_never_panics(text in "(\\[[a-z]{0,12}\\]\n|[a-z_]{1,16} = (\"[^\"\n]{0,20}\"|\\[\"[^\"\n]{0,20}\"\\]|true|[0-9]{1,4})\n|\\PC{0,12}\n){0,8}") {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("policy.toml");
+            std::fs::write(&path, &text).unwrap();
+            if let Err(e) = Policy::load(std::slice::from_ref(&path)) {
+                proptest::prop_assert!(e.to_string().contains("policy.toml"), "{}", e);
+            }
+        }
+    }
 }
