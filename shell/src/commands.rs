@@ -54,12 +54,7 @@ pub fn launch(data_dir: Option<&Path>, args: LaunchArgs, plain: bool) -> anyhow:
         false => Some(request.load()?),
     };
 
-    let lock = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(endpoint.lock_path())
-        .with_context(|| format!("opening {}", endpoint.lock_path().display()))?;
+    let lock = lock_file(&endpoint)?;
     match lock.try_lock() {
         Ok(()) => logging::init_for_shell(&data_dir, &config),
         Err(TryLockError::WouldBlock) => {
@@ -452,6 +447,16 @@ fn message_line(d: &weft_proto::frame::Delivery, data_only: bool) -> String {
     .expect("a line serialises")
 }
 
+/// The data directory's lock file (whoever locks it is the shell), opened.
+fn lock_file(endpoint: &Endpoint) -> anyhow::Result<File> {
+    File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(endpoint.lock_path())
+        .with_context(|| format!("opening {}", endpoint.lock_path().display()))
+}
+
 /// Has the running shell carry out `request`, or, when none runs, does `offline`
 /// while holding the data directory's lock (so that no shell starts meanwhile).
 pub fn through_shell_or_locked(
@@ -463,12 +468,7 @@ pub fn through_shell_or_locked(
     endpoint
         .ensure_dir()
         .with_context(|| format!("preparing {}", endpoint.dir().display()))?;
-    let lock = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(endpoint.lock_path())
-        .with_context(|| format!("opening {}", endpoint.lock_path().display()))?;
+    let lock = lock_file(&endpoint)?;
     match lock.try_lock() {
         Ok(()) => offline(),
         Err(TryLockError::WouldBlock) => control(Some(data_dir), request),

@@ -26,7 +26,7 @@ use tokio::sync::oneshot;
 use weft_permissions::Api;
 use weft_proto::{Identity, frame::AppInfo, launch::WindowBounds};
 
-use crate::locking::lock;
+use crate::{locking::lock, prompt_window};
 
 /// The prompt window's title.
 pub const WINDOW_TITLE: &str = "Weft: permission request";
@@ -230,26 +230,18 @@ pub fn show(
     if !armed {
         ctx.request_repaint_after(ARMING_DELAY - shown_for);
     }
-    let mut builder = egui::ViewportBuilder::default()
-        .with_title(WINDOW_TITLE)
-        .with_app_id("weft-prompt")
-        .with_inner_size(SIZE)
-        .with_always_on_top()
-        .with_active(true);
-    if let Some(b) = over {
-        let x = b.x as f32 + (b.width as f32 - SIZE[0]) / 2.0;
-        let y = b.y as f32 + (b.height as f32 - SIZE[1]) / 2.0;
-        builder = builder.with_position([x.max(0.0), y.max(0.0)]);
-    }
-    let id = egui::ViewportId::from_hash_of(("weft-consent", queued.key));
-    ctx.show_viewport_immediate(id, builder, |ui, _| {
-        let closed = ui.input(|i| i.viewport().close_requested());
-        egui::CentralPanel::default()
-            .show(ui, |ui| draw(ui, &queued.question, armed))
-            .inner
-            .or(closed.then_some(ConsentAnswer::Deny))
-            .map(|answer| (queued.key, answer))
-    })
+    prompt_window::show(
+        ctx,
+        ("weft-consent", queued.key),
+        WINDOW_TITLE,
+        SIZE,
+        over,
+        |ui, closed| {
+            draw(ui, &queued.question, armed)
+                .or(closed.then_some(ConsentAnswer::Deny))
+                .map(|answer| (queued.key, answer))
+        },
+    )
 }
 
 /// Where the prompt shows: over the app asking.

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use weft_fdc3::{ChannelQuestion, ResolveRequest, USER_CHANNELS};
 use weft_proto::{frame::AppInfo, launch::WindowBounds};
 
-use crate::locking::lock;
+use crate::{locking::lock, prompt_window};
 
 /// The intent resolver window's title.
 pub const WINDOW_TITLE: &str = "Weft: choose an app";
@@ -360,22 +360,14 @@ pub fn show(
         Prompt::Intent(_) => WINDOW_TITLE,
         Prompt::Channel(_) => CHANNEL_WINDOW_TITLE,
     };
-    let mut builder = egui::ViewportBuilder::default()
-        .with_title(title)
-        .with_app_id("weft-prompt")
-        .with_inner_size(SIZE)
-        .with_always_on_top()
-        .with_active(true);
-    if let Some(b) = over {
-        let x = b.x as f32 + (b.width as f32 - SIZE[0]) / 2.0;
-        let y = b.y as f32 + (b.height as f32 - SIZE[1]) / 2.0;
-        builder = builder.with_position([x.max(0.0), y.max(0.0)]);
-    }
-    let id = egui::ViewportId::from_hash_of(("weft-prompt", queued.key));
-    ctx.show_viewport_immediate(id, builder, |ui, _| {
-        let closed = ui.input(|i| i.viewport().close_requested());
-        let reply = egui::CentralPanel::default()
-            .show(ui, |ui| match &queued.prompt {
+    prompt_window::show(
+        ctx,
+        ("weft-prompt", queued.key),
+        title,
+        SIZE,
+        over,
+        |ui, closed| {
+            let reply = match &queued.prompt {
                 Prompt::Intent(q) => draw_resolver(ui, q, form)
                     .or(closed.then_some(Answer::Cancel))
                     .map(|answer| Reply::Intent { id: q.id, answer }),
@@ -387,10 +379,10 @@ pub fn show(
                     Some(None) => Some(Reply::Dismissed),
                     None => closed.then_some(Reply::Dismissed),
                 },
-            })
-            .inner;
-        reply.map(|r| (queued.key, r))
-    })
+            };
+            reply.map(|r| (queued.key, r))
+        },
+    )
 }
 
 /// Where the window of a question shows: over the app it is about.

@@ -35,6 +35,8 @@ mod page_services;
 mod panel;
 mod permission_store;
 mod permissions_command;
+mod private_file;
+mod prompt_window;
 mod secure_storage;
 mod shell_process;
 mod shutdown;

@@ -49,14 +49,12 @@ pub fn load(file: &Path) -> anyhow::Result<Vec<Remembered>> {
     }
 }
 
-/// Writes the answers through a temporary file renamed over the old one.
+/// Writes the answers, whole or not at all.
 pub fn save(file: &Path, remembered: &[Remembered]) -> anyhow::Result<()> {
-    let tmp = file.with_extension("json.new");
     let body = serde_json::to_vec_pretty(&File {
         remembered: remembered.to_vec(),
     })?;
-    std::fs::write(&tmp, body).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, file).with_context(|| format!("replacing {}", file.display()))
+    crate::private_file::replace(file, &body).with_context(|| format!("writing {}", file.display()))
 }
 
 /// The answers in force in a running shell.

@@ -12,8 +12,6 @@
 use std::{
     collections::BTreeMap,
     fs,
-    io::Write,
-    os::unix::fs::OpenOptionsExt,
     path::{Path, PathBuf},
     sync::{Mutex, OnceLock},
 };
@@ -27,6 +25,7 @@ use sha2::{Digest, Sha256};
 use crate::{
     locking::lock,
     master_keys::{KeyPlace, KeySource},
+    private_file,
 };
 
 /// Longest entry name, in bytes.
@@ -174,21 +173,11 @@ impl SecureStorage {
                 },
             )
             .map_err(|_| StorageError::Failed("sealing failed".into()))?;
-        fs::create_dir_all(&self.dir).map_err(fail)?;
-        let file = self.file(app_id);
-        let tmp = file.with_extension("tmp");
-        let _ = fs::remove_file(&tmp);
-        let mut out = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(fail)?;
-        out.write_all(&[VERSION]).map_err(fail)?;
-        out.write_all(&nonce).map_err(fail)?;
-        out.write_all(&sealed).map_err(fail)?;
-        out.sync_all().map_err(fail)?;
-        fs::rename(&tmp, &file).map_err(fail)
+        let mut contents = Vec::with_capacity(1 + NONCE_LEN + sealed.len());
+        contents.push(VERSION);
+        contents.extend_from_slice(&nonce);
+        contents.extend_from_slice(&sealed);
+        private_file::replace(&self.file(app_id), &contents).map_err(fail)
     }
 
     /// The value of `key` for `app_id`.

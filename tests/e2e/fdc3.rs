@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use weft_e2e::{Shell, TestEnv, runtime, topic, within};
+use weft_e2e::{PageService, Shell, TestEnv, runtime, topic, within};
 
 fn web(app_id: &str, title: &str, page: &str) -> serde_json::Value {
     json!({"appId": app_id, "title": title, "type": "web", "details": {"url": page}})
@@ -99,31 +99,15 @@ fn apps_launch_from_app_directories_alone_by_handover_and_from_a_workspace() {
 }
 
 /// Drives the `fdc3` fixture page of one app through its RPC service.
-struct Page {
-    service: weft_client::ServiceClient,
-}
+struct Page(PageService);
 
 impl Page {
     async fn of(client: &weft_client::Client, app_id: &str) -> Page {
-        let name = topic(&format!("e2e.fdc3.{app_id}"));
-        let service = within(
-            "the page's service",
-            client.connect_service(&name, Some(Duration::from_secs(60))),
-        )
-        .await
-        .expect("the page provides its service");
-        Page { service }
+        Page(PageService::connect(client, &format!("e2e.fdc3.{app_id}")).await)
     }
 
     async fn action(&self, action: &str, args: Value) -> Value {
-        let d = within(
-            action,
-            self.service
-                .dispatch(action, args.to_string(), Duration::from_secs(30)),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{action}: {e}"));
-        serde_json::from_slice(&d.payload).unwrap()
+        self.0.action(action, args).await
     }
 
     /// `fdc3[method](...args)`: its result, or the error it threw.

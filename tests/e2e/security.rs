@@ -6,36 +6,14 @@ use std::{os::unix::net::UnixDatagram, path::Path, process::Output, time::Durati
 
 use serde_json::{Value, json};
 use weft_client::{Client, ClientError};
-use weft_e2e::{PrivateKeyring, Shell, TestEnv, threaded_runtime, topic, wait_for, within};
+use weft_e2e::{
+    PageService, PrivateKeyring, Shell, TestEnv, threaded_runtime, topic, wait_for, within,
+};
 use weft_proto::{Pattern, Token, handshake::Refusal};
 
-/// Drives the `security` fixture page of one app through its RPC service.
-struct Page {
-    service: weft_client::ServiceClient,
-}
-
-impl Page {
-    async fn of(client: &Client, app_id: &str) -> Page {
-        let name = topic(&format!("e2e.security.{app_id}"));
-        let service = within(
-            "the page's service",
-            client.connect_service(&name, Some(Duration::from_secs(60))),
-        )
-        .await
-        .expect("the page provides its service");
-        Page { service }
-    }
-
-    async fn action(&self, action: &str, args: Value) -> Value {
-        let d = within(
-            action,
-            self.service
-                .dispatch(action, args.to_string(), Duration::from_secs(30)),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{action}: {e}"));
-        serde_json::from_slice(&d.payload).unwrap()
-    }
+/// The `security` fixture page of one app, driven through its RPC service.
+async fn page(client: &Client, app_id: &str) -> PageService {
+    PageService::connect(client, &format!("e2e.security.{app_id}")).await
 }
 
 /// The audit log's records, as `weft audit export --json` prints them.
@@ -83,6 +61,23 @@ fn syslog_text(listener: &UnixDatagram) -> String {
     text
 }
 
+/// Writes `policy` as the desktop owner's policy file and a `config.toml` naming it,
+/// followed by `more_config`; returns the policy file.
+fn use_policy(env: &TestEnv, policy: &str, more_config: &str) -> std::path::PathBuf {
+    std::fs::create_dir_all(env.data_dir()).unwrap();
+    let file = env.path("policy.toml");
+    std::fs::write(&file, policy).unwrap();
+    std::fs::write(
+        env.data_dir().join("config.toml"),
+        format!(
+            "[policy]\nfile = {:?}\n{more_config}",
+            file.display().to_string()
+        ),
+    )
+    .unwrap();
+    file
+}
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -112,8 +107,8 @@ fn an_app_is_held_to_its_declared_bus_patterns_and_every_refusal_is_audited() {
     runtime.block_on(async {
         let client = shell.client().await;
         let mut watch = client.subscribe(&Pattern::new("#").unwrap()).await.unwrap();
-        let quotes = Page::of(&client, "quotes").await;
-        let open = Page::of(&client, "open").await;
+        let quotes = page(&client, "quotes").await;
+        let open = page(&client, "open").await;
 
         let ok = quotes
             .action("publish", json!({"topic": "allowed.fx", "data": 1}))
@@ -273,13 +268,7 @@ fn sha256_hex(line: &str) -> String {
 #[test]
 fn a_malformed_policy_stops_the_shell_and_a_policy_refuses_apps_it_does_not_allow() {
     let env = TestEnv::new();
-    std::fs::create_dir_all(env.data_dir()).unwrap();
-    let policy = env.path("policy.toml");
-    std::fs::write(
-        env.data_dir().join("config.toml"),
-        format!("[policy]\nfile = {:?}\n", policy.display().to_string()),
-    )
-    .unwrap();
+    let policy = use_policy(&env, "", "");
     let workspace = env.workspace("one", &[("echo", "echo/index.html")]);
     let launch = || env.run_weft(&["launch", workspace.to_str().unwrap(), "--no-panel"]);
 
@@ -394,18 +383,18 @@ fn consent_answers_behave_as_labelled_survive_a_restart_and_revocation_is_immedi
     );
     let ws = workspace.to_str().unwrap().to_owned();
     let runtime = threaded_runtime();
-    let secure = |page: &Page, action: &str, key: &str, value: Value| {
+    let secure = |page: &PageService, action: &str, key: &str, value: Value| {
         runtime.block_on(page.action(
             "secure",
             json!({"action": action, "key": key, "value": value}),
         ))
     };
-    let pages = |shell: &Shell, ids: &[&str]| -> Vec<Page> {
+    let pages = |shell: &Shell, ids: &[&str]| -> Vec<PageService> {
         runtime.block_on(async {
             let client = shell.client().await;
             let mut pages = vec![];
             for id in ids {
-                pages.push(Page::of(&client, id).await);
+                pages.push(page(&client, id).await);
             }
             pages
         })
@@ -634,14 +623,14 @@ fn a_page_cannot_forge_its_identity_leave_its_origins_or_open_windows_inside_wef
     runtime.block_on(async {
         let client = shell.client().await;
         let mut forged = client.subscribe(&topic("e2e.forged")).await.unwrap();
-        let page = Page::of(&client, "held").await;
-        let home = page.action("where", json!({})).await["value"].clone();
+        let held = page(&client, "held").await;
+        let home = held.action("where", json!({})).await["value"].clone();
 
-        assert_eq!(page.action("forge", json!({})).await["ok"], true);
+        assert_eq!(held.action("forge", json!({})).await["ok"], true);
 
         // A frame of a declared origin loads, but gets no bridge, and what it sends the
         // host directly is dropped.
-        let frame = page
+        let frame = held
             .action(
                 "frame",
                 json!({"url": format!("{}/frame.html", frames.origin())}),
@@ -655,17 +644,17 @@ fn a_page_cannot_forge_its_identity_leave_its_origins_or_open_windows_inside_wef
         );
 
         // Navigation outside the app's origins is blocked: the page stays.
-        page.action("navigate", json!({"url": "https://evil.example/phish"}))
+        held.action("navigate", json!({"url": "https://evil.example/phish"}))
             .await;
         let blocked = wait_for_record(&shell, "navigation.blocked");
         assert_eq!(
             blocked["data"]["details"]["url"],
             "https://evil.example/phish"
         );
-        assert_eq!(page.action("where", json!({})).await["value"], home);
+        assert_eq!(held.action("where", json!({})).await["value"], home);
 
         // A new window opens in the system browser, never inside Weft.
-        page.action("open", json!({"url": "https://example.org/report"}))
+        held.action("open", json!({"url": "https://example.org/report"}))
             .await;
         let opened_text = wait_for(
             "the system browser to be asked",
@@ -732,22 +721,12 @@ fn wait_for_record(shell: &Shell, event: &str) -> Value {
 #[test]
 fn without_the_panel_only_policy_and_remembered_answers_decide() {
     let env = TestEnv::new();
-    std::fs::create_dir_all(env.data_dir()).unwrap();
-    let policy = env.path("policy.toml");
-    std::fs::write(
-        &policy,
-        "[permissions]\ngrant = { owner = [\"secureStorage\"] }\ndeny = { blocked = [\"secureStorage\"] }\n",
-    )
-    .unwrap();
     // No keychain here: the key file, as the user allowed.
-    std::fs::write(
-        env.data_dir().join("config.toml"),
-        format!(
-            "[policy]\nfile = {:?}\n[secure_storage]\nkey_file = true\n",
-            policy.display().to_string()
-        ),
-    )
-    .unwrap();
+    use_policy(
+        &env,
+        "[permissions]\ngrant = { owner = [\"secureStorage\"] }\ndeny = { blocked = [\"secureStorage\"] }\n",
+        "[secure_storage]\nkey_file = true\n",
+    );
     let remembered = json!({"remembered": [
         {"appId": "vault", "api": "secureStorage", "answer": "alwaysAllow", "at": "2026-11-01T00:00:00Z"},
         {"appId": "blocked", "api": "secureStorage", "answer": "alwaysAllow", "at": "2026-11-01T00:00:00Z"}
@@ -779,10 +758,7 @@ fn without_the_panel_only_policy_and_remembered_answers_decide() {
             ("owner", true, ""),
             ("blocked", false, "desktop owner's policy"),
         ] {
-            let answer = Page::of(&client, app)
-                .await
-                .action("secure", set.clone())
-                .await;
+            let answer = page(&client, app).await.action("secure", set.clone()).await;
             if allowed {
                 assert_eq!(answer["ok"], true, "{app}: {answer}");
             } else {
@@ -825,20 +801,14 @@ fn manifests_must_be_signed_by_a_trusted_key_when_policy_says_so() {
     let public = std::fs::read_to_string(env.path("publisher.key.pub")).unwrap();
     let other = env.path("other.key");
     assert!(run(&["manifest", "keygen", "--out", other.to_str().unwrap()]).0);
-    let policy = env.path("policy.toml");
-    std::fs::write(
-        &policy,
-        format!(
+    use_policy(
+        &env,
+        &format!(
             "[manifests]\nrequire_signed = true\ntrusted_keys = [\"{}\"]\n",
             public.trim()
         ),
-    )
-    .unwrap();
-    std::fs::write(
-        env.data_dir().join("config.toml"),
-        format!("[policy]\nfile = {:?}\n", policy.display().to_string()),
-    )
-    .unwrap();
+        "",
+    );
     let ws = env.workspace("signed", &[("echo", "echo/index.html")]);
     let ws_arg = ws.to_str().unwrap();
     let launch = || run(&["launch", ws_arg, "--no-panel"]);
@@ -937,22 +907,15 @@ impl Collector {
 #[test]
 fn the_policys_collector_receives_the_chain_head_and_catches_a_rewritten_log() {
     let env = TestEnv::new();
-    std::fs::create_dir_all(env.data_dir()).unwrap();
     let collector = Collector::start();
-    let policy = env.path("policy.toml");
-    std::fs::write(
-        &policy,
-        format!(
+    use_policy(
+        &env,
+        &format!(
             "[apps]\nallow = [\"nothing\"]\n[audit]\ncollector = {:?}\n",
             collector.url()
         ),
-    )
-    .unwrap();
-    std::fs::write(
-        env.data_dir().join("config.toml"),
-        format!("[policy]\nfile = {:?}\n", policy.display().to_string()),
-    )
-    .unwrap();
+        "",
+    );
     let ws = env.workspace("refused", &[("echo", "echo/index.html")]);
     let out = env.run_weft(&["launch", ws.to_str().unwrap(), "--no-panel"]);
     assert!(!out.status.success());

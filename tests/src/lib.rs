@@ -108,6 +108,37 @@ pub fn failure_dir() -> PathBuf {
     target.join("tmp").join("e2e-failures")
 }
 
+/// A fixture page's RPC service (`e2e.<fixture>.<appId>`), through which a test
+/// drives the page: each action answers with JSON.
+pub struct PageService {
+    service: weft_client::ServiceClient,
+}
+
+impl PageService {
+    /// Connects to the service `name`, waiting for the page to provide it.
+    pub async fn connect(client: &Client, name: &str) -> PageService {
+        let service = within(
+            "the page's service",
+            client.connect_service(&topic(name), Some(Duration::from_secs(60))),
+        )
+        .await
+        .expect("the page provides its service");
+        PageService { service }
+    }
+
+    /// Calls `action` with `args` and returns the page's answer.
+    pub async fn action(&self, action: &str, args: serde_json::Value) -> serde_json::Value {
+        let d = within(
+            action,
+            self.service
+                .dispatch(action, args.to_string(), Duration::from_secs(30)),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{action}: {e}"));
+        serde_json::from_slice(&d.payload).expect("the page answers JSON")
+    }
+}
+
 /// Where tests keep screenshots worth looking at (of prompts, say), failed or not.
 pub fn screenshot_dir() -> PathBuf {
     failure_dir().with_file_name("e2e-screenshots")
