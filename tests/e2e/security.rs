@@ -154,6 +154,12 @@ fn an_app_is_held_to_its_declared_bus_patterns_and_every_refusal_is_audited() {
             Err(ClientError::Refused { reason, .. }) => assert_eq!(reason, Refusal::BadToken),
             other => panic!("a made-up token was accepted: {:?}", other.is_ok()),
         }
+        let mut hello = weft_proto::handshake::Hello::new(&Token::random());
+        hello.token.clear();
+        match Client::connect_with_hello(&socket, &hello.encode()).await {
+            Err(ClientError::Refused { reason, .. }) => assert_eq!(reason, Refusal::Malformed),
+            other => panic!("a missing token was accepted: {:?}", other.is_ok()),
+        }
     });
 
     let stop = shell.env.run_weft(&["stop"]);
@@ -179,10 +185,15 @@ fn an_app_is_held_to_its_declared_bus_patterns_and_every_refusal_is_audited() {
             (json!("quotes"), json!("subscribe"), json!("*.fx")),
         ]
     );
-    let refused = records_of(&records, "client.refused");
-    assert_eq!(refused.len(), 1, "{refused:?}");
-    assert_eq!(refused[0]["data"]["reason"], "BadToken");
-    assert_eq!(refused[0]["data"]["peerPid"], std::process::id());
+    let refused: Vec<(Value, Value)> = records_of(&records, "client.refused")
+        .iter()
+        .map(|r| (r["data"]["reason"].clone(), r["data"]["peerPid"].clone()))
+        .collect();
+    let me = json!(std::process::id());
+    assert_eq!(
+        refused,
+        [(json!("BadToken"), me.clone()), (json!("Malformed"), me)]
+    );
     let started: Vec<&Value> = records_of(&records, "app.start")
         .into_iter()
         .map(|r| &r["data"]["app"]["appId"])

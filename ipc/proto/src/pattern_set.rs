@@ -32,6 +32,16 @@ const _: () = assert!(MAX_SEGMENTS < States::BITS as usize);
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PatternSet {
     patterns: Vec<Pattern>,
+    /// Each pattern's segments, split once (a publish is checked without allocating).
+    compiled: Vec<Vec<Seg>>,
+}
+
+/// A segment of a compiled pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seg {
+    Literal(Box<str>),
+    One,
+    Many,
 }
 
 /// What a pattern's automaton reads: a segment named by one of the patterns, or any
@@ -45,9 +55,9 @@ enum Symbol<'a> {
 impl PatternSet {
     /// The set of these patterns.
     pub fn new(patterns: impl IntoIterator<Item = Pattern>) -> Self {
-        Self {
-            patterns: patterns.into_iter().collect(),
-        }
+        let patterns: Vec<Pattern> = patterns.into_iter().collect();
+        let compiled = patterns.iter().map(compile).collect();
+        Self { patterns, compiled }
     }
 
     /// The patterns, as given.
@@ -62,26 +72,21 @@ impl PatternSet {
 
     /// [`PatternSet::matches`] for a topic already known to be valid.
     pub fn matches_str(&self, topic: &str) -> bool {
-        self.patterns.iter().any(|p| {
-            let segments: Vec<Segment<'_>> = p.segments().collect();
-            let mut live = closure(&segments, 1);
+        self.compiled.iter().any(|segments| {
+            let mut live = closure(segments, 1);
             for segment in topic.split('.') {
-                live = step(&segments, live, Symbol::Named(segment));
+                live = step(segments, live, Symbol::Named(segment));
                 if live == 0 {
                     return false;
                 }
             }
-            accepts(&segments, live)
+            accepts(segments, live)
         })
     }
 
     /// Whether every topic `pattern` matches is matched by some pattern of the set.
     pub fn covers(&self, pattern: &Pattern) -> bool {
-        let set: Vec<Vec<Segment<'_>>> = self
-            .patterns
-            .iter()
-            .map(|p| p.segments().collect())
-            .collect();
+        let set = &self.compiled;
         let wanted: Vec<Segment<'_>> = pattern.segments().collect();
         let start: Vec<States> = set.iter().map(|s| closure(s, 1)).collect();
         // (segments of `pattern` consumed, the set's live states, whether any topic
@@ -127,10 +132,21 @@ impl std::fmt::Display for PatternSet {
     }
 }
 
+fn compile(pattern: &Pattern) -> Vec<Seg> {
+    pattern
+        .segments()
+        .map(|s| match s {
+            Segment::Literal(l) => Seg::Literal(l.into()),
+            Segment::One => Seg::One,
+            Segment::Many => Seg::Many,
+        })
+        .collect()
+}
+
 /// `live` with every state reachable by skipping `#` segments added.
-fn closure(segments: &[Segment<'_>], mut live: States) -> States {
+fn closure(segments: &[Seg], mut live: States) -> States {
     for (i, segment) in segments.iter().enumerate() {
-        if *segment == Segment::Many && live & (1 << i) != 0 {
+        if *segment == Seg::Many && live & (1 << i) != 0 {
             live |= 1 << (i + 1);
         }
     }
@@ -138,23 +154,23 @@ fn closure(segments: &[Segment<'_>], mut live: States) -> States {
 }
 
 /// The states live after reading `symbol` in states `live`.
-fn step(segments: &[Segment<'_>], live: States, symbol: Symbol<'_>) -> States {
+fn step(segments: &[Seg], live: States, symbol: Symbol<'_>) -> States {
     let mut next = 0;
     for (i, segment) in segments.iter().enumerate() {
         if live & (1 << i) == 0 {
             continue;
         }
-        match (*segment, symbol) {
-            (Segment::Many, _) => next |= 1 << i,
-            (Segment::One, _) => next |= 1 << (i + 1),
-            (Segment::Literal(l), Symbol::Named(s)) if l == s => next |= 1 << (i + 1),
-            (Segment::Literal(_), _) => {}
+        match (segment, symbol) {
+            (Seg::Many, _) => next |= 1 << i,
+            (Seg::One, _) => next |= 1 << (i + 1),
+            (Seg::Literal(l), Symbol::Named(s)) if **l == *s => next |= 1 << (i + 1),
+            (Seg::Literal(_), _) => {}
         }
     }
     closure(segments, next)
 }
 
-fn accepts(segments: &[Segment<'_>], live: States) -> bool {
+fn accepts(segments: &[Seg], live: States) -> bool {
     live & (1 << segments.len()) != 0
 }
 
