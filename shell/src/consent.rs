@@ -246,9 +246,7 @@ pub fn show(
 
 /// Where the prompt shows: over the app asking.
 pub fn over(queued: &Queued, apps: &[AppInfo]) -> Option<WindowBounds> {
-    apps.iter()
-        .find(|a| a.instance_id == queued.question.app.instance_id)
-        .and_then(|a| a.bounds)
+    prompt_window::over(apps, &queued.question.app.instance_id)
 }
 
 #[cfg(test)]

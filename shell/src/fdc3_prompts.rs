@@ -387,9 +387,7 @@ pub fn show(
 
 /// Where the window of a question shows: over the app it is about.
 pub fn over(queued: &Queued, apps: &[AppInfo]) -> Option<WindowBounds> {
-    apps.iter()
-        .find(|a| a.instance_id == queued.prompt.instance_id())
-        .and_then(|a| a.bounds)
+    prompt_window::over(apps, queued.prompt.instance_id())
 }
 
 /// Where the remembered choices are kept.

@@ -6,7 +6,15 @@
 use std::{fmt::Debug, hash::Hash};
 
 use eframe::egui;
-use weft_proto::launch::WindowBounds;
+use weft_proto::{frame::AppInfo, launch::WindowBounds};
+
+/// Where a question about app instance `instance_id` shows: over its window, when its
+/// bounds are known.
+pub fn over(apps: &[AppInfo], instance_id: &str) -> Option<WindowBounds> {
+    apps.iter()
+        .find(|a| a.instance_id == instance_id)
+        .and_then(|a| a.bounds)
+}
 
 /// Shows `contents` in the window `id` (titled `title`, `size` big, over `over`);
 /// `contents` is told whether the user is closing the window, and returns the answer

@@ -18,7 +18,7 @@ use weft_proto::{
     frame::{ControlReply, ControlRequest},
 };
 use weft_supervisor::{AppLogSettings, PrepareLaunch, Supervisor, SupervisorConfig};
-use weft_workspace::{AppSpec, AppUrl, SignatureCheck, Workspace};
+use weft_workspace::{AppSpec, SignatureCheck, Workspace};
 
 use crate::{
     audit_trail::AuditTrail,
@@ -352,13 +352,9 @@ struct BeforeLaunch {
 impl PrepareLaunch for BeforeLaunch {
     fn prepare(&self, workspace: &Workspace) -> Result<(), String> {
         for app in &workspace.apps {
-            let url = match &app.url {
-                AppUrl::Remote(url) => Some(url.as_str()),
-                AppUrl::Local { .. } => None,
-            };
             let checked = self
                 .policy
-                .check_app(&app.app_id, url)
+                .check_app(&app.app_id, app.url.remote())
                 .and_then(|()| signed_as_required(&self.policy, app));
             if let Err(violation) = checked {
                 self.audit

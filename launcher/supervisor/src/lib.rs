@@ -452,13 +452,11 @@ impl Supervisor {
                     height: b.height,
                 }),
                 web_data_dir: self.inner.config.data_dir.join("webdata").join(&app.app_id),
-                origins: self.inner.config.policy.navigable_origins(
-                    match &app.url {
-                        AppUrl::Remote(url) => Some(url),
-                        AppUrl::Local { .. } => None,
-                    },
-                    &app.permissions,
-                ),
+                origins: self
+                    .inner
+                    .config
+                    .policy
+                    .navigable_origins(app.url.remote(), &app.permissions),
                 new_windows_in_browser: self.inner.config.policy.new_windows
                     == weft_permissions::policy::NewWindows::Browser,
             };

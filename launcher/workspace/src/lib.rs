@@ -156,6 +156,17 @@ pub enum AppUrl {
     },
 }
 
+impl AppUrl {
+    /// The URL of a remote page; `None` for pages Weft serves from the workspace's
+    /// folder (whose origin is `weft://localhost`).
+    pub fn remote(&self) -> Option<&str> {
+        match self {
+            AppUrl::Remote(url) => Some(url),
+            AppUrl::Local { .. } => None,
+        }
+    }
+}
+
 impl fmt::Display for AppUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
