@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::metrics::MetricsAddr;
+use crate::config::Flags;
 
 /// Weft: a desktop interop platform. Launches workspaces of web apps, each in its own
 /// process, connected by a secure local bus.
@@ -28,6 +28,10 @@ pub struct GlobalArgs {
     /// The data directory; one shell runs per data directory.
     #[arg(long, env = "WEFT_DATA_DIR", global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The settings file; `~/.config/weft/config.toml` (under `$XDG_CONFIG_HOME`) by
+    /// default.
+    #[arg(long, env = "WEFT_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 /// The commands.
@@ -82,6 +86,9 @@ pub enum Command {
     /// The permission answers the user asked to remember, and what policy forces.
     #[command(subcommand)]
     Permissions(PermissionsCommand),
+    /// The settings in force and where each came from.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Stop every app and the running shell.
     Stop,
 }
@@ -113,7 +120,39 @@ pub struct ShellOptions {
     /// one), or `off`. Default: the config file's `metrics.addr`, else 127.0.0.1:9464, or
     /// a free port when that one is taken.
     #[arg(long, value_name = "ADDR")]
-    pub metrics_addr: Option<MetricsAddr>,
+    pub metrics_addr: Option<String>,
+    /// Set a configuration key for this run, over the settings file (not over what the
+    /// desktop owner's policy locks): `--set log.level=debug`; repeatable. VALUE is TOML
+    /// (`5`, `true`, `["a"]`) or else plain text.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+impl ShellOptions {
+    /// The flags that set configuration keys.
+    pub fn flags(&self) -> Flags {
+        Flags {
+            metrics_addr: self.metrics_addr.clone(),
+            set: self.set.clone(),
+        }
+    }
+}
+
+/// `weft config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective settings: every key, its value and where it came from
+    /// (default, the settings file, a flag, or locked by the desktop owner's policy),
+    /// and which values were overridden.
+    Show {
+        /// Print one JSON object: {"file", "fileFound", "policyFiles", "settings":
+        /// [{"key", "value", "source", "locked", "overridden"}]}.
+        #[arg(long)]
+        json: bool,
+        /// The flags a shell would be started with.
+        #[command(flatten)]
+        shell: ShellOptions,
+    },
 }
 
 /// `weft journal …`

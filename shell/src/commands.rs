@@ -21,8 +21,8 @@ use weft_proto::{
 
 use crate::{
     cli::DlqCommand,
-    cli::{BusCommand, LaunchArgs},
-    config::Config,
+    cli::{BusCommand, GlobalArgs, LaunchArgs},
+    config::{self, Config},
     data_dir,
     launch_request::LaunchRequest,
     logging,
@@ -35,12 +35,15 @@ const EXIT_TIMEOUT: u8 = 2;
 const HANDOVER_DEADLINE: Duration = Duration::from_secs(20);
 
 /// `weft` (`plain`) and `weft launch`.
-pub fn launch(data_dir: Option<&Path>, args: LaunchArgs, plain: bool) -> anyhow::Result<ExitCode> {
-    let data_dir = data_dir::resolve(data_dir)?;
+pub fn launch(global: &GlobalArgs, args: LaunchArgs, plain: bool) -> anyhow::Result<ExitCode> {
+    let data_dir = data_dir::resolve(global.data_dir.as_deref())?;
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
-    // A broken settings file stops the shell before it logs or starts anything.
-    let config = Config::load(&data_dir)?;
+    // Broken settings stop the shell before it logs or starts anything.
+    let config = Config::load(
+        &config::user_file(global.config.as_deref())?,
+        &args.shell.flags(),
+    )?;
     let endpoint = data_dir::endpoint(&data_dir)?;
     endpoint
         .ensure_dir()
@@ -79,21 +82,7 @@ pub fn launch(data_dir: Option<&Path>, args: LaunchArgs, plain: bool) -> anyhow:
         Some(loaded) => Initial::Workspace(loaded),
         None => Initial::Demo,
     };
-    let locked = &config.policy_in_force.locked_settings;
-    if args.shell.metrics_addr.is_some()
-        && locked.get("metrics").and_then(|m| m.get("addr")).is_some()
-    {
-        bail!(
-            "metrics.addr is locked by the desktop owner's policy ({}); --metrics-addr \
-             cannot change it",
-            crate::config::describe_sources(&config.policy_in_force)
-        );
-    }
-    let metrics_addr = args
-        .shell
-        .metrics_addr
-        .or(config.metrics_addr())
-        .unwrap_or_default();
+    let metrics_addr = config.metrics_addr().unwrap_or_default();
     shell_process::run(
         &data_dir,
         &endpoint,

@@ -1,11 +1,19 @@
-//! The shell's settings file, `config.toml` in the data directory.
+//! The shell's settings: `config.toml` in the platform's configuration directory.
 //!
-//! Every setting is optional; command-line options and `RUST_LOG` win over the file.
-//! Unknown keys are refused, so a misspelt setting is reported instead of ignored.
+//! Every setting is optional. Precedence, lowest first: Weft's defaults, the user's
+//! file, command-line flags (`--metrics-addr`, `--set KEY=VALUE`), and the keys the
+//! desktop owner's policy locks (`[settings]` of the policy files). `RUST_LOG` wins over
+//! `log.level`. Unknown keys are refused, so a misspelt setting is reported (with its
+//! line and column) instead of ignored. `weft config show` prints the result and where
+//! each value came from ([`layers`]).
+
+pub mod layers;
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use self::layers::{Layers, Setting, Source};
 
 use weft_permissions::{Policy, policy::SYSTEM_POLICY_FILE};
 
@@ -48,6 +56,9 @@ pub struct Config {
     /// The desktop owner's policy in force (read from the files, not from here).
     #[serde(skip)]
     pub policy_in_force: Policy,
+    /// Where each setting came from.
+    #[serde(skip)]
+    pub provenance: Provenance,
 }
 
 /// `[policy]`
@@ -211,7 +222,6 @@ pub struct TracingConfig {
     pub otlp_endpoint: Option<String>,
 }
 
-/// The settings file could not be used.
 /// The policy files: the system-wide one, then the one the settings name.
 fn policy_files(configured: Option<&Path>) -> Vec<PathBuf> {
     let mut files = vec![PathBuf::from(SYSTEM_POLICY_FILE)];
@@ -229,6 +239,127 @@ pub fn describe_sources(policy: &Policy) -> String {
     names.join(" and ")
 }
 
+/// The user's settings file: `--config`/`WEFT_CONFIG`, else `config.toml` in the
+/// platform's per-user configuration directory (`$XDG_CONFIG_HOME/weft`, by default
+/// `~/.config/weft`, on Linux).
+pub fn user_file(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+    match explicit {
+        Some(file) => Ok(file.to_owned()),
+        None => directories::ProjectDirs::from("", "", "weft")
+            .map(|p| p.config_dir().join(FILE_NAME))
+            .ok_or_else(|| {
+                anyhow::anyhow!("cannot find a home directory for the settings file; pass --config")
+            }),
+    }
+}
+
+/// Command-line flags that set configuration keys; they win over the file and lose to
+/// the policy (a flag that tries to change a locked key is refused).
+#[derive(Debug, Default, Clone)]
+pub struct Flags {
+    /// `--metrics-addr`, as typed.
+    pub metrics_addr: Option<String>,
+    /// Each `--set KEY=VALUE`, as typed.
+    pub set: Vec<String>,
+}
+
+impl Flags {
+    /// Each flag as a partial settings table, with how it was typed.
+    fn layers(&self) -> Result<Vec<(toml::Table, Source)>, ConfigError> {
+        let mut out = Vec::new();
+        if let Some(addr) = &self.metrics_addr {
+            let mut metrics = toml::Table::new();
+            metrics.insert("addr".into(), addr.clone().into());
+            let mut table = toml::Table::new();
+            table.insert("metrics".into(), metrics.into());
+            out.push((table, Source::Flag("--metrics-addr".into())));
+        }
+        for arg in &self.set {
+            let flag = format!("--set {arg}");
+            let refuse = |message: &str| ConfigError::Flag {
+                flag: flag.clone(),
+                message: message.to_owned(),
+            };
+            let (key, value) = arg
+                .split_once('=')
+                .ok_or_else(|| refuse("expected KEY=VALUE, such as log.level=debug"))?;
+            let key = key.trim();
+            let path: Vec<&str> = key.split('.').collect();
+            let bare = |part: &&str| {
+                !part.is_empty()
+                    && part
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            };
+            if !path.iter().all(bare) {
+                return Err(refuse(&format!(
+                    "`{key}` is not a settings key (dotted names of letters, digits, _ and -)"
+                )));
+            }
+            // A TOML value (`5`, `true`, `["a"]`, `"quoted"`), else the text as a string;
+            // the text as a string too where the key takes one (`metrics.addr=0`).
+            let text = toml::Value::String(value.to_owned());
+            let typed = format!("v = {value}")
+                .parse::<toml::Table>()
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or_else(|| text.clone());
+            let typed = nested(&path, typed);
+            let table = match Config::deserialize(typed.clone()) {
+                Ok(_) => typed,
+                Err(e) => {
+                    let as_text = nested(&path, text);
+                    match Config::deserialize(as_text.clone()) {
+                        Ok(_) => as_text,
+                        Err(_) => return Err(refuse(e.message())),
+                    }
+                }
+            };
+            out.push((table, Source::Flag(flag)));
+        }
+        Ok(out)
+    }
+}
+
+/// `value` at the dotted `path`, as a table.
+fn nested(path: &[&str], value: toml::Value) -> toml::Table {
+    let mut table = toml::Table::new();
+    let mut inner = &mut table;
+    for part in &path[..path.len() - 1] {
+        inner = inner
+            .entry((*part).to_owned())
+            .or_insert_with(|| toml::Table::new().into())
+            .as_table_mut()
+            .expect("inserted a table");
+    }
+    inner.insert(path[path.len() - 1].to_owned(), value);
+    table
+}
+
+/// Where the settings came from: the file read and each leaf key's layer.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Provenance {
+    /// The user's settings file.
+    pub file: PathBuf,
+    /// Whether it existed.
+    pub file_found: bool,
+    /// Every leaf setting with its layer, sorted by key.
+    pub settings: Vec<Setting>,
+}
+
+impl Provenance {
+    /// Says where a layer is, for people.
+    pub fn describe(&self, source: &Source, policy: &Policy) -> String {
+        match source {
+            Source::Default => "default".into(),
+            Source::File => self.file.display().to_string(),
+            Source::Flag(flag) => format!("flag {flag}"),
+            Source::Policy => format!("locked by policy {}", describe_sources(policy)),
+        }
+    }
+}
+
+/// The settings could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// It exists but cannot be read.
@@ -247,71 +378,149 @@ pub enum ConfigError {
         /// What is wrong and where, as the TOML parser says it.
         message: String,
     },
+    /// A command-line flag names a wrong key or value, or a locked key.
+    #[error("{flag}: {message}")]
+    Flag {
+        /// The flag as typed.
+        flag: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A key has a value it cannot take.
+    #[error("{key} = {value} ({set_by}): {message}")]
+    Value {
+        /// The dotted key.
+        key: String,
+        /// Its value.
+        value: String,
+        /// Where it was set.
+        set_by: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A policy file cannot be used: the shell does not run unprotected.
     #[error("{0}; the shell does not start without its policy (ask your desktop administrator)")]
     Policy(#[from] weft_permissions::PolicyError),
 }
 
 impl Config {
-    /// Reads `config.toml` from `data_dir`; the defaults when there is none.
-    pub fn load(data_dir: &Path) -> Result<Self, ConfigError> {
-        let path = data_dir.join(FILE_NAME);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(source) => return Err(ConfigError::Read { path, source }),
+    /// Reads the settings: the defaults, `file` over them (if it exists), the flags over
+    /// that, and the keys the desktop owner's policy locks over everything.
+    pub fn load(file: &Path, flags: &Flags) -> Result<Self, ConfigError> {
+        let (text, file_found) = match std::fs::read_to_string(file) {
+            Ok(text) => (text, true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (String::new(), false),
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: file.to_owned(),
+                    source,
+                });
+            }
         };
         let invalid = |message: String| ConfigError::Invalid {
-            path: path.clone(),
+            path: file.to_owned(),
             message,
         };
-        let mut table: toml::Table = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
-        // The policy is read first: what it locks replaces the user's values.
-        let own: Config = table
-            .clone()
-            .try_into()
-            .map_err(|e: toml::de::Error| invalid(e.to_string()))?;
-        let policy = Policy::load(&policy_files(own.policy.file.as_deref()))?;
-        for (key, value) in &policy.locked_settings {
-            table.insert(key.clone(), value.clone());
+        // Read as settings first, so that a mistake is named with its line and column.
+        toml::from_str::<Config>(&text).map_err(|e| invalid(e.to_string()))?;
+        let file_table: toml::Table = text.parse().map_err(|e| invalid(format!("{e}")))?;
+        let flag_layers = flags.layers()?;
+        let mut layers = Layers::new(
+            &toml::Table::try_from(Config::default()).expect("the defaults are a table"),
+        );
+        layers.overlay(&file_table, &Source::File);
+        for (table, source) in &flag_layers {
+            layers.overlay(table, source);
         }
-        let mut config: Config = table.try_into().map_err(|e: toml::de::Error| {
-            invalid(format!(
-                "{e} (with the settings locked by the policy in {})",
-                describe_sources(&policy)
-            ))
+        // The policy file may be named by the file or a flag; what it locks goes on top.
+        let named: Config = Config::deserialize(layers.table().clone())
+            .map_err(|e| invalid(e.message().to_owned()))?;
+        let policy = Policy::load(&policy_files(named.policy.file.as_deref()))?;
+        let locked = layers::keys(&policy.locked_settings);
+        for (table, source) in &flag_layers {
+            let Source::Flag(flag) = source else {
+                continue;
+            };
+            for key in layers::keys(table) {
+                let held = locked.iter().find(|l| {
+                    **l == key
+                        || l.starts_with(&format!("{key}."))
+                        || key.starts_with(&format!("{l}."))
+                });
+                if let Some(held) = held {
+                    return Err(ConfigError::Flag {
+                        flag: flag.clone(),
+                        message: format!(
+                            "{held} is locked by the desktop owner's policy ({}) and cannot \
+                             be changed",
+                            describe_sources(&policy)
+                        ),
+                    });
+                }
+            }
+        }
+        Config::deserialize(policy.locked_settings.clone()).map_err(|e| ConfigError::Invalid {
+            path: PathBuf::from(describe_sources(&policy)),
+            message: format!("[settings]: {}", e.message()),
         })?;
-        config.validate(&path)?;
+        layers.overlay(&policy.locked_settings, &Source::Policy);
+        let mut config = Config::deserialize(layers.table().clone())
+            .map_err(|e| invalid(e.message().to_owned()))?;
+        config.provenance = Provenance {
+            file: file.to_owned(),
+            file_found,
+            settings: layers.settings(),
+        };
+        if let Err((key, message)) = config.validate() {
+            let setting = config.provenance.settings.iter().find(|s| s.key == key);
+            return Err(ConfigError::Value {
+                value: setting.map(|s| s.value.to_string()).unwrap_or_default(),
+                set_by: setting
+                    .map(|s| config.provenance.describe(&s.source, &policy))
+                    .unwrap_or_default(),
+                key,
+                message,
+            });
+        }
         config.policy_in_force = policy;
         Ok(config)
     }
 
-    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
-        let invalid = |message: String| ConfigError::Invalid {
-            path: path.to_owned(),
-            message,
-        };
-        if let Some(addr) = &self.metrics.addr {
-            addr.parse::<MetricsAddr>()
-                .map_err(|e| invalid(format!("metrics.addr: {e}")))?;
+    /// [`Config::load`] of the user's file (`--config` or the standard one) without
+    /// flags: the settings commands other than the shell work with.
+    pub fn load_user(explicit: Option<&Path>) -> anyhow::Result<Self> {
+        Ok(Self::load(&user_file(explicit)?, &Flags::default())?)
+    }
+
+    /// Checks what the types alone cannot: the key and the problem.
+    fn validate(&self) -> Result<(), (String, String)> {
+        let bad = |key: &str, message: String| Err((key.to_owned(), message));
+        if let Some(addr) = &self.metrics.addr
+            && let Err(e) = addr.parse::<MetricsAddr>()
+        {
+            return bad("metrics.addr", e.to_string());
         }
-        self.journal.streams().map_err(invalid)?;
-        if let Some(level) = &self.log.level {
-            tracing_subscriber::EnvFilter::try_new(level)
-                .map_err(|e| invalid(format!("log.level: `{level}` is not a log filter: {e}")))?;
+        if let Err(e) = self.journal.streams() {
+            return bad("journal.durable", e);
         }
-        if self.audit.max_file_mb == 0 || self.audit.anchor_every_secs == 0 {
-            return Err(invalid(
-                "audit.max_file_mb and audit.anchor_every_secs must be at least 1".into(),
-            ));
+        if let Some(level) = &self.log.level
+            && let Err(e) = tracing_subscriber::EnvFilter::try_new(level)
+        {
+            return bad("log.level", format!("not a log filter: {e}"));
+        }
+        if self.audit.max_file_mb == 0 {
+            return bad("audit.max_file_mb", "must be at least 1".into());
+        }
+        if self.audit.anchor_every_secs == 0 {
+            return bad("audit.anchor_every_secs", "must be at least 1".into());
         }
         if self.app_logs.max_file_mb == 0 {
-            return Err(invalid("app_logs.max_file_mb must be at least 1".into()));
+            return bad("app_logs.max_file_mb", "must be at least 1".into());
         }
         Ok(())
     }
 
-    /// The metrics address from the file, if set (already validated).
+    /// The metrics address, if set (already validated).
     pub fn metrics_addr(&self) -> Option<MetricsAddr> {
         self.metrics.addr.as_deref().and_then(|a| a.parse().ok())
     }
@@ -330,9 +539,131 @@ mod tests {
     use super::*;
 
     fn load(text: &str) -> Result<Config, ConfigError> {
+        load_with(text, &Flags::default())
+    }
+
+    fn load_with(text: &str, flags: &Flags) -> Result<Config, ConfigError> {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(FILE_NAME), text).unwrap();
-        Config::load(dir.path())
+        Config::load(&dir.path().join(FILE_NAME), flags)
+    }
+
+    fn set(args: &[&str]) -> Flags {
+        Flags {
+            metrics_addr: None,
+            set: args.iter().map(|a| (*a).to_owned()).collect(),
+        }
+    }
+
+    fn source_of(config: &Config, key: &str) -> Source {
+        config
+            .provenance
+            .settings
+            .iter()
+            .find(|s| s.key == key)
+            .map(|s| s.source.clone())
+            .unwrap_or_else(|| panic!("{key} not among the settings"))
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_the_policy_over_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = dir.path().join("policy.toml");
+        std::fs::write(&policy, "[settings]\nlog = { level = \"warn\" }\n").unwrap();
+        let file = format!(
+            "[log]\nlevel = \"trace\"\n[app_logs]\nkeep_files = 2\nmax_file_mb = 3\n[policy]\nfile = {:?}\n",
+            policy.display().to_string()
+        );
+        let config = load_with(
+            &file,
+            &set(&["app_logs.keep_files=7", "limits.cgroups=false"]),
+        )
+        .unwrap();
+        assert_eq!(config.app_logs.keep_files, 7);
+        assert_eq!(config.app_logs.max_file_mb, 3);
+        assert!(!config.limits.cgroups);
+        assert_eq!(config.log.level.as_deref(), Some("warn"));
+        assert_eq!(
+            source_of(&config, "app_logs.keep_files"),
+            Source::Flag("--set app_logs.keep_files=7".into())
+        );
+        assert_eq!(source_of(&config, "app_logs.max_file_mb"), Source::File);
+        assert_eq!(
+            source_of(&config, "audit.anchor_every_secs"),
+            Source::Default
+        );
+        let level = config
+            .provenance
+            .settings
+            .iter()
+            .find(|s| s.key == "log.level")
+            .unwrap();
+        assert!(level.locked());
+        assert_eq!(
+            level.overridden,
+            vec![(Source::File, toml::Value::String("trace".into()))]
+        );
+
+        // A flag may not change what the policy locks, whatever its spelling.
+        for flags in [
+            set(&["log.level=debug"]),
+            set(&["log={ level = \"debug\" }"]),
+        ] {
+            let e = load_with(&file, &flags).unwrap_err().to_string();
+            assert!(
+                e.contains("log.level is locked") && e.contains("policy.toml"),
+                "{e}"
+            );
+        }
+        std::fs::write(&policy, "[settings]\nmetrics = { addr = \"off\" }\n").unwrap();
+        let e = load_with(
+            &file,
+            &Flags {
+                metrics_addr: Some("0".into()),
+                set: vec![],
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("--metrics-addr: metrics.addr is locked"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_flags_are_named() {
+        let e = load_with("", &set(&["log.level"])).unwrap_err().to_string();
+        assert!(
+            e.contains("--set log.level") && e.contains("KEY=VALUE"),
+            "{e}"
+        );
+        let e = load_with("", &set(&["log..level=x"]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not a settings key"), "{e}");
+        let e = load_with("", &set(&["log.levle=x"]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--set log.levle=x") && e.contains("levle"),
+            "{e}"
+        );
+        let e = load_with("", &set(&["app_logs.keep_files=many"]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--set app_logs.keep_files=many"), "{e}");
+        let e = load_with("", &set(&["app_logs.max_file_mb=0"]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("app_logs.max_file_mb = 0 (flag --set app_logs.max_file_mb=0)"),
+            "{e}"
+        );
+        // Unquoted text is a string, and so is a number where the key takes text.
+        let c = load_with("", &set(&["log.level=debug", "metrics.addr=0"])).unwrap();
+        assert_eq!(c.log.level.as_deref(), Some("debug"));
+        assert_eq!(c.metrics.addr.as_deref(), Some("0"));
     }
 
     #[test]
@@ -401,9 +732,54 @@ mod tests {
     }
 
     #[test]
+    fn every_key_is_documented() {
+        let doc = include_str!("../../docs/configuration.md");
+        let full = Config {
+            log: LogConfig {
+                level: Some("info".into()),
+            },
+            metrics: MetricsConfig {
+                addr: Some("off".into()),
+            },
+            tracing: TracingConfig {
+                otlp_endpoint: Some("http://127.0.0.1:4318".into()),
+            },
+            policy: PolicyConfig {
+                file: Some("/p.toml".into()),
+            },
+            ..Config::default()
+        };
+        let table = toml::Table::try_from(full).unwrap();
+        let keys = layers::keys(&table);
+        assert!(keys.len() >= 13, "{keys:?}");
+        for key in keys {
+            assert!(
+                doc.contains(&format!("- `{key}` — ")),
+                "docs/configuration.md does not document {key}"
+            );
+        }
+    }
+
+    #[test]
     fn no_file_means_defaults() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(Config::load(dir.path()).unwrap(), Config::default());
+        let file = dir.path().join(FILE_NAME);
+        let config = Config::load(&file, &Flags::default()).unwrap();
+        assert!(!config.provenance.file_found);
+        assert!(
+            config
+                .provenance
+                .settings
+                .iter()
+                .all(|s| s.source == Source::Default)
+        );
+        assert_eq!(
+            Config {
+                provenance: Provenance::default(),
+                ..config
+            },
+            Config::default()
+        );
     }
 
     #[test]
@@ -421,7 +797,10 @@ mod tests {
     #[test]
     fn mistakes_are_named_with_the_file_and_key() {
         let e = load("[metrics]\nadr = \"0\"\n").unwrap_err().to_string();
-        assert!(e.contains("config.toml") && e.contains("adr"), "{e}");
+        assert!(
+            e.contains("config.toml") && e.contains("adr") && e.contains("line 2, column 1"),
+            "{e}"
+        );
         let e = load("[metrics]\naddr = \"0.0.0.0:1\"\n")
             .unwrap_err()
             .to_string();

@@ -29,8 +29,13 @@ use crate::{
 const LOG_TAIL_BYTES: u64 = 1024 * 1024;
 
 /// `weft diag`.
-pub fn run(data_dir: Option<&Path>, output: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+pub fn run(
+    data_dir: Option<&Path>,
+    config_file: Option<&Path>,
+    output: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
     let dir = data_dir::resolve(data_dir)?;
+    let config_file = config::user_file(config_file)?;
     let output = output.unwrap_or_else(|| {
         let stamp = humantime::format_rfc3339_seconds(SystemTime::now())
             .to_string()
@@ -59,7 +64,7 @@ pub fn run(data_dir: Option<&Path>, output: Option<PathBuf>) -> anyhow::Result<E
         "versions.json",
         &serde_json::to_vec_pretty(&versions(&dir))?,
     )?;
-    add("config.toml", redacted_config(&dir).as_bytes())?;
+    add("config.toml", redacted_config(&config_file).as_bytes())?;
     match commands::control(Some(&dir), ControlRequest::ListApps) {
         Ok(ControlReply::Apps { apps, metrics_url }) => {
             let ps = json!({ "apps": apps, "metrics_url": metrics_url });
@@ -118,9 +123,8 @@ fn versions(data_dir: &Path) -> serde_json::Value {
 
 /// The settings file with every value that could be a secret blanked: keys naming a
 /// token, secret, password, key or header, and credentials inside URLs.
-fn redacted_config(data_dir: &Path) -> String {
-    let path = data_dir.join(config::FILE_NAME);
-    let text = match std::fs::read_to_string(&path) {
+fn redacted_config(path: &Path) -> String {
+    let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) => return format!("# {}: {e}\n", path.display()),
     };

@@ -12,9 +12,13 @@ use weft_proto::frame::{ControlReply, ControlRequest};
 use crate::{audit_trail, commands, config::Config, data_dir, journal_keys};
 
 /// Checks every stream of the data directory's journal.
-pub fn check(data_dir: Option<&Path>, json: bool) -> anyhow::Result<ExitCode> {
+pub fn check(
+    data_dir: Option<&Path>,
+    config_file: Option<&Path>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let data_dir = data_dir::resolve(data_dir)?;
-    let config = Config::load(&data_dir)?;
+    let config = Config::load_user(config_file)?;
     let journal = journal_keys::journal_dir(&data_dir);
     let mut streams = vec![];
     if let Ok(entries) = std::fs::read_dir(&journal) {
@@ -126,9 +130,12 @@ impl<'a> JsonReport<'a> {
 }
 
 /// Adds a new journal key.
-pub fn rotate_keys(data_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
+pub fn rotate_keys(
+    data_dir: Option<&Path>,
+    config_file: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
     let data_dir = data_dir::resolve(data_dir)?;
-    let config = Config::load(&data_dir)?;
+    let config = Config::load_user(config_file)?;
     let (id, source) = journal_keys::rotate(&data_dir, config.journal.key_file)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     println!(

@@ -14,6 +14,7 @@ mod audit_trail;
 mod cli;
 mod commands;
 mod config;
+mod config_command;
 mod consent;
 mod data_dir;
 mod demo;
@@ -55,14 +56,16 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let data_dir = cli.global.data_dir.as_deref();
+    let global = &cli.global;
+    let data_dir = global.data_dir.as_deref();
+    let config_file = global.config.as_deref();
     let starts_shell = matches!(cli.command, None | Some(Command::Launch(_)));
     if !starts_shell {
         logging::init_for_command();
     }
     let result = match cli.command {
         None => commands::launch(
-            data_dir,
+            global,
             LaunchArgs {
                 workspace: None,
                 app_directories: vec![],
@@ -72,7 +75,7 @@ fn main() -> ExitCode {
             },
             true,
         ),
-        Some(Command::Launch(args)) => commands::launch(data_dir, args, false),
+        Some(Command::Launch(args)) => commands::launch(global, args, false),
         Some(Command::Ps { json }) => commands::ps(data_dir, json),
         Some(Command::Bus(bus)) => commands::bus(data_dir, bus),
         Some(Command::Stop) => commands::stop(data_dir),
@@ -81,11 +84,13 @@ fn main() -> ExitCode {
             follow,
             lines,
         }) => logs_command::run(data_dir, &app_id, follow, lines),
-        Some(Command::Diag { output }) => diag::run(data_dir, output),
+        Some(Command::Diag { output }) => diag::run(data_dir, config_file, output),
         Some(Command::Journal(cli::JournalCommand::Check { json })) => {
-            journal_command::check(data_dir, json)
+            journal_command::check(data_dir, config_file, json)
         }
-        Some(Command::Keys(cli::KeysCommand::Rotate)) => journal_command::rotate_keys(data_dir),
+        Some(Command::Keys(cli::KeysCommand::Rotate)) => {
+            journal_command::rotate_keys(data_dir, config_file)
+        }
         Some(Command::Dlq(dlq)) => commands::dlq(data_dir, dlq),
         Some(Command::Manifest(cli::ManifestCommand::Keygen { out })) => {
             manifest_command::keygen(&out)
@@ -94,13 +99,13 @@ fn main() -> ExitCode {
             manifest_command::sign_file(&file, &key, &apps)
         }
         Some(Command::Manifest(cli::ManifestCommand::Verify { file, trust })) => {
-            manifest_command::verify(data_dir, &file, &trust)
+            manifest_command::verify(config_file, &file, &trust)
         }
         Some(Command::Permissions(cli::PermissionsCommand::List { json })) => {
-            permissions_command::list(data_dir, json)
+            permissions_command::list(data_dir, config_file, json)
         }
         Some(Command::Permissions(cli::PermissionsCommand::Revoke { app_id, api })) => {
-            permissions_command::revoke(data_dir, &app_id, api.as_deref())
+            permissions_command::revoke(data_dir, config_file, &app_id, api.as_deref())
         }
         Some(Command::Audit(cli::AuditCommand::Verify {
             anchors,
@@ -108,6 +113,9 @@ fn main() -> ExitCode {
         })) => audit_command::verify(data_dir, &anchors, no_journal),
         Some(Command::Audit(cli::AuditCommand::Export { since, json })) => {
             audit_command::export(data_dir, since.as_deref(), json)
+        }
+        Some(Command::Config(cli::ConfigCommand::Show { json, shell })) => {
+            config_command::show(config_file, &shell.flags(), json)
         }
     };
     match result {

@@ -16,7 +16,7 @@ use weft_manifest_signing::{
     PublisherKey, RECORD_SIGNATURE, SecretKey, SignatureCheck, WORKSPACE_SIGNATURE, check, sign,
 };
 
-use crate::{config::Config, data_dir};
+use crate::config::Config;
 
 /// `weft manifest keygen`.
 pub fn keygen(out: &Path) -> anyhow::Result<ExitCode> {
@@ -115,9 +115,12 @@ pub fn sign_file(file: &Path, key_file: &Path, only: &[String]) -> anyhow::Resul
 }
 
 /// `weft manifest verify`.
-pub fn verify(data_dir: Option<&Path>, file: &Path, trust: &[String]) -> anyhow::Result<ExitCode> {
-    let data_dir = data_dir::resolve(data_dir)?;
-    let policy = Config::load(&data_dir)?.policy_in_force;
+pub fn verify(
+    config_file: Option<&Path>,
+    file: &Path,
+    trust: &[String],
+) -> anyhow::Result<ExitCode> {
+    let policy = Config::load_user(config_file)?.policy_in_force;
     let mut trusted: Vec<(PublisherKey, &str)> = policy
         .trusted_keys
         .iter()

@@ -17,9 +17,13 @@ use crate::{
 };
 
 /// `weft permissions list`.
-pub fn list(data_dir: Option<&Path>, json: bool) -> anyhow::Result<ExitCode> {
+pub fn list(
+    data_dir: Option<&Path>,
+    config_file: Option<&Path>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let data_dir = data_dir::resolve(data_dir)?;
-    let config = Config::load(&data_dir)?;
+    let config = Config::load_user(config_file)?;
     let remembered = permission_store::load(&permission_store::file(&data_dir))?;
     let forced = config.policy_in_force.forced();
     if json {
@@ -55,11 +59,12 @@ pub fn list(data_dir: Option<&Path>, json: bool) -> anyhow::Result<ExitCode> {
 /// `weft permissions revoke`.
 pub fn revoke(
     data_dir: Option<&Path>,
+    config_file: Option<&Path>,
     app_id: &str,
     api: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
     let data_dir = data_dir::resolve(data_dir)?;
-    let config = Config::load(&data_dir)?;
+    let config = Config::load_user(config_file)?;
     let parsed = api
         .map(|name| {
             Api::from_name(name).with_context(|| {

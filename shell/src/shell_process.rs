@@ -70,6 +70,10 @@ pub fn run(
     settings: ShellSettings,
 ) -> anyhow::Result<()> {
     let show_panel = settings.show_panel;
+    let panel_settings = panel::SettingsUi {
+        rows: panel::SettingRow::of(&settings.config),
+        file: settings.config.provenance.file.display().to_string(),
+    };
     let audit = AuditTrail::open(
         data_dir,
         &settings.config.audit,
@@ -252,6 +256,7 @@ pub fn run(
                 policy,
                 audit: audit.clone(),
             },
+            panel_settings,
         )?;
         shutdown.raise("the control panel was closed");
     }

@@ -147,18 +147,18 @@ fn a_broken_config_file_or_metrics_address_stops_the_shell_before_it_starts() {
         "ok.json",
         r#"{"name": "W", "apps": [{"appId": "a", "url": "app/index.html"}]}"#,
     );
-    let config = env.data_dir().join("config.toml");
+    let config = env.config_file();
     for (text, expected) in [
         ("[metrics]\nadress = \"0\"\n", "unknown field `adress`"),
         (
             "[metrics]\naddr = \"10.0.0.1:9464\"\n",
-            "metrics.addr: 10.0.0.1 is not a loopback address",
+            "metrics.addr = \"10.0.0.1:9464\"",
         ),
         ("[log]\nlevel = \"[\"\n", "log.level"),
     ] {
-        std::fs::write(&config, text).unwrap();
+        env.write_config(text);
         let stderr = refused(&env, &ws);
-        assert!(stderr.contains("config.toml"), "{stderr}");
+        assert!(stderr.contains(".config/weft/config.toml"), "{stderr}");
         assert!(stderr.contains(expected), "{text}: {stderr}");
     }
     std::fs::remove_file(&config).unwrap();
@@ -170,7 +170,11 @@ fn a_broken_config_file_or_metrics_address_stops_the_shell_before_it_starts() {
         "0.0.0.0:1",
     ]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not a loopback address"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("(flag --metrics-addr)") && stderr.contains("not a loopback address"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -207,4 +211,96 @@ fn diag_without_a_shell_still_writes_a_bundle_saying_so() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("no running shell answered"));
+}
+
+#[test]
+fn a_policy_locked_key_holds_against_the_file_and_flags_and_config_show_says_why() {
+    let env = TestEnv::new();
+    let ws = write(
+        &env,
+        "ok.json",
+        r#"{"name": "W", "apps": [{"appId": "a", "url": "app/index.html"}]}"#,
+    );
+    let policy = env.path("policy.toml");
+    std::fs::write(
+        &policy,
+        "[settings]\nmetrics = { addr = \"off\" }\nlog = { level = \"warn\" }\n",
+    )
+    .unwrap();
+    env.write_config(format!(
+        "[log]\nlevel = \"trace\"\n[app_logs]\nkeep_files = 2\n[policy]\nfile = {:?}\n",
+        policy.display().to_string()
+    ));
+
+    let out = env.run_weft(&["config", "show", "--set", "app_logs.keep_files=5"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = |key: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{key} = ")))
+            .unwrap_or_else(|| panic!("no {key} in:\n{text}"))
+            .to_owned()
+    };
+    let level = line("log.level");
+    assert!(
+        level.starts_with("log.level = \"warn\"")
+            && level.contains(&format!("locked by policy {}", policy.display()))
+            && level.contains("\"trace\" from")
+            && level.contains("is not applied"),
+        "{level}"
+    );
+    let keep = line("app_logs.keep_files");
+    assert!(
+        keep.starts_with("app_logs.keep_files = 5")
+            && keep.contains("flag --set app_logs.keep_files=5")
+            && keep.contains("2 from"),
+        "{keep}"
+    );
+    assert!(line("metrics.addr").contains("locked by policy"));
+
+    // --json says the same to scripts.
+    let out = env.run_weft(&["config", "show", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let level = json["settings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["key"] == "log.level")
+        .unwrap()
+        .clone();
+    assert_eq!(level["locked"], true, "{level}");
+    assert_eq!(level["overridden"][0]["value"], "trace", "{level}");
+
+    // A flag cannot change a locked key, in `config show` or at launch; nothing starts.
+    for args in [
+        vec!["config", "show", "--set", "log.level=debug"],
+        vec![
+            "launch",
+            ws.to_str().unwrap(),
+            "--no-panel",
+            "--metrics-addr",
+            "0",
+        ],
+        vec![
+            "launch",
+            ws.to_str().unwrap(),
+            "--no-panel",
+            "--set",
+            "metrics.addr=0",
+        ],
+    ] {
+        let out = env.run_weft(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        assert!(
+            stderr.contains("is locked by the desktop owner's policy")
+                && stderr.contains("policy.toml"),
+            "{args:?}: {stderr}"
+        );
+        assert!(!env.endpoint().socket_path().exists());
+    }
 }

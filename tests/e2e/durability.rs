@@ -243,11 +243,9 @@ fn pages_replay_stored_messages_and_consume_durably_with_retries() {
     let env = TestEnv::new();
     // Keys in a key file (the opt-in when there is no keychain), and the stream from
     // the settings file, so that messages are stored before the page exists.
-    fs::write(
-        env.data_dir().join("config.toml"),
+    env.write_config(
         "[journal]\nkey_file = true\ndurable = [{ pattern = \"orders.#\", fsync = \"always\" }]\n",
-    )
-    .unwrap();
+    );
     let first = env.workspace("echo", &[("echo", "echo/index.html")]);
     let ledger = env.workspace("ledger", &[("ledger", "ledger/index.html")]);
     let mut shell = Shell::launch(env, &first);

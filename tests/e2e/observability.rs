@@ -145,11 +145,7 @@ fn logs_containing(shell: &mut Shell, app: &str, needles: &[&str]) -> String {
 #[test]
 fn an_apps_console_and_errors_land_in_its_log_file_and_weft_logs_follows_it() {
     let env = TestEnv::new();
-    std::fs::write(
-        env.data_dir().join("config.toml"),
-        "[log]\nlevel = \"info\"\n[tracing]\notlp_endpoint = \"http://ops:hunter2@127.0.0.1:4318\"\n",
-    )
-    .unwrap();
+    env.write_config("[log]\nlevel = \"info\"\n[tracing]\notlp_endpoint = \"http://ops:hunter2@127.0.0.1:4318\"\n");
     let ws = env.workspace("logs", &[("chatty", "chatty/index.html")]);
     let mut shell = Shell::launch(env, &ws);
     shell.wait_ready(1);
@@ -458,11 +454,10 @@ impl Drop for Collector {
 fn traced_messages_are_exported_as_one_trace_to_an_otlp_collector() {
     let collector = Collector::start();
     let env = TestEnv::new();
-    std::fs::write(
-        env.data_dir().join("config.toml"),
-        format!("[tracing]\notlp_endpoint = \"{}\"\n", collector.endpoint()),
-    )
-    .unwrap();
+    env.write_config(format!(
+        "[tracing]\notlp_endpoint = \"{}\"\n",
+        collector.endpoint()
+    ));
     let mut shell = launch_relays(env);
     let chain = run_chain(&mut shell);
     let trace_id = chain.root.span.trace_id_hex();

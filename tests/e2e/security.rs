@@ -39,14 +39,10 @@ fn with_syslog(env: &TestEnv) -> UnixDatagram {
     let socket = env.path("syslog.sock");
     let listener = UnixDatagram::bind(&socket).unwrap();
     listener.set_nonblocking(true).unwrap();
-    std::fs::write(
-        env.data_dir().join("config.toml"),
-        format!(
-            "[audit]\nsyslog_socket = {:?}\nanchor_every_secs = 1\n",
-            socket.display().to_string()
-        ),
-    )
-    .unwrap();
+    env.write_config(format!(
+        "[audit]\nsyslog_socket = {:?}\nanchor_every_secs = 1\n",
+        socket.display().to_string()
+    ));
     listener
 }
 
@@ -67,14 +63,10 @@ fn use_policy(env: &TestEnv, policy: &str, more_config: &str) -> std::path::Path
     std::fs::create_dir_all(env.data_dir()).unwrap();
     let file = env.path("policy.toml");
     std::fs::write(&file, policy).unwrap();
-    std::fs::write(
-        env.data_dir().join("config.toml"),
-        format!(
-            "[policy]\nfile = {:?}\n{more_config}",
-            file.display().to_string()
-        ),
-    )
-    .unwrap();
+    env.write_config(format!(
+        "[policy]\nfile = {:?}\n{more_config}",
+        file.display().to_string()
+    ));
     file
 }
 

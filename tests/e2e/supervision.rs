@@ -440,7 +440,7 @@ fn ps_reports_each_apps_uptime_cpu_memory_and_heartbeat() {
 /// and that the other app is unharmed. Returns how its limit was enforced, and the log.
 fn hog_is_stopped_and_restarted(config: &str) -> (String, String) {
     let env = TestEnv::new();
-    std::fs::write(env.data_dir().join("config.toml"), config).unwrap();
+    env.write_config(config);
     let ws = env.workspace_with(
         "limits",
         &[

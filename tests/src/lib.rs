@@ -295,6 +295,18 @@ impl TestEnv {
         self.root.path().join("data")
     }
 
+    /// The user's settings file, where `weft` looks for it with this `HOME`.
+    pub fn config_file(&self) -> PathBuf {
+        self.root.path().join("home/.config/weft/config.toml")
+    }
+
+    /// Writes the user's settings file.
+    pub fn write_config(&self, text: impl AsRef<str>) {
+        let file = self.config_file();
+        std::fs::create_dir_all(file.parent().expect("a parent")).expect("config dir");
+        std::fs::write(&file, text.as_ref()).expect("writing config.toml");
+    }
+
     /// The runtime directory (`XDG_RUNTIME_DIR`).
     pub fn runtime_dir(&self) -> PathBuf {
         self.root.path().join("run")

@@ -1,0 +1,324 @@
+//! The control panel: one egui window with the running apps (`apps.rs`: launch, stop,
+//! restart, health), the FDC3 intent choices and permission answers the user asked to
+//! remember (`permissions.rs`), and the settings in force (`settings.rs`). Its event
+//! loop also shows the intent resolver's windows (`fdc3_prompts.rs`) and the consent
+//! prompts (`consent.rs`), one at a time.
+//!
+//! Immediate mode, kept apart from the data: each view's `draw_…` reads a snapshot (the
+//! supervisor's apps, the stores, the form's text) and returns what the user asked for
+//! as [`PanelAction`]s; [`PanelApp`] carries them out. Nothing registers callbacks that
+//! could fall out of sync with the state.
+
+mod apps;
+mod permissions;
+mod settings;
+
+use std::{
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use eframe::egui;
+use weft_supervisor::Supervisor;
+use weft_workspace::Workspace;
+
+use weft_permissions::{Api, Policy};
+
+pub use self::settings::SettingRow;
+use self::{
+    apps::{PanelForm, draw},
+    permissions::{draw_choices, draw_permissions},
+    settings::draw_settings,
+};
+use crate::{
+    audit_trail::AuditTrail,
+    consent::{self, Prompts},
+    fdc3_agent::AgentHandle,
+    fdc3_prompts::{self, PromptForm, Reply},
+    locking::lock,
+    permission_store::PermissionStore,
+    shell_process,
+    shutdown::Shutdown,
+};
+
+/// Lets other threads bring the panel window forward once it is open.
+#[derive(Clone, Default)]
+pub struct PanelHandle {
+    ctx: Arc<Mutex<Option<egui::Context>>>,
+}
+
+impl PanelHandle {
+    /// Raises and focuses the panel window; returns false when no panel is open.
+    pub fn focus(&self) -> bool {
+        let ctx = lock(&self.ctx).clone();
+        match ctx {
+            Some(ctx) => {
+                ctx.send_viewport_cmd(egui::ViewportCommand::Minimized(false));
+                ctx.send_viewport_cmd(egui::ViewportCommand::Focus);
+                ctx.request_repaint();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// What the user asked the panel to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PanelAction {
+    /// Launch the built-in demo workspace.
+    LaunchDemo,
+    /// Launch the workspace file at this path.
+    LaunchWorkspace(PathBuf),
+    /// Stop one app instance.
+    Stop(String),
+    /// Restart one app instance (stop it and start it again).
+    Restart(String),
+    /// Keep waiting for an app instance that is not responding.
+    Wait(String),
+    /// Open the web inspector on an app instance's page.
+    Inspect(String),
+    /// Forget the user's remembered answer for an app and API.
+    Revoke {
+        /// The app.
+        app_id: String,
+        /// The API.
+        api: Api,
+    },
+    /// Forget a remembered intent choice.
+    ForgetChoice {
+        /// Its intent.
+        intent: String,
+        /// Its context type.
+        context_type: String,
+    },
+}
+
+/// The FDC3 agent as the panel reaches it: its resolver's questions and remembered
+/// choices, and where answers go.
+pub struct Fdc3Ui {
+    /// Where answers and forgotten choices go.
+    pub agent: AgentHandle,
+    /// The questions and remembered choices.
+    pub resolver: fdc3_prompts::Shared,
+}
+
+/// What the panel needs for permissions: the consent prompts to show, the remembered
+/// answers, the policy, and the audit log for revocations.
+pub struct SecurityUi {
+    /// The consent questions waiting.
+    pub prompts: Prompts,
+    /// The remembered answers.
+    pub store: Arc<PermissionStore>,
+    /// The desktop owner's policy.
+    pub policy: Arc<Policy>,
+    /// Where revocations are recorded.
+    pub audit: AuditTrail,
+}
+
+/// The settings in force, for the Settings view.
+pub struct SettingsUi {
+    /// Each setting and where it came from.
+    pub rows: Vec<SettingRow>,
+    /// The user's settings file.
+    pub file: String,
+}
+
+/// The eframe app: reads the supervisor, draws, carries out actions.
+struct PanelApp {
+    supervisor: Supervisor,
+    data_dir: PathBuf,
+    form: PanelForm,
+    fdc3: Fdc3Ui,
+    security: SecurityUi,
+    settings: SettingsUi,
+    /// The consent prompt on screen and since when (its buttons arm after a delay).
+    consent_shown: Option<(u64, std::time::Instant)>,
+    prompt_form: PromptForm,
+    /// Actions are run off the UI thread so that a slow launch never freezes the panel.
+    pending: Arc<Mutex<Option<(bool, String)>>>,
+}
+
+impl PanelApp {
+    fn act(&mut self, action: PanelAction, ctx: egui::Context) {
+        if let PanelAction::Revoke { app_id, api } = &action {
+            self.form.status = Some(match self.security.store.revoke(app_id, Some(*api)) {
+                Ok(gone) => {
+                    for r in &gone {
+                        self.security.audit.permission_revoked(r, "panel");
+                    }
+                    (false, format!("revoked {api} for {app_id}"))
+                }
+                Err(e) => (true, format!("{e:#}")),
+            });
+            return;
+        }
+        if let PanelAction::ForgetChoice {
+            intent,
+            context_type,
+        } = action
+        {
+            self.form.status = Some((false, format!("forgot the choice for {intent}")));
+            self.fdc3.agent.forget_choice(intent, context_type);
+            return;
+        }
+        let supervisor = self.supervisor.clone();
+        let data_dir = self.data_dir.clone();
+        let outcome = self.pending.clone();
+        std::thread::spawn(move || {
+            let result = match action {
+                PanelAction::LaunchDemo => shell_process::load_demo(&data_dir)
+                    .and_then(|ws| Ok(supervisor.launch(&ws)?))
+                    .map(|ids| format!("launched the demo ({} apps)", ids.len())),
+                PanelAction::LaunchWorkspace(file) => Workspace::load(&file)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|ws| Ok((ws.name.clone(), supervisor.launch(&ws)?)))
+                    .map(|(name, ids)| format!("launched {name} ({} apps)", ids.len())),
+                PanelAction::Stop(id) => supervisor
+                    .stop(&id)
+                    .map(|()| format!("stopping {id}"))
+                    .map_err(anyhow::Error::from),
+                PanelAction::Restart(id) => supervisor
+                    .restart_app(&id)
+                    .map(|()| format!("restarting {id}"))
+                    .map_err(anyhow::Error::from),
+                PanelAction::Wait(id) => {
+                    supervisor.keep_waiting(&id);
+                    Ok(format!("waiting for {id}"))
+                }
+                PanelAction::Inspect(id) => supervisor
+                    .open_inspector(&id)
+                    .map(|()| format!("opening the inspector of {id}"))
+                    .map_err(anyhow::Error::from),
+                PanelAction::ForgetChoice { .. } | PanelAction::Revoke { .. } => {
+                    unreachable!("handled above")
+                }
+            };
+            *lock(&outcome) = Some(match result {
+                Ok(text) => (false, text),
+                Err(e) => (true, format!("{e:#}")),
+            });
+            ctx.request_repaint();
+        });
+    }
+}
+
+impl eframe::App for PanelApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        if let Some(outcome) = lock(&self.pending).take() {
+            self.form.status = Some(outcome);
+        }
+        let apps = self.supervisor.apps();
+        let remembered = self.fdc3.resolver.remembered();
+        let permissions = self.security.store.list();
+        let forced = self.security.policy.forced();
+        let sources = crate::config::describe_sources(&self.security.policy);
+        let actions = egui::CentralPanel::default()
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical()
+                    .show(ui, |ui| {
+                        let mut actions = draw(ui, &apps, &mut self.form);
+                        ui.separator();
+                        actions.extend(draw_choices(ui, &remembered));
+                        actions.extend(draw_permissions(ui, &permissions, &forced, &sources));
+                        draw_settings(ui, &self.settings.rows, &self.settings.file);
+                        actions
+                    })
+                    .inner
+            })
+            .inner;
+        for action in actions {
+            self.act(action, ui.ctx().clone());
+        }
+        // The agent's questions (intent resolver, channel selector), then the consent
+        // prompts, over their app; one window at a time.
+        if self.fdc3.resolver.first().is_none()
+            && let Some(queued) = self.security.prompts.first()
+        {
+            let over = consent::over(&queued, &apps);
+            let shown_at = match self.consent_shown {
+                Some((key, at)) if key == queued.key => at,
+                _ => {
+                    let now = std::time::Instant::now();
+                    self.consent_shown = Some((queued.key, now));
+                    now
+                }
+            };
+            if let Some((key, answer)) = consent::show(ui.ctx(), &queued, over, shown_at) {
+                self.security.prompts.answer(key, answer);
+            }
+        }
+        if let Some(queued) = self.fdc3.resolver.first() {
+            let over = fdc3_prompts::over(&queued, &apps);
+            if let Some((key, reply)) =
+                fdc3_prompts::show(ui.ctx(), &queued, over, &mut self.prompt_form)
+            {
+                self.fdc3.resolver.answered(key);
+                self.prompt_form = PromptForm::default();
+                match reply {
+                    Reply::Intent { id, answer } => self.fdc3.agent.resolved(id, answer),
+                    Reply::Channel {
+                        instance_id,
+                        channel,
+                    } => self.fdc3.agent.select_channel(instance_id, channel),
+                    Reply::Dismissed => {}
+                }
+            }
+        }
+    }
+}
+
+/// Shows the panel until the user closes it or the shell is told to stop.
+pub fn run(
+    supervisor: Supervisor,
+    shutdown: Shutdown,
+    data_dir: PathBuf,
+    handle: PanelHandle,
+    fdc3: Fdc3Ui,
+    security: SecurityUi,
+    settings: SettingsUi,
+) -> anyhow::Result<()> {
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("Weft")
+            .with_app_id("weft-panel")
+            .with_inner_size([760.0, 240.0])
+            .with_position([40.0, 540.0]),
+        ..Default::default()
+    };
+    let app = PanelApp {
+        supervisor: supervisor.clone(),
+        data_dir,
+        form: PanelForm::default(),
+        pending: Arc::new(Mutex::new(None)),
+        prompt_form: PromptForm::default(),
+        fdc3,
+        security,
+        settings,
+        consent_shown: None,
+    };
+    let resolver = app.fdc3.resolver.clone();
+    let consent = app.security.prompts.clone();
+    eframe::run_native(
+        "weft-panel",
+        options,
+        Box::new(move |cc| {
+            let ctx = cc.egui_ctx.clone();
+            *lock(&handle.ctx) = Some(ctx.clone());
+            resolver.set_repaint(ctx.clone());
+            consent.set_repaint(ctx.clone());
+            let repaint = ctx.clone();
+            supervisor.set_on_change(Arc::new(move || repaint.request_repaint()));
+            shutdown.on_raise(move || {
+                ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+                ctx.request_repaint();
+            });
+            // Uptime-style fields are not shown yet, so repaint only on change, plus a
+            // slow tick as a safety net.
+            cc.egui_ctx.request_repaint_after(Duration::from_secs(1));
+            Ok(Box::new(app))
+        }),
+    )
+    .map_err(|e| anyhow::anyhow!("the control panel failed: {e}"))
+}
