@@ -281,8 +281,48 @@
     return request({ t: "secure", action: action, key: key, data: data });
   }
 
+  function windowAction(action, extra) {
+    return request(Object.assign({ t: "window", action: action }, extra || {}));
+  }
+
+  // The page's own window. Each call resolves once the window thread has taken it (the
+  // desktop may apply it a moment later); getBounds gives logical pixels.
+  const windowApi = Object.freeze({
+    focus: () => windowAction("focus").then(() => undefined),
+    show: () => windowAction("show").then(() => undefined),
+    hide: () => windowAction("hide").then(() => undefined),
+    minimize: () => windowAction("minimize").then(() => undefined),
+    maximize: () => windowAction("maximize").then(() => undefined),
+    restore: () => windowAction("restore").then(() => undefined),
+    getBounds: () => windowAction("getBounds"),
+    getState: () => windowAction("getState"),
+    setBounds(bounds) {
+      const b = bounds || {};
+      // The host refuses the same (page_gate.rs); checked here too so that the promise
+      // is rejected rather than left waiting on a dropped message.
+      const within = (v, lo, hi) => typeof v === "number" && Number.isInteger(v) && v >= lo && v <= hi;
+      const side = (v) => within(v, 1, 16384);
+      const offset = (v) => within(v, -100000, 100000);
+      if (!offset(b.x) || !offset(b.y) || !side(b.width) || !side(b.height)) {
+        return Promise.reject(
+          weftError(
+            "InvalidArgument",
+            "setBounds takes {x, y, width, height}: whole numbers, x and y within ±100000, width and height 1 to 16384",
+          ),
+        );
+      }
+      const clean = { x: b.x, y: b.y, width: b.width, height: b.height };
+      return windowAction("setBounds", { bounds: clean }).then(() => undefined);
+    },
+    close() {
+      post({ t: "close" });
+    },
+  });
+
   const api = {
     identity: Object.freeze({ appId: identity.appId, instanceId: identity.instanceId }),
+
+    window: windowApi,
 
     // opts.traceparent: the message this one answers or follows (meta.traceparent of a
     // received message), when not sent from that message's handler.

@@ -149,6 +149,9 @@ impl AuditTrail {
             ControlRequest::OpenInspector { instance_id } => {
                 ("openInspector", json!({"instanceId": instance_id}))
             }
+            ControlRequest::Window { target, action } => {
+                ("window", json!({"target": target, "action": action.name()}))
+            }
             ControlRequest::Shutdown => ("stop", json!({})),
             ControlRequest::DlqRedrive { id } => ("dlqRedrive", json!({"id": id})),
             ControlRequest::DlqPurge => ("dlqPurge", json!({})),

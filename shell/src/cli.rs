@@ -89,6 +89,9 @@ pub enum Command {
     /// The settings in force and where each came from.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Act on the running shell's app windows: `weft window focus chart`,
+    /// `weft window hide --all`.
+    Window(WindowArgs),
     /// Stop every app and the running shell.
     Stop,
 }
@@ -134,6 +137,53 @@ impl ShellOptions {
         Flags {
             metrics_addr: self.metrics_addr.clone(),
             set: self.set.clone(),
+        }
+    }
+}
+
+/// `weft window ACTION (TARGET | --all)`
+#[derive(Debug, Args)]
+pub struct WindowArgs {
+    /// What to do: focus (show, raise and focus), show, hide, minimize, maximize or
+    /// restore.
+    #[arg(value_enum)]
+    pub action: WindowVerb,
+    /// An appId (every running instance of it) or an instanceId.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub target: Option<String>,
+    /// Every running app's window (`focus --all` brings them all to front).
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// The window actions of `weft window`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum WindowVerb {
+    /// Show, un-minimise, raise and focus.
+    Focus,
+    /// Show where it was.
+    Show,
+    /// Hide (the app keeps running).
+    Hide,
+    /// Minimise.
+    Minimize,
+    /// Maximise.
+    Maximize,
+    /// Neither minimised nor maximised.
+    Restore,
+}
+
+impl WindowVerb {
+    /// The protocol's action.
+    pub fn action(self) -> weft_proto::frame::WindowAction {
+        use weft_proto::frame::WindowAction;
+        match self {
+            WindowVerb::Focus => WindowAction::Focus,
+            WindowVerb::Show => WindowAction::Show,
+            WindowVerb::Hide => WindowAction::Hide,
+            WindowVerb::Minimize => WindowAction::Minimize,
+            WindowVerb::Maximize => WindowAction::Maximize,
+            WindowVerb::Restore => WindowAction::Restore,
         }
     }
 }

@@ -21,7 +21,7 @@ use weft_proto::{
 
 use crate::{
     cli::DlqCommand,
-    cli::{BusCommand, GlobalArgs, LaunchArgs},
+    cli::{BusCommand, GlobalArgs, LaunchArgs, WindowArgs},
     config::{self, Config},
     data_dir,
     launch_request::LaunchRequest,
@@ -199,6 +199,27 @@ pub fn stop(data_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
         }
     }
     bail!("the shell did not stop within 30 seconds")
+}
+
+/// `weft window ACTION (TARGET | --all)`.
+pub fn window(data_dir: Option<&Path>, args: &WindowArgs) -> anyhow::Result<ExitCode> {
+    let action = args.action.action();
+    let reply = control(
+        data_dir,
+        ControlRequest::Window {
+            target: args.target.clone(),
+            action,
+        },
+    )?;
+    if let ControlReply::Count(n) = reply {
+        let whose = args.target.as_deref().unwrap_or("every app");
+        eprintln!(
+            "weft: {} {n} window{} of {whose}",
+            action.name(),
+            if n == 1 { "" } else { "s" }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `weft dlq …`.

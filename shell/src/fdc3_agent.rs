@@ -21,7 +21,8 @@ use weft_broker::BrokerHandle;
 use weft_client::{Client, ClientError};
 use weft_fdc3::{Agent, LaunchRequest, Outbound};
 use weft_proto::{
-    FDC3_AGENT_APP_ID, FDC3_TOPIC, Identity, Pattern, Token, Topic, frame::IdentityFilter,
+    FDC3_AGENT_APP_ID, FDC3_TOPIC, Identity, Pattern, Token, Topic,
+    frame::{IdentityFilter, WindowAction},
 };
 use weft_supervisor::Supervisor;
 use weft_workspace::{AppSpec, Workspace, WorkspaceFile};
@@ -216,6 +217,9 @@ pub async fn start(
             for launch in agent.take_launches() {
                 launcher.launch(launch);
             }
+            for target in agent.take_raises() {
+                launcher.bring_to_front(&target);
+            }
             // Without the panel there is nobody to ask: the agent answers the intent
             // questions itself (ResolverUnavailable), and channel requests are dropped.
             let channel_questions = agent.take_channel_questions();
@@ -283,6 +287,20 @@ struct Launcher {
 }
 
 impl Launcher {
+    /// Brings an instance's window to front: one `open` found running, or one an
+    /// intent was delivered to.
+    fn bring_to_front(&self, target: &Identity) {
+        if let Err(e) = self
+            .supervisor
+            .window(Some(&target.instance_id), WindowAction::Focus)
+        {
+            tracing::warn!(
+                instance_id = target.instance_id,
+                "FDC3: cannot bring to front: {e}"
+            );
+        }
+    }
+
     /// Launches a new instance of the app — as its workspace says, else from its App
     /// Directory record — off the async workers (launching blocks); the outcome comes
     /// back as an input.

@@ -114,6 +114,7 @@ fn main() -> ExitCode {
         Some(Command::Audit(cli::AuditCommand::Export { since, json })) => {
             audit_command::export(data_dir, since.as_deref(), json)
         }
+        Some(Command::Window(args)) => commands::window(data_dir, &args),
         Some(Command::Config(cli::ConfigCommand::Show { json, shell })) => {
             config_command::show(config_file, &shell.flags(), json)
         }

@@ -471,6 +471,10 @@ fn control(shell: &ShellParts, request: ControlRequest) -> Result<ControlReply, 
             .open_inspector(&instance_id)
             .map(|()| ControlReply::Done)
             .map_err(|e| e.to_string()),
+        ControlRequest::Window { target, action } => supervisor
+            .window(target.as_deref(), action)
+            .map(|told| ControlReply::Count(told.len() as u64))
+            .map_err(|e| e.to_string()),
         ControlRequest::Shutdown => {
             shutdown.raise("`weft stop` was run");
             Ok(ControlReply::Done)

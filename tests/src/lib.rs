@@ -144,10 +144,12 @@ pub fn screenshot_dir() -> PathBuf {
     failure_dir().with_file_name("e2e-screenshots")
 }
 
-/// A private X display (Xvfb), stopped when dropped.
+/// A private X display (Xvfb), with a window manager when asked; both stopped when
+/// dropped.
 pub struct Display {
     child: Child,
     number: u32,
+    window_manager: Option<Child>,
 }
 
 impl Display {
@@ -192,7 +194,46 @@ impl Display {
             .trim()
             .parse()
             .unwrap_or_else(|_| panic!("Xvfb said {line:?}"));
-        Display { child, number }
+        Display {
+            child,
+            number,
+            window_manager: None,
+        }
+    }
+
+    /// Runs a window manager (Openbox, as on a real desktop: decorations, focus,
+    /// maximising, `_NET_ACTIVE_WINDOW`) on the display, waiting until it manages it.
+    pub fn with_window_manager(mut self) -> Display {
+        let mut cmd = Command::new("openbox");
+        cmd.arg("--sm-disable")
+            .env("DISPLAY", self.name())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // SAFETY: runs in the forked child before exec; prctl is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+                Ok(())
+            });
+        }
+        self.window_manager = Some(
+            cmd.spawn()
+                .expect("cannot start openbox: is the openbox package installed?"),
+        );
+        let name = self.name();
+        wait_for("the window manager", Duration::from_secs(20), || {
+            let out = Command::new("xprop")
+                .args(["-display", &name, "-root", "_NET_SUPPORTING_WM_CHECK"])
+                .stdin(Stdio::null())
+                .stderr(Stdio::null())
+                .output()
+                .ok()?;
+            String::from_utf8_lossy(&out.stdout)
+                .contains("window id")
+                .then_some(())
+        });
+        self
     }
 
     /// The `DISPLAY` value.
@@ -240,6 +281,10 @@ impl Display {
 
 impl Drop for Display {
     fn drop(&mut self) {
+        if let Some(mut wm) = self.window_manager.take() {
+            let _ = wm.kill();
+            let _ = wm.wait();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -534,7 +579,22 @@ impl Shell {
     /// Starts `weft ARGS` in `env` on a fresh display.
     pub fn start(env: TestEnv, args: &[&str]) -> Shell {
         let serial = webview_lock();
-        let display = Display::start();
+        Shell::start_locked(env, Display::start(), args, serial)
+    }
+
+    /// Starts `weft ARGS` in `env` on a fresh display with a window manager, as on a
+    /// desktop.
+    pub fn start_on_desktop(env: TestEnv, args: &[&str]) -> Shell {
+        let serial = webview_lock();
+        Shell::start_locked(env, Display::start().with_window_manager(), args, serial)
+    }
+
+    fn start_locked(
+        env: TestEnv,
+        display: Display,
+        args: &[&str],
+        serial: MutexGuard<'static, ()>,
+    ) -> Shell {
         let log = env.path("shell.log");
         let out = fs::File::create(&log).expect("log file");
         let child = env

@@ -285,6 +285,7 @@ impl Agent {
         // The delivery gets an id of the agent's own, which the target echoes with its
         // result: a raiser's uuid is the raiser's choice and may repeat another's.
         let delivery = envelope::new_uuid();
+        self.raises.push(target.clone());
         out.push(Outbound {
             to: target.clone(),
             message: event(

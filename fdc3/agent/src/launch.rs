@@ -1,7 +1,9 @@
 //! `open`, and intents for apps that are not running: the agent asks the shell for a
 //! new instance, then waits for it — for `open` with a context, until it adds a
 //! context listener for it; for an intent, until it adds a listener for the intent —
-//! and answers whoever asked, or tells them why not once the deadline passes.
+//! and answers whoever asked, or tells them why not once the deadline passes. `open`
+//! of an app that runs brings that instance to front instead (and waits the same way
+//! for its context listener).
 
 use std::time::{Duration, Instant};
 
@@ -43,7 +45,8 @@ pub(crate) enum Awaited {
 
 #[derive(Debug)]
 struct Waiting {
-    launch: u64,
+    /// The launch it waits on; none when the instance was already running.
+    launch: Option<u64>,
     instance: Option<Identity>,
     deadline: Instant,
     requester: Identity,
@@ -75,7 +78,12 @@ impl Agent {
     /// How launch `id` went: the new instance, or why it did not start.
     pub fn launched(&mut self, id: u64, outcome: Result<Identity, String>) -> Vec<Outbound> {
         let mut out = Vec::new();
-        let Some(i) = self.launches.waiting.iter().position(|w| w.launch == id) else {
+        let Some(i) = self
+            .launches
+            .waiting
+            .iter()
+            .position(|w| w.launch == Some(id))
+        else {
             return out;
         };
         match outcome {
@@ -135,7 +143,7 @@ impl Agent {
         };
         self.launches.requested.push(LaunchRequest { id, app });
         self.launches.waiting.push(Waiting {
-            launch: id,
+            launch: Some(id),
             instance: None,
             deadline: Instant::now() + timeout,
             requester: requester.clone(),
@@ -145,16 +153,20 @@ impl Agent {
         Ok(())
     }
 
-    /// `open`: always a new instance of an app of the directories; answered once it
-    /// runs (with a context: once it listens for it).
+    /// `open`: the instance named, else the app's first running instance, is brought
+    /// to front; else a new instance of an app of the directories is started. Answered
+    /// once it runs (with a context: once it listens for it).
     pub(crate) fn open(
         &mut self,
         from: &Identity,
         request: &envelope::Request<'_>,
+        out: &mut Vec<Outbound>,
     ) -> Option<Value> {
         let p = request.payload;
         let fail = |error| Some(envelope::error_response(request, error));
-        let Some((app_id, _)) = p.get("app").and_then(|a| envelope::app_identifier(a).ok()) else {
+        let Some((app_id, instance_id)) =
+            p.get("app").and_then(|a| envelope::app_identifier(a).ok())
+        else {
             return fail(errors::MALFORMED_MESSAGE);
         };
         let context = match p.get("context") {
@@ -162,9 +174,35 @@ impl Agent {
             Some(c) if envelope::context_type(c).is_some() => Some(c.clone()),
             Some(_) => return fail(errors::MALFORMED_CONTEXT),
         };
-        self.launch_for(app_id, from, request.uuid, Awaited::Open { context })
-            .err()
-            .and_then(fail)
+        let awaited = Awaited::Open { context };
+        let Some(running) = self.running_instance(app_id, instance_id) else {
+            return self
+                .launch_for(app_id, from, request.uuid, awaited)
+                .err()
+                .and_then(fail);
+        };
+        self.raises.push(running.clone());
+        self.launches.waiting.push(Waiting {
+            launch: None,
+            instance: Some(running.clone()),
+            deadline: Instant::now() + OPEN_TIMEOUT,
+            requester: from.clone(),
+            request_uuid: request.uuid.to_owned(),
+            awaited,
+        });
+        self.launches_progress(&running, out);
+        None
+    }
+
+    /// The running instance `open` would bring forward: the one named, else the app's
+    /// first.
+    fn running_instance(&self, app_id: &str, instance_id: Option<&str>) -> Option<Identity> {
+        let of_app = |i: &&crate::Instance| i.identity.app_id == app_id;
+        match instance_id {
+            Some(id) => self.instances.get(id).filter(of_app),
+            None => self.instances.values().find(of_app),
+        }
+        .map(|i| i.identity.clone())
     }
 
     /// `instance` did something (sent a request, or was reported launched): answers

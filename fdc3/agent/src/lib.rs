@@ -146,6 +146,9 @@ pub struct Agent {
     private: BTreeMap<String, private::Participants>,
     private_listeners: BTreeMap<String, private::EventListener>,
     launches: launch::Launches,
+    /// Instances to bring to front (opened while running, or sent an intent), for the
+    /// shell: [`Agent::take_raises`].
+    raises: Vec<Identity>,
     resolver: resolver::Resolver,
     channel_questions: Vec<selector::ChannelQuestion>,
 }
@@ -195,6 +198,12 @@ impl Agent {
         self.launches.forget_instance(instance_id);
         self.resolver.forget_instance(instance_id);
         out
+    }
+
+    /// The instances the user should now see in front — one `open` brought forward,
+    /// or one an intent was delivered to — since the last call, oldest first.
+    pub fn take_raises(&mut self) -> Vec<Identity> {
+        std::mem::take(&mut self.raises)
     }
 
     /// The instances running, in the order of their ids.
@@ -301,7 +310,7 @@ impl Agent {
             }
             "findInstancesRequest" => self.find_instances(p),
             "getAppMetadataRequest" => self.app_metadata_request(p),
-            "openRequest" => return self.open(from, request),
+            "openRequest" => return self.open(from, request, out),
             "addIntentListenerRequest" => self.add_intent_listener(from, p),
             "intentListenerUnsubscribeRequest" => {
                 self.remove_listener(from, p, |a| &mut a.intent_listeners)

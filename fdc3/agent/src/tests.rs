@@ -1287,6 +1287,8 @@ fn open_launches_a_new_instance_and_hands_it_the_context() {
         "nothing launched for refused requests"
     );
 
+    // With no chart running any more, open starts one again.
+    agent.instance_gone("c-3");
     open(
         &mut agent,
         json!({"app": {"appId": "chart"}, "context": instrument("X")}),
@@ -1305,6 +1307,81 @@ fn open_launches_a_new_instance_and_hands_it_the_context() {
         only(&out, "openResponse").message["payload"]["error"],
         "ErrorOnLaunch"
     );
+}
+
+#[test]
+fn open_of_a_running_app_brings_it_to_front_instead_of_starting_another() {
+    let mut agent = agent();
+    let opener = id("blotter", "o");
+    let (first, second) = (id("chart", "c-1"), id("chart", "c-2"));
+    agent.instance_started(&first, "Chart");
+    agent.instance_started(&second, "Chart");
+    agent.take_raises();
+
+    let out = agent.handle(
+        &opener,
+        &request("openRequest", json!({"app": {"appId": "chart"}})),
+    );
+    let answer = only(&out, "openResponse");
+    assert_eq!(answer.to, opener);
+    assert_eq!(
+        answer.message["payload"]["appIdentifier"],
+        json!({"appId": "chart", "instanceId": "c-1"})
+    );
+    assert!(agent.take_launches().is_empty(), "nothing new is started");
+    assert_eq!(agent.take_raises(), std::slice::from_ref(&first));
+
+    // The instance named is the one brought forward; with a context, the answer waits
+    // for its listener, as for a new instance.
+    let out = agent.handle(
+        &opener,
+        &request(
+            "openRequest",
+            json!({"app": {"appId": "chart", "instanceId": "c-2"}, "context": instrument("IBM")}),
+        ),
+    );
+    assert!(out.is_empty(), "waits for the context listener: {out:?}");
+    assert_eq!(agent.take_raises(), std::slice::from_ref(&second));
+    let (_, out) = call(
+        &mut agent,
+        &second,
+        "addContextListenerRequest",
+        json!({"channelId": null, "contextType": "fdc3.instrument"}),
+    );
+    assert_eq!(only(&out, "broadcastEvent").to, second);
+    assert_eq!(
+        only(&out, "openResponse").message["payload"]["appIdentifier"]["instanceId"],
+        "c-2"
+    );
+
+    // An instance of another app is not taken for this one.
+    let out = agent.handle(
+        &opener,
+        &request(
+            "openRequest",
+            json!({"app": {"appId": "blotter", "instanceId": "c-1"}}),
+        ),
+    );
+    assert!(out.is_empty());
+    assert_eq!(agent.take_launches().len(), 1, "a new blotter is started");
+    assert!(agent.take_raises().is_empty());
+}
+
+#[test]
+fn an_intent_brings_its_target_to_front() {
+    let mut agent = agent();
+    let (raiser, trader) = (id("blotter", "r"), id("trader", "t"));
+    listen_for(&mut agent, &trader, "CreateOrder");
+    agent.take_raises();
+    let out = agent.handle(
+        &raiser,
+        &request(
+            "raiseIntentRequest",
+            json!({"intent": "CreateOrder", "context": instrument("A")}),
+        ),
+    );
+    assert_eq!(only(&out, "intentEvent").to, trader);
+    assert_eq!(agent.take_raises(), [trader]);
 }
 
 #[test]

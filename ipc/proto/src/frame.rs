@@ -287,6 +287,43 @@ pub enum ServerFrame {
 pub enum HostCommand {
     /// Open the web inspector on the app's page.
     OpenInspector,
+    /// Do this to the app's window.
+    Window(WindowAction),
+}
+
+/// What can be done to an app's window, by its own page (`weft.window`) or by the shell
+/// (the panel, `weft window`, FDC3 `open` and `raiseIntent`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WindowAction {
+    /// Show it, un-minimise it, raise it and give it the keyboard focus.
+    Focus,
+    /// Show it (where it was).
+    Show,
+    /// Hide it (it keeps running).
+    Hide,
+    /// Minimise it.
+    Minimize,
+    /// Maximise it.
+    Maximize,
+    /// Neither minimised nor maximised, and shown.
+    Restore,
+    /// Move and resize it (logical pixels, the outer position and the inner size).
+    SetBounds(crate::launch::WindowBounds),
+}
+
+impl WindowAction {
+    /// The name the page API and the command line use.
+    pub fn name(&self) -> &'static str {
+        match self {
+            WindowAction::Focus => "focus",
+            WindowAction::Show => "show",
+            WindowAction::Hide => "hide",
+            WindowAction::Minimize => "minimize",
+            WindowAction::Maximize => "maximize",
+            WindowAction::Restore => "restore",
+            WindowAction::SetBounds(_) => "setBounds",
+        }
+    }
 }
 
 /// One routed message, as its receiver sees it.
@@ -497,6 +534,14 @@ pub enum ControlRequest {
     OpenInspector {
         /// Its instance id.
         instance_id: String,
+    },
+    /// Do something to app windows: those of an app (by appId) or of one instance (by
+    /// instanceId), or every running app's when `target` is `None`.
+    Window {
+        /// An appId or instanceId; every app when `None`.
+        target: Option<String>,
+        /// What to do.
+        action: WindowAction,
     },
     /// Stop every app and then the shell.
     Shutdown,

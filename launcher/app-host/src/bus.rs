@@ -19,7 +19,7 @@ use weft_proto::{
 use crate::{
     channel_bar::ShownChannel,
     console_log::ConsoleLog,
-    page_gate::PageRequest,
+    page_gate::{PageRequest, WindowOp},
     page_probe::{self, PageProbe},
     page_queue::{InFlight, PageBacklog, PageQueue, PageQueueReceiver, page_queue},
     page_script::{ToPage, batch_script},
@@ -135,6 +135,9 @@ pub async fn run(
             Some(command) = commands.recv() => match command {
                 HostCommand::OpenInspector => {
                     window.send(HostEvent::OpenInspector);
+                }
+                HostCommand::Window(action) => {
+                    window.send(HostEvent::Window { id: None, op: WindowOp::Do(action) });
                 }
             },
             msg = from_window.recv() => match msg {
@@ -338,6 +341,10 @@ impl Session {
             }
             PageRequest::Hello => self.hello = true,
             PageRequest::Fdc3 { message } => self.to_fdc3_agent(message).await,
+            // The window thread answers at once.
+            PageRequest::Window { id, op } => {
+                window.send(HostEvent::Window { id: Some(id), op });
+            }
             PageRequest::Close => {
                 // The agent drops the page's listeners and tells its private channels
                 // at once, rather than when the connection ends.

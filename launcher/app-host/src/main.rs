@@ -24,6 +24,7 @@ mod page_queue;
 mod page_script;
 mod per_second;
 mod window;
+mod window_control;
 
 use std::{fs::File, os::fd::FromRawFd, process::ExitCode};
 

@@ -13,7 +13,8 @@ use serde_json::value::RawValue;
 use url::Url;
 use weft_proto::{
     ErrorCode,
-    frame::{IdentityFilter, RemoteError, Replay},
+    frame::{IdentityFilter, RemoteError, Replay, WindowAction},
+    launch::WindowBounds,
 };
 
 /// A message from the page, accepted and decoded.
@@ -153,6 +154,14 @@ pub enum PageRequest {
     },
     /// `window.close()`: the app closes, as when its window is closed.
     Close,
+    /// `weft.window.…`: something done to or asked of the page's own window, handled
+    /// by the window thread at once.
+    Window {
+        /// Request id.
+        id: u64,
+        /// What.
+        op: WindowOp,
+    },
     /// A message of the page's FDC3 Desktop Agent proxy, for the agent.
     Fdc3 {
         /// The message: the text of a JSON object, not yet checked to be a valid
@@ -244,11 +253,31 @@ fn truncated(mut text: String, max: usize) -> String {
     text
 }
 
+/// What a page asks of its own window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowOp {
+    /// Do this.
+    Do(WindowAction),
+    /// Where is it (logical pixels)?
+    GetBounds,
+    /// Is it visible, minimised, maximised, focused?
+    GetState,
+}
+
+/// Largest window side a page may ask for, in logical pixels.
+const MAX_WINDOW_SIDE: u32 = 16_384;
+/// Farthest a page may place its window from the origin, in logical pixels.
+const MAX_WINDOW_OFFSET: i32 = 100_000;
+
 impl PageRequest {
     /// Whether it takes a place in the page's backlog of calls until it is handled:
-    /// console lines wait on no answer and take none.
+    /// console lines wait on no answer, and window requests are answered by the window
+    /// thread at once.
     pub fn takes_backlog_place(&self) -> bool {
-        !matches!(self, PageRequest::Console { .. })
+        !matches!(
+            self,
+            PageRequest::Console { .. } | PageRequest::Window { .. }
+        )
     }
 
     /// The page's request id, for requests the page waits on.
@@ -270,7 +299,8 @@ impl PageRequest {
             | PageRequest::Withdraw { id, .. }
             | PageRequest::Connect { id, .. }
             | PageRequest::Dispatch { id, .. }
-            | PageRequest::SecureStorage { id, .. } => Some(*id),
+            | PageRequest::SecureStorage { id, .. }
+            | PageRequest::Window { id, .. } => Some(*id),
         }
     }
 }
@@ -318,8 +348,42 @@ struct Raw<'a> {
     ttl: Option<u64>,
     seq: Option<u64>,
     key: Option<String>,
+    bounds: Option<RawBounds>,
     #[serde(borrow)]
     m: Option<&'a RawValue>,
+}
+
+/// `{x, y, width, height}` for `weft.window.setBounds`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBounds {
+    x: i32,
+    y: i32,
+    width: u32,
+    height: u32,
+}
+
+impl RawBounds {
+    fn checked(self) -> Result<WindowBounds, String> {
+        let side = 1..=MAX_WINDOW_SIDE;
+        let offset = -MAX_WINDOW_OFFSET..=MAX_WINDOW_OFFSET;
+        if !side.contains(&self.width) || !side.contains(&self.height) {
+            return Err(format!(
+                "bounds: width and height must be 1 to {MAX_WINDOW_SIDE}"
+            ));
+        }
+        if !offset.contains(&self.x) || !offset.contains(&self.y) {
+            return Err(format!(
+                "bounds: x and y must be within ±{MAX_WINDOW_OFFSET}"
+            ));
+        }
+        Ok(WindowBounds {
+            x: self.x,
+            y: self.y,
+            width: self.width,
+            height: self.height,
+        })
+    }
 }
 
 /// `{last: N}`, `{since: ms}` or `{afterSeq: n}`: exactly one.
@@ -449,6 +513,34 @@ impl PageGate {
         Ok(match raw.t.as_str() {
             "ready" => PageRequest::Ready,
             "close" => PageRequest::Close,
+            "window" => {
+                let action = raw.action.as_deref().ok_or_else(|| need("action"))?;
+                let op = match action {
+                    "focus" => WindowOp::Do(WindowAction::Focus),
+                    "show" => WindowOp::Do(WindowAction::Show),
+                    "hide" => WindowOp::Do(WindowAction::Hide),
+                    "minimize" => WindowOp::Do(WindowAction::Minimize),
+                    "maximize" => WindowOp::Do(WindowAction::Maximize),
+                    "restore" => WindowOp::Do(WindowAction::Restore),
+                    "getBounds" => WindowOp::GetBounds,
+                    "getState" => WindowOp::GetState,
+                    "setBounds" => WindowOp::Do(WindowAction::SetBounds(
+                        raw.bounds
+                            .ok_or_else(|| need("bounds"))?
+                            .checked()
+                            .map_err(Dropped::Malformed)?,
+                    )),
+                    other => {
+                        return Err(Dropped::Malformed(format!(
+                            "{other:?} is not a window action"
+                        )));
+                    }
+                };
+                PageRequest::Window {
+                    id: raw.id.ok_or_else(|| need("id"))?,
+                    op,
+                }
+            }
             "secure" => {
                 let action = raw
                     .action
@@ -754,6 +846,74 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn window_requests_are_read_and_bad_bounds_refused() {
+        let mut g = gate();
+        let ask = |g: &mut PageGate, rest: &str| {
+            g.accept(
+                PAGE,
+                &format!(r#"{{"s":"{SECRET}","t":"window","id":7{rest}}}"#),
+            )
+        };
+        assert_eq!(
+            ask(&mut g, r#","action":"focus""#),
+            Ok(PageRequest::Window {
+                id: 7,
+                op: WindowOp::Do(WindowAction::Focus)
+            })
+        );
+        assert_eq!(
+            ask(&mut g, r#","action":"getState""#),
+            Ok(PageRequest::Window {
+                id: 7,
+                op: WindowOp::GetState
+            })
+        );
+        assert_eq!(
+            ask(
+                &mut g,
+                r#","action":"setBounds","bounds":{"x":-20,"y":5,"width":640,"height":480}"#
+            ),
+            Ok(PageRequest::Window {
+                id: 7,
+                op: WindowOp::Do(WindowAction::SetBounds(WindowBounds {
+                    x: -20,
+                    y: 5,
+                    width: 640,
+                    height: 480
+                }))
+            })
+        );
+        for (rest, why) in [
+            (r#","action":"fly""#, "not a window action"),
+            (r#","action":"setBounds""#, "bounds"),
+            (
+                r#","action":"setBounds","bounds":{"x":0,"y":0,"width":0,"height":9}"#,
+                "width and height",
+            ),
+            (
+                r#","action":"setBounds","bounds":{"x":0,"y":900000,"width":9,"height":9}"#,
+                "x and y",
+            ),
+            (
+                r#","action":"setBounds","bounds":{"x":0,"y":0,"width":9,"height":9,"z":1}"#,
+                "unknown field",
+            ),
+        ] {
+            match ask(&mut g, rest) {
+                Err(Dropped::Malformed(m)) => assert!(m.contains(why), "{rest}: {m}"),
+                other => panic!("{rest}: {other:?}"),
+            }
+        }
+        assert!(
+            !PageRequest::Window {
+                id: 1,
+                op: WindowOp::GetBounds
+            }
+            .takes_backlog_place()
+        );
     }
 
     #[test]

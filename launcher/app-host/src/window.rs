@@ -22,9 +22,10 @@ use crate::{
     bus::{self, FromWindow, WindowSink},
     channel_bar::ChannelBar,
     content, navigation,
-    page_gate::PageGate,
+    page_gate::{PageGate, WindowOp},
     page_queue::{InFlight, PageBacklog},
     page_script::{self, ToPage, batch_script},
+    window_control,
 };
 
 /// Events for the window thread.
@@ -41,6 +42,14 @@ pub enum HostEvent {
     },
     /// Open the web inspector on the page.
     OpenInspector,
+    /// Do something to the window, or ask about it; answer the page's request `id`
+    /// (none when the shell asked).
+    Window {
+        /// The page's request id.
+        id: Option<u64>,
+        /// What.
+        op: WindowOp,
+    },
     /// Run probe `id` in the page (see [`crate::page_probe`]).
     Probe {
         /// The probe.
@@ -232,6 +241,16 @@ pub fn run(spec: LaunchSpec) -> anyhow::Result<()> {
             Event::UserEvent(HostEvent::UserChannel(channel)) => {
                 channel_bar.show(channel.as_ref());
             }
+            Event::UserEvent(HostEvent::Window { id, op }) => {
+                let answer = window_control::apply(&window, op);
+                if let Some(id) = id
+                    && let Ok(answer) = serde_json::value::to_raw_value(&answer)
+                    && let Err(e) =
+                        webview.evaluate_script(&batch_script(&[ToPage::value(id, &answer)]))
+                {
+                    tracing::warn!("cannot run a script in the page: {e}");
+                }
+            }
             Event::UserEvent(HostEvent::OpenInspector) => {
                 tracing::info!("opening the web inspector");
                 webview.open_devtools();
@@ -286,7 +305,7 @@ pub fn run(spec: LaunchSpec) -> anyhow::Result<()> {
 
 /// Where the window is, in logical pixels: outer position and inner size, as a launch
 /// spec gives them.
-fn current_bounds(window: &tao::window::Window) -> Option<WindowBounds> {
+pub fn current_bounds(window: &tao::window::Window) -> Option<WindowBounds> {
     let scale = window.scale_factor();
     let position = window.outer_position().ok()?.to_logical::<i32>(scale);
     let size = window.inner_size().to_logical::<u32>(scale);

@@ -30,7 +30,7 @@ use std::{
 use weft_broker::{BrokerHandle, BusAccess};
 use weft_proto::{
     Identity, Token,
-    frame::{AppInfo, AppState, PageStatus},
+    frame::{AppInfo, AppState, HostCommand, PageStatus, WindowAction},
     launch::{LaunchSpec, StartPage, WindowBounds},
 };
 use weft_workspace::{AppUrl, Limits, Workspace};
@@ -115,6 +115,9 @@ pub enum SupervisorError {
     /// No instance has that id.
     #[error("no app instance {0:?}")]
     UnknownInstance(String),
+    /// No running instance has that id, nor any running app that appId.
+    #[error("no running app or instance {0:?}")]
+    NothingRunning(String),
     /// The instance's host is not connected to the bus (starting, or gone).
     #[error("app instance {0:?} is not connected")]
     NotConnected(String),
@@ -360,19 +363,67 @@ impl Supervisor {
 
     /// Opens the web inspector on an app's page.
     pub fn open_inspector(&self, instance_id: &str) -> Result<(), SupervisorError> {
+        self.command(instance_id, HostCommand::OpenInspector)
+    }
+
+    /// Sends `command` to an instance's host.
+    fn command(&self, instance_id: &str, command: HostCommand) -> Result<(), SupervisorError> {
         let identity = {
             let state = lock(&self.inner.state);
             let inst = state.instance(instance_id)?;
             inst.spec.identity.clone()
         };
-        if self
-            .inner
-            .broker
-            .command(&identity, weft_proto::frame::HostCommand::OpenInspector)
-        {
+        if self.inner.broker.command(&identity, command) {
             Ok(())
         } else {
             Err(SupervisorError::NotConnected(instance_id.to_owned()))
+        }
+    }
+
+    /// Does `action` to the windows of `target` — one instance (by instanceId) or every
+    /// running instance of an app (by appId) — or of every running app when `None`.
+    /// Returns the instances told; an instance whose host is not connected yet is
+    /// skipped (and named in the error when it was the only one).
+    pub fn window(
+        &self,
+        target: Option<&str>,
+        action: WindowAction,
+    ) -> Result<Vec<String>, SupervisorError> {
+        let chosen: Vec<(String, Identity)> = {
+            let state = lock(&self.inner.state);
+            state
+                .instances
+                .iter()
+                .filter(|i| !i.info.state.is_final())
+                .filter(|i| match target {
+                    None => true,
+                    Some(t) => i.info.instance_id == t || i.info.app_id == t,
+                })
+                .map(|i| (i.info.instance_id.clone(), i.spec.identity.clone()))
+                .collect()
+        };
+        if chosen.is_empty() {
+            return match target {
+                Some(t) => Err(SupervisorError::NothingRunning(t.to_owned())),
+                None => Ok(vec![]),
+            };
+        }
+        let mut told = Vec::new();
+        let mut missed = None;
+        for (instance_id, identity) in chosen {
+            if self
+                .inner
+                .broker
+                .command(&identity, HostCommand::Window(action))
+            {
+                told.push(instance_id);
+            } else {
+                missed = Some(instance_id);
+            }
+        }
+        match (told.is_empty(), missed) {
+            (true, Some(instance_id)) => Err(SupervisorError::NotConnected(instance_id)),
+            _ => Ok(told),
         }
     }
 

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use eframe::egui;
-use weft_proto::frame::{AppInfo, AppState};
+use weft_proto::frame::{AppInfo, AppState, WindowAction};
 
 use super::PanelAction;
 
@@ -40,6 +40,20 @@ pub fn draw(ui: &mut egui::Ui, apps: &[AppInfo], form: &mut PanelForm) -> Vec<Pa
             && !path.is_empty()
         {
             actions.push(PanelAction::LaunchWorkspace(PathBuf::from(path)));
+        }
+    });
+    ui.horizontal(|ui| {
+        for (label, action) in [
+            ("Bring all to front", WindowAction::Focus),
+            ("Show all", WindowAction::Show),
+            ("Hide all", WindowAction::Hide),
+        ] {
+            if ui.button(label).clicked() {
+                actions.push(PanelAction::Window {
+                    target: None,
+                    action,
+                });
+            }
         }
     });
     if let Some((is_error, text)) = &form.status {
@@ -118,6 +132,16 @@ pub fn draw(ui: &mut egui::Ui, apps: &[AppInfo], form: &mut PanelForm) -> Vec<Pa
                     );
                     let stoppable = running || app.state == AppState::Restarting;
                     ui.horizontal(|ui| {
+                        if ui
+                            .add_enabled(running, egui::Button::new("Focus"))
+                            .on_hover_text("Show its window, bring it to front and focus it")
+                            .clicked()
+                        {
+                            actions.push(PanelAction::Window {
+                                target: Some(app.instance_id.clone()),
+                                action: WindowAction::Focus,
+                            });
+                        }
                         if app.state == AppState::NotResponding
                             && ui
                                 .button("Wait")
@@ -241,6 +265,24 @@ mod tests {
         stops[1].click();
         h.run();
         assert_eq!(h.state().actions, [PanelAction::Stop("news-1".into())]);
+        h.state_mut().actions.clear();
+        h.get_all_by_label("Focus").nth(1).unwrap().click();
+        h.run();
+        h.get_by_label("Hide all").click();
+        h.run();
+        assert_eq!(
+            h.state().actions,
+            [
+                PanelAction::Window {
+                    target: Some("news-1".into()),
+                    action: WindowAction::Focus
+                },
+                PanelAction::Window {
+                    target: None,
+                    action: WindowAction::Hide
+                }
+            ]
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ use std::{
 };
 
 use eframe::egui;
+use weft_proto::frame::WindowAction;
 use weft_supervisor::Supervisor;
 use weft_workspace::Workspace;
 
@@ -79,6 +80,13 @@ pub enum PanelAction {
     Wait(String),
     /// Open the web inspector on an app instance's page.
     Inspect(String),
+    /// Act on the window of an instance, or on every running app's.
+    Window {
+        /// The instanceId; every app when `None`.
+        target: Option<String>,
+        /// What to do.
+        action: WindowAction,
+    },
     /// Forget the user's remembered answer for an app and API.
     Revoke {
         /// The app.
@@ -190,6 +198,10 @@ impl PanelApp {
                 PanelAction::Inspect(id) => supervisor
                     .open_inspector(&id)
                     .map(|()| format!("opening the inspector of {id}"))
+                    .map_err(anyhow::Error::from),
+                PanelAction::Window { target, action } => supervisor
+                    .window(target.as_deref(), action)
+                    .map(|told| format!("{}: {} window(s)", action.name(), told.len()))
                     .map_err(anyhow::Error::from),
                 PanelAction::ForgetChoice { .. } | PanelAction::Revoke { .. } => {
                     unreachable!("handled above")
