@@ -1,14 +1,15 @@
 // Weft's page bridge: defines `window.weft` and `window.fdc3` before any page script
 // runs.
 //
-// The host wraps this file as `(<this function>)(identity, weftFdc3)` — `weftFdc3` being
-// the FDC3 Desktop Agent proxy bundle (assets/fdc3), in the same function scope — and
+// The host wraps this file as `(<this function>)(identity, weftFdc3, restoredState)` —
+// `weftFdc3` being the FDC3 Desktop Agent proxy bundle (assets/fdc3), in the same
+// function scope, and `restoredState` the page's state from a restored layout — and
 // injects it into the top frame of every page at document start. Every message to the host carries `secret`, a
 // random value made here at each page load and kept only in this closure: frames and
 // page scripts can reach the host's message handler, but cannot sign messages, and the
 // host drops whatever arrives without the secret. Nothing here is a security check;
 // the host and the broker check everything again in Rust.
-(function (identity, fdc3Proxy) {
+(function (identity, fdc3Proxy, restoredState) {
   "use strict";
   if (Object.prototype.hasOwnProperty.call(window, "weft")) {
     return;
@@ -40,6 +41,7 @@
   const handlers = new Map(); // subscription id -> handler
   const providers = new Map(); // service name -> Map(action -> handler)
   const serviceClients = new Map(); // service name -> Set of disconnect callbacks
+  let saveHook = null; // weft.workspace.onSave's callback
 
   function post(message) {
     message.s = secret;
@@ -181,6 +183,24 @@
           if (!handler) throw weftError("NoSuchAction", "no action " + m.action + " in " + m.svc);
           return withTrace(m.meta, () => handler(m.data, m.meta));
         });
+      } else if (m.t === "save") {
+        // The shell saves a layout: the page's state, from its hook, goes with it.
+        const request = m.request;
+        Promise.resolve()
+          .then(() => (saveHook ? saveHook() : undefined))
+          .then(
+            (state) => {
+              if (state === undefined) return post({ t: "saved", id: request });
+              let text;
+              try {
+                text = encode(state);
+              } catch (e) {
+                return post({ t: "saved", id: request, err: { message: "onSave returned something that is not JSON: " + e } });
+              }
+              post({ t: "saved", id: request, data: text });
+            },
+            (e) => post({ t: "saved", id: request, err: { message: "onSave failed: " + (e && e.message ? e.message : e) } }),
+          );
       } else if (m.t === "fdc3") {
         fdc3Queue.push(m.m);
         fdc3Tasks.port2.postMessage(null);
@@ -323,6 +343,18 @@
     identity: Object.freeze({ appId: identity.appId, instanceId: identity.instanceId }),
 
     window: windowApi,
+
+    // Layouts: the state the page wants back when its layout is restored.
+    workspace: Object.freeze({
+      // `callback()` returns the page's state (any JSON, or a promise of it) when the
+      // layout is saved; the last callback registered is used.
+      onSave(callback) {
+        if (typeof callback !== "function") throw weftError("InvalidArgument", "onSave takes a function");
+        saveHook = callback;
+      },
+      // What onSave returned when this layout was saved; null when not restored.
+      restoredState: restoredState === undefined ? null : restoredState,
+    }),
 
     // opts.traceparent: the message this one answers or follows (meta.traceparent of a
     // received message), when not sent from that message's handler.

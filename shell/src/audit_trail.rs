@@ -149,6 +149,10 @@ impl AuditTrail {
             ControlRequest::OpenInspector { instance_id } => {
                 ("openInspector", json!({"instanceId": instance_id}))
             }
+            ControlRequest::SaveWorkspace { name } => ("saveWorkspace", json!({"name": name})),
+            ControlRequest::RestoreWorkspace { name } => {
+                ("restoreWorkspace", json!({"name": name}))
+            }
             ControlRequest::Window { target, action } => {
                 ("window", json!({"target": target, "action": action.name()}))
             }

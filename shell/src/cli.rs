@@ -89,6 +89,10 @@ pub enum Command {
     /// The settings in force and where each came from.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Save, restore, list and delete layout snapshots: every app's page, window,
+    /// monitor, FDC3 channel and own state.
+    #[command(subcommand)]
+    Workspace(WorkspaceCommand),
     /// Act on the running shell's app windows: `weft window focus chart`,
     /// `weft window hide --all`.
     Window(WindowArgs),
@@ -139,6 +143,40 @@ impl ShellOptions {
             set: self.set.clone(),
         }
     }
+}
+
+/// `weft workspace …`
+#[derive(Debug, Subcommand)]
+pub enum WorkspaceCommand {
+    /// Save the running shell's apps as layout snapshot NAME (replacing one of that
+    /// name); waits for apps still starting.
+    Save {
+        /// The snapshot's name.
+        name: String,
+    },
+    /// Restore snapshot NAME: in the running shell (its apps are stopped first), or in a
+    /// new shell that stays in the foreground, as `weft launch` does.
+    Restore {
+        /// The snapshot's name (`weft workspace list` shows them).
+        name: String,
+        /// Without the control panel (for a new shell).
+        #[arg(long)]
+        no_panel: bool,
+        /// Options of a new shell.
+        #[command(flatten)]
+        shell: ShellOptions,
+    },
+    /// List the saved snapshots.
+    List {
+        /// Print one JSON object: {"workspaces": [{"name", "savedAt", "apps"}]}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete snapshot NAME.
+    Delete {
+        /// The snapshot's name.
+        name: String,
+    },
 }
 
 /// `weft window ACTION (TARGET | --all)`

@@ -27,6 +27,7 @@ use crate::{
     launch_request::LaunchRequest,
     logging,
     shell_process::{self, Initial, ShellSettings},
+    workspace_snapshots,
 };
 
 /// Exit code of `weft bus sub` when its timeout passes.
@@ -34,9 +35,25 @@ const EXIT_TIMEOUT: u8 = 2;
 /// How long a second `weft launch` waits for a starting shell to accept it.
 const HANDOVER_DEADLINE: Duration = Duration::from_secs(20);
 
-/// `weft` (`plain`) and `weft launch`.
-pub fn launch(global: &GlobalArgs, args: LaunchArgs, plain: bool) -> anyhow::Result<ExitCode> {
+/// What starts a shell (or is handed to the running one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Start {
+    /// A plain `weft`: the last session (the demo the first time), or bring the running
+    /// shell forward.
+    Plain,
+    /// `weft launch`: the workspace, directories and apps named (the demo when none).
+    Launch,
+    /// `weft workspace restore NAME`.
+    Restore(String),
+}
+
+/// `weft`, `weft launch` and `weft workspace restore`.
+pub fn launch(global: &GlobalArgs, args: LaunchArgs, start: Start) -> anyhow::Result<ExitCode> {
     let data_dir = data_dir::resolve(global.data_dir.as_deref())?;
+    if let Start::Restore(name) = &start {
+        // Refused before anything starts: a snapshot that is not there or not valid.
+        workspace_snapshots::read(&data_dir, name)?;
+    }
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
     // Broken settings stop the shell before it logs or starts anything.
@@ -62,14 +79,14 @@ pub fn launch(global: &GlobalArgs, args: LaunchArgs, plain: bool) -> anyhow::Res
         Ok(()) => logging::init_for_shell(&data_dir, &config),
         Err(TryLockError::WouldBlock) => {
             logging::init_for_command();
-            let control = if plain {
-                ControlRequest::Activate
-            } else {
-                ControlRequest::Launch {
+            let control = match start {
+                Start::Plain => ControlRequest::Activate,
+                Start::Launch => ControlRequest::Launch {
                     workspace: request.workspace,
                     app_directories: request.app_directories,
                     apps: request.apps,
-                }
+                },
+                Start::Restore(name) => ControlRequest::RestoreWorkspace { name },
             };
             return hand_over(&endpoint, control);
         }
@@ -78,9 +95,13 @@ pub fn launch(global: &GlobalArgs, args: LaunchArgs, plain: bool) -> anyhow::Res
             return Err(e).with_context(|| format!("locking {}", endpoint.lock_path().display()));
         }
     }
-    let initial = match loaded {
-        Some(loaded) => Initial::Workspace(loaded),
-        None => Initial::Demo,
+    let last_session = workspace_snapshots::file(&data_dir, workspace_snapshots::LAST_SESSION)?;
+    let initial = match (loaded, start) {
+        (Some(loaded), _) => Initial::Workspace(request, loaded),
+        (None, Start::Restore(name)) => Initial::Snapshot(name),
+        // A plain `weft` opens the last session as it was (the demo the first time).
+        (None, Start::Plain) if last_session.exists() => Initial::LastSession,
+        (None, _) => Initial::Demo,
     };
     let metrics_addr = config.metrics_addr().unwrap_or_default();
     shell_process::run(
@@ -114,6 +135,15 @@ fn hand_over(endpoint: &Endpoint, request: ControlRequest) -> anyhow::Result<Exi
                 "weft: handed over to the running shell, which launched {}",
                 names.join(", ")
             );
+        }
+        ControlReply::Restored { started, notes } => {
+            eprintln!(
+                "weft: the running shell restored the layout: {} app instance(s) started",
+                started.len()
+            );
+            for note in notes {
+                eprintln!("weft: not restored: {note}");
+            }
         }
         _ => {}
     }

@@ -42,6 +42,7 @@ enum Input {
     Resolved(u64, Answer),
     Forget(String, String),
     SelectChannel(String, Option<String>),
+    UserChannels(tokio::sync::oneshot::Sender<BTreeMap<String, String>>),
 }
 
 /// Tells the running agent about apps and instances.
@@ -88,6 +89,14 @@ impl AgentHandle {
     /// selector.
     pub fn select_channel(&self, instance_id: String, channel: Option<String>) {
         let _ = self.0.send(Input::SelectChannel(instance_id, channel));
+    }
+
+    /// The user channel of every instance joined to one, by instanceId (for a layout
+    /// snapshot); empty if the agent has stopped. Blocks: not for async tasks.
+    pub fn user_channels_blocking(&self) -> BTreeMap<String, String> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let _ = self.0.send(Input::UserChannels(tx));
+        rx.blocking_recv().unwrap_or_default()
     }
 
     /// The user forgot a remembered intent choice.
@@ -184,7 +193,24 @@ pub async fn start(
                             .workspace_apps
                             .extend(specs.into_iter().map(|s| (s.app_id.clone(), s)));
                     }
-                    Input::Started(identity, title) => agent.instance_started(&identity, &title),
+                    Input::Started(identity, title) => {
+                        agent.instance_started(&identity, &title);
+                        // A restored instance joins the channel it was on when saved.
+                        if let Some(channel) = launcher.supervisor.restored_channel(&identity.instance_id) {
+                            let out = agent.select_user_channel(&identity.instance_id, Some(&channel));
+                            send_all(&client, &topic, &mut agent, out).await;
+                        }
+                    }
+                    Input::UserChannels(reply) => {
+                        let channels = agent
+                            .instances()
+                            .filter_map(|i| {
+                                let channel = agent.user_channel_of(&i.instance_id)?;
+                                Some((i.instance_id.clone(), channel.to_owned()))
+                            })
+                            .collect();
+                        let _ = reply.send(channels);
+                    }
                     Input::Gone(identity) => {
                         let out = agent.instance_gone(&identity.instance_id);
                         send_all(&client, &topic, &mut agent, out).await;

@@ -3,7 +3,11 @@
 //! from. The same request is read by a shell that starts and, handed over, by one that
 //! already runs.
 
-use std::path::{Path, PathBuf};
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    sync::Mutex,
+};
 
 use anyhow::{Context, bail};
 use weft_appd::Directory;
@@ -11,15 +15,49 @@ use weft_workspace::{DirectorySource, Workspace, WorkspaceFile};
 
 use crate::cli::LaunchArgs;
 
-/// A launch, as the command line gave it, with paths made absolute.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// A launch, as the command line gave it, with paths made absolute. Empty, it means
+/// the demo.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LaunchRequest {
     /// The workspace file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workspace: Option<PathBuf>,
     /// App Directories beyond the workspace's: URLs, or absolute paths.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub app_directories: Vec<String>,
     /// Apps to launch from the directories.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub apps: Vec<String>,
+}
+
+/// Which launch each app came from — its workspace file and App Directories, or the
+/// demo — so that a layout snapshot can start it again the same way (and through the
+/// same checks). The latest launch naming an app wins.
+#[derive(Debug, Default)]
+pub struct LaunchOrigins {
+    by_app: Mutex<HashMap<String, LaunchRequest>>,
+}
+
+impl LaunchOrigins {
+    /// `request` was loaded into `workspace` and `directory`: their apps come from it.
+    pub fn record(&self, request: &LaunchRequest, workspace: &Workspace, directory: &Directory) {
+        let origin = LaunchRequest {
+            apps: vec![],
+            ..request.clone()
+        };
+        let mut by_app = crate::locking::lock(&self.by_app);
+        let apps = workspace.apps.iter().map(|a| &a.app_id);
+        let records = directory.apps().iter().map(|r| &r.app_id);
+        for app_id in apps.chain(records) {
+            by_app.insert(app_id.clone(), origin.clone());
+        }
+    }
+
+    /// The launch `app_id` came from.
+    pub fn of(&self, app_id: &str) -> Option<LaunchRequest> {
+        crate::locking::lock(&self.by_app).get(app_id).cloned()
+    }
 }
 
 /// A workspace ready to launch, and the directories read for it.

@@ -42,6 +42,8 @@ mod secure_storage;
 mod shell_process;
 mod shutdown;
 mod trace_export;
+mod workspace_command;
+mod workspace_snapshots;
 
 use std::process::ExitCode;
 
@@ -59,7 +61,11 @@ fn main() -> ExitCode {
     let global = &cli.global;
     let data_dir = global.data_dir.as_deref();
     let config_file = global.config.as_deref();
-    let starts_shell = matches!(cli.command, None | Some(Command::Launch(_)));
+    let starts_shell = matches!(
+        cli.command,
+        None | Some(Command::Launch(_))
+            | Some(Command::Workspace(cli::WorkspaceCommand::Restore { .. }))
+    );
     if !starts_shell {
         logging::init_for_command();
     }
@@ -73,9 +79,10 @@ fn main() -> ExitCode {
                 no_panel: false,
                 shell: cli.shell,
             },
-            true,
+            commands::Start::Plain,
         ),
-        Some(Command::Launch(args)) => commands::launch(global, args, false),
+        Some(Command::Launch(args)) => commands::launch(global, args, commands::Start::Launch),
+        Some(Command::Workspace(command)) => workspace_command::run(global, command),
         Some(Command::Ps { json }) => commands::ps(data_dir, json),
         Some(Command::Bus(bus)) => commands::bus(data_dir, bus),
         Some(Command::Stop) => commands::stop(data_dir),

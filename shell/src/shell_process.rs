@@ -28,7 +28,7 @@ use crate::{
     fdc3_agent::{self, AgentHandle},
     fdc3_prompts,
     gatekeeper::Gatekeeper,
-    launch_request::{LaunchRequest, Loaded},
+    launch_request::{LaunchOrigins, LaunchRequest, Loaded},
     logging,
     metrics::{self, MetricsAddr},
     page_services,
@@ -37,14 +37,20 @@ use crate::{
     secure_storage::SecureStorage,
     shutdown::Shutdown,
     trace_export,
+    workspace_snapshots::{self, Layouts},
 };
 
 /// What the shell should launch first.
 pub enum Initial {
     /// The built-in demo.
     Demo,
-    /// A workspace, already read with its App Directories.
-    Workspace(Loaded),
+    /// The last session, as it was when the shell last stopped; the demo when it
+    /// cannot be restored.
+    LastSession,
+    /// A workspace, already read with its App Directories, and the request naming it.
+    Workspace(LaunchRequest, Loaded),
+    /// A layout snapshot, by name.
+    Snapshot(String),
 }
 
 /// How long a stopping app may take before it is killed.
@@ -150,6 +156,13 @@ pub fn run(
         },
         broker_handle.clone(),
     );
+    let origins = Arc::new(LaunchOrigins::default());
+    let layouts = Arc::new(Layouts::new(
+        data_dir,
+        supervisor.clone(),
+        fdc3.clone(),
+        origins.clone(),
+    ));
     let resolver = show_panel.then(fdc3_prompts::Shared::default);
     let consent = show_panel.then(Prompts::default);
     let permissions = Arc::new(PermissionStore::open(data_dir)?);
@@ -214,12 +227,27 @@ pub fn run(
             metrics_url,
             audit: audit.clone(),
             permissions: permissions.clone(),
+            origins: origins.clone(),
+            layouts: layouts.clone(),
         },
     ));
 
-    let first = match initial {
-        Initial::Demo => load_demo(data_dir),
-        Initial::Workspace(loaded) => {
+    let restore = |name: &str| {
+        layouts.restore(name).map(|(started, notes)| {
+            for note in &notes {
+                tracing::warn!("restoring {name:?}: {note}");
+            }
+            started
+        })
+    };
+    let launched = match initial {
+        Initial::Demo => launch_demo(data_dir, &supervisor, &origins),
+        Initial::LastSession => restore(workspace_snapshots::LAST_SESSION).or_else(|e| {
+            tracing::warn!("the last session cannot be restored ({e:#}); opening the demo");
+            launch_demo(data_dir, &supervisor, &origins)
+        }),
+        Initial::Snapshot(name) => restore(&name),
+        Initial::Workspace(request, loaded) => {
             let directory = &loaded.directory;
             fdc3.add_apps(directory);
             if !directory.apps().is_empty() || !directory.problems.is_empty() {
@@ -229,38 +257,48 @@ pub fn run(
                     "App Directories read"
                 );
             }
-            Ok(loaded.workspace)
+            launch_loaded(&supervisor, &origins, &request, &loaded)
         }
     };
-    let launched = first.and_then(|ws| {
-        tracing::info!(workspace = ws.name, file = %ws.file.display(), "launching");
-        supervisor.launch(&ws).map_err(anyhow::Error::from)
-    });
     if let Err(e) = &launched {
         shutdown.raise(format!("the first workspace could not start: {e:#}"));
     }
 
     if let (Some(resolver), Some(consent), true) = (resolver, consent, launched.is_ok()) {
-        panel::run(
-            supervisor.clone(),
-            shutdown.clone(),
-            data_dir.to_owned(),
-            panel,
-            panel::Fdc3Ui {
+        panel::run(panel::PanelParts {
+            supervisor: supervisor.clone(),
+            shutdown: shutdown.clone(),
+            data_dir: data_dir.to_owned(),
+            handle: panel,
+            fdc3: panel::Fdc3Ui {
                 agent: fdc3,
                 resolver,
             },
-            panel::SecurityUi {
+            security: panel::SecurityUi {
                 prompts: consent,
                 store: permissions,
                 policy,
                 audit: audit.clone(),
             },
-            panel_settings,
-        )?;
+            settings: panel_settings,
+            workspaces: panel::WorkspacesUi {
+                layouts: layouts.clone(),
+                origins: origins.clone(),
+            },
+        })?;
         shutdown.raise("the control panel was closed");
     }
     let reason = shutdown.wait();
+    match layouts.save_last_session() {
+        Ok(Some(saved)) => {
+            tracing::info!(apps = saved.apps, "the session was saved");
+            for note in saved.notes {
+                tracing::warn!("saving the session: {note}");
+            }
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!("the session could not be saved: {e:#}"),
+    }
     tracing::info!("shutting down: {reason}");
     supervisor.stop_all();
     broker_handle.shutdown();
@@ -296,6 +334,11 @@ async fn serve_events(mut events: mpsc::UnboundedReceiver<BrokerEvent>, shell: S
             }
             BrokerEvent::PageStatus(id, status) => shell.supervisor.page_status(&id, status),
             BrokerEvent::WindowMoved(id, bounds) => shell.supervisor.window_moved(&id, bounds),
+            BrokerEvent::Saved {
+                identity,
+                request,
+                saved,
+            } => shell.layouts.saved(identity, request, saved),
             BrokerEvent::AccessDenied {
                 identity,
                 action,
@@ -334,11 +377,15 @@ async fn serve_events(mut events: mpsc::UnboundedReceiver<BrokerEvent>, shell: S
                     tracing::info!(%from, ?request, "command-line request");
                 }
                 let shell = shell.clone();
-                // Launching and stopping block; keep them off the async workers.
-                let answer = tokio::task::spawn_blocking(move || control(&shell, request))
-                    .await
-                    .unwrap_or_else(|e| Err(format!("the request failed: {e}")));
-                let _ = reply.send(answer);
+                // Launching, stopping and saving block, and a save waits for events
+                // (apps becoming ready, hosts' reports) this loop delivers: carry the
+                // request out on a thread of its own and keep serving events.
+                tokio::spawn(async move {
+                    let answer = tokio::task::spawn_blocking(move || control(&shell, request))
+                        .await
+                        .unwrap_or_else(|e| Err(format!("the request failed: {e}")));
+                    let _ = reply.send(answer);
+                });
             }
         }
     }
@@ -414,6 +461,8 @@ struct ShellParts {
     metrics_url: Option<String>,
     audit: AuditTrail,
     permissions: Arc<PermissionStore>,
+    origins: Arc<LaunchOrigins>,
+    layouts: Arc<Layouts>,
 }
 
 fn control(shell: &ShellParts, request: ControlRequest) -> Result<ControlReply, String> {
@@ -430,12 +479,24 @@ fn control(shell: &ShellParts, request: ControlRequest) -> Result<ControlReply, 
             if supervisor.apps().iter().any(|a| !a.state.is_final()) {
                 return Ok(ControlReply::Launched(vec![]));
             }
-            let ws = load_demo(data_dir).map_err(|e| format!("{e:#}"))?;
-            supervisor
-                .launch(&ws)
+            launch_demo(data_dir, supervisor, &shell.origins)
                 .map(ControlReply::Launched)
-                .map_err(|e| e.to_string())
+                .map_err(|e| format!("{e:#}"))
         }
+        ControlRequest::SaveWorkspace { name } => shell
+            .layouts
+            .save(&name)
+            .map(|saved| ControlReply::Saved {
+                file: saved.file.display().to_string(),
+                apps: saved.apps as u64,
+                notes: saved.notes,
+            })
+            .map_err(|e| format!("{e:#}")),
+        ControlRequest::RestoreWorkspace { name } => shell
+            .layouts
+            .restore(&name)
+            .map(|(started, notes)| ControlReply::Restored { started, notes })
+            .map_err(|e| format!("{e:#}")),
         ControlRequest::ListApps => Ok(ControlReply::Apps {
             apps: supervisor.apps(),
             metrics_url: shell.metrics_url.clone(),
@@ -450,18 +511,17 @@ fn control(shell: &ShellParts, request: ControlRequest) -> Result<ControlReply, 
                 app_directories,
                 apps,
             };
-            let ws = match request.is_empty() {
-                true => load_demo(data_dir).map_err(|e| format!("{e:#}"))?,
+            let launched = match request.is_empty() {
+                true => launch_demo(data_dir, supervisor, &shell.origins),
                 false => {
                     let loaded = request.load().map_err(|e| format!("{e:#}"))?;
                     shell.fdc3.add_apps(&loaded.directory);
-                    loaded.workspace
+                    launch_loaded(supervisor, &shell.origins, &request, &loaded)
                 }
             };
-            supervisor
-                .launch(&ws)
+            launched
                 .map(ControlReply::Launched)
-                .map_err(|e| e.to_string())
+                .map_err(|e| format!("{e:#}"))
         }
         ControlRequest::StopApp { instance_id } => supervisor
             .stop(&instance_id)
@@ -514,7 +574,33 @@ fn control(shell: &ShellParts, request: ControlRequest) -> Result<ControlReply, 
     }
 }
 
-/// Installs and reads the built-in demo workspace.
+/// Launches `loaded`, read from `request`, noting where its apps come from.
+pub fn launch_loaded(
+    supervisor: &Supervisor,
+    origins: &LaunchOrigins,
+    request: &LaunchRequest,
+    loaded: &Loaded,
+) -> anyhow::Result<Vec<weft_proto::Identity>> {
+    let ws = &loaded.workspace;
+    tracing::info!(workspace = ws.name, file = %ws.file.display(), "launching");
+    origins.record(request, ws, &loaded.directory);
+    Ok(supervisor.launch(ws)?)
+}
+
+/// Launches the built-in demo.
+pub fn launch_demo(
+    data_dir: &Path,
+    supervisor: &Supervisor,
+    origins: &LaunchOrigins,
+) -> anyhow::Result<Vec<weft_proto::Identity>> {
+    let loaded = Loaded {
+        workspace: load_demo(data_dir)?,
+        directory: weft_appd::Directory::default(),
+    };
+    launch_loaded(supervisor, origins, &LaunchRequest::default(), &loaded)
+}
+
+/// Installs and reads the built-in demo workspace (written into the data directory).
 pub fn load_demo(data_dir: &Path) -> anyhow::Result<Workspace> {
     let file = demo::install(data_dir)?;
     Workspace::load(&file).map_err(anyhow::Error::from)

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use weft_client::Client;
-use weft_e2e::{PageService, Shell, TestEnv, threaded_runtime};
+use weft_e2e::{Display, PageService, Shell, TestEnv, threaded_runtime};
+use weft_proto::frame::AppState;
 
 /// The `desktop` fixture page of one app, driven through its RPC service.
 async fn page(client: &Client, app_id: &str) -> PageService {
@@ -158,5 +159,303 @@ fn windows_answer_their_page_the_command_line_and_fdc3_open() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
+    });
+}
+
+/// The two monitors of the layout tests: a 1920×1080 one, and a 1280×1024 one to its
+/// right.
+const TWO_MONITORS: [(u32, u32); 2] = [(1920, 1080), (1280, 1024)];
+
+fn desk(monitors: &'static [(u32, u32)]) -> impl FnOnce() -> Display {
+    move || Display::with_monitors(monitors).with_window_manager()
+}
+
+/// The page's answer's value, after checking the page did not fail.
+async fn value(page: &PageService, action: &str, args: Value) -> Value {
+    let answer = page.action(action, args.clone()).await;
+    assert_eq!(answer["ok"], true, "{action} {args}: {answer}");
+    answer["value"].clone()
+}
+
+async fn bounds_settle(page: &PageService, what: &str, expected: Value) {
+    until(page, "seen", what, |_| true).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let b = value(page, "window", json!({"op": "getBounds"})).await;
+        if b == expected {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: {b}, not {expected}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The page of `app_id` once it shows a URL ending in `suffix` (after a navigation,
+/// when the old page's service goes away and the new one's comes).
+async fn on_page(client: &Client, app_id: &str, suffix: &str) -> PageService {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let p = page(client, app_id).await;
+        if let Ok(answer) = p.try_action("where", json!({})).await
+            && answer["value"]
+                .as_str()
+                .is_some_and(|u| u.ends_with(suffix))
+        {
+            return p;
+        }
+        assert!(Instant::now() < deadline, "{app_id} never showed …{suffix}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Whether `b` lies fully inside the monitor at x..x+w, 0..h.
+fn inside(b: &Value, x: i64, w: i64, h: i64) -> bool {
+    let (bx, by) = (b["x"].as_i64().unwrap(), b["y"].as_i64().unwrap());
+    let (bw, bh) = (b["width"].as_i64().unwrap(), b["height"].as_i64().unwrap());
+    bx >= x && by >= 0 && bx + bw <= x + w && by + bh <= h
+}
+
+#[test]
+fn a_layout_across_two_monitors_comes_back_as_it_was_and_onto_one_when_the_other_is_gone() {
+    let env = TestEnv::new();
+    let ws = env.workspace_with(
+        "desk",
+        &[
+            (
+                "left",
+                "desktop/index.html",
+                json!({"bounds": {"x": 60, "y": 60, "width": 500, "height": 360}}),
+            ),
+            (
+                "right",
+                "desktop/index.html",
+                json!({"bounds": {"x": 2000, "y": 100, "width": 600, "height": 400}}),
+            ),
+            (
+                "third",
+                "desktop/index.html",
+                json!({"bounds": {"x": 2500, "y": 500, "width": 500, "height": 300}}),
+            ),
+        ],
+    );
+    let args = ["launch", ws.to_str().unwrap(), "--no-panel"];
+    let mut shell = Shell::start_on(env, desk(&TWO_MONITORS), &args);
+
+    // A snapshot taken while the apps are still starting waits for them.
+    let runtime = threaded_runtime();
+    runtime.block_on(shell.client_when_listening());
+    let starting = shell.ps().expect("ps").apps;
+    assert!(
+        starting.iter().any(|a| a.state == AppState::Starting),
+        "the apps were already up: {starting:?}"
+    );
+    let said = weft_ok(&shell, &["workspace", "save", "early"]);
+    assert!(said.contains("saved 3 app instance(s)"), "{said}");
+    let early: Value = serde_json::from_str(
+        &std::fs::read_to_string(shell.env.data_dir().join("workspaces/early.json")).unwrap(),
+    )
+    .unwrap();
+    for app in early["apps"].as_array().unwrap() {
+        assert!(
+            app["url"]
+                .as_str()
+                .is_some_and(|u| u.ends_with("desktop/index.html")),
+            "{app}"
+        );
+        assert!(
+            app["window"]["bounds"]["width"].as_u64().unwrap() > 0,
+            "{app}"
+        );
+    }
+
+    shell.wait_ready(3);
+    runtime.block_on(async {
+        let client = shell.client().await;
+        let left = page(&client, "left").await;
+        // The user goes to another page, joins a channel, and the page keeps state.
+        value(&left, "navigate", json!({"url": "index.html?view=orders"})).await;
+        let left = on_page(&client, "left", "?view=orders").await;
+        value(
+            &left,
+            "keep",
+            json!({"state": {"tab": "orders", "rows": [1, 2, 3]}}),
+        )
+        .await;
+        value(&left, "join", json!({"channel": "fdc3.channel.3"})).await;
+        value(
+            &left,
+            "window",
+            json!({"op": "setBounds", "args": {"x": 100, "y": 120, "width": 640, "height": 420}}),
+        )
+        .await;
+        bounds_settle(
+            &left,
+            "left moved",
+            json!({"x": 100, "y": 120, "width": 640, "height": 420}),
+        )
+        .await;
+        let right = page(&client, "right").await;
+        value(&right, "window", json!({"op": "maximize"})).await;
+        until(&right, "seen", "right maximised", |v| {
+            v["maximized"] == true
+        })
+        .await;
+        let third = page(&client, "third").await;
+        bounds_settle(
+            &third,
+            "third placed",
+            json!({"x": 2500, "y": 500, "width": 500, "height": 300}),
+        )
+        .await;
+    });
+    let said = weft_ok(&shell, &["workspace", "save", "desk1"]);
+    assert!(said.contains("saved 3 app instance(s)"), "{said}");
+    let out = shell.env.run_weft(&["workspace", "list", "--json"]);
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = list["workspaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["desk1", "early"]);
+    let saved: Value = serde_json::from_str(
+        &std::fs::read_to_string(shell.env.data_dir().join("workspaces/desk1.json")).unwrap(),
+    )
+    .unwrap();
+    let app = |id: &str| {
+        saved["apps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["appId"] == id)
+            .unwrap()
+            .clone()
+    };
+    let (left, right, third) = (app("left"), app("right"), app("third"));
+    assert!(
+        left["url"].as_str().unwrap().ends_with("?view=orders"),
+        "{left}"
+    );
+    assert_eq!(
+        left["appState"],
+        json!({"tab": "orders", "rows": [1, 2, 3]}),
+        "{left}"
+    );
+    assert_eq!(left["channel"], "fdc3.channel.3", "{left}");
+    assert_eq!(left["window"]["monitor"]["x"], 0, "{left}");
+    assert_eq!(right["window"]["maximized"], true, "{right}");
+    assert_eq!(right["window"]["monitor"]["x"], 1920, "{right}");
+    assert_eq!(
+        right["window"]["bounds"],
+        json!({"x": 2000, "y": 100, "width": 600, "height": 400}),
+        "the bounds before maximising: {right}"
+    );
+    assert_eq!(third["window"]["monitor"]["width"], 1280, "{third}");
+
+    weft_ok(&shell, &["stop"]);
+    shell.wait_exit(Duration::from_secs(30));
+    let env = shell.into_env();
+
+    // Restored on the same two monitors: the same pages, places, states and channel.
+    let mut shell = Shell::start_on(
+        env,
+        desk(&TWO_MONITORS),
+        &["workspace", "restore", "desk1", "--no-panel"],
+    );
+    shell.wait_ready(3);
+    runtime.block_on(async {
+        let client = shell.client().await;
+        let left = page(&client, "left").await;
+        let url = value(&left, "where", json!({})).await;
+        assert!(url.as_str().unwrap().ends_with("?view=orders"), "{url}");
+        assert_eq!(
+            value(&left, "restored", json!({})).await,
+            json!({"tab": "orders", "rows": [1, 2, 3]})
+        );
+        assert_eq!(value(&left, "channel", json!({})).await, "fdc3.channel.3");
+        bounds_settle(
+            &left,
+            "left back",
+            json!({"x": 100, "y": 120, "width": 640, "height": 420}),
+        )
+        .await;
+        let right = page(&client, "right").await;
+        until(&right, "seen", "right maximised again", |v| {
+            v["maximized"] == true
+        })
+        .await;
+        let b = value(&right, "window", json!({"op": "getBounds"})).await;
+        assert!(
+            inside(&b, 1920, 1280, 1024),
+            "right maximised on its monitor: {b}"
+        );
+        let third = page(&client, "third").await;
+        bounds_settle(
+            &third,
+            "third back",
+            json!({"x": 2500, "y": 500, "width": 500, "height": 300}),
+        )
+        .await;
+        assert_eq!(value(&third, "restored", json!({})).await, Value::Null);
+    });
+    weft_ok(&shell, &["stop"]);
+    shell.wait_exit(Duration::from_secs(30));
+    let env = shell.into_env();
+
+    // The second monitor is gone: every window lands fully on the remaining one.
+    static ONE_MONITOR: [(u32, u32); 1] = [(1920, 1080)];
+    let mut shell = Shell::start_on(
+        env,
+        desk(&ONE_MONITOR),
+        &["workspace", "restore", "desk1", "--no-panel"],
+    );
+    shell.wait_ready(3);
+    runtime.block_on(async {
+        let client = shell.client().await;
+        for id in ["left", "right", "third"] {
+            let p = page(&client, id).await;
+            until(&p, "seen", "shown", |v| v["visible"] == true).await;
+            let b = value(&p, "window", json!({"op": "getBounds"})).await;
+            assert!(
+                inside(&b, 0, 1920, 1080),
+                "{id} is not fully on screen: {b}"
+            );
+        }
+        let third = page(&client, "third").await;
+        // Same place relative to its monitor's corner: (2500 - 1920, 500).
+        bounds_settle(
+            &third,
+            "third moved over",
+            json!({"x": 580, "y": 500, "width": 500, "height": 300}),
+        )
+        .await;
+    });
+
+    // Stopping saves the session; a plain `weft` (with its panel) brings it back.
+    weft_ok(&shell, &["stop"]);
+    shell.wait_exit(Duration::from_secs(30));
+    let env = shell.into_env();
+    assert!(
+        env.data_dir()
+            .join("workspaces/Last session.json")
+            .is_file()
+    );
+    let mut shell = Shell::start_on(env, desk(&ONE_MONITOR), &[]);
+    let apps = shell.wait_ready(3);
+    let mut ids: Vec<&str> = apps.iter().map(|a| a.app_id.as_str()).collect();
+    ids.sort();
+    assert_eq!(ids, ["left", "right", "third"]);
+    runtime.block_on(async {
+        let client = shell.client().await;
+        let left = page(&client, "left").await;
+        let url = value(&left, "where", json!({})).await;
+        assert!(url.as_str().unwrap().ends_with("?view=orders"), "{url}");
+        assert_eq!(value(&left, "channel", json!({})).await, "fdc3.channel.3");
+        let right = page(&client, "right").await;
+        until(&right, "seen", "right still maximised", |v| {
+            v["maximized"] == true
+        })
+        .await;
     });
 }

@@ -126,6 +126,23 @@ impl PageService {
         PageService { service }
     }
 
+    /// Calls `action` with `args`: the page's answer, or why there is none (the page
+    /// went away, say).
+    pub async fn try_action(
+        &self,
+        action: &str,
+        args: serde_json::Value,
+    ) -> Result<serde_json::Value, String> {
+        let d = within(
+            action,
+            self.service
+                .dispatch(action, args.to_string(), Duration::from_secs(30)),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        serde_json::from_slice(&d.payload).map_err(|e| e.to_string())
+    }
+
     /// Calls `action` with `args` and returns the page's answer.
     pub async fn action(&self, action: &str, args: serde_json::Value) -> serde_json::Value {
         let d = within(
@@ -150,27 +167,70 @@ pub struct Display {
     child: Child,
     number: u32,
     window_manager: Option<Child>,
+    /// The X server's configuration and log, for one with several monitors.
+    _server_dir: Option<tempfile::TempDir>,
 }
 
 impl Display {
     /// Starts Xvfb on a free display number, waiting until it accepts clients.
     pub fn start() -> Display {
+        let mut cmd = Command::new("Xvfb");
+        cmd.args(["-screen", "0", "1280x800x24"]);
+        Display::serve(cmd, "Xvfb: is the xvfb package installed?", None)
+    }
+
+    /// Starts an X server whose desktop is `monitors` (width, height) side by side,
+    /// left to right, each a monitor of its own as apps and window managers see them:
+    /// Xorg's dummy driver, whose outputs `DUMMY0`, `DUMMY1`, … are RandR monitors.
+    pub fn with_monitors(monitors: &[(u32, u32)]) -> Display {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let conf = dir.path().join("xorg.conf");
+        fs::write(&conf, xorg_conf(monitors)).expect("writing xorg.conf");
+        let mut cmd = Command::new("Xorg");
+        cmd.arg("-config")
+            .arg(&conf)
+            .arg("-logfile")
+            .arg(dir.path().join("xorg.log"))
+            .args(["-noreset", "-novtswitch", "-sharevts"]);
+        let display = Display::serve(
+            cmd,
+            "Xorg: are the xserver-xorg-core and xserver-xorg-video-dummy packages installed?",
+            Some(dir),
+        );
+        let name = display.name();
+        for (i, (w, h)) in monitors.iter().enumerate().skip(1) {
+            let mode = format!("{w}x{h}");
+            let output = format!("DUMMY{i}");
+            xrandr(&name, &["--addmode", &output, &mode]);
+            xrandr(
+                &name,
+                &[
+                    "--output",
+                    &output,
+                    "--mode",
+                    &mode,
+                    "--right-of",
+                    &format!("DUMMY{}", i - 1),
+                ],
+            );
+        }
+        let listed = xrandr(&name, &["--listmonitors"]);
+        assert!(
+            listed.starts_with(&format!("Monitors: {}", monitors.len())),
+            "the X server has other monitors than asked: {listed}"
+        );
+        display
+    }
+
+    /// Runs the X server `cmd` on a free display, waiting until it accepts clients.
+    fn serve(mut cmd: Command, missing: &str, server_dir: Option<tempfile::TempDir>) -> Display {
         let (read, write) = std::io::pipe().expect("pipe");
         let write = OwnedFd::from(write);
         let write_fd = write.as_raw_fd();
-        let mut cmd = Command::new("Xvfb");
-        cmd.args([
-            "-displayfd",
-            "3",
-            "-screen",
-            "0",
-            "1280x800x24",
-            "-nolisten",
-            "tcp",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        cmd.args(["-displayfd", "3", "-nolisten", "tcp"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         // SAFETY: runs in the forked child before exec; dup2 and prctl are
         // async-signal-safe and use only the copied descriptor number.
         unsafe {
@@ -184,20 +244,24 @@ impl Display {
         }
         let child = cmd
             .spawn()
-            .expect("cannot start Xvfb: is the xvfb package installed?");
+            .unwrap_or_else(|e| panic!("cannot start {missing} ({e})"));
         drop(write);
         let mut line = String::new();
         BufReader::new(read)
             .read_line(&mut line)
-            .expect("reading Xvfb's display number");
-        let number = line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("Xvfb said {line:?}"));
+            .expect("reading the X server's display number");
+        let number = line.trim().parse().unwrap_or_else(|_| {
+            let log = server_dir
+                .as_ref()
+                .and_then(|d| fs::read_to_string(d.path().join("xorg.log")).ok())
+                .unwrap_or_default();
+            panic!("the X server ({missing}) said {line:?}\n{log}")
+        });
         Display {
             child,
             number,
             window_manager: None,
+            _server_dir: server_dir,
         }
     }
 
@@ -277,6 +341,56 @@ impl Display {
             .status()
             .is_ok_and(|s| s.success())
     }
+}
+
+/// An Xorg configuration of one dummy screen large enough for `monitors` side by side,
+/// with a mode for each (the monitors themselves are RandR outputs, set up once the
+/// server runs).
+fn xorg_conf(monitors: &[(u32, u32)]) -> String {
+    let width: u32 = monitors.iter().map(|m| m.0).sum();
+    let height = monitors.iter().map(|m| m.1).max().unwrap_or(600);
+    let modelines: String = monitors
+        .iter()
+        .map(|(w, h)| {
+            // Blanking wide enough for the dummy driver's checks; 60 Hz.
+            let (ht, vt) = (w + 160, h + 30);
+            let clock = (ht as f64 * vt as f64 * 60.0) / 1e6;
+            format!(
+                "  Modeline \"{w}x{h}\" {clock:.2} {w} {} {} {ht} {h} {} {} {vt}\n",
+                w + 16,
+                w + 48,
+                h + 3,
+                h + 8
+            )
+        })
+        .collect();
+    let (w0, h0) = monitors.first().copied().unwrap_or((800, 600));
+    let video_ram_kb = (width as u64 * height as u64 * 4) / 1024 + 4096;
+    format!(
+        "Section \"ServerFlags\"\n  Option \"DontVTSwitch\" \"true\"\n  \
+         Option \"AllowMouseOpenFail\" \"true\"\n  Option \"AutoAddDevices\" \"false\"\nEndSection\n\
+         Section \"Device\"\n  Identifier \"d0\"\n  Driver \"dummy\"\n  VideoRam {video_ram_kb}\nEndSection\n\
+         Section \"Monitor\"\n  Identifier \"m0\"\n  HorizSync 5.0 - 1000.0\n  VertRefresh 5.0 - 200.0\n{modelines}EndSection\n\
+         Section \"Screen\"\n  Identifier \"s0\"\n  Device \"d0\"\n  Monitor \"m0\"\n  DefaultDepth 24\n  \
+         SubSection \"Display\"\n    Depth 24\n    Modes \"{w0}x{h0}\"\n    Virtual {width} {height}\n  EndSubSection\nEndSection\n"
+    )
+}
+
+/// Runs `xrandr ARGS` on `display`, panicking with its words when it fails.
+fn xrandr(display: &str, args: &[&str]) -> String {
+    let out = Command::new("xrandr")
+        .arg("-display")
+        .arg(display)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("cannot run xrandr: is the x11-xserver-utils package installed?");
+    assert!(
+        out.status.success(),
+        "xrandr {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 impl Drop for Display {
@@ -587,6 +701,13 @@ impl Shell {
     pub fn start_on_desktop(env: TestEnv, args: &[&str]) -> Shell {
         let serial = webview_lock();
         Shell::start_locked(env, Display::start().with_window_manager(), args, serial)
+    }
+
+    /// Starts `weft ARGS` in `env` on the display `display` makes (after taking the
+    /// webview lock), such as one of several monitors with a window manager.
+    pub fn start_on(env: TestEnv, display: impl FnOnce() -> Display, args: &[&str]) -> Shell {
+        let serial = webview_lock();
+        Shell::start_locked(env, display(), args, serial)
     }
 
     fn start_locked(

@@ -184,6 +184,15 @@ pub enum BrokerEvent {
     PageStatus(Identity, PageStatus),
     /// An app host reported where its window is now.
     WindowMoved(Identity, weft_proto::launch::WindowBounds),
+    /// An app host answered a snapshot request (`HostCommand::Save`).
+    Saved {
+        /// The app instance, as its connection's token says.
+        identity: Identity,
+        /// The request it answers.
+        request: u64,
+        /// What it reported.
+        saved: weft_proto::launch::SavedApp,
+    },
     /// An app host reported what its page tried and was refused.
     PageViolation {
         /// The app instance, as its connection's token says.

@@ -249,6 +249,21 @@ impl Session<'_> {
                 let _ = self.shared.events.send(event);
                 Some(ServerFrame::Ok { req })
             }
+            ClientFrame::ReportSaved {
+                req,
+                request,
+                saved,
+            } => {
+                if self.kind != ClientKind::App {
+                    return Some(not_permitted(req, "only app hosts report for a snapshot"));
+                }
+                let _ = self.shared.events.send(BrokerEvent::Saved {
+                    identity: self.identity.clone(),
+                    request,
+                    saved,
+                });
+                Some(ServerFrame::Ok { req })
+            }
             ClientFrame::ReportViolation {
                 req,
                 violation,

@@ -560,6 +560,21 @@ impl Client {
             .map(drop)
     }
 
+    /// Answers the shell's snapshot request `request`. Only app hosts may.
+    pub async fn report_saved(
+        &self,
+        request: u64,
+        saved: weft_proto::launch::SavedApp,
+    ) -> Result<(), ClientError> {
+        self.call(|req| ClientFrame::ReportSaved {
+            req,
+            request,
+            saved,
+        })
+        .await
+        .map(drop)
+    }
+
     /// Reports what the page tried and was refused, for the audit log. Only app hosts
     /// may.
     pub async fn report_violation(

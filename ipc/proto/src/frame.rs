@@ -178,6 +178,16 @@ pub enum ClientFrame {
         /// How the handler ended.
         outcome: Result<(), String>,
     },
+    /// Answers `HostCommand::Save`: the instance's page, window and state. Refused
+    /// from non-app clients.
+    ReportSaved {
+        /// Request id.
+        req: u64,
+        /// The snapshot request it answers.
+        request: u64,
+        /// What was saved.
+        saved: crate::launch::SavedApp,
+    },
     /// An app host reports what its page tried and was refused, for the audit log.
     /// Only app hosts may.
     ReportViolation {
@@ -289,6 +299,11 @@ pub enum HostCommand {
     OpenInspector,
     /// Do this to the app's window.
     Window(WindowAction),
+    /// Report the instance for a layout snapshot (`ReportSaved` with this request).
+    Save {
+        /// Names the snapshot the report is for.
+        request: u64,
+    },
 }
 
 /// What can be done to an app's window, by its own page (`weft.window`) or by the shell
@@ -535,6 +550,16 @@ pub enum ControlRequest {
         /// Its instance id.
         instance_id: String,
     },
+    /// Save the running apps' layout as the snapshot `name`.
+    SaveWorkspace {
+        /// The snapshot's name.
+        name: String,
+    },
+    /// Restore the layout snapshot `name`: its apps start where they were.
+    RestoreWorkspace {
+        /// The snapshot's name.
+        name: String,
+    },
     /// Do something to app windows: those of an app (by appId) or of one instance (by
     /// instanceId), or every running app's when `target` is `None`.
     Window {
@@ -595,6 +620,22 @@ pub enum ControlReply {
     },
     /// How many dead letters were redriven or purged.
     Count(u64),
+    /// A layout snapshot was restored.
+    Restored {
+        /// The instances started.
+        started: Vec<Identity>,
+        /// What could not be restored.
+        notes: Vec<String>,
+    },
+    /// A layout snapshot was saved.
+    Saved {
+        /// Its file.
+        file: String,
+        /// How many app instances it holds.
+        apps: u64,
+        /// What could not be saved in full (an app that did not answer, say).
+        notes: Vec<String>,
+    },
     /// The request was carried out.
     Done,
 }
@@ -703,6 +744,14 @@ impl AppState {
             AppState::Failed => "failed",
             AppState::NotResponding => "not-responding",
         }
+    }
+
+    /// Whether the instance runs with its page: starting, ready or not responding.
+    pub fn is_live(self) -> bool {
+        matches!(
+            self,
+            AppState::Starting | AppState::Ready | AppState::NotResponding
+        )
     }
 
     /// Whether the instance has ended for good: its process has exited and it will not

@@ -17,8 +17,11 @@ use crate::{Identity, Token};
 /// Largest spec a host accepts, in bytes.
 pub const MAX_SPEC_LEN: u64 = 1024 * 1024;
 
+/// Largest page state (`weft.workspace.onSave`'s JSON) a snapshot keeps, in bytes.
+pub const MAX_APP_STATE: usize = 256 * 1024;
+
 /// Everything an app host needs to know.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LaunchSpec {
     /// Who the instance is.
@@ -43,6 +46,68 @@ pub struct LaunchSpec {
     /// refused).
     #[serde(default)]
     pub new_windows_in_browser: bool,
+    /// Where and how the window was when its layout was saved: the host puts it back
+    /// on that monitor, or fully on the nearest one when that monitor is gone or
+    /// smaller. Wins over `bounds`.
+    #[serde(default)]
+    pub placement: Option<SavedWindow>,
+    /// The page's own state from the saved layout (JSON text), handed to the page as
+    /// `weft.workspace.restoredState`.
+    #[serde(default)]
+    pub app_state: Option<String>,
+}
+
+/// Where a window was and in what state, as a layout snapshot keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SavedWindow {
+    /// Outer position and inner size when last neither maximised nor minimised, in
+    /// logical pixels of the whole desktop.
+    pub bounds: WindowBounds,
+    /// The monitor it was on (the one holding most of it).
+    #[serde(default)]
+    pub monitor: Option<MonitorArea>,
+    /// Maximised.
+    #[serde(default)]
+    pub maximized: bool,
+    /// Minimised.
+    #[serde(default)]
+    pub minimized: bool,
+}
+
+/// A monitor: its name, where it is on the desktop and its size (logical pixels), and
+/// its scale factor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MonitorArea {
+    /// The name the system gives it (a connector, such as `DP-1`), when it gives one.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Left edge.
+    pub x: i32,
+    /// Top edge.
+    pub y: i32,
+    /// Width.
+    pub width: u32,
+    /// Height.
+    pub height: u32,
+    /// Physical pixels per logical pixel.
+    pub scale: f64,
+}
+
+/// What an app host reports of its instance when the shell saves a layout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SavedApp {
+    /// The page it shows now.
+    pub url: String,
+    /// Its window.
+    pub window: Option<SavedWindow>,
+    /// What the page's `weft.workspace.onSave` hook returned, as JSON text.
+    pub app_state: Option<String>,
+    /// Why the hook gave nothing, when it failed (threw, returned something that is
+    /// not JSON, or a promise).
+    pub app_state_error: Option<String>,
 }
 
 /// Where the first page comes from.
@@ -139,6 +204,25 @@ mod tests {
             web_data_dir: "/data/webdata/a".into(),
             origins: vec!["weft://localhost".into(), "https://charts.example".into()],
             new_windows_in_browser: true,
+            placement: Some(SavedWindow {
+                bounds: WindowBounds {
+                    x: 2000,
+                    y: 40,
+                    width: 600,
+                    height: 400,
+                },
+                monitor: Some(MonitorArea {
+                    name: Some("DP-2".into()),
+                    x: 1920,
+                    y: 0,
+                    width: 1280,
+                    height: 1024,
+                    scale: 1.0,
+                }),
+                maximized: true,
+                minimized: false,
+            }),
+            app_state: Some(r#"{"tab":2}"#.into()),
         }
     }
 

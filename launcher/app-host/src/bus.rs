@@ -24,6 +24,7 @@ use crate::{
     page_queue::{InFlight, PageBacklog, PageQueue, PageQueueReceiver, page_queue},
     page_script::{ToPage, batch_script},
     per_second::PerSecond,
+    snapshot::PendingSaves,
     window::HostEvent,
 };
 
@@ -42,6 +43,16 @@ pub enum FromWindow {
     ChooseChannel,
     /// The page tried something and was refused: reported for the audit log.
     Violation(PageViolation),
+    /// The window thread's part of snapshot request `request`: the page is being asked
+    /// for its state.
+    SaveStarted {
+        /// The request.
+        request: u64,
+        /// The page shown.
+        url: String,
+        /// The window.
+        window: Option<weft_proto::launch::SavedWindow>,
+    },
     /// The page ran probe `id` (see [`crate::page_probe`]); the window was `visible`.
     ProbeAnswered {
         /// The probe.
@@ -116,6 +127,7 @@ pub async fn run(
         probe: PageProbe::default(),
         visible: true,
         console: ConsoleLog::new(std::time::Instant::now()),
+        saves: PendingSaves::default(),
     };
     let mut commands = client.host_commands();
     let mut ticks = tokio::time::interval(page_probe::CHECK_EVERY);
@@ -125,6 +137,10 @@ pub async fn run(
         tokio::select! {
             _ = ticks.tick() => {
                 session.probe(window.as_ref());
+                for (request, saved) in session.saves.expired(std::time::Instant::now()) {
+                    tracing::warn!("the page did not answer the snapshot in time; saved without its state");
+                    session.report_saved(request, saved);
+                }
                 // Every eighth tick (each second), a heartbeat: the shell notices a host
                 // gone silent.
                 heartbeat = (heartbeat + 1) % 8;
@@ -138,6 +154,9 @@ pub async fn run(
                 }
                 HostCommand::Window(action) => {
                     window.send(HostEvent::Window { id: None, op: WindowOp::Do(action) });
+                }
+                HostCommand::Save { request } => {
+                    window.send(HostEvent::Save { request });
                 }
             },
             msg = from_window.recv() => match msg {
@@ -255,6 +274,8 @@ struct Session {
     /// Whether the window showed when the page last answered a probe.
     visible: bool,
     console: ConsoleLog,
+    /// Snapshot requests waiting for the page's state.
+    saves: PendingSaves,
 }
 
 impl Session {
@@ -265,6 +286,16 @@ impl Session {
             (true, true) => PageStatus::Ready,
             (true, false) => PageStatus::NotResponding,
         }
+    }
+
+    /// Answers the shell's snapshot request, off the loop (the broker acknowledges).
+    fn report_saved(&self, request: u64, saved: weft_proto::launch::SavedApp) {
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            if let Err(e) = client.report_saved(request, saved).await {
+                tracing::warn!("cannot answer the snapshot request: {e}");
+            }
+        });
     }
 
     /// Probes a loaded page, and reports it once it stops answering.
@@ -298,6 +329,15 @@ impl Session {
                     self.loaded = false;
                     self.report(PageStatus::Loading).await;
                 }
+                return;
+            }
+            FromWindow::SaveStarted {
+                request,
+                url,
+                window,
+            } => {
+                self.saves
+                    .started(request, url, window, std::time::Instant::now());
                 return;
             }
             FromWindow::ProbeAnswered { id, visible } => {
@@ -344,6 +384,15 @@ impl Session {
             // The window thread answers at once.
             PageRequest::Window { id, op } => {
                 window.send(HostEvent::Window { id: Some(id), op });
+            }
+            PageRequest::Saved {
+                request,
+                state,
+                error,
+            } => {
+                if let Some(saved) = self.saves.answered(request, state, error) {
+                    self.report_saved(request, saved);
+                }
             }
             PageRequest::Close => {
                 // The agent drops the page's listeners and tells its private channels

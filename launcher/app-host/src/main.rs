@@ -23,6 +23,8 @@ mod page_probe;
 mod page_queue;
 mod page_script;
 mod per_second;
+mod placement;
+mod snapshot;
 mod window;
 mod window_control;
 

@@ -154,6 +154,16 @@ pub enum PageRequest {
     },
     /// `window.close()`: the app closes, as when its window is closed.
     Close,
+    /// The page's answer to a snapshot request: what its `weft.workspace.onSave`
+    /// hook returned (JSON text), or why it gave nothing.
+    Saved {
+        /// The snapshot request.
+        request: u64,
+        /// The page's state, checked to be JSON; none without a hook.
+        state: Option<String>,
+        /// The hook's failure.
+        error: Option<String>,
+    },
     /// `weft.window.…`: something done to or asked of the page's own window, handled
     /// by the window thread at once.
     Window {
@@ -276,7 +286,7 @@ impl PageRequest {
     pub fn takes_backlog_place(&self) -> bool {
         !matches!(
             self,
-            PageRequest::Console { .. } | PageRequest::Window { .. }
+            PageRequest::Console { .. } | PageRequest::Window { .. } | PageRequest::Saved { .. }
         )
     }
 
@@ -289,6 +299,7 @@ impl PageRequest {
             | PageRequest::Ack { .. }
             | PageRequest::Fdc3 { .. }
             | PageRequest::Close
+            | PageRequest::Saved { .. }
             | PageRequest::Console { .. } => None,
             PageRequest::Publish { id, .. }
             | PageRequest::Send { id, .. }
@@ -587,6 +598,14 @@ impl PageGate {
                 topic: raw.topic.ok_or_else(|| need("topic"))?,
                 trace: raw.tp,
                 ttl_ms: raw.ttl,
+            },
+            "saved" => PageRequest::Saved {
+                request: raw.id.ok_or_else(|| need("id"))?,
+                state: match raw.data {
+                    Some(_) => Some(data(&raw)?),
+                    None => None,
+                },
+                error: raw.err.map(|e| truncated(e.message, MAX_CONSOLE_TEXT)),
             },
             "ack" => PageRequest::Ack {
                 sub: raw.sub.ok_or_else(|| need("sub"))?,

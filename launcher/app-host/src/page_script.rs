@@ -18,10 +18,15 @@ const FDC3: &str = include_str!("../../../assets/fdc3/dist/weft-fdc3.js");
 
 /// The script injected into the top frame at document start: the bridge and the FDC3
 /// proxy in one function scope, so that no page script can reach either's internals.
-pub fn init_script(identity: &Identity) -> String {
+/// `restored_state` (JSON text) becomes `weft.workspace.restoredState`; anything that
+/// is not JSON is left out.
+pub fn init_script(identity: &Identity, restored_state: Option<&str>) -> String {
     let identity = serde_json::to_string(identity).expect("an identity always serialises");
+    let restored = restored_state
+        .and_then(|text| serde_json::from_str::<&RawValue>(text).ok())
+        .map_or("null", RawValue::get);
     format!(
-        "(function () {{\n{FDC3}\n{}({identity}, weftFdc3);\n}})();",
+        "(function () {{\n{FDC3}\n{}({identity}, weftFdc3, {restored});\n}})();",
         BRIDGE.trim_end().trim_end_matches(';')
     )
 }
@@ -159,7 +164,19 @@ fn data_and_meta(d: &Delivery) -> (Data<'_>, Meta<'_>) {
     (data, meta)
 }
 
+#[derive(Serialize)]
+struct SaveRequest {
+    t: &'static str,
+    request: u64,
+}
+
 impl ToPage {
+    /// The shell saves a layout: the page's `weft.workspace.onSave` hook is asked for
+    /// its state, which it answers with `saved`.
+    pub fn save(request: u64) -> Self {
+        Self::encode(&SaveRequest { t: "save", request })
+    }
+
     /// A request succeeded.
     pub fn ok(id: u64) -> Self {
         Self::encode(&Response {
@@ -336,11 +353,12 @@ mod tests {
     }
 
     #[test]
-    fn init_script_calls_the_bridge_with_the_identity() {
-        let js = init_script(&Identity {
+    fn init_script_calls_the_bridge_with_the_identity_and_the_restored_state() {
+        let me = Identity {
             app_id: "a".into(),
             instance_id: "a-1".into(),
-        });
+        };
+        let js = init_script(&me, None);
         // One function scope holds the FDC3 proxy bundle, then the bridge called with
         // the identity and the bundle.
         assert!(js.starts_with("(function () {\n"), "{}", &js[..40]);
@@ -348,9 +366,17 @@ mod tests {
         let bridge = js.find("// Weft's page bridge").expect("the bridge");
         assert!(fdc3 < bridge);
         assert!(
-            js.ends_with("({\"appId\":\"a\",\"instanceId\":\"a-1\"}, weftFdc3);\n})();"),
+            js.ends_with("({\"appId\":\"a\",\"instanceId\":\"a-1\"}, weftFdc3, null);\n})();"),
             "{}",
             &js[js.len() - 80..]
         );
+        let js = init_script(&me, Some(r#"{"tab": 2}"#));
+        assert!(js.ends_with(
+            r#"weftFdc3, {"tab": 2});
+})();"#
+        ));
+        // Not JSON (it would be code): left out.
+        let js = init_script(&me, Some("alert(1)"));
+        assert!(js.ends_with("weftFdc3, null);\n})();"));
     }
 }

@@ -14,7 +14,7 @@ use tao::{
 use tokio::sync::mpsc;
 use weft_proto::{
     frame::PageViolation,
-    launch::{LaunchSpec, StartPage, WindowBounds},
+    launch::{LaunchSpec, MonitorArea, SavedWindow, StartPage, WindowBounds},
 };
 use wry::{NewWindowResponse, PageLoadEvent, WebContext, WebViewBuilder, WebViewBuilderExtUnix};
 
@@ -25,7 +25,7 @@ use crate::{
     page_gate::{PageGate, WindowOp},
     page_queue::{InFlight, PageBacklog},
     page_script::{self, ToPage, batch_script},
-    window_control,
+    placement, window_control,
 };
 
 /// Events for the window thread.
@@ -42,6 +42,11 @@ pub enum HostEvent {
     },
     /// Open the web inspector on the page.
     OpenInspector,
+    /// The shell saves a layout: report the window and page for snapshot `request`.
+    Save {
+        /// The snapshot request.
+        request: u64,
+    },
     /// Do something to the window, or ask about it; answer the page's request `id`
     /// (none when the shell asked).
     Window {
@@ -108,13 +113,27 @@ pub fn run(spec: LaunchSpec) -> anyhow::Result<()> {
         })
         .context("starting the bus thread")?;
 
+    // A restored window goes back on its monitor, or fully on the nearest one.
+    let monitors = monitor_areas(event_loop.available_monitors());
+    let initial = match &spec.placement {
+        Some(saved) => Some(placement::place(saved, &monitors)),
+        None => spec.bounds,
+    };
     let mut window = WindowBuilder::new().with_title(&spec.title);
-    if let Some(b) = spec.bounds {
+    if let Some(b) = initial {
         window = window
             .with_position(LogicalPosition::new(b.x, b.y))
             .with_inner_size(LogicalSize::new(b.width, b.height));
     }
+    if spec.placement.as_ref().is_some_and(|p| p.maximized) {
+        window = window.with_maximized(true);
+    }
     let window = window.build(&event_loop).context("opening the window")?;
+    if spec.placement.as_ref().is_some_and(|p| p.minimized) {
+        window.set_minimized(true);
+    }
+    // Where the window is when neither maximised nor minimised: what a snapshot keeps.
+    let mut normal_bounds = initial;
 
     let start_url = match &spec.start {
         StartPage::Remote { url } => url.clone(),
@@ -123,7 +142,10 @@ pub fn run(spec: LaunchSpec) -> anyhow::Result<()> {
     let gate = Rc::new(RefCell::new(PageGate::new(&start_url)));
     let mut web_context = WebContext::new(Some(spec.web_data_dir.clone()));
     let mut builder = WebViewBuilder::new_with_web_context(&mut web_context)
-        .with_initialization_script(page_script::init_script(&spec.identity))
+        .with_initialization_script(page_script::init_script(
+            &spec.identity,
+            spec.app_state.as_deref(),
+        ))
         .with_devtools(true)
         .with_url(&start_url);
 
@@ -241,6 +263,24 @@ pub fn run(spec: LaunchSpec) -> anyhow::Result<()> {
             Event::UserEvent(HostEvent::UserChannel(channel)) => {
                 channel_bar.show(channel.as_ref());
             }
+            Event::UserEvent(HostEvent::Save { request }) => {
+                let monitors = monitor_areas(window.available_monitors());
+                let now = current_bounds(&window).or(normal_bounds);
+                let saved = normal_bounds.map(|bounds| SavedWindow {
+                    bounds,
+                    monitor: now.and_then(|b| placement::monitor_of(&b, &monitors).cloned()),
+                    maximized: window.is_maximized(),
+                    minimized: window.is_minimized(),
+                });
+                let _ = to_bus.send(FromWindow::SaveStarted {
+                    request,
+                    url: webview.url().unwrap_or_default(),
+                    window: saved,
+                });
+                if let Err(e) = webview.evaluate_script(&batch_script(&[ToPage::save(request)])) {
+                    tracing::warn!("cannot ask the page for its state: {e}");
+                }
+            }
             Event::UserEvent(HostEvent::Window { id, op }) => {
                 let answer = window_control::apply(&window, op);
                 if let Some(id) = id
@@ -296,6 +336,9 @@ pub fn run(spec: LaunchSpec) -> anyhow::Result<()> {
                 {
                     reported = Some(bounds);
                     let _ = to_bus.send(FromWindow::Window(bounds));
+                    if !window.is_maximized() && !window.is_minimized() {
+                        normal_bounds = Some(bounds);
+                    }
                 }
             }
             _ => {}
@@ -315,6 +358,25 @@ pub fn current_bounds(window: &tao::window::Window) -> Option<WindowBounds> {
         width: size.width,
         height: size.height,
     })
+}
+
+/// The monitors, in logical pixels.
+fn monitor_areas(monitors: impl Iterator<Item = tao::monitor::MonitorHandle>) -> Vec<MonitorArea> {
+    monitors
+        .map(|m| {
+            let scale = m.scale_factor();
+            let position = m.position().to_logical::<i32>(scale);
+            let size = m.size().to_logical::<u32>(scale);
+            MonitorArea {
+                name: m.name(),
+                x: position.x,
+                y: position.y,
+                width: size.width,
+                height: size.height,
+                scale,
+            }
+        })
+        .collect()
 }
 
 /// A page whose WebKit web process dies (a crash, the kernel's OOM killer, a kill) is

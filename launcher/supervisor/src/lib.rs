@@ -134,6 +134,45 @@ pub enum SupervisorError {
     },
 }
 
+/// The page an instance starts on, and how it is shown in `ps`: the page a layout
+/// snapshot saved when it is on one of the app's origins (a page Weft serves, for an
+/// app of local files), else the app's start page.
+fn start_page(app: &weft_workspace::AppSpec, origins: &[String]) -> (StartPage, String) {
+    let saved = app.restored.page.as_deref();
+    match &app.url {
+        AppUrl::Remote(start) => {
+            let url = saved
+                .filter(|page| {
+                    weft_permissions::policy::origin_of(page)
+                        .is_some_and(|origin| origins.contains(&origin))
+                })
+                .unwrap_or(start);
+            (
+                StartPage::Remote {
+                    url: url.to_owned(),
+                },
+                url.to_owned(),
+            )
+        }
+        AppUrl::Local { root, path } => {
+            let page = saved
+                .and_then(|page| page.strip_prefix(LOCAL_PAGE_PREFIX))
+                .filter(|rest| !rest.is_empty())
+                .unwrap_or(path);
+            (
+                StartPage::Local {
+                    root: root.clone(),
+                    path: page.to_owned(),
+                },
+                format!("{}/{page}", root.display()),
+            )
+        }
+    }
+}
+
+/// How pages Weft serves from an app's folder begin.
+const LOCAL_PAGE_PREFIX: &str = "weft://localhost/";
+
 /// A handle to the supervisor; cheap to clone.
 #[derive(Clone)]
 pub struct Supervisor {
@@ -198,6 +237,8 @@ struct Instance {
     cpu_sample: Option<(Instant, u64)>,
     /// Its resource limits.
     limits: Limits,
+    /// The FDC3 user channel it joins when it starts (from a restored layout).
+    channel: Option<String>,
     /// What it may do on the bus, granted with each token.
     access: BusAccess,
     /// What its manifest declares (the sensitive APIs are checked by the shell).
@@ -361,9 +402,20 @@ impl Supervisor {
         }
     }
 
+    /// The FDC3 user channel an instance joins when it starts (from a restored layout).
+    pub fn restored_channel(&self, instance_id: &str) -> Option<String> {
+        let state = lock(&self.inner.state);
+        state.instance(instance_id).ok()?.channel.clone()
+    }
+
     /// Opens the web inspector on an app's page.
     pub fn open_inspector(&self, instance_id: &str) -> Result<(), SupervisorError> {
         self.command(instance_id, HostCommand::OpenInspector)
+    }
+
+    /// Asks an instance's host to report it for the layout snapshot `request`.
+    pub fn ask_to_save(&self, instance_id: &str, request: u64) -> Result<(), SupervisorError> {
+        self.command(instance_id, HostCommand::Save { request })
     }
 
     /// Sends `command` to an instance's host.
@@ -479,16 +531,12 @@ impl Supervisor {
         let mut started: Vec<Identity> = Vec::new();
         for app in &workspace.apps {
             let identity = Identity::new_instance(&app.app_id);
-            let (start, url) = match &app.url {
-                AppUrl::Remote(url) => (StartPage::Remote { url: url.clone() }, url.clone()),
-                AppUrl::Local { root, path } => (
-                    StartPage::Local {
-                        root: root.clone(),
-                        path: path.clone(),
-                    },
-                    app.url.to_string(),
-                ),
-            };
+            let origins = self
+                .inner
+                .config
+                .policy
+                .navigable_origins(app.url.remote(), &app.permissions);
+            let (start, url) = start_page(app, &origins);
             let token = Token::random();
             let spec = LaunchSpec {
                 identity: identity.clone(),
@@ -503,13 +551,11 @@ impl Supervisor {
                     height: b.height,
                 }),
                 web_data_dir: self.inner.config.data_dir.join("webdata").join(&app.app_id),
-                origins: self
-                    .inner
-                    .config
-                    .policy
-                    .navigable_origins(app.url.remote(), &app.permissions),
+                origins,
                 new_windows_in_browser: self.inner.config.policy.new_windows
                     == weft_permissions::policy::NewWindows::Browser,
+                placement: app.restored.window.clone(),
+                app_state: app.restored.app_state.clone(),
             };
             let info = AppInfo {
                 app_id: app.app_id.clone(),
@@ -556,6 +602,7 @@ impl Supervisor {
                 started_at: None,
                 cpu_sample: None,
                 limits: app.limits,
+                channel: app.restored.channel.clone(),
                 access: {
                     let (publish, subscribe) =
                         self.inner.config.policy.bus_access(&app.permissions);
@@ -846,10 +893,9 @@ impl Supervisor {
         });
     }
 
-    /// Stops every instance and refuses further launches; returns once all have exited
-    /// (killing those that outlive the grace period).
-    pub fn stop_all(&self) {
-        lock(&self.inner.state).shutting_down = true;
+    /// Stops every app instance gracefully (killing those that outlive their grace)
+    /// and returns once all have ended; new launches stay possible.
+    pub fn stop_all_apps(&self) {
         let ids: Vec<String> = lock(&self.inner.state)
             .instances
             .iter()
@@ -862,6 +908,13 @@ impl Supervisor {
             self.inner.config.stop_grace + Duration::from_secs(2),
             || ids.iter().all(|id| self.is_final(id)),
         );
+    }
+
+    /// Stops every instance and refuses further launches; returns once all have exited
+    /// (killing those that outlive the grace period).
+    pub fn stop_all(&self) {
+        lock(&self.inner.state).shutting_down = true;
+        self.stop_all_apps();
         {
             let mut state = lock(&self.inner.state);
             let groups: Vec<AppCgroup> = state
@@ -1088,4 +1141,81 @@ fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(url: AppUrl, saved: Option<&str>) -> weft_workspace::AppSpec {
+        weft_workspace::AppSpec {
+            app_id: "a".into(),
+            url,
+            title: "A".into(),
+            bounds: None,
+            restart: Default::default(),
+            limits: Default::default(),
+            permissions: Default::default(),
+            manifests: vec![],
+            restored: weft_workspace::Restored {
+                page: saved.map(str::to_owned),
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn a_restored_page_is_used_only_on_the_apps_own_origins() {
+        let remote = AppUrl::Remote("https://apps.example/a/".into());
+        let origins = vec![
+            "https://apps.example".to_owned(),
+            "https://cdn.example".to_owned(),
+        ];
+        let start = |saved| start_page(&app(remote.clone(), saved), &origins).0;
+        assert_eq!(
+            start(Some("https://cdn.example/x?tab=2")),
+            StartPage::Remote {
+                url: "https://cdn.example/x?tab=2".into()
+            }
+        );
+        for elsewhere in [
+            Some("https://evil.example/"),
+            Some("file:///etc/passwd"),
+            None,
+        ] {
+            assert_eq!(
+                start(elsewhere),
+                StartPage::Remote {
+                    url: "https://apps.example/a/".into()
+                },
+                "{elsewhere:?}"
+            );
+        }
+        let local = AppUrl::Local {
+            root: "/ws".into(),
+            path: "a/index.html".into(),
+        };
+        let start = |saved| start_page(&app(local.clone(), saved), &origins).0;
+        assert_eq!(
+            start(Some("weft://localhost/a/other.html?x=1")),
+            StartPage::Local {
+                root: "/ws".into(),
+                path: "a/other.html?x=1".into()
+            }
+        );
+        for elsewhere in [
+            Some("https://apps.example/"),
+            Some("weft://localhost/"),
+            None,
+        ] {
+            assert_eq!(
+                start(elsewhere),
+                StartPage::Local {
+                    root: "/ws".into(),
+                    path: "a/index.html".into()
+                },
+                "{elsewhere:?}"
+            );
+        }
+    }
 }

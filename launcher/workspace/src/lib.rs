@@ -55,7 +55,7 @@ pub use settings::{RawSettings, Settings};
 pub const MIN_MEMORY_MB: u64 = 64;
 
 /// A validated workspace.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Workspace {
     /// The workspace's display name.
     pub name: String,
@@ -68,7 +68,7 @@ pub struct Workspace {
 }
 
 /// One app of a workspace.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AppSpec {
     /// Unique within the workspace.
     pub app_id: String,
@@ -87,6 +87,22 @@ pub struct AppSpec {
     /// The manifests it comes from and their signatures: the workspace file, when it
     /// was read from one, and the App Directory record, when it came from one.
     pub manifests: Vec<ManifestCheck>,
+    /// How it comes back from a layout snapshot; empty for a fresh launch.
+    pub restored: Restored,
+}
+
+/// How an app instance comes back from a layout snapshot: the page it showed, its
+/// window, its FDC3 user channel and its page's own state. Empty for a fresh launch.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Restored {
+    /// The page it showed; used only when it is on one of the app's origins.
+    pub page: Option<String>,
+    /// Where its window was and in what state.
+    pub window: Option<weft_proto::launch::SavedWindow>,
+    /// The FDC3 user channel it was joined to.
+    pub channel: Option<String>,
+    /// What its page's `weft.workspace.onSave` returned (JSON text).
+    pub app_state: Option<String>,
 }
 
 /// Resource limits of an app, over its host and WebKit processes together.
@@ -562,6 +578,7 @@ impl WorkspaceFile {
                 limits: checked.limits,
                 permissions: checked.permissions,
                 manifests,
+                restored: Restored::default(),
             });
         }
         Ok(Workspace {

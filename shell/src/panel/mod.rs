@@ -1,6 +1,7 @@
 //! The control panel: one egui window with the running apps (`apps.rs`: launch, stop,
-//! restart, health), the FDC3 intent choices and permission answers the user asked to
-//! remember (`permissions.rs`), and the settings in force (`settings.rs`). Its event
+//! restart, focus, health), the layout snapshots (`workspaces.rs`), the FDC3 intent
+//! choices and permission answers the user asked to remember (`permissions.rs`), and
+//! the settings in force (`settings.rs`). Its event
 //! loop also shows the intent resolver's windows (`fdc3_prompts.rs`) and the consent
 //! prompts (`consent.rs`), one at a time.
 //!
@@ -12,17 +13,17 @@
 mod apps;
 mod permissions;
 mod settings;
+mod workspaces;
 
 use std::{
     path::PathBuf,
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use eframe::egui;
 use weft_proto::frame::WindowAction;
 use weft_supervisor::Supervisor;
-use weft_workspace::Workspace;
 
 use weft_permissions::{Api, Policy};
 
@@ -31,17 +32,23 @@ use self::{
     apps::{PanelForm, draw},
     permissions::{draw_choices, draw_permissions},
     settings::draw_settings,
+    workspaces::draw_workspaces,
 };
 use crate::{
     audit_trail::AuditTrail,
     consent::{self, Prompts},
     fdc3_agent::AgentHandle,
     fdc3_prompts::{self, PromptForm, Reply},
+    launch_request::{LaunchOrigins, LaunchRequest},
     locking::lock,
     permission_store::PermissionStore,
     shell_process,
     shutdown::Shutdown,
+    workspace_snapshots::{self, Layouts, Listed},
 };
+
+/// How often the Workspaces view reads the snapshots' folder again.
+const LAYOUTS_REREAD: Duration = Duration::from_secs(5);
 
 /// Lets other threads bring the panel window forward once it is open.
 #[derive(Clone, Default)]
@@ -101,6 +108,21 @@ pub enum PanelAction {
         /// Its context type.
         context_type: String,
     },
+    /// Save the running apps' layout under this name.
+    SaveLayout(String),
+    /// Restore the layout snapshot of this name.
+    RestoreLayout(String),
+    /// Delete the layout snapshot of this name.
+    DeleteLayout(String),
+}
+
+/// Layout snapshots and where launches come from, for the Workspaces view and the
+/// launch buttons.
+pub struct WorkspacesUi {
+    /// Saving and restoring.
+    pub layouts: Arc<Layouts>,
+    /// Where each app's launch came from.
+    pub origins: Arc<LaunchOrigins>,
 }
 
 /// The FDC3 agent as the panel reaches it: its resolver's questions and remembered
@@ -141,6 +163,11 @@ struct PanelApp {
     fdc3: Fdc3Ui,
     security: SecurityUi,
     settings: SettingsUi,
+    workspaces: WorkspacesUi,
+    /// The snapshots saved, as last read, and when.
+    saved_layouts: (Vec<Listed>, Option<Instant>),
+    /// The name typed to save the layout under.
+    layout_name: String,
     /// The consent prompt on screen and since when (its buttons arm after a delay).
     consent_shown: Option<(u64, std::time::Instant)>,
     prompt_form: PromptForm,
@@ -174,15 +201,47 @@ impl PanelApp {
         let supervisor = self.supervisor.clone();
         let data_dir = self.data_dir.clone();
         let outcome = self.pending.clone();
+        let layouts = self.workspaces.layouts.clone();
+        let origins = self.workspaces.origins.clone();
+        let agent = self.fdc3.agent.clone();
+        // The list is read again once the action is done.
+        self.saved_layouts.1 = None;
         std::thread::spawn(move || {
             let result = match action {
-                PanelAction::LaunchDemo => shell_process::load_demo(&data_dir)
-                    .and_then(|ws| Ok(supervisor.launch(&ws)?))
-                    .map(|ids| format!("launched the demo ({} apps)", ids.len())),
-                PanelAction::LaunchWorkspace(file) => Workspace::load(&file)
-                    .map_err(anyhow::Error::from)
-                    .and_then(|ws| Ok((ws.name.clone(), supervisor.launch(&ws)?)))
-                    .map(|(name, ids)| format!("launched {name} ({} apps)", ids.len())),
+                PanelAction::LaunchDemo => {
+                    shell_process::launch_demo(&data_dir, &supervisor, &origins)
+                        .map(|ids| format!("launched the demo ({} apps)", ids.len()))
+                }
+                PanelAction::LaunchWorkspace(file) => {
+                    let request = LaunchRequest {
+                        workspace: Some(file),
+                        ..Default::default()
+                    };
+                    request.load().and_then(|loaded| {
+                        agent.add_apps(&loaded.directory);
+                        let name = loaded.workspace.name.clone();
+                        shell_process::launch_loaded(&supervisor, &origins, &request, &loaded)
+                            .map(|ids| format!("launched {name} ({} apps)", ids.len()))
+                    })
+                }
+                PanelAction::SaveLayout(name) => layouts.save(&name).map(|saved| {
+                    let mut text = format!("saved {name} ({} apps)", saved.apps);
+                    for note in saved.notes {
+                        text.push_str(&format!("; {note}"));
+                    }
+                    text
+                }),
+                PanelAction::RestoreLayout(name) => {
+                    layouts.restore(&name).map(|(started, notes)| {
+                        let mut text = format!("restored {name} ({} apps)", started.len());
+                        for note in notes {
+                            text.push_str(&format!("; not restored: {note}"));
+                        }
+                        text
+                    })
+                }
+                PanelAction::DeleteLayout(name) => workspace_snapshots::delete(&data_dir, &name)
+                    .map(|()| format!("deleted {name}")),
                 PanelAction::Stop(id) => supervisor
                     .stop(&id)
                     .map(|()| format!("stopping {id}"))
@@ -220,6 +279,17 @@ impl eframe::App for PanelApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         if let Some(outcome) = lock(&self.pending).take() {
             self.form.status = Some(outcome);
+            self.saved_layouts.1 = None;
+        }
+        let stale = self
+            .saved_layouts
+            .1
+            .is_none_or(|at| at.elapsed() > LAYOUTS_REREAD);
+        if stale {
+            self.saved_layouts = (
+                workspace_snapshots::list(&self.data_dir).unwrap_or_default(),
+                Some(Instant::now()),
+            );
         }
         let apps = self.supervisor.apps();
         let remembered = self.fdc3.resolver.remembered();
@@ -234,6 +304,11 @@ impl eframe::App for PanelApp {
                         ui.separator();
                         actions.extend(draw_choices(ui, &remembered));
                         actions.extend(draw_permissions(ui, &permissions, &forced, &sources));
+                        actions.extend(draw_workspaces(
+                            ui,
+                            &self.saved_layouts.0,
+                            &mut self.layout_name,
+                        ));
                         draw_settings(ui, &self.settings.rows, &self.settings.file);
                         actions
                     })
@@ -281,16 +356,38 @@ impl eframe::App for PanelApp {
     }
 }
 
+/// Everything the panel shows and acts on.
+pub struct PanelParts {
+    /// The apps.
+    pub supervisor: Supervisor,
+    /// Raised when the panel closes; closes the panel when raised elsewhere.
+    pub shutdown: Shutdown,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// Lets other threads bring the panel forward.
+    pub handle: PanelHandle,
+    /// The FDC3 agent's questions and choices.
+    pub fdc3: Fdc3Ui,
+    /// Consent prompts and permissions.
+    pub security: SecurityUi,
+    /// The settings in force.
+    pub settings: SettingsUi,
+    /// Layout snapshots.
+    pub workspaces: WorkspacesUi,
+}
+
 /// Shows the panel until the user closes it or the shell is told to stop.
-pub fn run(
-    supervisor: Supervisor,
-    shutdown: Shutdown,
-    data_dir: PathBuf,
-    handle: PanelHandle,
-    fdc3: Fdc3Ui,
-    security: SecurityUi,
-    settings: SettingsUi,
-) -> anyhow::Result<()> {
+pub fn run(parts: PanelParts) -> anyhow::Result<()> {
+    let PanelParts {
+        supervisor,
+        shutdown,
+        data_dir,
+        handle,
+        fdc3,
+        security,
+        settings,
+        workspaces,
+    } = parts;
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("Weft")
@@ -308,6 +405,9 @@ pub fn run(
         fdc3,
         security,
         settings,
+        workspaces,
+        saved_layouts: (vec![], None),
+        layout_name: String::new(),
         consent_shown: None,
     };
     let resolver = app.fdc3.resolver.clone();
