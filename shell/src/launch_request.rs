@@ -3,11 +3,7 @@
 //! from. The same request is read by a shell that starts and, handed over, by one that
 //! already runs.
 
-use std::{
-    collections::HashMap,
-    path::{Path, PathBuf},
-    sync::Mutex,
-};
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use weft_appd::Directory;
@@ -29,35 +25,6 @@ pub struct LaunchRequest {
     /// Apps to launch from the directories.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub apps: Vec<String>,
-}
-
-/// Which launch each app came from — its workspace file and App Directories, or the
-/// demo — so that a layout snapshot can start it again the same way (and through the
-/// same checks). The latest launch naming an app wins.
-#[derive(Debug, Default)]
-pub struct LaunchOrigins {
-    by_app: Mutex<HashMap<String, LaunchRequest>>,
-}
-
-impl LaunchOrigins {
-    /// `request` was loaded into `workspace` and `directory`: their apps come from it.
-    pub fn record(&self, request: &LaunchRequest, workspace: &Workspace, directory: &Directory) {
-        let origin = LaunchRequest {
-            apps: vec![],
-            ..request.clone()
-        };
-        let mut by_app = crate::locking::lock(&self.by_app);
-        let apps = workspace.apps.iter().map(|a| &a.app_id);
-        let records = directory.apps().iter().map(|r| &r.app_id);
-        for app_id in apps.chain(records) {
-            by_app.insert(app_id.clone(), origin.clone());
-        }
-    }
-
-    /// The launch `app_id` came from.
-    pub fn of(&self, app_id: &str) -> Option<LaunchRequest> {
-        crate::locking::lock(&self.by_app).get(app_id).cloned()
-    }
 }
 
 /// A workspace ready to launch, and the directories read for it.

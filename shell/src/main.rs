@@ -8,6 +8,7 @@
 //! Routing, supervision and workspace parsing live in their own crates; this one wires
 //! them together and owns everything the user sees.
 
+mod app_catalogue;
 mod audit_collector;
 mod audit_command;
 mod audit_trail;

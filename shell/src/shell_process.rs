@@ -21,6 +21,7 @@ use weft_supervisor::{AppLogSettings, PrepareLaunch, Supervisor, SupervisorConfi
 use weft_workspace::{AppSpec, SignatureCheck, Workspace};
 
 use crate::{
+    app_catalogue::AppCatalogue,
     audit_trail::AuditTrail,
     config::Config,
     consent::Prompts,
@@ -28,7 +29,7 @@ use crate::{
     fdc3_agent::{self, AgentHandle},
     fdc3_prompts,
     gatekeeper::Gatekeeper,
-    launch_request::{LaunchOrigins, LaunchRequest, Loaded},
+    launch_request::{LaunchRequest, Loaded},
     logging,
     metrics::{self, MetricsAddr},
     page_services,
@@ -156,12 +157,12 @@ pub fn run(
         },
         broker_handle.clone(),
     );
-    let origins = Arc::new(LaunchOrigins::default());
+    let catalogue = Arc::new(AppCatalogue::default());
     let layouts = Arc::new(Layouts::new(
         data_dir,
         supervisor.clone(),
         fdc3.clone(),
-        origins.clone(),
+        catalogue.clone(),
     ));
     let resolver = show_panel.then(fdc3_prompts::Shared::default);
     let consent = show_panel.then(Prompts::default);
@@ -227,7 +228,7 @@ pub fn run(
             metrics_url,
             audit: audit.clone(),
             permissions: permissions.clone(),
-            origins: origins.clone(),
+            catalogue: catalogue.clone(),
             layouts: layouts.clone(),
         },
     ));
@@ -241,10 +242,10 @@ pub fn run(
         })
     };
     let launched = match initial {
-        Initial::Demo => launch_demo(data_dir, &supervisor, &origins),
+        Initial::Demo => launch_demo(data_dir, &supervisor, &catalogue),
         Initial::LastSession => restore(workspace_snapshots::LAST_SESSION).or_else(|e| {
             tracing::warn!("the last session cannot be restored ({e:#}); opening the demo");
-            launch_demo(data_dir, &supervisor, &origins)
+            launch_demo(data_dir, &supervisor, &catalogue)
         }),
         Initial::Snapshot(name) => restore(&name),
         Initial::Workspace(request, loaded) => {
@@ -257,7 +258,7 @@ pub fn run(
                     "App Directories read"
                 );
             }
-            launch_loaded(&supervisor, &origins, &request, &loaded)
+            launch_loaded(&supervisor, &catalogue, &request, &loaded)
         }
     };
     if let Err(e) = &launched {
@@ -283,7 +284,7 @@ pub fn run(
             settings: panel_settings,
             workspaces: panel::WorkspacesUi {
                 layouts: layouts.clone(),
-                origins: origins.clone(),
+                catalogue: catalogue.clone(),
             },
         })?;
         shutdown.raise("the control panel was closed");
@@ -461,7 +462,7 @@ struct ShellParts {
     metrics_url: Option<String>,
     audit: AuditTrail,
     permissions: Arc<PermissionStore>,
-    origins: Arc<LaunchOrigins>,
+    catalogue: Arc<AppCatalogue>,
     layouts: Arc<Layouts>,
 }
 
@@ -479,7 +480,7 @@ fn control(shell: &ShellParts, request: ControlRequest) -> Result<ControlReply, 
             if supervisor.apps().iter().any(|a| !a.state.is_final()) {
                 return Ok(ControlReply::Launched(vec![]));
             }
-            launch_demo(data_dir, supervisor, &shell.origins)
+            launch_demo(data_dir, supervisor, &shell.catalogue)
                 .map(ControlReply::Launched)
                 .map_err(|e| format!("{e:#}"))
         }
@@ -512,11 +513,11 @@ fn control(shell: &ShellParts, request: ControlRequest) -> Result<ControlReply, 
                 apps,
             };
             let launched = match request.is_empty() {
-                true => launch_demo(data_dir, supervisor, &shell.origins),
+                true => launch_demo(data_dir, supervisor, &shell.catalogue),
                 false => {
                     let loaded = request.load().map_err(|e| format!("{e:#}"))?;
                     shell.fdc3.add_apps(&loaded.directory);
-                    launch_loaded(supervisor, &shell.origins, &request, &loaded)
+                    launch_loaded(supervisor, &shell.catalogue, &request, &loaded)
                 }
             };
             launched
@@ -577,13 +578,13 @@ fn control(shell: &ShellParts, request: ControlRequest) -> Result<ControlReply, 
 /// Launches `loaded`, read from `request`, noting where its apps come from.
 pub fn launch_loaded(
     supervisor: &Supervisor,
-    origins: &LaunchOrigins,
+    catalogue: &AppCatalogue,
     request: &LaunchRequest,
     loaded: &Loaded,
 ) -> anyhow::Result<Vec<weft_proto::Identity>> {
     let ws = &loaded.workspace;
     tracing::info!(workspace = ws.name, file = %ws.file.display(), "launching");
-    origins.record(request, ws, &loaded.directory);
+    catalogue.record(request, ws, &loaded.directory);
     Ok(supervisor.launch(ws)?)
 }
 
@@ -591,13 +592,13 @@ pub fn launch_loaded(
 pub fn launch_demo(
     data_dir: &Path,
     supervisor: &Supervisor,
-    origins: &LaunchOrigins,
+    catalogue: &AppCatalogue,
 ) -> anyhow::Result<Vec<weft_proto::Identity>> {
     let loaded = Loaded {
         workspace: load_demo(data_dir)?,
         directory: weft_appd::Directory::default(),
     };
-    launch_loaded(supervisor, origins, &LaunchRequest::default(), &loaded)
+    launch_loaded(supervisor, catalogue, &LaunchRequest::default(), &loaded)
 }
 
 /// Installs and reads the built-in demo workspace (written into the data directory).

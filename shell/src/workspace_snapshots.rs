@@ -29,10 +29,8 @@ use weft_supervisor::Supervisor;
 use weft_workspace::{Restored, Workspace};
 
 use crate::{
-    fdc3_agent::AgentHandle,
-    launch_request::{LaunchOrigins, LaunchRequest},
-    locking::lock,
-    private_file, shell_process,
+    app_catalogue::AppCatalogue, fdc3_agent::AgentHandle, launch_request::LaunchRequest,
+    locking::lock, private_file,
 };
 
 /// The snapshots' folder inside the data directory.
@@ -228,7 +226,7 @@ pub struct Layouts {
     data_dir: PathBuf,
     supervisor: Supervisor,
     fdc3: AgentHandle,
-    origins: Arc<LaunchOrigins>,
+    catalogue: Arc<AppCatalogue>,
     /// Snapshot requests waiting for hosts' reports, by request.
     waiting: Mutex<HashMap<u64, mpsc::Sender<(Identity, SavedApp)>>>,
     next_request: AtomicU64,
@@ -240,13 +238,13 @@ impl Layouts {
         data_dir: &Path,
         supervisor: Supervisor,
         fdc3: AgentHandle,
-        origins: Arc<LaunchOrigins>,
+        catalogue: Arc<AppCatalogue>,
     ) -> Self {
         Self {
             data_dir: data_dir.to_owned(),
             supervisor,
             fdc3,
-            origins,
+            catalogue,
             waiting: Mutex::new(HashMap::new()),
             next_request: AtomicU64::new(1),
         }
@@ -292,7 +290,7 @@ impl Layouts {
         let mut notes = Vec::new();
         let mut saved = Vec::new();
         for app in &apps {
-            let Some(source) = self.origins.of(&app.app_id) else {
+            let Some(source) = self.catalogue.source_of(&app.app_id) else {
                 notes.push(format!(
                     "{} ({}) was left out: the launch it came from is not known",
                     app.title, app.instance_id
@@ -427,7 +425,11 @@ impl Layouts {
                 .iter()
                 .filter(|a| &a.source == source)
                 .collect();
-            match self.load(source, &instances) {
+            let app_ids: Vec<String> = instances.iter().map(|i| i.app_id.clone()).collect();
+            match self
+                .catalogue
+                .load(&self.data_dir, &self.fdc3, source, &app_ids)
+            {
                 Ok(workspace) => plan.workspaces.push(restored(workspace, &instances)),
                 Err(e) => plan
                     .notes
@@ -435,41 +437,6 @@ impl Layouts {
             }
         }
         plan
-    }
-
-    /// Reads the launch `source` again, with the App Directory apps among `instances`
-    /// that its workspace does not list.
-    fn load(
-        &self,
-        source: &LaunchRequest,
-        instances: &[&SavedInstance],
-    ) -> anyhow::Result<Workspace> {
-        if *source == LaunchRequest::default() {
-            let demo = shell_process::load_demo(&self.data_dir)?;
-            self.origins
-                .record(source, &demo, &weft_appd::Directory::default());
-            return Ok(demo);
-        }
-        let mut request = source.clone();
-        let mut loaded = request.load()?;
-        let missing: Vec<String> = instances
-            .iter()
-            .map(|i| i.app_id.clone())
-            .filter(|id| !loaded.workspace.apps.iter().any(|a| &a.app_id == id))
-            .fold(Vec::new(), |mut ids, id| {
-                if !ids.contains(&id) {
-                    ids.push(id);
-                }
-                ids
-            });
-        if !missing.is_empty() {
-            request.apps = missing;
-            loaded = request.load()?;
-        }
-        self.fdc3.add_apps(&loaded.directory);
-        self.origins
-            .record(source, &loaded.workspace, &loaded.directory);
-        Ok(loaded.workspace)
     }
 }
 

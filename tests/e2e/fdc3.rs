@@ -312,14 +312,15 @@ fn raise_intent_launches_its_app_returns_its_result_and_private_channels_round_t
         let event: Value = serde_json::from_slice(&d.payload).unwrap();
         assert_eq!(event, json!({"by": "pricer", "event": "disconnected"}));
 
-        // open: always a new instance, handed the context once it listens.
+        // open of an app that runs: that instance is brought to front (not another
+        // started) and handed the context, as it listens for it.
         let msft = json!({"type": "fdc3.instrument", "id": {"ticker": "MSFT"}});
         let opened = asker
             .call("open", json!([{"appId": "pricer"}, msft]))
             .await
             .unwrap();
         assert_eq!(opened["appId"], "pricer");
-        assert_ne!(opened["instanceId"], pricer_instance.as_str());
+        assert_eq!(opened["instanceId"], pricer_instance.as_str());
         let d = within("the opened pricer hearing the context", heard.next())
             .await
             .unwrap();

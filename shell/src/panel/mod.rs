@@ -11,6 +11,7 @@
 //! could fall out of sync with the state.
 
 mod apps;
+mod launcher;
 mod permissions;
 mod settings;
 mod workspaces;
@@ -30,16 +31,18 @@ use weft_permissions::{Api, Policy};
 pub use self::settings::SettingRow;
 use self::{
     apps::{PanelForm, draw},
+    launcher::{LauncherEntry, LauncherState, draw_launcher},
     permissions::{draw_choices, draw_permissions},
     settings::draw_settings,
     workspaces::draw_workspaces,
 };
 use crate::{
+    app_catalogue::AppCatalogue,
     audit_trail::AuditTrail,
     consent::{self, Prompts},
     fdc3_agent::AgentHandle,
     fdc3_prompts::{self, PromptForm, Reply},
-    launch_request::{LaunchOrigins, LaunchRequest},
+    launch_request::LaunchRequest,
     locking::lock,
     permission_store::PermissionStore,
     shell_process,
@@ -108,6 +111,8 @@ pub enum PanelAction {
         /// Its context type.
         context_type: String,
     },
+    /// Start a new instance of a known app, by appId.
+    LaunchApp(String),
     /// Save the running apps' layout under this name.
     SaveLayout(String),
     /// Restore the layout snapshot of this name.
@@ -122,7 +127,7 @@ pub struct WorkspacesUi {
     /// Saving and restoring.
     pub layouts: Arc<Layouts>,
     /// Where each app's launch came from.
-    pub origins: Arc<LaunchOrigins>,
+    pub catalogue: Arc<AppCatalogue>,
 }
 
 /// The FDC3 agent as the panel reaches it: its resolver's questions and remembered
@@ -168,6 +173,8 @@ struct PanelApp {
     saved_layouts: (Vec<Listed>, Option<Instant>),
     /// The name typed to save the layout under.
     layout_name: String,
+    /// The launcher's search.
+    launcher: LauncherState,
     /// The consent prompt on screen and since when (its buttons arm after a delay).
     consent_shown: Option<(u64, std::time::Instant)>,
     prompt_form: PromptForm,
@@ -202,14 +209,14 @@ impl PanelApp {
         let data_dir = self.data_dir.clone();
         let outcome = self.pending.clone();
         let layouts = self.workspaces.layouts.clone();
-        let origins = self.workspaces.origins.clone();
+        let catalogue = self.workspaces.catalogue.clone();
         let agent = self.fdc3.agent.clone();
         // The list is read again once the action is done.
         self.saved_layouts.1 = None;
         std::thread::spawn(move || {
             let result = match action {
                 PanelAction::LaunchDemo => {
-                    shell_process::launch_demo(&data_dir, &supervisor, &origins)
+                    shell_process::launch_demo(&data_dir, &supervisor, &catalogue)
                         .map(|ids| format!("launched the demo ({} apps)", ids.len()))
                 }
                 PanelAction::LaunchWorkspace(file) => {
@@ -220,10 +227,13 @@ impl PanelApp {
                     request.load().and_then(|loaded| {
                         agent.add_apps(&loaded.directory);
                         let name = loaded.workspace.name.clone();
-                        shell_process::launch_loaded(&supervisor, &origins, &request, &loaded)
+                        shell_process::launch_loaded(&supervisor, &catalogue, &request, &loaded)
                             .map(|ids| format!("launched {name} ({} apps)", ids.len()))
                     })
                 }
+                PanelAction::LaunchApp(app_id) => catalogue
+                    .launch_new(&data_dir, &agent, &supervisor, &app_id)
+                    .map(|ids| format!("started {app_id} ({})", ids.len())),
                 PanelAction::SaveLayout(name) => layouts.save(&name).map(|saved| {
                     let mut text = format!("saved {name} ({} apps)", saved.apps);
                     for note in saved.notes {
@@ -301,6 +311,24 @@ impl eframe::App for PanelApp {
                 egui::ScrollArea::vertical()
                     .show(ui, |ui| {
                         let mut actions = draw(ui, &apps, &mut self.form);
+                        ui.separator();
+                        let entries: Vec<LauncherEntry> = self
+                            .workspaces
+                            .catalogue
+                            .entries()
+                            .into_iter()
+                            .map(|e| LauncherEntry {
+                                running: apps
+                                    .iter()
+                                    .filter(|a| a.app_id == e.app_id && a.state.is_live())
+                                    .count(),
+                                app_id: e.app_id,
+                                title: e.title,
+                                description: e.description,
+                                icon: e.icon,
+                            })
+                            .collect();
+                        actions.extend(draw_launcher(ui, &entries, &mut self.launcher));
                         ui.separator();
                         actions.extend(draw_choices(ui, &remembered));
                         actions.extend(draw_permissions(ui, &permissions, &forced, &sources));
@@ -408,6 +436,7 @@ pub fn run(parts: PanelParts) -> anyhow::Result<()> {
         workspaces,
         saved_layouts: (vec![], None),
         layout_name: String::new(),
+        launcher: LauncherState::default(),
         consent_shown: None,
     };
     let resolver = app.fdc3.resolver.clone();
@@ -417,6 +446,8 @@ pub fn run(parts: PanelParts) -> anyhow::Result<()> {
         options,
         Box::new(move |cc| {
             let ctx = cc.egui_ctx.clone();
+            // App icons in the launcher: from files and http(s) URLs, PNG and JPEG.
+            egui_extras::install_image_loaders(&ctx);
             *lock(&handle.ctx) = Some(ctx.clone());
             resolver.set_repaint(ctx.clone());
             consent.set_repaint(ctx.clone());
