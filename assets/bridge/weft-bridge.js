@@ -301,6 +301,74 @@
     return request({ t: "secure", action: action, key: key, data: data });
   }
 
+  // A sensitive API the shell serves after its permission check.
+  function platform(svc, action, args) {
+    let text;
+    try {
+      text = encode(args);
+    } catch (e) {
+      return Promise.reject(weftError("InvalidArgument", "the arguments are not JSON-serialisable: " + e));
+    }
+    return request({ t: "platform", svc: svc, action: action, data: text });
+  }
+
+  const notificationCallbacks = [];
+  let notificationEvents = null; // the subscription to the shell's events, once needed
+
+  // Desktop notifications (permission "notifications"), kept in the notification centre.
+  const notificationsApi = Object.freeze({
+    // {title, body?, actions?: [{id, title}]} → the notification's id.
+    create(options) {
+      const o = options || {};
+      const bad = checkString(o.title, "the title", "InvalidArgument");
+      if (bad) return Promise.reject(bad);
+      if (o.body !== undefined && typeof o.body !== "string") {
+        return Promise.reject(weftError("InvalidArgument", "the body must be a string"));
+      }
+      const actions = o.actions === undefined ? [] : o.actions;
+      const wellFormed =
+        Array.isArray(actions) &&
+        actions.length <= 3 &&
+        actions.every((a) => a && typeof a.id === "string" && a.id && typeof a.title === "string" && a.title);
+      if (!wellFormed) {
+        return Promise.reject(weftError("InvalidArgument", "actions are at most 3 of {id, title}, both non-empty strings"));
+      }
+      const clean = actions.map((a) => ({ id: a.id, title: a.title }));
+      return platform("notifications", "create", { title: o.title, body: o.body || "", actions: clean });
+    },
+    // callback({id, action}) when the user clicks a notification of this page
+    // (action "default") or one of its action buttons.
+    onAction(callback) {
+      if (typeof callback !== "function") throw weftError("InvalidArgument", "onAction takes a function");
+      notificationCallbacks.push(callback);
+      if (!notificationEvents) {
+        notificationEvents = api.subscribe(
+          "weft.notifications.events",
+          (event) => {
+            for (const cb of notificationCallbacks) {
+              try {
+                cb(event);
+              } catch (e) {
+                console.error("weft: a notification handler threw", e);
+              }
+            }
+          },
+          { from: { appId: "weft-shell" } },
+        );
+      }
+      return notificationEvents.then(() => undefined);
+    },
+  });
+
+  // The clipboard's text (permission "clipboard").
+  const clipboardApi = Object.freeze({
+    readText: () => platform("clipboard", "readText", {}),
+    writeText(text) {
+      if (typeof text !== "string") return Promise.reject(weftError("InvalidArgument", "writeText takes a string"));
+      return platform("clipboard", "writeText", { text: text }).then(() => undefined);
+    },
+  });
+
   function windowAction(action, extra) {
     return request(Object.assign({ t: "window", action: action }, extra || {}));
   }
@@ -343,6 +411,8 @@
     identity: Object.freeze({ appId: identity.appId, instanceId: identity.instanceId }),
 
     window: windowApi,
+    notifications: notificationsApi,
+    clipboard: clipboardApi,
 
     // Layouts: the state the page wants back when its layout is restored.
     workspace: Object.freeze({

@@ -133,7 +133,9 @@ impl AuditTrail {
     /// A command-line request; requests that only read are not recorded.
     pub fn cli_request(&self, from: &Identity, request: &ControlRequest) {
         let (action, details) = match request {
-            ControlRequest::ListApps | ControlRequest::DlqList => return,
+            ControlRequest::ListApps
+            | ControlRequest::DlqList
+            | ControlRequest::ListNotifications => return,
             ControlRequest::Launch {
                 workspace,
                 app_directories,

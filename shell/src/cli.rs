@@ -93,6 +93,9 @@ pub enum Command {
     /// monitor, FDC3 channel and own state.
     #[command(subcommand)]
     Workspace(WorkspaceCommand),
+    /// The running shell's notification centre.
+    #[command(subcommand)]
+    Notifications(NotificationsCommand),
     /// Act on the running shell's app windows: `weft window focus chart`,
     /// `weft window hide --all`.
     Window(WindowArgs),
@@ -176,6 +179,20 @@ pub enum WorkspaceCommand {
     Delete {
         /// The snapshot's name.
         name: String,
+    },
+}
+
+/// `weft notifications …`
+#[derive(Debug, Subcommand)]
+pub enum NotificationsCommand {
+    /// List the notifications apps showed, newest first, with their app and whether
+    /// they were read.
+    List {
+        /// Print one JSON object: {"notifications": [{"id", "appId", "instanceId",
+        /// "appTitle", "title", "body", "actions": [{"id", "title"}], "at", "read"}],
+        /// "unread"}.
+        #[arg(long)]
+        json: bool,
     },
 }
 

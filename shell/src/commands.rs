@@ -231,6 +231,33 @@ pub fn stop(data_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
     bail!("the shell did not stop within 30 seconds")
 }
 
+/// `weft notifications list`.
+pub fn notifications(data_dir: Option<&Path>, json: bool) -> anyhow::Result<ExitCode> {
+    let reply = control(data_dir, ControlRequest::ListNotifications)?;
+    let ControlReply::Notifications(list) = reply else {
+        bail!("the shell gave an unexpected answer: {reply:?}");
+    };
+    let unread = list.iter().filter(|n| !n.read).count();
+    let mut out = std::io::stdout().lock();
+    if json {
+        let doc = serde_json::json!({ "notifications": list, "unread": unread });
+        writeln!(out, "{doc}")?;
+    } else if list.is_empty() {
+        writeln!(out, "no notifications")?;
+    } else {
+        writeln!(out, "{unread} unread")?;
+        for n in list {
+            let mark = if n.read { " " } else { "*" };
+            writeln!(
+                out,
+                "{mark} {}\t{}\t{}: {}\t{}",
+                n.id, n.at, n.app_title, n.title, n.body
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `weft window ACTION (TARGET | --all)`.
 pub fn window(data_dir: Option<&Path>, args: &WindowArgs) -> anyhow::Result<ExitCode> {
     let action = args.action.action();

@@ -13,6 +13,7 @@ mod audit_collector;
 mod audit_command;
 mod audit_trail;
 mod cli;
+mod clipboard;
 mod commands;
 mod config;
 mod config_command;
@@ -33,6 +34,7 @@ mod logs_command;
 mod manifest_command;
 mod master_keys;
 mod metrics;
+mod notifications;
 mod page_services;
 mod panel;
 mod permission_store;
@@ -123,6 +125,9 @@ fn main() -> ExitCode {
             audit_command::export(data_dir, since.as_deref(), json)
         }
         Some(Command::Window(args)) => commands::window(data_dir, &args),
+        Some(Command::Notifications(cli::NotificationsCommand::List { json })) => {
+            commands::notifications(data_dir, json)
+        }
         Some(Command::Config(cli::ConfigCommand::Show { json, shell })) => {
             config_command::show(config_file, &shell.flags(), json)
         }

@@ -23,6 +23,7 @@ use weft_workspace::{AppSpec, SignatureCheck, Workspace};
 use crate::{
     app_catalogue::AppCatalogue,
     audit_trail::AuditTrail,
+    clipboard::Clipboard,
     config::Config,
     consent::Prompts,
     demo,
@@ -32,6 +33,7 @@ use crate::{
     launch_request::{LaunchRequest, Loaded},
     logging,
     metrics::{self, MetricsAddr},
+    notifications::NotificationCentre,
     page_services,
     panel::{self, PanelHandle},
     permission_store::PermissionStore,
@@ -178,7 +180,18 @@ pub fn run(
         data_dir,
         settings.config.secure_storage.key_file,
     ));
-    runtime.block_on(page_services::start(&broker_handle, gate, storage))?;
+    let (page_events, page_events_rx) = tokio::sync::mpsc::unbounded_channel();
+    let notifications = NotificationCentre::new(supervisor.clone(), page_events, true);
+    runtime.block_on(page_services::start(
+        &broker_handle,
+        page_services::Services {
+            gate,
+            storage,
+            notifications: notifications.clone(),
+            clipboard: Arc::new(Clipboard::default()),
+        },
+        page_events_rx,
+    ))?;
     runtime.block_on(fdc3_agent::start(
         fdc3.clone(),
         fdc3_inbox,
@@ -230,6 +243,7 @@ pub fn run(
             permissions: permissions.clone(),
             catalogue: catalogue.clone(),
             layouts: layouts.clone(),
+            notifications: notifications.clone(),
         },
     ));
 
@@ -285,6 +299,9 @@ pub fn run(
             workspaces: panel::WorkspacesUi {
                 layouts: layouts.clone(),
                 catalogue: catalogue.clone(),
+            },
+            notifications: panel::NotificationsUi {
+                centre: notifications.clone(),
             },
         })?;
         shutdown.raise("the control panel was closed");
@@ -372,7 +389,10 @@ async fn serve_events(mut events: mpsc::UnboundedReceiver<BrokerEvent>, shell: S
                 reply,
             } => {
                 shell.audit.cli_request(&from, &request);
-                if request == ControlRequest::ListApps {
+                if matches!(
+                    request,
+                    ControlRequest::ListApps | ControlRequest::ListNotifications
+                ) {
                     tracing::debug!(%from, "command-line request: list apps");
                 } else {
                     tracing::info!(%from, ?request, "command-line request");
@@ -464,6 +484,7 @@ struct ShellParts {
     permissions: Arc<PermissionStore>,
     catalogue: Arc<AppCatalogue>,
     layouts: Arc<Layouts>,
+    notifications: Arc<NotificationCentre>,
 }
 
 fn control(shell: &ShellParts, request: ControlRequest) -> Result<ControlReply, String> {
@@ -498,6 +519,9 @@ fn control(shell: &ShellParts, request: ControlRequest) -> Result<ControlReply, 
             .restore(&name)
             .map(|(started, notes)| ControlReply::Restored { started, notes })
             .map_err(|e| format!("{e:#}")),
+        ControlRequest::ListNotifications => {
+            Ok(ControlReply::Notifications(shell.notifications.list()))
+        }
         ControlRequest::ListApps => Ok(ControlReply::Apps {
             apps: supervisor.apps(),
             metrics_url: shell.metrics_url.clone(),

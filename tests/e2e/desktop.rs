@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use weft_client::Client;
-use weft_e2e::{Display, PageService, Shell, TestEnv, threaded_runtime};
+use weft_e2e::{Display, PageService, PrivateNotifications, Shell, TestEnv, threaded_runtime};
 use weft_proto::frame::AppState;
 
 /// The `desktop` fixture page of one app, driven through its RPC service.
@@ -457,5 +457,149 @@ fn a_layout_across_two_monitors_comes_back_as_it_was_and_onto_one_when_the_other
             v["maximized"] == true
         })
         .await;
+    });
+}
+
+/// Runs `xclip ARGS` on `display`, with `input` on its standard input; its output when
+/// `output` (an `xclip -i` goes on in the background, serving the selection, and must
+/// not hold the pipe open).
+fn xclip(display: &Display, args: &[&str], input: &str, output: bool) -> String {
+    use std::io::Write;
+    let stdout = match output {
+        true => std::process::Stdio::piped(),
+        false => std::process::Stdio::null(),
+    };
+    let mut child = std::process::Command::new("xclip")
+        .args(args)
+        .env("DISPLAY", display.name())
+        .stdin(std::process::Stdio::piped())
+        .stdout(stdout)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("xclip (package xclip) runs");
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(input.as_bytes())
+        .expect("writing to xclip");
+    let out = child.wait_with_output().expect("xclip ends");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn notifications_reach_the_desktop_and_the_centre_a_click_focuses_the_app_and_the_clipboard_is_shared()
+ {
+    let mut env = TestEnv::new();
+    let mut desktop_notifications = PrivateNotifications::start(&mut env);
+    let policy = env.path("policy.toml");
+    std::fs::write(
+        &policy,
+        "[permissions]\ngrant = { notifier = [\"notifications\", \"clipboard\"] }\n",
+    )
+    .unwrap();
+    env.write_config(format!(
+        "[policy]\nfile = {:?}\n",
+        policy.display().to_string()
+    ));
+    let ws = env.workspace_with(
+        "notify",
+        &[
+            (
+                "notifier",
+                "desktop/index.html",
+                json!({"title": "Order Blotter", "permissions": {"api": ["notifications", "clipboard"]},
+                       "bounds": {"x": 40, "y": 40, "width": 400, "height": 300}}),
+            ),
+            (
+                "other",
+                "desktop/index.html",
+                json!({"bounds": {"x": 500, "y": 40, "width": 400, "height": 300}}),
+            ),
+        ],
+    );
+    let mut shell = Shell::start_on(
+        env,
+        || Display::start().with_window_manager(),
+        &["launch", ws.to_str().unwrap(), "--no-panel"],
+    );
+    desktop_notifications.show_on(&shell.display.name());
+    shell.wait_ready(2);
+    let runtime = threaded_runtime();
+    runtime.block_on(async {
+        let client = shell.client().await;
+        let mut notified = client
+            .subscribe(&weft_proto::Pattern::new("e2e.desktop.notified").unwrap())
+            .await
+            .unwrap();
+        let notifier = page(&client, "notifier").await;
+        let other = page(&client, "other").await;
+        value(&notifier, "listen-notifications", json!({})).await;
+        value(&other, "window", json!({"op": "focus"})).await;
+        until(&other, "seen", "the other app focused", focused).await;
+
+        let id = value(
+            &notifier,
+            "notify",
+            json!({"options": {"title": "Order filled", "body": "100 AAPL",
+                               "actions": [{"id": "view", "title": "View"}]}}),
+        )
+        .await;
+        assert!(id.as_u64().is_some(), "{id}");
+        let refused = other
+            .action("notify", json!({"options": {"title": "Spam"}}))
+            .await;
+        assert_eq!(refused["code"], "AccessDenied", "{refused}");
+
+        // On the desktop, and in the centre with its app.
+        weft_e2e::wait_for(
+            "the notification on the desktop",
+            Duration::from_secs(30),
+            || (desktop_notifications.displayed() == 1).then_some(()),
+        );
+        let listed = shell.env.run_weft(&["notifications", "list", "--json"]);
+        let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+        assert_eq!(listed["unread"], 1, "{listed}");
+        let n = &listed["notifications"][0];
+        assert_eq!(n["appId"], "notifier", "{listed}");
+        assert_eq!(n["appTitle"], "Order Blotter", "{listed}");
+        assert_eq!(n["title"], "Order filled", "{listed}");
+        assert_eq!(n["actions"][0]["id"], "view", "{listed}");
+
+        // Clicking it on the desktop brings its app to front and tells its page.
+        let clicked = desktop_notifications.dunstctl(&["action", "0"]);
+        assert!(clicked.status.success());
+        let d = weft_e2e::within("the page hearing the click", notified.next())
+            .await
+            .unwrap();
+        let event: Value = serde_json::from_slice(&d.payload).unwrap();
+        assert_eq!(
+            event,
+            json!({"by": "notifier", "event": {"id": id, "action": "default"}})
+        );
+        until(&notifier, "seen", "the notifier brought to front", focused).await;
+        let listed = shell.env.run_weft(&["notifications", "list", "--json"]);
+        let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+        assert_eq!(listed["unread"], 0, "{listed}");
+
+        // The clipboard is the desktop's, both ways; an app without the permission is
+        // refused.
+        value(&notifier, "copy", json!({"text": "EURUSD 1.0842"})).await;
+        assert_eq!(
+            xclip(&shell.display, &["-o", "-selection", "clipboard"], "", true),
+            "EURUSD 1.0842"
+        );
+        xclip(
+            &shell.display,
+            &["-i", "-selection", "clipboard", "-loops", "1"],
+            "copied elsewhere",
+            false,
+        );
+        assert_eq!(
+            value(&notifier, "paste", json!({})).await,
+            "copied elsewhere"
+        );
+        let refused = other.action("paste", json!({})).await;
+        assert_eq!(refused["code"], "AccessDenied", "{refused}");
     });
 }

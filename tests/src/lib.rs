@@ -9,9 +9,11 @@
 //! Tests that start webviews must hold [`webview_lock`] (a [`Shell`] does): a 2-core
 //! machine running several WebKit instances at once is too noisy to test reliably.
 
+mod notification_server;
 pub mod process_tree;
 mod secret_service;
 
+pub use notification_server::PrivateNotifications;
 pub use secret_service::PrivateKeyring;
 
 use std::{

@@ -550,6 +550,8 @@ pub enum ControlRequest {
         /// Its instance id.
         instance_id: String,
     },
+    /// List the notification centre, newest first.
+    ListNotifications,
     /// Save the running apps' layout as the snapshot `name`.
     SaveWorkspace {
         /// The snapshot's name.
@@ -620,6 +622,8 @@ pub enum ControlReply {
     },
     /// How many dead letters were redriven or purged.
     Count(u64),
+    /// The notification centre, newest first.
+    Notifications(Vec<Notification>),
     /// A layout snapshot was restored.
     Restored {
         /// The instances started.
@@ -638,6 +642,39 @@ pub enum ControlReply {
     },
     /// The request was carried out.
     Done,
+}
+
+/// An action button of a notification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationButton {
+    /// What the page is told.
+    pub id: String,
+    /// What the button says.
+    pub title: String,
+}
+
+/// One notification of the shell's notification centre.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Notification {
+    /// Its id (unique for the shell's run).
+    pub id: u64,
+    /// The app that showed it.
+    pub app_id: String,
+    /// Its instance.
+    pub instance_id: String,
+    /// The app's window title.
+    pub app_title: String,
+    /// The notification's title.
+    pub title: String,
+    /// Its text.
+    pub body: String,
+    /// Its buttons.
+    pub actions: Vec<NotificationButton>,
+    /// When it came (RFC 3339).
+    pub at: String,
+    /// Whether the user has seen it (clicked it or one of its buttons).
+    pub read: bool,
 }
 
 /// A message that could not be delivered.

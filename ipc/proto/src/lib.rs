@@ -48,7 +48,14 @@ pub const SHELL_APP_ID: &str = "weft-shell";
 /// may provide them, and they check their callers' permissions themselves.
 pub const PLATFORM_SERVICE_PREFIX: &str = "weft.";
 
-/// The service behind `weft.secureStorage` (actions `get`, `set`, `delete`, `keys`).
+/// The notifications service (`create`), served by `weft-shell`.
+pub const NOTIFICATIONS_SERVICE: &str = "weft.notifications";
+/// Where the shell tells a page what the user did with its notification
+/// (`{"id", "action"}`), sent to the instance alone, from `weft-shell`.
+pub const NOTIFICATION_EVENTS_TOPIC: &str = "weft.notifications.events";
+/// The clipboard service (`readText`, `writeText`), served by `weft-shell`.
+pub const CLIPBOARD_SERVICE: &str = "weft.clipboard";
+/// The secure storage service (`get`, `set`, `delete`, `keys`), served by `weft-shell`.
 pub const SECURE_STORAGE_SERVICE: &str = "weft.secureStorage";
 
 /// The topic FDC3 protocol messages travel on, always sent directly: from an app

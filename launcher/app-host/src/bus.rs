@@ -120,7 +120,7 @@ pub async fn run(
         consumers: HashMap::new(),
         provided: HashMap::new(),
         services: HashMap::new(),
-        secure_storage: None,
+        platform_services: HashMap::new(),
         violations: PerSecond::new(VIOLATIONS_PER_SECOND, std::time::Instant::now()),
         hello: false,
         loaded: false,
@@ -264,8 +264,8 @@ struct Session {
     provided: HashMap<String, JoinHandle<()>>,
     /// Connected service → the client and the task watching for its provider leaving.
     services: HashMap<String, (Arc<ServiceClient>, JoinHandle<()>)>,
-    /// The shell's secure storage service, once connected.
-    secure_storage: Option<Arc<ServiceClient>>,
+    /// The shell's services behind the sensitive APIs, once connected, by name.
+    platform_services: HashMap<&'static str, Arc<ServiceClient>>,
     /// Reports of what the page was refused, at most [`VIOLATIONS_PER_SECOND`].
     violations: PerSecond,
     hello: bool,
@@ -539,7 +539,10 @@ impl Session {
                 key,
                 value,
             } => {
-                let service = match self.secure_storage_service().await {
+                let service = match self
+                    .platform_service(weft_proto::SECURE_STORAGE_SERVICE)
+                    .await
+                {
                     Ok(service) => service,
                     Err(e) => return self.answer(id, Err(client_error(e))),
                 };
@@ -547,9 +550,25 @@ impl Session {
                 let to_page = self.to_page.clone();
                 tokio::spawn(async move {
                     let answer = service
-                        .dispatch(action.as_str(), args, SECURE_STORAGE_TIMEOUT)
+                        .dispatch(action.as_str(), args, PLATFORM_CALL_TIMEOUT)
                         .await;
-                    let _ = to_page.send(secure_storage_answer(id, answer));
+                    let _ = to_page.send(platform_answer(id, answer, "StorageFailed"));
+                });
+            }
+            PageRequest::Platform {
+                id,
+                service,
+                action,
+                args,
+            } => {
+                let service = match self.platform_service(service.topic()).await {
+                    Ok(service) => service,
+                    Err(e) => return self.answer(id, Err(client_error(e))),
+                };
+                let to_page = self.to_page.clone();
+                tokio::spawn(async move {
+                    let answer = service.dispatch(action, args, PLATFORM_CALL_TIMEOUT).await;
+                    let _ = to_page.send(platform_answer(id, answer, "Unavailable"));
                 });
             }
             PageRequest::Dispatch {
@@ -713,17 +732,23 @@ impl Session {
     }
 
     /// The shell's secure storage service, connected on first use.
-    async fn secure_storage_service(&mut self) -> Result<Arc<ServiceClient>, ClientError> {
-        if let Some(service) = &self.secure_storage {
+    /// The shell's service `name` behind a sensitive API, connected on first use.
+    async fn platform_service(
+        &mut self,
+        name: &'static str,
+    ) -> Result<Arc<ServiceClient>, ClientError> {
+        if let Some(service) = self.platform_services.get(name)
+            && !service.is_gone()
+        {
             return Ok(service.clone());
         }
-        let name = Topic::new(weft_proto::SECURE_STORAGE_SERVICE).expect("a valid service name");
+        let topic = Topic::new(name).expect("a valid service name");
         let service = Arc::new(
             self.client
-                .connect_service(&name, Some(Duration::from_secs(10)))
+                .connect_service(&topic, Some(Duration::from_secs(10)))
                 .await?,
         );
-        self.secure_storage = Some(service.clone());
+        self.platform_services.insert(name, service.clone());
         Ok(service)
     }
 
@@ -745,9 +770,9 @@ impl Session {
 /// Reports of refused page actions sent per second; the rest are counted in the next.
 const VIOLATIONS_PER_SECOND: u32 = 10;
 
-/// How long a secure storage call may take: longer than the shell waits for the user
-/// to answer a consent prompt, so that the page hears the shell's verdict.
-const SECURE_STORAGE_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long a call of a sensitive API may take: longer than the shell waits for the
+/// user to answer a consent prompt, so that the page hears the shell's verdict.
+const PLATFORM_CALL_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// The argument of a secure storage call: `{"key", "value"}`, the value as the page gave
 /// it (JSON text the gate checked).
@@ -756,9 +781,10 @@ fn secure_storage_args(key: Option<&str>, value: Option<&str>) -> String {
     serde_json::json!({ "key": key, "value": value }).to_string()
 }
 
-/// The page's answer to a secure storage call: the shell's `{"ok": value}` or
-/// `{"error": {code, message}}`, or why the call did not reach it.
-fn secure_storage_answer(id: u64, answer: Result<Delivery, ClientError>) -> ToPage {
+/// The page's answer to a call of the shell's services: the shell's `{"ok": value}` or
+/// `{"error": {code, message}}`, or why the call did not reach it (`garbled` when the
+/// shell's answer cannot be read).
+fn platform_answer(id: u64, answer: Result<Delivery, ClientError>, garbled: &str) -> ToPage {
     #[derive(serde::Deserialize)]
     struct Failure {
         code: String,
@@ -776,7 +802,7 @@ fn secure_storage_answer(id: u64, answer: Result<Delivery, ClientError>) -> ToPa
     match (answer.get("ok"), failure) {
         (Some(value), None) => ToPage::value(id, value),
         (None, Some(f)) => ToPage::err(id, &f.code, &f.message),
-        _ => ToPage::err(id, "StorageFailed", "the shell's answer was not understood"),
+        _ => ToPage::err(id, garbled, "the shell's answer was not understood"),
     }
 }
 

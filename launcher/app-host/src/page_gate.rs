@@ -154,6 +154,18 @@ pub enum PageRequest {
     },
     /// `window.close()`: the app closes, as when its window is closed.
     Close,
+    /// `weft.notifications.…` or `weft.clipboard.…`: a sensitive API the shell serves
+    /// after its permission check.
+    Platform {
+        /// Request id.
+        id: u64,
+        /// The API's service.
+        service: PlatformService,
+        /// The action, one the service has.
+        action: &'static str,
+        /// The arguments, as JSON text.
+        args: String,
+    },
     /// The page's answer to a snapshot request: what its `weft.workspace.onSave`
     /// hook returned (JSON text), or why it gave nothing.
     Saved {
@@ -263,6 +275,42 @@ fn truncated(mut text: String, max: usize) -> String {
     text
 }
 
+/// A sensitive API served by the shell, and its actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlatformService {
+    /// `weft.notifications`.
+    Notifications,
+    /// `weft.clipboard`.
+    Clipboard,
+}
+
+impl PlatformService {
+    /// The service on the bus.
+    pub fn topic(self) -> &'static str {
+        match self {
+            PlatformService::Notifications => weft_proto::NOTIFICATIONS_SERVICE,
+            PlatformService::Clipboard => weft_proto::CLIPBOARD_SERVICE,
+        }
+    }
+
+    fn parse(name: &str) -> Option<PlatformService> {
+        match name {
+            "notifications" => Some(PlatformService::Notifications),
+            "clipboard" => Some(PlatformService::Clipboard),
+            _ => None,
+        }
+    }
+
+    /// `action` as one of this service's, if it is one.
+    fn action(self, action: &str) -> Option<&'static str> {
+        let actions: &[&'static str] = match self {
+            PlatformService::Notifications => &["create"],
+            PlatformService::Clipboard => &["readText", "writeText"],
+        };
+        actions.iter().copied().find(|a| *a == action)
+    }
+}
+
 /// What a page asks of its own window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WindowOp {
@@ -311,6 +359,7 @@ impl PageRequest {
             | PageRequest::Connect { id, .. }
             | PageRequest::Dispatch { id, .. }
             | PageRequest::SecureStorage { id, .. }
+            | PageRequest::Platform { id, .. }
             | PageRequest::Window { id, .. } => Some(*id),
         }
     }
@@ -524,6 +573,23 @@ impl PageGate {
         Ok(match raw.t.as_str() {
             "ready" => PageRequest::Ready,
             "close" => PageRequest::Close,
+            "platform" => {
+                let service = raw
+                    .svc
+                    .as_deref()
+                    .and_then(PlatformService::parse)
+                    .ok_or_else(|| need("svc"))?;
+                let action = raw.action.as_deref().ok_or_else(|| need("action"))?;
+                let action = service.action(action).ok_or_else(|| {
+                    Dropped::Malformed(format!("{action:?} is not an action of {service:?}"))
+                })?;
+                PageRequest::Platform {
+                    id: raw.id.ok_or_else(|| need("id"))?,
+                    service,
+                    action,
+                    args: data(&raw)?,
+                }
+            }
             "window" => {
                 let action = raw.action.as_deref().ok_or_else(|| need("action"))?;
                 let op = match action {
@@ -864,6 +930,43 @@ mod tests {
                 replay: None,
                 ..
             })
+        ));
+    }
+
+    #[test]
+    fn platform_calls_name_a_known_service_and_action() {
+        let mut g = gate();
+        let ask = |g: &mut PageGate, svc: &str, action: &str| {
+            g.accept(
+                PAGE,
+                &format!(
+                    r#"{{"s":"{SECRET}","t":"platform","id":3,"svc":"{svc}","action":"{action}","data":"{{\"title\":\"Hi\"}}"}}"#
+                ),
+            )
+        };
+        assert_eq!(
+            ask(&mut g, "notifications", "create"),
+            Ok(PageRequest::Platform {
+                id: 3,
+                service: PlatformService::Notifications,
+                action: "create",
+                args: r#"{"title":"Hi"}"#.into()
+            })
+        );
+        assert!(matches!(
+            ask(&mut g, "clipboard", "writeText"),
+            Ok(PageRequest::Platform {
+                service: PlatformService::Clipboard,
+                ..
+            })
+        ));
+        assert!(matches!(
+            ask(&mut g, "clipboard", "create"),
+            Err(Dropped::Malformed(_))
+        ));
+        assert!(matches!(
+            ask(&mut g, "camera", "create"),
+            Err(Dropped::Malformed(_))
         ));
     }
 

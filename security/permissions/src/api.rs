@@ -15,16 +15,23 @@ pub enum Api {
     /// `weft.secureStorage`: keep secrets (tokens, passwords) encrypted on this
     /// computer, readable only by this app.
     SecureStorage,
+    /// `weft.notifications`: show desktop notifications (kept in the notification
+    /// centre).
+    Notifications,
+    /// `weft.clipboard`: read and write the clipboard's text.
+    Clipboard,
 }
 
 impl Api {
     /// Every API, in the order the documentation lists them.
-    pub const ALL: &'static [Api] = &[Api::SecureStorage];
+    pub const ALL: &'static [Api] = &[Api::SecureStorage, Api::Notifications, Api::Clipboard];
 
     /// The name manifests and policies use.
     pub fn name(self) -> &'static str {
         match self {
             Api::SecureStorage => "secureStorage",
+            Api::Notifications => "notifications",
+            Api::Clipboard => "clipboard",
         }
     }
 
@@ -38,6 +45,10 @@ impl Api {
         match self {
             Api::SecureStorage => {
                 "keep secrets (such as passwords and tokens) encrypted on this computer"
+            }
+            Api::Notifications => "show notifications on your desktop",
+            Api::Clipboard => {
+                "read what you copy, from any application, and replace it (the clipboard)"
             }
         }
     }

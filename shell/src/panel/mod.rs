@@ -12,6 +12,7 @@
 
 mod apps;
 mod launcher;
+mod notifications;
 mod permissions;
 mod settings;
 mod workspaces;
@@ -32,6 +33,7 @@ pub use self::settings::SettingRow;
 use self::{
     apps::{PanelForm, draw},
     launcher::{LauncherEntry, LauncherState, draw_launcher},
+    notifications::draw_notifications,
     permissions::{draw_choices, draw_permissions},
     settings::draw_settings,
     workspaces::draw_workspaces,
@@ -44,6 +46,7 @@ use crate::{
     fdc3_prompts::{self, PromptForm, Reply},
     launch_request::LaunchRequest,
     locking::lock,
+    notifications::NotificationCentre,
     permission_store::PermissionStore,
     shell_process,
     shutdown::Shutdown,
@@ -111,6 +114,15 @@ pub enum PanelAction {
         /// Its context type.
         context_type: String,
     },
+    /// The user clicked a notification (action `default`) or one of its buttons.
+    Notification {
+        /// The notification.
+        id: u64,
+        /// What was clicked.
+        action: String,
+    },
+    /// Mark every notification read.
+    MarkNotificationsRead,
     /// Start a new instance of a known app, by appId.
     LaunchApp(String),
     /// Save the running apps' layout under this name.
@@ -119,6 +131,12 @@ pub enum PanelAction {
     RestoreLayout(String),
     /// Delete the layout snapshot of this name.
     DeleteLayout(String),
+}
+
+/// The notification centre.
+pub struct NotificationsUi {
+    /// The centre.
+    pub centre: Arc<NotificationCentre>,
 }
 
 /// Layout snapshots and where launches come from, for the Workspaces view and the
@@ -169,6 +187,7 @@ struct PanelApp {
     security: SecurityUi,
     settings: SettingsUi,
     workspaces: WorkspacesUi,
+    notifications: NotificationsUi,
     /// The snapshots saved, as last read, and when.
     saved_layouts: (Vec<Listed>, Option<Instant>),
     /// The name typed to save the layout under.
@@ -195,6 +214,18 @@ impl PanelApp {
                 Err(e) => (true, format!("{e:#}")),
             });
             return;
+        }
+        match &action {
+            PanelAction::Notification { id, action } => {
+                // Focusing only sends a command: quick enough for the UI thread.
+                self.notifications.centre.act(*id, action);
+                return;
+            }
+            PanelAction::MarkNotificationsRead => {
+                self.notifications.centre.mark_all_read();
+                return;
+            }
+            _ => {}
         }
         if let PanelAction::ForgetChoice {
             intent,
@@ -272,7 +303,10 @@ impl PanelApp {
                     .window(target.as_deref(), action)
                     .map(|told| format!("{}: {} window(s)", action.name(), told.len()))
                     .map_err(anyhow::Error::from),
-                PanelAction::ForgetChoice { .. } | PanelAction::Revoke { .. } => {
+                PanelAction::ForgetChoice { .. }
+                | PanelAction::Revoke { .. }
+                | PanelAction::Notification { .. }
+                | PanelAction::MarkNotificationsRead => {
                     unreachable!("handled above")
                 }
             };
@@ -311,6 +345,7 @@ impl eframe::App for PanelApp {
                 egui::ScrollArea::vertical()
                     .show(ui, |ui| {
                         let mut actions = draw(ui, &apps, &mut self.form);
+                        actions.extend(draw_notifications(ui, &self.notifications.centre.list()));
                         ui.separator();
                         let entries: Vec<LauncherEntry> = self
                             .workspaces
@@ -402,6 +437,8 @@ pub struct PanelParts {
     pub settings: SettingsUi,
     /// Layout snapshots.
     pub workspaces: WorkspacesUi,
+    /// The notification centre.
+    pub notifications: NotificationsUi,
 }
 
 /// Shows the panel until the user closes it or the shell is told to stop.
@@ -415,6 +452,7 @@ pub fn run(parts: PanelParts) -> anyhow::Result<()> {
         security,
         settings,
         workspaces,
+        notifications,
     } = parts;
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
@@ -434,12 +472,14 @@ pub fn run(parts: PanelParts) -> anyhow::Result<()> {
         security,
         settings,
         workspaces,
+        notifications,
         saved_layouts: (vec![], None),
         layout_name: String::new(),
         launcher: LauncherState::default(),
         consent_shown: None,
     };
     let resolver = app.fdc3.resolver.clone();
+    let notification_centre = app.notifications.centre.clone();
     let consent = app.security.prompts.clone();
     eframe::run_native(
         "weft-panel",
@@ -450,6 +490,8 @@ pub fn run(parts: PanelParts) -> anyhow::Result<()> {
             egui_extras::install_image_loaders(&ctx);
             *lock(&handle.ctx) = Some(ctx.clone());
             resolver.set_repaint(ctx.clone());
+            let repaint = ctx.clone();
+            notification_centre.set_on_change(Arc::new(move || repaint.request_repaint()));
             consent.set_repaint(ctx.clone());
             let repaint = ctx.clone();
             supervisor.set_on_change(Arc::new(move || repaint.request_repaint()));
