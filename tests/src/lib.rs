@@ -12,6 +12,7 @@
 mod notification_server;
 pub mod process_tree;
 mod secret_service;
+mod session_bus;
 
 pub use notification_server::PrivateNotifications;
 pub use secret_service::PrivateKeyring;

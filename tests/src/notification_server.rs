@@ -1,10 +1,7 @@
 //! A real freedesktop notification server (dunst) on a private D-Bus session, for tests
 //! of desktop notifications. Nothing of the machine's own session is touched.
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, Output, Stdio},
-};
+use std::process::{Child, Command, Output, Stdio};
 
 use crate::{SLOW, TestEnv, wait_for};
 
@@ -20,19 +17,7 @@ pub struct PrivateNotifications {
 impl PrivateNotifications {
     /// Starts the session bus and gives `env`'s commands its address.
     pub fn start(env: &mut TestEnv) -> PrivateNotifications {
-        let socket = env.path("notifications-bus.sock");
-        let mut dbus = Command::new("dbus-daemon")
-            .args(["--session", "--nofork", "--print-address=1"])
-            .arg(format!("--address=unix:path={}", socket.display()))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("dbus-daemon (package dbus) starts");
-        let mut first = String::new();
-        BufReader::new(dbus.stdout.take().expect("piped"))
-            .read_line(&mut first)
-            .expect("dbus-daemon prints its address");
-        let address = first.trim().to_owned();
+        let (dbus, address) = crate::session_bus::start(&env.path("notifications-bus.sock"));
         env.set_env("DBUS_SESSION_BUS_ADDRESS", &address);
         // Notifications stay until acted on, so that the test can click them.
         let config = env.path("dunstrc");

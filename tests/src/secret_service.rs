@@ -2,7 +2,7 @@
 //! the shell keeps in the OS keychain. Nothing of the machine's own session is touched.
 
 use std::{
-    io::{BufRead, BufReader, Write},
+    io::Write,
     process::{Child, Command, Output, Stdio},
 };
 
@@ -21,19 +21,7 @@ impl PrivateKeyring {
     /// Starts both in `env`'s directories and gives `env`'s commands the session's
     /// address.
     pub fn start(env: &mut TestEnv) -> PrivateKeyring {
-        let socket = env.path("dbus.sock");
-        let mut dbus = Command::new("dbus-daemon")
-            .args(["--session", "--nofork", "--print-address=1"])
-            .arg(format!("--address=unix:path={}", socket.display()))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("dbus-daemon (package dbus) starts");
-        let mut first = String::new();
-        BufReader::new(dbus.stdout.take().expect("piped"))
-            .read_line(&mut first)
-            .expect("dbus-daemon prints its address");
-        let address = first.trim().to_owned();
+        let (dbus, address) = crate::session_bus::start(&env.path("dbus.sock"));
         let vars = vec![
             ("DBUS_SESSION_BUS_ADDRESS".to_owned(), address.clone()),
             ("HOME".to_owned(), env.home().display().to_string()),
