@@ -199,10 +199,10 @@ pub enum NotificationsCommand {
 /// `weft window ACTION (TARGET | --all)`
 #[derive(Debug, Args)]
 pub struct WindowArgs {
-    /// What to do: focus (show, raise and focus), show, hide, minimize, maximize or
-    /// restore.
-    #[arg(value_enum)]
-    pub action: WindowVerb,
+    /// What to do: focus (show, un-minimise, raise and focus), show, hide, minimize,
+    /// maximize or restore.
+    #[arg(value_parser = window_action)]
+    pub action: weft_proto::frame::WindowAction,
     /// An appId (every running instance of it) or an instanceId.
     #[arg(required_unless_present = "all", conflicts_with = "all")]
     pub target: Option<String>,
@@ -211,36 +211,13 @@ pub struct WindowArgs {
     pub all: bool,
 }
 
-/// The window actions of `weft window`.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum WindowVerb {
-    /// Show, un-minimise, raise and focus.
-    Focus,
-    /// Show where it was.
-    Show,
-    /// Hide (the app keeps running).
-    Hide,
-    /// Minimise.
-    Minimize,
-    /// Maximise.
-    Maximize,
-    /// Neither minimised nor maximised.
-    Restore,
-}
-
-impl WindowVerb {
-    /// The protocol's action.
-    pub fn action(self) -> weft_proto::frame::WindowAction {
-        use weft_proto::frame::WindowAction;
-        match self {
-            WindowVerb::Focus => WindowAction::Focus,
-            WindowVerb::Show => WindowAction::Show,
-            WindowVerb::Hide => WindowAction::Hide,
-            WindowVerb::Minimize => WindowAction::Minimize,
-            WindowVerb::Maximize => WindowAction::Maximize,
-            WindowVerb::Restore => WindowAction::Restore,
-        }
-    }
+/// Reads a window action of `weft window`.
+fn window_action(text: &str) -> Result<weft_proto::frame::WindowAction, String> {
+    use weft_proto::frame::WindowAction;
+    WindowAction::simple(text).ok_or_else(|| {
+        let names: Vec<&str> = WindowAction::SIMPLE.iter().map(|a| a.name()).collect();
+        format!("{text:?}: expected one of {}", names.join(", "))
+    })
 }
 
 /// `weft config …`
@@ -465,6 +442,18 @@ fn parse_replay(text: &str) -> Result<weft_proto::frame::Replay, String> {
 mod tests {
     use super::*;
     use weft_proto::frame::Replay;
+
+    #[test]
+    fn window_actions_are_read_by_name_or_refused_with_the_names() {
+        use weft_proto::frame::WindowAction;
+        assert_eq!(window_action("focus"), Ok(WindowAction::Focus));
+        assert_eq!(window_action("restore"), Ok(WindowAction::Restore));
+        let e = window_action("setBounds").unwrap_err();
+        assert!(
+            e.contains("expected one of focus, show, hide, minimize, maximize, restore"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn replay_points_are_read_or_refused_with_the_reason() {

@@ -260,7 +260,7 @@ pub fn notifications(data_dir: Option<&Path>, json: bool) -> anyhow::Result<Exit
 
 /// `weft window ACTION (TARGET | --all)`.
 pub fn window(data_dir: Option<&Path>, args: &WindowArgs) -> anyhow::Result<ExitCode> {
-    let action = args.action.action();
+    let action = args.action;
     let reply = control(
         data_dir,
         ControlRequest::Window {

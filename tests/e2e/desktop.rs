@@ -22,9 +22,20 @@ async fn until(
     what: &str,
     holds: impl Fn(&Value) -> bool,
 ) -> Value {
+    until_with(page, action, json!({}), what, holds).await
+}
+
+/// Asks the page `action` with `args` until `holds` accepts its value; the value.
+async fn until_with(
+    page: &PageService,
+    action: &str,
+    args: Value,
+    what: &str,
+    holds: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let answer = page.action(action, json!({})).await;
+        let answer = page.action(action, args.clone()).await;
         assert_eq!(answer["ok"], true, "{action}: {answer}");
         if holds(&answer["value"]) {
             return answer["value"].clone();
@@ -35,6 +46,12 @@ async fn until(
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Waits until the page's window has the bounds `expected`.
+async fn bounds_settle(page: &PageService, what: &str, expected: Value) {
+    let get = json!({"op": "getBounds"});
+    until_with(page, "window", get, what, |b| *b == expected).await;
 }
 
 /// Runs `weft ARGS` against the shell; its stderr, after checking it succeeded.
@@ -109,16 +126,12 @@ fn windows_answer_their_page_the_command_line_and_fdc3_open() {
             )
             .await;
         assert_eq!(set["ok"], true, "{set}");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let b = alpha.action("window", json!({"op": "getBounds"})).await;
-            let b = &b["value"];
-            if b["width"] == 500 && b["height"] == 360 && b["x"] == 100 && b["y"] == 120 {
-                break;
-            }
-            assert!(Instant::now() < deadline, "bounds not applied: {b}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        bounds_settle(
+            &alpha,
+            "the bounds applied",
+            json!({"x": 100, "y": 120, "width": 500, "height": 360}),
+        )
+        .await;
         let refused = alpha
             .action(
                 "window",
@@ -175,19 +188,6 @@ async fn value(page: &PageService, action: &str, args: Value) -> Value {
     let answer = page.action(action, args.clone()).await;
     assert_eq!(answer["ok"], true, "{action} {args}: {answer}");
     answer["value"].clone()
-}
-
-async fn bounds_settle(page: &PageService, what: &str, expected: Value) {
-    until(page, "seen", what, |_| true).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let b = value(page, "window", json!({"op": "getBounds"})).await;
-        if b == expected {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{what}: {b}, not {expected}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// The page of `app_id` once it shows a URL ending in `suffix` (after a navigation,

@@ -327,6 +327,22 @@ pub enum WindowAction {
 }
 
 impl WindowAction {
+    /// The actions that take no argument, by the names the page API and the command
+    /// line use.
+    pub const SIMPLE: [WindowAction; 6] = [
+        WindowAction::Focus,
+        WindowAction::Show,
+        WindowAction::Hide,
+        WindowAction::Minimize,
+        WindowAction::Maximize,
+        WindowAction::Restore,
+    ];
+
+    /// The action without argument named `name`.
+    pub fn simple(name: &str) -> Option<WindowAction> {
+        WindowAction::SIMPLE.into_iter().find(|a| a.name() == name)
+    }
+
     /// The name the page API and the command line use.
     pub fn name(&self) -> &'static str {
         match self {

@@ -592,22 +592,17 @@ impl PageGate {
             }
             "window" => {
                 let action = raw.action.as_deref().ok_or_else(|| need("action"))?;
-                let op = match action {
-                    "focus" => WindowOp::Do(WindowAction::Focus),
-                    "show" => WindowOp::Do(WindowAction::Show),
-                    "hide" => WindowOp::Do(WindowAction::Hide),
-                    "minimize" => WindowOp::Do(WindowAction::Minimize),
-                    "maximize" => WindowOp::Do(WindowAction::Maximize),
-                    "restore" => WindowOp::Do(WindowAction::Restore),
-                    "getBounds" => WindowOp::GetBounds,
-                    "getState" => WindowOp::GetState,
-                    "setBounds" => WindowOp::Do(WindowAction::SetBounds(
+                let op = match (WindowAction::simple(action), action) {
+                    (Some(simple), _) => WindowOp::Do(simple),
+                    (None, "getBounds") => WindowOp::GetBounds,
+                    (None, "getState") => WindowOp::GetState,
+                    (None, "setBounds") => WindowOp::Do(WindowAction::SetBounds(
                         raw.bounds
                             .ok_or_else(|| need("bounds"))?
                             .checked()
                             .map_err(Dropped::Malformed)?,
                     )),
-                    other => {
+                    (None, other) => {
                         return Err(Dropped::Malformed(format!(
                             "{other:?} is not a window action"
                         )));
