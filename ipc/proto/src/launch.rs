@@ -91,8 +91,9 @@ pub struct MonitorArea {
     pub width: u32,
     /// Height.
     pub height: u32,
-    /// Physical pixels per logical pixel.
-    pub scale: f64,
+    /// Physical pixels per 100 logical pixels (its scale factor in percent: 100, 125,
+    /// 200), a whole number so that every spec and frame reads back as written.
+    pub scale_percent: u32,
 }
 
 /// What an app host reports of its instance when the shell saves a layout.
@@ -217,7 +218,7 @@ mod tests {
                     y: 0,
                     width: 1280,
                     height: 1024,
-                    scale: 1.0,
+                    scale_percent: 100,
                 }),
                 maximized: true,
                 minimized: false,

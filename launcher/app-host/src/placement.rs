@@ -110,7 +110,7 @@ mod tests {
             y,
             width,
             height,
-            scale: 1.0,
+            scale_percent: 100,
         }
     }
 

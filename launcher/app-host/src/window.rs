@@ -373,7 +373,8 @@ fn monitor_areas(monitors: impl Iterator<Item = tao::monitor::MonitorHandle>) ->
                 y: position.y,
                 width: size.width,
                 height: size.height,
-                scale,
+                // Scale factors are small positive numbers (1.0, 1.25, 2.0).
+                scale_percent: (scale * 100.0).round().clamp(1.0, 10_000.0) as u32,
             }
         })
         .collect()
