@@ -14,6 +14,29 @@
   if (Object.prototype.hasOwnProperty.call(window, "weft")) {
     return;
   }
+  // A child window of the app (its page's `window.open` of the app's own pages) uses
+  // its opener's bridge: one app, one connection, one identity. (The host shares this
+  // script with child windows; a child opened with `noopener` has no way back to its
+  // app, and its own hello is refused by the host.)
+  let opener = null;
+  try {
+    if (window.opener && window.opener.location.origin === location.origin && window.opener.weft) {
+      opener = window.opener;
+    }
+  } catch (e) {
+    opener = null; // another origin's window
+  }
+  if (opener) {
+    Object.defineProperty(window, "weft", { value: opener.weft, enumerable: true });
+    Object.defineProperty(window, "fdc3", { value: opener.fdc3, enumerable: true });
+    // The host closes the child when it goes here (WebKit does not tell it otherwise).
+    Object.defineProperty(window, "close", {
+      value: function close() {
+        location.href = "weft-close:child";
+      },
+    });
+    return;
+  }
   const ipc = window.ipc;
   const random = new Uint8Array(16);
   crypto.getRandomValues(random);

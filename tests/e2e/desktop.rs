@@ -62,6 +62,11 @@ fn weft_ok(shell: &Shell, args: &[&str]) -> String {
     stderr
 }
 
+/// Polls `holds` (a look at the desktop) until it is true.
+fn until_seen(what: &str, holds: impl Fn() -> bool) {
+    weft_e2e::wait_for(what, Duration::from_secs(30), || holds().then_some(()));
+}
+
 fn focused(v: &Value) -> bool {
     v["focused"] == true && v["hasFocus"] == true
 }
@@ -163,6 +168,49 @@ fn windows_answer_their_page_the_command_line_and_fdc3_open() {
         for p in [&alpha, &beta] {
             until(p, "seen", "shown", |v| v["visible"] == true).await;
         }
+
+        // window.open of the app's own page opens a child window in the app's process:
+        // related to its opener (same origin, postMessage both ways), using the app's
+        // bridge as the app, hidden and shown with the app, closed when it closes
+        // itself.
+        let child = alpha.action("popout", json!({"url": "child.html"})).await;
+        assert_eq!(child["ok"], true, "{child}");
+        let href = child["value"]["href"].as_str().unwrap_or_default();
+        assert!(href.ends_with("/child.html"), "{child}");
+        assert_eq!(child["value"]["appId"], "alpha", "{child}");
+        assert_eq!(child["value"]["channel"], "fdc3.channel.2", "{child}");
+        let joined = alpha.action("channel", json!({})).await;
+        assert_eq!(joined["value"], "fdc3.channel.2", "the child joined as alpha: {joined}");
+        let child_window = shell.window_of("Child of alpha");
+        let alpha_pid = shell
+            .ps()
+            .expect("ps")
+            .apps
+            .iter()
+            .find(|a| a.app_id == "alpha")
+            .and_then(|a| a.pid)
+            .expect("alpha's pid");
+        assert_eq!(
+            shell.xdotool(&["getwindowpid", &child_window]).trim(),
+            alpha_pid.to_string(),
+            "the child window belongs to alpha's process"
+        );
+        assert_eq!(shell.ps().expect("ps").apps.len(), 2, "no new app started");
+        let visible_children = || {
+            shell
+                .xdotool(&["search", "--onlyvisible", "--name", "^Child of alpha$"])
+                .lines()
+                .count()
+        };
+        weft_ok(&shell, &["window", "hide", "alpha"]);
+        until(&alpha, "seen", "alpha hidden", |v| v["visible"] == false).await;
+        until_seen("the child hidden with its app", || visible_children() == 0);
+        weft_ok(&shell, &["window", "show", "alpha"]);
+        until_seen("the child shown with its app", || visible_children() == 1);
+        let closed = alpha.action("close-popout", json!({})).await;
+        assert_eq!(closed["ok"], true, "{closed}");
+        until_seen("the child closed by its opener", || visible_children() == 0);
+        until(&alpha, "seen", "alpha still open", |v| v["visible"] == true).await;
 
         // Nothing runs under a name no app has.
         let out = shell.env.run_weft(&["window", "focus", "gamma"]);

@@ -15,6 +15,7 @@
 
 mod bus;
 mod channel_bar;
+mod child_windows;
 mod console_log;
 mod content;
 mod navigation;

@@ -26,8 +26,32 @@ pub fn allowed(origins: &[String], url: &str) -> bool {
 }
 
 /// Whether `url` is an http(s) URL, the only kind handed to the system browser.
-pub fn is_web(url: &str) -> bool {
+fn is_web(url: &str) -> bool {
     Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+}
+
+/// Where a page's `window.open(url)` goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NewWindow {
+    /// A child window of the app, in its process (see [`crate::child_windows`]).
+    Child,
+    /// The system browser.
+    Browser,
+    /// Nowhere.
+    Refused,
+}
+
+/// Where `window.open(url)` goes: the app's own origins (and a blank window to write
+/// into) open a child window; other web URLs go to the system browser when policy says
+/// so (`in_browser`); everything else is refused.
+pub fn new_window(origins: &[String], url: &str, in_browser: bool) -> NewWindow {
+    if url.is_empty() || allowed(origins, url) {
+        NewWindow::Child
+    } else if in_browser && is_web(url) {
+        NewWindow::Browser
+    } else {
+        NewWindow::Refused
+    }
 }
 
 #[cfg(test)]
@@ -62,5 +86,36 @@ mod tests {
             assert!(!allowed(&origins, blocked), "{blocked}");
         }
         assert!(is_web("https://x.example/") && !is_web("file:///x"));
+    }
+
+    #[test]
+    fn new_windows_on_the_apps_origins_are_children_the_rest_the_browser_or_nothing() {
+        let origins = vec!["weft://localhost".to_owned()];
+        for child in ["weft://localhost/app/popout.html", "about:blank", ""] {
+            assert_eq!(
+                new_window(&origins, child, true),
+                NewWindow::Child,
+                "{child}"
+            );
+            assert_eq!(
+                new_window(&origins, child, false),
+                NewWindow::Child,
+                "{child}"
+            );
+        }
+        let web = "https://example.org/report";
+        assert_eq!(new_window(&origins, web, true), NewWindow::Browser);
+        assert_eq!(new_window(&origins, web, false), NewWindow::Refused);
+        for never in [
+            "file:///etc/passwd",
+            "javascript:alert(1)",
+            "weft://other/x",
+        ] {
+            assert_eq!(
+                new_window(&origins, never, true),
+                NewWindow::Refused,
+                "{never}"
+            );
+        }
     }
 }

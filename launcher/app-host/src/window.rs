@@ -16,11 +16,12 @@ use weft_proto::{
     frame::PageViolation,
     launch::{LaunchSpec, MonitorArea, SavedWindow, StartPage, WindowBounds},
 };
-use wry::{NewWindowResponse, PageLoadEvent, WebContext, WebViewBuilder, WebViewBuilderExtUnix};
+use wry::{PageLoadEvent, WebContext, WebViewBuilder, WebViewBuilderExtUnix};
 
 use crate::{
     bus::{self, FromWindow, WindowSink},
     channel_bar::ChannelBar,
+    child_windows::ChildWindows,
     content, navigation,
     page_gate::{PageGate, WindowOp},
     page_queue::{InFlight, PageBacklog},
@@ -184,7 +185,8 @@ pub fn run(spec: LaunchSpec) -> anyhow::Result<()> {
         }
     });
 
-    // Pages and frames stay on the app's origins; new windows never open inside Weft.
+    // Pages and frames stay on the app's origins; so do child windows, and other new
+    // windows never open inside Weft.
     let mut origins = spec.origins.clone();
     if let Some(own) = navigation::origin_of(&start_url)
         && !origins.contains(&own)
@@ -192,8 +194,9 @@ pub fn run(spec: LaunchSpec) -> anyhow::Result<()> {
         origins.insert(0, own);
     }
     let nav_bus = to_bus.clone();
+    let nav_origins = origins.clone();
     builder = builder.with_navigation_handler(move |url| {
-        if navigation::allowed(&origins, &url) {
+        if navigation::allowed(&nav_origins, &url) {
             return true;
         }
         tracing::warn!(url, "blocked a navigation outside the app's origins");
@@ -202,17 +205,15 @@ pub fn run(spec: LaunchSpec) -> anyhow::Result<()> {
         }));
         false
     });
-    let window_bus = to_bus.clone();
-    let in_browser = spec.new_windows_in_browser;
-    builder = builder.with_new_window_req_handler(move |url, _features| {
-        let opened_in_browser = in_browser && navigation::is_web(&url) && open_in_browser(&url);
-        tracing::info!(url, opened_in_browser, "the page asked for a new window");
-        let _ = window_bus.send(FromWindow::Violation(PageViolation::NewWindow {
-            url,
-            opened_in_browser,
-        }));
-        NewWindowResponse::Deny
-    });
+    let children = ChildWindows::new(
+        &spec.title,
+        origins.clone(),
+        spec.new_windows_in_browser,
+        to_bus.clone(),
+    );
+    let opener = children.clone();
+    builder =
+        builder.with_new_window_req_handler(move |url, features| opener.request(url, features));
 
     let load_gate = gate.clone();
     let load_bus = to_bus.clone();
@@ -282,6 +283,7 @@ pub fn run(spec: LaunchSpec) -> anyhow::Result<()> {
                 }
             }
             Event::UserEvent(HostEvent::Window { id, op }) => {
+                children.follow(&op);
                 let answer = window_control::apply(&window, op);
                 if let Some(id) = id
                     && let Ok(answer) = serde_json::value::to_raw_value(&answer)
@@ -416,25 +418,4 @@ fn watch_signals(proxy: EventLoopProxy<HostEvent>) -> anyhow::Result<()> {
         })
         .context("starting the signal thread")?;
     Ok(())
-}
-
-/// Hands `url` to the desktop's browser (`xdg-open`); whether that started.
-fn open_in_browser(url: &str) -> bool {
-    let started = std::process::Command::new("xdg-open")
-        .arg(url)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn();
-    match started {
-        Ok(mut child) => {
-            // Reaped off the window thread; xdg-open hands over and exits.
-            std::thread::spawn(move || child.wait());
-            true
-        }
-        Err(e) => {
-            tracing::warn!("cannot open {url} in the system browser (xdg-open): {e}");
-            false
-        }
-    }
 }
