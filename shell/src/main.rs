@@ -20,6 +20,7 @@ mod config_command;
 mod consent;
 mod data_dir;
 mod demo;
+mod desktop_session;
 mod diag;
 mod durable_streams;
 mod fdc3_agent;
@@ -45,6 +46,7 @@ mod secure_storage;
 mod shell_process;
 mod shutdown;
 mod trace_export;
+mod tray;
 mod workspace_command;
 mod workspace_snapshots;
 

@@ -15,7 +15,7 @@ use weft_permissions::{Api, Policy, Violation};
 use weft_proto::{
     Token,
     endpoint::Endpoint,
-    frame::{ControlReply, ControlRequest},
+    frame::{ControlReply, ControlRequest, WindowAction},
 };
 use weft_supervisor::{AppLogSettings, PrepareLaunch, Supervisor, SupervisorConfig};
 use weft_workspace::{AppSpec, SignatureCheck, Workspace};
@@ -26,7 +26,7 @@ use crate::{
     clipboard::Clipboard,
     config::Config,
     consent::Prompts,
-    demo,
+    demo, desktop_session,
     fdc3_agent::{self, AgentHandle},
     fdc3_prompts,
     gatekeeper::Gatekeeper,
@@ -40,6 +40,7 @@ use crate::{
     secure_storage::SecureStorage,
     shutdown::Shutdown,
     trace_export,
+    tray::{self, TrayAction},
     workspace_snapshots::{self, Layouts},
 };
 
@@ -228,6 +229,7 @@ pub fn run(
     };
     let shutdown = Shutdown::default();
     watch_signals(&shutdown)?;
+    desktop_session::watch_display(&shutdown)?;
     let panel = PanelHandle::default();
     runtime.spawn(serve_events(
         events,
@@ -280,7 +282,11 @@ pub fn run(
     }
 
     if let (Some(resolver), Some(consent), true) = (resolver, consent, launched.is_ok()) {
-        panel::run(panel::PanelParts {
+        let tray = tray::start(
+            runtime.handle(),
+            tray_actions(panel.clone(), supervisor.clone(), shutdown.clone()),
+        );
+        let parts = panel::PanelParts {
             supervisor: supervisor.clone(),
             shutdown: shutdown.clone(),
             data_dir: data_dir.to_owned(),
@@ -303,8 +309,21 @@ pub fn run(
             notifications: panel::NotificationsUi {
                 centre: notifications.clone(),
             },
-        })?;
-        shutdown.raise("the control panel was closed");
+            tray,
+        };
+        // The panel has a thread of its own, so that a lost display, which ends its
+        // event loop inside Xlib, still leaves this thread to stop the shell.
+        desktop_session::keep_xlib_from_exiting(&shutdown)?;
+        let closed = shutdown.clone();
+        std::thread::Builder::new()
+            .name("weft-panel".into())
+            .spawn(move || {
+                if let Err(e) = panel::run(parts) {
+                    tracing::error!("{e:#}");
+                }
+                closed.raise("the control panel was closed");
+            })
+            .context("starting the control panel's thread")?;
     }
     let reason = shutdown.wait();
     match layouts.save_last_session() {
@@ -327,7 +346,30 @@ pub fn run(
     runtime.shutdown_timeout(Duration::from_secs(2));
     drop(trace_export);
     drop(lock);
+    desktop_session::end_now_if_display_lost(if launched.is_ok() { 0 } else { 1 });
     launched.map(drop)
+}
+
+/// What the tray icon's menu does: show the panel (or its launcher), show every app
+/// window, or quit.
+fn tray_actions(panel: PanelHandle, supervisor: Supervisor, shutdown: Shutdown) -> tray::OnAction {
+    Arc::new(move |action| {
+        tracing::info!(action = action.label(), "tray icon");
+        match action {
+            TrayAction::ShowPanel => {
+                panel.focus();
+            }
+            TrayAction::Launcher => {
+                panel.open_launcher();
+            }
+            TrayAction::ShowAll => {
+                if let Err(e) = supervisor.window(None, WindowAction::Show) {
+                    tracing::warn!("cannot show the app windows: {e}");
+                }
+            }
+            TrayAction::Quit => shutdown.raise("quit from the tray icon"),
+        }
+    })
 }
 
 /// Answers the broker's events until the broker stops.
@@ -647,11 +689,13 @@ fn app_host_binary() -> anyhow::Result<PathBuf> {
     Ok(beside)
 }
 
-/// SIGTERM and SIGINT stop the shell gracefully.
+/// SIGTERM and SIGINT stop the shell gracefully, and so does SIGHUP: the terminal or
+/// the login session it ran in has ended.
 fn watch_signals(shutdown: &Shutdown) -> anyhow::Result<()> {
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
     ])
     .context("installing signal handlers")?;
     let shutdown = shutdown.clone();
@@ -659,7 +703,14 @@ fn watch_signals(shutdown: &Shutdown) -> anyhow::Result<()> {
         .name("weft-signals".into())
         .spawn(move || {
             if let Some(sig) = signals.forever().next() {
-                shutdown.raise(format!("received signal {sig}"));
+                shutdown.raise(match sig {
+                    signal_hook::consts::SIGHUP => {
+                        "received SIGHUP: the terminal or session ended".to_owned()
+                    }
+                    signal_hook::consts::SIGTERM => "received SIGTERM".to_owned(),
+                    signal_hook::consts::SIGINT => "received SIGINT".to_owned(),
+                    other => format!("received signal {other}"),
+                });
             }
         })
         .context("starting the signal thread")?;

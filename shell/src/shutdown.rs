@@ -43,6 +43,11 @@ impl Shutdown {
         }
     }
 
+    /// Whether the flag is raised.
+    pub fn is_raised(&self) -> bool {
+        lock(&self.inner.state).reason.is_some()
+    }
+
     /// Blocks until the flag is raised; returns the reason.
     pub fn wait(&self) -> String {
         let mut state = lock(&self.inner.state);

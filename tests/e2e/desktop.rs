@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use weft_client::Client;
-use weft_e2e::{Display, PageService, PrivateNotifications, Shell, TestEnv, threaded_runtime};
+use weft_e2e::{
+    Display, PageService, PrivateNotifications, PrivateTray, Shell, TestEnv, threaded_runtime,
+};
 use weft_proto::frame::AppState;
 
 /// The `desktop` fixture page of one app, driven through its RPC service.
@@ -650,4 +652,142 @@ fn notifications_reach_the_desktop_and_the_centre_a_click_focuses_the_app_and_th
         let refused = other.action("paste", json!({})).await;
         assert_eq!(refused["code"], "AccessDenied", "{refused}");
     });
+}
+
+/// Whether the control panel's window is on screen.
+fn panel_shown(shell: &Shell) -> bool {
+    let found = shell.xdotool(&["search", "--onlyvisible", "--name", "^Weft$"]);
+    found.lines().count() == 1
+}
+
+/// The last session the shell saved as it stopped.
+fn last_session(env: &TestEnv) -> Value {
+    let path = env.data_dir().join("workspaces/Last session.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_json::from_str(&text).expect("the last session is JSON")
+}
+
+#[test]
+fn closing_the_panel_hides_it_to_the_tray_whose_menu_shows_it_shows_all_and_quits() {
+    let mut env = TestEnv::new();
+    let tray = PrivateTray::start(&mut env);
+    let ws = env.workspace_with("tray", &[("alpha", "desktop/index.html", json!({}))]);
+    let mut shell = Shell::start_on_desktop(env, &["launch", ws.to_str().unwrap()]);
+    shell.wait_ready(1);
+    assert_eq!(
+        tray.menu_labels(),
+        ["Show panel", "Launcher…", "Show all windows", "Quit Weft"]
+    );
+    let panel = shell.window_of("Weft");
+
+    // Closing the panel hides it to the tray; the shell and its app run on. A click on
+    // the icon, or the menu's Show panel and Launcher, bring it back.
+    for (how, reopen) in [
+        ("a click on the icon", None),
+        ("Show panel", Some("Show panel")),
+        ("Launcher", Some("Launcher…")),
+    ] {
+        shell.close_window(&panel);
+        until_seen("the panel hidden to the tray", || !panel_shown(&shell));
+        assert_eq!(shell.ps().expect("the shell runs on").apps.len(), 1);
+        match reopen {
+            None => tray.click_icon(),
+            Some(entry) => tray.click_menu(entry),
+        }
+        until_seen(&format!("the panel shown by {how}"), || panel_shown(&shell));
+    }
+
+    // Show all windows.
+    let runtime = threaded_runtime();
+    runtime.block_on(async {
+        let client = shell.client().await;
+        let alpha = page(&client, "alpha").await;
+        weft_ok(&shell, &["window", "hide", "--all"]);
+        until(&alpha, "seen", "alpha hidden", |v| v["visible"] == false).await;
+        tray.click_menu("Show all windows");
+        until(&alpha, "seen", "alpha shown from the tray", |v| {
+            v["visible"] == true
+        })
+        .await;
+    });
+
+    // Quit: the apps stop, the session is saved, the shell exits.
+    tray.click_menu("Quit Weft");
+    assert!(shell.wait_exit(Duration::from_secs(60)).success());
+    let log = shell.log_text();
+    assert!(
+        log.contains("shutting down: quit from the tray icon"),
+        "{log}"
+    );
+    let saved = last_session(&shell.env);
+    assert_eq!(saved["apps"][0]["appId"], "alpha", "{saved}");
+}
+
+#[test]
+fn without_a_tray_closing_the_panel_asks_first_and_the_shell_stops_when_the_session_ends() {
+    let mut env = TestEnv::new();
+    // No session bus, so no tray.
+    env.set_env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus");
+    let ws = env.workspace_with("asks", &[("alpha", "desktop/index.html", json!({}))]);
+    let mut shell = Shell::start_on_desktop(env, &["launch", ws.to_str().unwrap()]);
+    shell.wait_ready(1);
+    let panel = shell.window_of("Weft");
+    let key = |key: &str| {
+        shell.xdotool(&[
+            "windowactivate",
+            "--sync",
+            &panel,
+            "key",
+            "--clearmodifiers",
+            key,
+        ]);
+    };
+    // Closing asks "Quit Weft?": Escape keeps everything running; Enter quits.
+    shell.close_window(&panel);
+    key("Escape");
+    assert!(panel_shown(&shell));
+    assert_eq!(shell.ps().expect("the shell runs on").apps.len(), 1);
+    shell.close_window(&panel);
+    key("Return");
+    assert!(shell.wait_exit(Duration::from_secs(60)).success());
+    let log = shell.log_text();
+    assert!(
+        log.contains("shutting down: quit from the control panel"),
+        "{log}"
+    );
+    assert!(log.contains("no tray icon"), "{log}");
+
+    // The desktop session ends under a shell with the panel: the display goes away.
+    // The shell stops by itself, and no app is left behind.
+    let env = shell.into_env();
+    let mut shell = Shell::start_on_desktop(env, &["launch", ws.to_str().unwrap()]);
+    let pids: Vec<u32> = shell.wait_ready(1).iter().filter_map(|a| a.pid).collect();
+    shell.window_of("Weft");
+    shell.end_display();
+    assert!(shell.wait_exit(Duration::from_secs(60)).success());
+    let log = shell.log_text();
+    assert!(
+        log.contains("shutting down: the desktop session ended"),
+        "{log}"
+    );
+    assert_eq!(
+        weft_e2e::wait_gone(&pids, Duration::from_secs(30)),
+        Vec::<u32>::new()
+    );
+    assert!(
+        !shell.env.endpoint().socket_path().exists(),
+        "the socket is removed"
+    );
+
+    // SIGHUP (the terminal or login session ended) stops a headless shell cleanly, and
+    // it saves the session.
+    let env = shell.into_env();
+    let mut shell = Shell::start_on_desktop(env, &["launch", ws.to_str().unwrap(), "--no-panel"]);
+    shell.wait_ready(1);
+    shell.signal(libc::SIGHUP);
+    assert!(shell.wait_exit(Duration::from_secs(60)).success());
+    let log = shell.log_text();
+    assert!(log.contains("shutting down: received SIGHUP"), "{log}");
+    assert_eq!(last_session(&shell.env)["apps"][0]["appId"], "alpha");
 }

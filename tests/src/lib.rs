@@ -13,9 +13,11 @@ mod notification_server;
 pub mod process_tree;
 mod secret_service;
 mod session_bus;
+mod tray_host;
 
 pub use notification_server::PrivateNotifications;
 pub use secret_service::PrivateKeyring;
+pub use tray_host::PrivateTray;
 
 use std::{
     collections::HashMap,
@@ -396,14 +398,22 @@ fn xrandr(display: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-impl Drop for Display {
-    fn drop(&mut self) {
+impl Display {
+    /// Ends the display (and its window manager) under everything on it, as a desktop
+    /// session's end does.
+    pub fn end(&mut self) {
         if let Some(mut wm) = self.window_manager.take() {
             let _ = wm.kill();
             let _ = wm.wait();
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for Display {
+    fn drop(&mut self) {
+        self.end();
     }
 }
 
@@ -870,6 +880,28 @@ impl Shell {
     /// and its apps are killed if they still run.
     pub fn into_env(mut self) -> TestEnv {
         std::mem::take(&mut self.env)
+    }
+
+    /// Ends the shell's display, as the desktop session's end does.
+    pub fn end_display(&mut self) {
+        self.display.end();
+    }
+
+    /// Sends the shell `signal`.
+    pub fn signal(&self, signal: i32) {
+        let child = self.child.as_ref().expect("running");
+        // SAFETY: kill only sends a signal, to the shell's own pid.
+        unsafe { libc::kill(child.id() as i32, signal) };
+    }
+
+    /// Closes the window `id` through the window manager, as its close button does.
+    pub fn close_window(&self, id: &str) {
+        let out = Command::new("wmctrl")
+            .args(["-i", "-c", id])
+            .env("DISPLAY", self.display.name())
+            .output()
+            .expect("running wmctrl (Debian package wmctrl)");
+        assert!(out.status.success(), "wmctrl -c {id}: {out:?}");
     }
 
     /// Kills the shell with SIGKILL, leaving its apps to fend for themselves.

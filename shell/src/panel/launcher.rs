@@ -30,6 +30,8 @@ pub struct LauncherState {
     pub query: String,
     /// The selected match, by position.
     pub selected: usize,
+    /// Put the keyboard in the search field at the next frame (the tray's Launcher).
+    pub focus_requested: bool,
 }
 
 /// The entries matching `query` (case-insensitive, in title, appId or description),
@@ -77,8 +79,11 @@ pub fn draw_launcher(
                     .hint_text("Find an app (Ctrl+K): type part of its name")
                     .desired_width(320.0),
             );
-            if ui.input(|i| i.modifiers.command && i.key_pressed(egui::Key::K)) {
+            if std::mem::take(&mut state.focus_requested)
+                || ui.input(|i| i.modifiers.command && i.key_pressed(egui::Key::K))
+            {
                 search.request_focus();
+                search.scroll_to_me(Some(egui::Align::TOP));
             }
             let found = matching(entries, &state.query);
             if search.changed() {

@@ -19,7 +19,10 @@ mod workspaces;
 
 use std::{
     path::PathBuf,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -50,6 +53,7 @@ use crate::{
     permission_store::PermissionStore,
     shell_process,
     shutdown::Shutdown,
+    tray::TrayIcon,
     workspace_snapshots::{self, Layouts, Listed},
 };
 
@@ -60,14 +64,18 @@ const LAYOUTS_REREAD: Duration = Duration::from_secs(5);
 #[derive(Clone, Default)]
 pub struct PanelHandle {
     ctx: Arc<Mutex<Option<egui::Context>>>,
+    /// The launcher's search should take the keyboard at the next frame.
+    launcher_requested: Arc<AtomicBool>,
 }
 
 impl PanelHandle {
-    /// Raises and focuses the panel window; returns false when no panel is open.
+    /// Shows (also from the tray), raises and focuses the panel window; returns false
+    /// when no panel is open.
     pub fn focus(&self) -> bool {
         let ctx = lock(&self.ctx).clone();
         match ctx {
             Some(ctx) => {
+                ctx.send_viewport_cmd(egui::ViewportCommand::Visible(true));
                 ctx.send_viewport_cmd(egui::ViewportCommand::Minimized(false));
                 ctx.send_viewport_cmd(egui::ViewportCommand::Focus);
                 ctx.request_repaint();
@@ -75,6 +83,12 @@ impl PanelHandle {
             }
             None => false,
         }
+    }
+
+    /// Shows the panel with the keyboard in the launcher's search.
+    pub fn open_launcher(&self) -> bool {
+        self.launcher_requested.store(true, Ordering::Release);
+        self.focus()
     }
 }
 
@@ -199,6 +213,70 @@ struct PanelApp {
     prompt_form: PromptForm,
     /// Actions are run off the UI thread so that a slow launch never freezes the panel.
     pending: Arc<Mutex<Option<(bool, String)>>>,
+    /// How the window closes: hidden to the tray, or quitting after asking.
+    lifecycle: Lifecycle,
+}
+
+/// What closing the panel window does, and what it is waiting on.
+struct Lifecycle {
+    /// Raised to stop the shell; closing the window for real waits on it.
+    shutdown: Shutdown,
+    /// The tray icon, when the desktop shows one.
+    tray: Option<TrayIcon>,
+    /// Brings the panel back, and asks for the launcher.
+    handle: PanelHandle,
+    /// The user closed the window without a tray: "Quit Weft?" is on screen.
+    asking_to_quit: bool,
+}
+
+impl Lifecycle {
+    /// Handles a close of the window: with a tray in the desktop it hides to the tray;
+    /// without, it asks before quitting. Once the shell stops, the window closes.
+    fn on_close_requested(&mut self, ctx: &egui::Context) {
+        if self.shutdown.is_raised() {
+            return;
+        }
+        ctx.send_viewport_cmd(egui::ViewportCommand::CancelClose);
+        if self.tray.as_ref().is_some_and(TrayIcon::is_shown) {
+            tracing::info!("the control panel is hidden to the tray");
+            ctx.send_viewport_cmd(egui::ViewportCommand::Visible(false));
+        } else {
+            self.asking_to_quit = true;
+        }
+    }
+
+    /// Draws "Quit Weft?" while it is asked.
+    fn draw_quit_question(&mut self, ctx: &egui::Context, running: usize) {
+        if !self.asking_to_quit {
+            return;
+        }
+        let mut answer = None;
+        egui::Modal::new(egui::Id::unique("quit-weft")).show(ctx, |ui| {
+            ui.heading("Quit Weft?");
+            ui.label(match running {
+                0 => "No app is running.".to_owned(),
+                1 => "1 app will be stopped.".to_owned(),
+                n => format!("{n} apps will be stopped."),
+            });
+            ui.label("The session is saved, and `weft` opens it as it is next time.");
+            ui.horizontal(|ui| {
+                if ui.button("Quit").clicked() || ui.input(|i| i.key_pressed(egui::Key::Enter)) {
+                    answer = Some(true);
+                }
+                if ui.button("Cancel").clicked() || ui.input(|i| i.key_pressed(egui::Key::Escape)) {
+                    answer = Some(false);
+                }
+            });
+        });
+        match answer {
+            Some(true) => {
+                self.asking_to_quit = false;
+                self.shutdown.raise("quit from the control panel");
+            }
+            Some(false) => self.asking_to_quit = false,
+            None => {}
+        }
+    }
 }
 
 impl PanelApp {
@@ -321,6 +399,17 @@ impl PanelApp {
 
 impl eframe::App for PanelApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        if ui.ctx().input(|i| i.viewport().close_requested()) {
+            self.lifecycle.on_close_requested(ui.ctx());
+        }
+        if self
+            .lifecycle
+            .handle
+            .launcher_requested
+            .swap(false, Ordering::AcqRel)
+        {
+            self.launcher.focus_requested = true;
+        }
         if let Some(outcome) = lock(&self.pending).take() {
             self.form.status = Some(outcome);
             self.saved_layouts.1 = None;
@@ -336,6 +425,8 @@ impl eframe::App for PanelApp {
             );
         }
         let apps = self.supervisor.apps();
+        let running = apps.iter().filter(|a| a.state.is_live()).count();
+        self.lifecycle.draw_quit_question(ui.ctx(), running);
         let remembered = self.fdc3.resolver.remembered();
         let permissions = self.security.store.list();
         let forced = self.security.policy.forced();
@@ -439,6 +530,8 @@ pub struct PanelParts {
     pub workspaces: WorkspacesUi,
     /// The notification centre.
     pub notifications: NotificationsUi,
+    /// The tray icon, where the desktop has a tray.
+    pub tray: Option<TrayIcon>,
 }
 
 /// Shows the panel until the user closes it or the shell is told to stop.
@@ -453,6 +546,7 @@ pub fn run(parts: PanelParts) -> anyhow::Result<()> {
         settings,
         workspaces,
         notifications,
+        tray,
     } = parts;
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
@@ -460,6 +554,14 @@ pub fn run(parts: PanelParts) -> anyhow::Result<()> {
             .with_app_id("weft-panel")
             .with_inner_size([760.0, 240.0])
             .with_position([40.0, 540.0]),
+        // The shell runs the panel on a thread of its own (see `shell_process`).
+        event_loop_builder: Some(Box::new(|builder| {
+            use winit::platform::{
+                wayland::EventLoopBuilderExtWayland, x11::EventLoopBuilderExtX11,
+            };
+            EventLoopBuilderExtX11::with_any_thread(builder, true);
+            EventLoopBuilderExtWayland::with_any_thread(builder, true);
+        })),
         ..Default::default()
     };
     let app = PanelApp {
@@ -477,6 +579,12 @@ pub fn run(parts: PanelParts) -> anyhow::Result<()> {
         layout_name: String::new(),
         launcher: LauncherState::default(),
         consent_shown: None,
+        lifecycle: Lifecycle {
+            shutdown: shutdown.clone(),
+            tray,
+            handle: handle.clone(),
+            asking_to_quit: false,
+        },
     };
     let resolver = app.fdc3.resolver.clone();
     let notification_centre = app.notifications.centre.clone();
