@@ -136,6 +136,11 @@ pub fn file(data_dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
     Ok(dir(data_dir).join(format!("{name}.json")))
 }
 
+/// Whether an instance in `state` belongs in the last session: all but those stopped.
+fn in_session(state: AppState) -> bool {
+    !matches!(state, AppState::Stopping | AppState::Stopped)
+}
+
 /// Reads snapshot `name`, checking it.
 pub fn read(data_dir: &Path, name: &str) -> anyhow::Result<Snapshot> {
     let path = file(data_dir, name)?;
@@ -260,20 +265,30 @@ impl Layouts {
     /// Saves the running apps as snapshot `name`: waits (up to 30 s) for apps still
     /// starting, then asks every running instance's host. Blocks.
     pub fn save(&self, name: &str) -> anyhow::Result<SaveOutcome> {
-        self.save_within(name, STARTING_DEADLINE)
+        self.save_within(name, STARTING_DEADLINE, AppState::is_live)
     }
 
     /// Saves the last session, as the shell stops: apps still starting are not waited
-    /// for long. Nothing is written when no app runs.
+    /// for long. The session is every instance nobody stopped: also those that crashed
+    /// or are being restarted (as when the desktop session ends under them), kept at
+    /// their last known place. Nothing is written when there is none.
     pub fn save_last_session(&self) -> anyhow::Result<Option<SaveOutcome>> {
-        if !self.supervisor.apps().iter().any(|a| a.state.is_live()) {
+        if !self.supervisor.apps().iter().any(|a| in_session(a.state)) {
             return Ok(None);
         }
-        self.save_within(LAST_SESSION, Duration::from_secs(2))
+        self.save_within(LAST_SESSION, Duration::from_secs(2), in_session)
             .map(Some)
     }
 
-    fn save_within(&self, name: &str, starting: Duration) -> anyhow::Result<SaveOutcome> {
+    /// Saves the instances whose state `keep` accepts as snapshot `name`, waiting up to
+    /// `starting` for those still starting; the running ones are asked for their page
+    /// and window.
+    fn save_within(
+        &self,
+        name: &str,
+        starting: Duration,
+        keep: fn(AppState) -> bool,
+    ) -> anyhow::Result<SaveOutcome> {
         let path = file(&self.data_dir, name)?;
         let deadline = Instant::now() + starting;
         let apps = loop {
@@ -284,8 +299,9 @@ impl Layouts {
             }
             std::thread::sleep(Duration::from_millis(100));
         };
-        let apps: Vec<AppInfo> = apps.into_iter().filter(|a| a.state.is_live()).collect();
-        let reports = self.ask(&apps);
+        let apps: Vec<AppInfo> = apps.into_iter().filter(|a| keep(a.state)).collect();
+        let running: Vec<AppInfo> = apps.iter().filter(|a| a.state.is_live()).cloned().collect();
+        let reports = self.ask(&running);
         let channels = self.fdc3.user_channels_blocking();
         let mut notes = Vec::new();
         let mut saved = Vec::new();

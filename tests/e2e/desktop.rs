@@ -660,6 +660,12 @@ fn panel_shown(shell: &Shell) -> bool {
     found.lines().count() == 1
 }
 
+/// Removes the last session, so that the next one read is the next shell's.
+fn forget_last_session(env: &TestEnv) {
+    std::fs::remove_file(env.data_dir().join("workspaces/Last session.json"))
+        .expect("a last session to forget");
+}
+
 /// The last session the shell saved as it stopped.
 fn last_session(env: &TestEnv) -> Value {
     let path = env.data_dir().join("workspaces/Last session.json");
@@ -761,6 +767,7 @@ fn without_a_tray_closing_the_panel_asks_first_and_the_shell_stops_when_the_sess
     // The desktop session ends under a shell with the panel: the display goes away.
     // The shell stops by itself, and no app is left behind.
     let env = shell.into_env();
+    forget_last_session(&env);
     let mut shell = Shell::start_on_desktop(env, &["launch", ws.to_str().unwrap()]);
     let pids: Vec<u32> = shell.wait_ready(1).iter().filter_map(|a| a.pid).collect();
     shell.window_of("Weft");
@@ -783,6 +790,7 @@ fn without_a_tray_closing_the_panel_asks_first_and_the_shell_stops_when_the_sess
     // SIGHUP (the terminal or login session ended) stops a headless shell cleanly, and
     // it saves the session.
     let env = shell.into_env();
+    forget_last_session(&env);
     let mut shell = Shell::start_on_desktop(env, &["launch", ws.to_str().unwrap(), "--no-panel"]);
     shell.wait_ready(1);
     shell.signal(libc::SIGHUP);
