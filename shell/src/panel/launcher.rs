@@ -220,6 +220,24 @@ mod tests {
     }
 
     #[test]
+    fn the_trays_launcher_puts_the_keyboard_in_the_search() {
+        let mut h = harness(vec![entry("news", "News", 0), entry("chart", "Chart", 0)]);
+        h.run();
+        assert!(!h.get_by_role(egui::accesskit::Role::TextInput).is_focused());
+        h.state_mut().launcher.focus_requested = true;
+        h.run();
+        h.run();
+        let search = h.get_by_role(egui::accesskit::Role::TextInput);
+        assert!(search.is_focused());
+        assert!(!h.state().launcher.focus_requested, "asked once");
+        search.type_text("cha");
+        h.run();
+        h.key_press(egui::Key::Enter);
+        h.run();
+        assert_eq!(h.state().actions, [PanelAction::LaunchApp("chart".into())]);
+    }
+
+    #[test]
     fn a_running_app_is_focused_and_new_starts_another() {
         let mut h = harness(vec![entry("news", "News", 1)]);
         h.run();
