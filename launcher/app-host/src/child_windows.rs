@@ -29,6 +29,10 @@ use crate::{bus::FromWindow, navigation, page_gate::WindowOp};
 /// Navigating here does nothing else, from any page.
 const CLOSE_URL: &str = "weft-close:child";
 
+/// Most child windows an app may have open at once; more are refused (and audited), so
+/// that a page opening windows in a loop cannot bury the desktop.
+const MAX_CHILDREN: usize = 32;
+
 /// Size of a child window whose opener asked for none, in logical pixels.
 const DEFAULT_SIZE: (f64, f64) = (800.0, 600.0);
 
@@ -84,6 +88,17 @@ impl ChildWindows {
     /// Answers a page's (the main page's or a child's) `window.open(url)`.
     pub fn request(&self, url: String, features: NewWindowFeatures) -> NewWindowResponse {
         match navigation::new_window(&self.inner.origins, &url, self.inner.in_browser) {
+            navigation::NewWindow::Child if self.inner.open.borrow().len() >= MAX_CHILDREN => {
+                tracing::warn!(url, "refused a child window: {MAX_CHILDREN} are open");
+                let _ = self
+                    .inner
+                    .to_bus
+                    .send(FromWindow::Violation(PageViolation::NewWindow {
+                        url,
+                        opened_in_browser: false,
+                    }));
+                NewWindowResponse::Deny
+            }
             navigation::NewWindow::Child => match self.open(features) {
                 Ok(webview) => {
                     tracing::info!(url, "opened a child window");
