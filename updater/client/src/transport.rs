@@ -43,9 +43,16 @@ impl MirrorTransport {
         }
     }
 
-    /// The agent, for target downloads.
-    pub fn agent(&self) -> &ureq::Agent {
-        &self.agent
+    /// An agent for target downloads: the same trust store and connection timeouts,
+    /// but no limit on the whole body's time (a large download on a slow link takes
+    /// long; an interrupted one resumes).
+    pub fn download_agent() -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .timeout_connect(Some(TIMEOUT))
+            .timeout_recv_response(Some(TIMEOUT))
+            .http_status_as_error(false)
+            .build()
+            .into()
     }
 }
 

@@ -1,15 +1,11 @@
 //! The client against a real repository made by `weft-release`, served over HTTP on
 //! 127.0.0.1: what it offers, and every way it refuses metadata it must not trust.
 
-use std::{
-    collections::BTreeSet,
-    io::Read,
-    path::{Path, PathBuf},
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
-    },
-};
+mod support;
+
+use std::{path::PathBuf, sync::atomic::Ordering};
+
+use support::{Override, Server, release};
 
 use jiff::SignedDuration;
 use semver::Version;
@@ -17,102 +13,8 @@ use weft_release::{
     keys::KeyDir,
     repository::{self, Lifetimes, RepoDir},
 };
-use weft_update_repo::{Release, archive::Files};
-use weft_updater::{CheckSettings, Mirror, Untrusted, check};
-
-/// What the server does instead of serving a path's file.
-#[derive(Clone)]
-enum Override {
-    /// These bytes.
-    Bytes(Vec<u8>),
-    /// Bytes forever.
-    Endless,
-}
-
-/// A static file server for a repository folder, with overrides per path.
-struct Server {
-    base: url::Url,
-    overrides: Arc<Mutex<Vec<(String, Override)>>>,
-    sent_endless: Arc<AtomicU64>,
-    server: Arc<tiny_http::Server>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-struct Endless(Arc<AtomicU64>);
-
-impl Read for Endless {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        buf.fill(b' ');
-        self.0.fetch_add(buf.len() as u64, Ordering::Relaxed);
-        Ok(buf.len())
-    }
-}
-
-impl Server {
-    fn serve(dir: &Path) -> Server {
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
-        let port = server.server_addr().to_ip().unwrap().port();
-        let overrides: Arc<Mutex<Vec<(String, Override)>>> = Arc::default();
-        let sent_endless = Arc::new(AtomicU64::new(0));
-        let (s, o, sent, root) = (
-            server.clone(),
-            overrides.clone(),
-            sent_endless.clone(),
-            dir.to_owned(),
-        );
-        let thread = std::thread::spawn(move || {
-            for request in s.incoming_requests() {
-                let path = request.url().trim_start_matches('/').to_owned();
-                let chosen = o
-                    .lock()
-                    .unwrap()
-                    .iter()
-                    .find(|(p, _)| *p == path)
-                    .map(|(_, v)| v.clone());
-                let _ = match chosen {
-                    Some(Override::Bytes(b)) => request.respond(tiny_http::Response::from_data(b)),
-                    Some(Override::Endless) => request.respond(tiny_http::Response::new(
-                        200.into(),
-                        vec![],
-                        Endless(sent.clone()),
-                        None,
-                        None,
-                    )),
-                    None => match std::fs::read(root.join(&path)) {
-                        Ok(b) if !path.contains("..") => {
-                            request.respond(tiny_http::Response::from_data(b))
-                        }
-                        _ => request.respond(tiny_http::Response::empty(404)),
-                    },
-                };
-            }
-        });
-        Server {
-            base: format!("http://127.0.0.1:{port}/").parse().unwrap(),
-            overrides,
-            sent_endless,
-            server,
-            thread: Some(thread),
-        }
-    }
-
-    fn set(&self, path: &str, what: Override) {
-        self.overrides.lock().unwrap().push((path.to_owned(), what));
-    }
-
-    fn clear(&self) {
-        self.overrides.lock().unwrap().clear();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.server.unblock();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
+use weft_update_repo::archive::Files;
+use weft_updater::{CheckSettings, Untrusted, check};
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -120,16 +22,6 @@ struct Fixture {
     keys: KeyDir,
     state: PathBuf,
     server: Server,
-}
-
-fn release(version: &str, percent: u8) -> Release {
-    Release {
-        version: Version::parse(version).unwrap(),
-        channel: "stable".into(),
-        platform: "linux-x86_64".into(),
-        rollout_percent: percent,
-        min_version: None,
-    }
 }
 
 fn files(tag: &str) -> Files {
@@ -172,18 +64,7 @@ async fn fixture() -> Fixture {
 
 impl Fixture {
     fn settings(&self, installed: &str) -> CheckSettings {
-        CheckSettings {
-            mirror: Mirror::at(&self.server.base).unwrap(),
-            shipped_root: std::fs::read(self.repo.first_root()).unwrap(),
-            state_dir: self.state.clone(),
-            channel: "stable".into(),
-            platform: "linux-x86_64".into(),
-            installed: Version::parse(installed).unwrap(),
-            pinned: None,
-            install_id: "install-1".into(),
-            skip_staging: false,
-            refused: BTreeSet::new(),
-        }
+        support::settings(&self.server.base, &self.repo, self.state.clone(), installed)
     }
 
     fn metadata(&self, name: &str) -> Vec<u8> {
