@@ -8,6 +8,7 @@
 pub mod check;
 pub mod download;
 pub mod error;
+pub mod install;
 mod state_file;
 pub mod transport;
 
