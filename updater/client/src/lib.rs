@@ -5,6 +5,7 @@
 //! It is not the publisher (`weft-release`) and does not decide policy: the caller
 //! passes the mirror, channel and pin that policy allows.
 
+pub mod apply;
 pub mod check;
 pub mod download;
 pub mod error;
