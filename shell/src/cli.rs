@@ -89,6 +89,14 @@ pub enum Command {
     /// The settings in force and where each came from.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Check, without a window, that this build works here: a broker on a private
+    /// socket, a bus round trip, the settings and the data directory readable. Exits 1
+    /// when a check fails.
+    SelfTest {
+        /// Print one JSON object: {"healthy", "version", "checks": [{"name", "ok", "detail"}]}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Save, restore, list and delete layout snapshots: every app's page, window,
     /// monitor, FDC3 channel and own state.
     #[command(subcommand)]

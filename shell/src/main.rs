@@ -43,6 +43,7 @@ mod permissions_command;
 mod private_file;
 mod prompt_window;
 mod secure_storage;
+mod self_test;
 mod shell_process;
 mod shutdown;
 mod trace_export;
@@ -133,6 +134,7 @@ fn main() -> ExitCode {
         Some(Command::Config(cli::ConfigCommand::Show { json, shell })) => {
             config_command::show(config_file, &shell.flags(), json)
         }
+        Some(Command::SelfTest { json }) => self_test::run(data_dir, config_file, json),
     };
     match result {
         Ok(code) => code,

@@ -186,22 +186,35 @@ pub fn read(data_dir: &Path, name: &str) -> anyhow::Result<Snapshot> {
     Ok(snapshot)
 }
 
-/// Every snapshot saved, by name; files that cannot be read are left out.
-pub fn list(data_dir: &Path) -> anyhow::Result<Vec<Listed>> {
+/// The names of every snapshot file, readable or not.
+pub fn saved_names(data_dir: &Path) -> anyhow::Result<Vec<String>> {
     let folder = dir(data_dir);
     let entries = match std::fs::read_dir(&folder) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
         Err(e) => return Err(e).with_context(|| format!("reading {}", folder.display())),
     };
-    let mut listed: Vec<Listed> = entries
+    let mut names: Vec<String> = entries
         .flatten()
         .filter_map(|entry| {
-            let name = entry
-                .file_name()
-                .to_str()?
-                .strip_suffix(".json")?
-                .to_owned();
+            Some(
+                entry
+                    .file_name()
+                    .to_str()?
+                    .strip_suffix(".json")?
+                    .to_owned(),
+            )
+        })
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// Every snapshot saved, by name; files that cannot be read are left out.
+pub fn list(data_dir: &Path) -> anyhow::Result<Vec<Listed>> {
+    let mut listed: Vec<Listed> = saved_names(data_dir)?
+        .into_iter()
+        .filter_map(|name| {
             let snapshot = read(data_dir, &name).ok()?;
             Some(Listed {
                 name,

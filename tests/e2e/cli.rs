@@ -129,6 +129,7 @@ fn every_command_has_help() {
         &["stop", "--help"],
         &["logs", "--help"],
         &["diag", "--help"],
+        &["self-test", "--help"],
     ] {
         let out = env.run_weft(args);
         assert!(out.status.success(), "{args:?}");
@@ -303,4 +304,38 @@ fn a_policy_locked_key_holds_against_the_file_and_flags_and_config_show_says_why
         );
         assert!(!env.endpoint().socket_path().exists());
     }
+}
+
+#[test]
+fn self_test_checks_the_bus_and_the_data_without_a_window_and_names_what_fails() {
+    let env = TestEnv::new();
+    let out = env.run_weft(&["self-test", "--json"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["healthy"], true, "{report}");
+    let names: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["settings", "bus", "permissions", "layouts"]);
+    assert!(
+        report["checks"][1]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("through a broker and back")
+    );
+
+    // A layout this version cannot read: not healthy, and it says which.
+    let layouts = env.data_dir().join("workspaces");
+    std::fs::create_dir_all(&layouts).unwrap();
+    std::fs::write(layouts.join("Desk.json"), "{\"version\": 99}").unwrap();
+    let out = env.run_weft(&["self-test"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FAIL layouts"), "{stdout}");
+    assert!(stdout.contains("Desk"), "{stdout}");
+    assert!(stdout.contains("is not healthy"), "{stdout}");
 }
