@@ -1,8 +1,8 @@
 //! `weft self-test`: whether this build works on this machine and can read this user's
 //! data, without opening a window — a broker on a private socket, a bus round trip
 //! through it, the settings, and the data directory's stores (remembered permissions,
-//! layout snapshots). It does not touch a running shell. A new version on trial runs it
-//! to report itself healthy.
+//! layout snapshots). It does not touch a running shell. It is the check a new version
+//! on trial must pass to be kept.
 
 use std::{
     path::{Path, PathBuf},
