@@ -89,6 +89,10 @@ pub enum Command {
     /// The settings in force and where each came from.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Updates of Weft itself: the settings in force, and what the update repository
+    /// offers this install.
+    #[command(subcommand)]
+    Update(UpdateCommand),
     /// Check, without a window, that this build works here: a broker on a private
     /// socket, a bus round trip, the settings and the data directory readable. Exits 1
     /// when a check fails.
@@ -484,4 +488,27 @@ mod tests {
                 .contains("expected last")
         );
     }
+}
+
+/// `weft update …`
+#[derive(Subcommand, Debug)]
+pub enum UpdateCommand {
+    /// The update settings in force (and where each came from) and the install's
+    /// versions: current, kept to roll back to, on trial, refused.
+    Status {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask the update repository (TUF-verified) what it offers this install.
+    Check {
+        /// Check now, past staged rollout (a halted release is still not offered).
+        #[arg(long)]
+        now: bool,
+        /// Print one JSON object: {"installed", "channel", "offer": {"version",
+        /// "rolloutPercent", "full": {"name", "length"}, "delta"}|null, "newest",
+        /// "rootVersion"}.
+        #[arg(long)]
+        json: bool,
+    },
 }

@@ -53,6 +53,9 @@ pub struct Config {
     /// The audit log.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// Updates of Weft itself.
+    #[serde(default)]
+    pub updates: UpdatesConfig,
     /// The desktop owner's policy in force (read from the files, not from here).
     #[serde(skip)]
     pub policy_in_force: Policy,
@@ -112,6 +115,50 @@ impl Default for AuditConfig {
             syslog_socket: Self::default_syslog_socket(),
             anchor_every_secs: Self::default_anchor_every_secs(),
             max_file_mb: Self::default_max_file_mb(),
+        }
+    }
+}
+
+/// `[updates]`
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UpdatesConfig {
+    /// Look for updates at all.
+    #[serde(default = "UpdatesConfig::default_enabled")]
+    pub enabled: bool,
+    /// The update repository's base URL (http(s) or file), serving `metadata/` and
+    /// `targets/`; none means no updates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<String>,
+    /// The channel followed.
+    #[serde(default = "UpdatesConfig::default_channel")]
+    pub channel: String,
+    /// Stay on exactly this version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<String>,
+    /// The TUF root to trust first (the repository's `1.root.json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<PathBuf>,
+}
+
+impl UpdatesConfig {
+    fn default_enabled() -> bool {
+        true
+    }
+
+    fn default_channel() -> String {
+        "stable".into()
+    }
+}
+
+impl Default for UpdatesConfig {
+    fn default() -> Self {
+        Self {
+            enabled: Self::default_enabled(),
+            mirror: None,
+            channel: Self::default_channel(),
+            pin: None,
+            root: None,
         }
     }
 }
@@ -517,6 +564,19 @@ impl Config {
         if self.app_logs.max_file_mb == 0 {
             return bad("app_logs.max_file_mb", "must be at least 1".into());
         }
+        if let Some(mirror) = &self.updates.mirror
+            && let Err(e) = url::Url::parse(mirror)
+        {
+            return bad("updates.mirror", format!("not a URL: {e}"));
+        }
+        if let Some(pin) = &self.updates.pin
+            && let Err(e) = semver::Version::parse(pin)
+        {
+            return bad("updates.pin", format!("not a version: {e}"));
+        }
+        if self.updates.channel.is_empty() {
+            return bad("updates.channel", "must name a channel".into());
+        }
         Ok(())
     }
 
@@ -746,6 +806,12 @@ mod tests {
             },
             policy: PolicyConfig {
                 file: Some("/p.toml".into()),
+            },
+            updates: UpdatesConfig {
+                mirror: Some("https://updates.example/".into()),
+                pin: Some("1.2.3".into()),
+                root: Some("/etc/weft/root.json".into()),
+                ..UpdatesConfig::default()
             },
             ..Config::default()
         };

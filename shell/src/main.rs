@@ -48,6 +48,7 @@ mod shell_process;
 mod shutdown;
 mod trace_export;
 mod tray;
+mod update_command;
 mod workspace_command;
 mod workspace_snapshots;
 
@@ -61,6 +62,22 @@ use crate::cli::{Cli, Command, LaunchArgs};
 /// free lists make that markedly cheaper than glibc's malloc (see `weft-bench bus`).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// `weft update …`, under the user's settings and the policy.
+fn update(
+    data_dir: Option<&std::path::Path>,
+    config_file: Option<&std::path::Path>,
+    command: cli::UpdateCommand,
+) -> anyhow::Result<ExitCode> {
+    let config = config::Config::load_user(config_file)?;
+    let data_dir = data_dir::resolve(data_dir)?;
+    match command {
+        cli::UpdateCommand::Status { json } => update_command::status(&data_dir, &config, json),
+        cli::UpdateCommand::Check { now, json } => {
+            update_command::check(&data_dir, &config, now, json)
+        }
+    }
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -135,6 +152,7 @@ fn main() -> ExitCode {
             config_command::show(config_file, &shell.flags(), json)
         }
         Some(Command::SelfTest { json }) => self_test::run(data_dir, config_file, json),
+        Some(Command::Update(command)) => update(data_dir, config_file, command),
     };
     match result {
         Ok(code) => code,

@@ -130,6 +130,7 @@ fn every_command_has_help() {
         &["logs", "--help"],
         &["diag", "--help"],
         &["self-test", "--help"],
+        &["update", "check", "--help"],
     ] {
         let out = env.run_weft(args);
         assert!(out.status.success(), "{args:?}");

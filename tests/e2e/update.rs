@@ -1,5 +1,7 @@
-//! The installer under `kill -9`: whichever step it dies at, exactly one complete
-//! version is current and starts, before the next start recovers and after.
+//! Updates: the installer under `kill -9` (whichever step it dies at, exactly one
+//! complete version is current and starts, before the next start recovers and after),
+//! and `weft update` against a repository made by `weft-release`, served over HTTP on
+//! 127.0.0.1.
 
 use std::{
     io::{BufRead, BufReader},
@@ -7,6 +9,14 @@ use std::{
     process::{Command, Stdio},
 };
 
+use semver::Version;
+use serde_json::Value;
+use weft_e2e::TestEnv;
+use weft_release::{
+    keys::KeyDir,
+    repository::{self, Lifetimes, RepoDir},
+};
+use weft_update_repo::{Release, archive::Files, current_platform};
 use weft_updater::install::{Installation, Step};
 
 const HELPER: &str = env!("CARGO_BIN_EXE_weft-install-helper");
@@ -82,4 +92,149 @@ fn kill_9_at_each_install_step_leaves_exactly_one_version_that_starts() {
             assert!(left.is_empty(), "{step:?} #{round}: {left:?}");
         }
     }
+}
+
+/// Serves `dir` over HTTP on 127.0.0.1 until dropped.
+struct StaticServer {
+    base: String,
+    server: std::sync::Arc<tiny_http::Server>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl StaticServer {
+    fn serve(dir: &Path) -> StaticServer {
+        let server = std::sync::Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
+        let port = server.server_addr().to_ip().unwrap().port();
+        let (s, root) = (server.clone(), dir.to_owned());
+        let thread = std::thread::spawn(move || {
+            for request in s.incoming_requests() {
+                let path = request.url().trim_start_matches('/').to_owned();
+                let _ = match std::fs::read(root.join(&path)) {
+                    Ok(bytes) if !path.contains("..") => {
+                        request.respond(tiny_http::Response::from_data(bytes))
+                    }
+                    _ => request.respond(tiny_http::Response::empty(404)),
+                };
+            }
+        });
+        StaticServer {
+            base: format!("http://127.0.0.1:{port}/"),
+            server,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for StaticServer {
+    fn drop(&mut self) {
+        self.server.unblock();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn publish(repo: &RepoDir, keys: &KeyDir, version: &str, percent: u8) {
+    let release = Release {
+        version: Version::parse(version).unwrap(),
+        channel: "stable".into(),
+        platform: current_platform(),
+        rollout_percent: percent,
+        min_version: None,
+    };
+    let files = Files::from([(
+        "weft".to_owned(),
+        (format!("#!/bin/sh\necho {version}\n").into_bytes(), true),
+    )]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime
+        .block_on(repository::publish(
+            repo,
+            keys,
+            release,
+            &files,
+            &Lifetimes::default(),
+        ))
+        .unwrap();
+}
+
+fn json_of(out: &std::process::Output) -> Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn weft_update_check_offers_what_the_signed_repository_holds_and_policy_can_turn_it_off() {
+    let env = TestEnv::new();
+    let repo = RepoDir::new(env.path("repo"));
+    let keys = KeyDir::new(env.path("keys"));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime
+        .block_on(repository::init(&repo, &keys, &Lifetimes::default()))
+        .unwrap();
+    publish(&repo, &keys, "0.5.0", 100);
+    publish(&repo, &keys, "0.6.0", 0);
+    let server = StaticServer::serve(&env.path("repo"));
+
+    // Nothing configured: said, and nothing is fetched.
+    let out = env.run_weft(&["update", "check"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no update repository is configured"));
+
+    let config = format!(
+        "[updates]\nmirror = {:?}\nroot = {:?}\n",
+        server.base,
+        repo.first_root().display().to_string()
+    );
+    env.write_config(&config);
+    let checked = json_of(&env.run_weft(&["update", "check", "--json"]));
+    assert_eq!(checked["installed"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(checked["offer"]["version"], "0.5.0", "{checked}");
+    assert_eq!(
+        checked["newest"], "0.6.0",
+        "the halted release is known, not offered"
+    );
+    let text = env.run_weft(&["update", "check"]);
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("0.5.0 is available on stable"),
+        "{}",
+        String::from_utf8_lossy(&text.stdout)
+    );
+    assert!(
+        env.data_dir().join("updates/root.json").is_file(),
+        "the trusted root is kept"
+    );
+    let status = json_of(&env.run_weft(&["update", "status", "--json"]));
+    assert_eq!(status["enabled"], true);
+    assert_eq!(status["mirror"], server.base.as_str());
+    assert_eq!(
+        status["installRoot"],
+        Value::Null,
+        "a build tree is not an install"
+    );
+
+    // The desktop owner turns updates off: the check says so and where.
+    let policy = env.path("policy.toml");
+    std::fs::write(&policy, "[settings]\nupdates = { enabled = false }\n").unwrap();
+    env.write_config(format!(
+        "{config}[policy]\nfile = {:?}\n",
+        policy.display().to_string()
+    ));
+    let out = env.run_weft(&["update", "check"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("updates are turned off") && err.contains("locked by policy"),
+        "{err}"
+    );
 }

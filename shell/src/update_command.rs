@@ -1,0 +1,243 @@
+//! `weft update status` and `weft update check`: what the updater would do under the
+//! settings in force (`[updates]`, which policy can lock), and what the repository
+//! offers this install, checked with `weft-updater` (TUF, from the newest root trusted).
+//!
+//! Trusted state is kept per user in `DATA_DIR/updates/` (`root.json`, `tuf/`, and the
+//! install's random `install-id` for staged rollouts).
+
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
+
+use anyhow::{Context, bail};
+use semver::Version;
+use weft_updater::{CheckSettings, Mirror, install::Installation};
+
+use crate::config::{Config, UpdatesConfig};
+
+/// This build's version.
+fn installed() -> Version {
+    Version::parse(env!("CARGO_PKG_VERSION")).expect("the package version is semver")
+}
+
+/// Where this `weft` is installed side by side (`ROOT/versions/VERSION/weft`), if it is.
+pub fn install_root() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let versions = exe.parent()?.parent()?;
+    (versions.file_name()? == "versions").then(|| versions.parent().map(Path::to_owned))?
+}
+
+/// Where the updater keeps what it trusts, for this data directory.
+fn state_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("updates")
+}
+
+/// This install's random id (made once), which places it in staged rollouts.
+fn install_id(state: &Path) -> anyhow::Result<String> {
+    let path = state.join("install-id");
+    if let Ok(id) = std::fs::read_to_string(&path)
+        && id.trim().len() == 32
+    {
+        return Ok(id.trim().to_owned());
+    }
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("no randomness for an install id: {e}"))?;
+    let id = hex::encode(bytes);
+    std::fs::create_dir_all(state).with_context(|| format!("creating {}", state.display()))?;
+    std::fs::write(&path, &id).with_context(|| format!("writing {}", path.display()))?;
+    Ok(id)
+}
+
+/// Where a setting came from, for messages.
+fn source_of(config: &Config, key: &str) -> String {
+    config
+        .provenance
+        .settings
+        .iter()
+        .find(|s| s.key == key)
+        .map_or_else(
+            || "default".to_owned(),
+            |s| {
+                config
+                    .provenance
+                    .describe(&s.source, &config.policy_in_force)
+            },
+        )
+}
+
+/// The check's settings, or why updates cannot be checked.
+fn settings(config: &Config, data_dir: &Path, now: bool) -> anyhow::Result<CheckSettings> {
+    let updates: &UpdatesConfig = &config.updates;
+    if !updates.enabled {
+        bail!(
+            "updates are turned off (updates.enabled = false, from {})",
+            source_of(config, "updates.enabled")
+        );
+    }
+    let Some(mirror) = &updates.mirror else {
+        bail!("no update repository is configured (set updates.mirror; see docs/configuration.md)");
+    };
+    let Some(root) = &updates.root else {
+        bail!(
+            "no TUF root is configured (set updates.root to the repository's 1.root.json; this \
+             build ships without one)"
+        );
+    };
+    let shipped_root =
+        std::fs::read(root).with_context(|| format!("reading the TUF root {}", root.display()))?;
+    let mirror = Mirror::at(&mirror.parse().context("updates.mirror is not a URL")?)?;
+    let state_dir = state_dir(data_dir);
+    let refused = match install_root() {
+        Some(root) => Installation::open(&root)?.0.status().refused,
+        None => Default::default(),
+    };
+    Ok(CheckSettings {
+        mirror,
+        shipped_root,
+        install_id: install_id(&state_dir)?,
+        state_dir,
+        channel: updates.channel.clone(),
+        platform: weft_update_repo::current_platform(),
+        installed: installed(),
+        pinned: updates.pin.as_deref().map(Version::parse).transpose()?,
+        skip_staging: now,
+        refused,
+    })
+}
+
+/// `weft update status`: the settings in force and the install's versions.
+pub fn status(data_dir: &Path, config: &Config, json: bool) -> anyhow::Result<ExitCode> {
+    let updates = &config.updates;
+    let managed = install_root();
+    let install = match &managed {
+        Some(root) => Some(Installation::open(root)?.0.status()),
+        None => None,
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "installed": installed().to_string(),
+                "enabled": updates.enabled,
+                "enabledFrom": source_of(config, "updates.enabled"),
+                "mirror": updates.mirror,
+                "channel": updates.channel,
+                "pin": updates.pin,
+                "stateDir": state_dir(data_dir),
+                "installRoot": managed,
+                "current": install.as_ref().and_then(|s| s.current.as_ref().map(Version::to_string)),
+                "previous": install.as_ref().map(|s| s.previous.iter().map(Version::to_string).collect::<Vec<_>>()),
+                "trial": install.as_ref().and_then(|s| s.trial.as_ref().map(|t| t.version.to_string())),
+                "refused": install.as_ref().map(|s| s.refused.iter().map(Version::to_string).collect::<Vec<_>>()),
+            })
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("weft {} on channel {}", installed(), updates.channel);
+    println!(
+        "updates: {} (from {})",
+        if updates.enabled { "on" } else { "off" },
+        source_of(config, "updates.enabled")
+    );
+    println!(
+        "repository: {}",
+        updates.mirror.as_deref().unwrap_or("none configured")
+    );
+    if let Some(pin) = &updates.pin {
+        println!(
+            "pinned to {pin} (from {})",
+            source_of(config, "updates.pin")
+        );
+    }
+    match (&managed, &install) {
+        (Some(root), Some(s)) => {
+            println!("installed side by side in {}", root.display());
+            let list = |v: &[Version]| {
+                v.iter()
+                    .map(Version::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            println!(
+                "kept to roll back to: {}",
+                if s.previous.is_empty() {
+                    "none".into()
+                } else {
+                    list(&s.previous)
+                }
+            );
+            if let Some(t) = &s.trial {
+                println!("on trial: {} ({} starts so far)", t.version, t.starts);
+            }
+            if !s.refused.is_empty() {
+                println!(
+                    "never offered again: {}",
+                    list(&s.refused.iter().cloned().collect::<Vec<_>>())
+                );
+            }
+        }
+        _ => println!("this weft is not installed side by side, so it cannot be updated in place"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weft update check [--now]`: what the repository offers this install.
+pub fn check(data_dir: &Path, config: &Config, now: bool, json: bool) -> anyhow::Result<ExitCode> {
+    let settings = settings(config, data_dir, now)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting a runtime")?;
+    let checked = runtime.block_on(weft_updater::check(&settings))?;
+    let target =
+        |t: &weft_updater::TargetRef| serde_json::json!({"name": t.name, "length": t.length});
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "installed": settings.installed.to_string(),
+                "channel": settings.channel,
+                "offer": checked.offer.as_ref().map(|o| serde_json::json!({
+                    "version": o.release.version.to_string(),
+                    "rolloutPercent": o.release.rollout_percent,
+                    "full": target(&o.full),
+                    "delta": o.delta.as_ref().map(target),
+                })),
+                "newest": checked.newest.as_ref().map(|r| r.version.to_string()),
+                "rootVersion": checked.root_version,
+            })
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    match &checked.offer {
+        Some(offer) => {
+            let size = match &offer.delta {
+                Some(d) => format!(
+                    "a {} KiB delta from {} (the full archive is {} KiB)",
+                    d.length.div_ceil(1024),
+                    settings.installed,
+                    offer.full.length.div_ceil(1024)
+                ),
+                None => format!("{} KiB", offer.full.length.div_ceil(1024)),
+            };
+            println!(
+                "{} is available on {}: {size}",
+                offer.release.version, settings.channel
+            );
+        }
+        None => match &checked.newest {
+            Some(newest) if newest.version > settings.installed => println!(
+                "up to date for this install: {} is published on {} but not offered here \
+                 (staged at {} %, halted, pinned or refused)",
+                newest.version, settings.channel, newest.rollout_percent
+            ),
+            _ => println!(
+                "up to date: {} is the newest on {}",
+                settings.installed, settings.channel
+            ),
+        },
+    }
+    Ok(ExitCode::SUCCESS)
+}
