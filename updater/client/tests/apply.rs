@@ -5,25 +5,14 @@
 mod support;
 
 use support::{Override, Server, release};
-use weft_release::{
-    keys::KeyDir,
-    repository::{self, Lifetimes, RepoDir},
-};
+use weft_release::repository::{self, Lifetimes, RepoDir};
 use weft_update_repo::archive::Files;
 use weft_updater::{
     Untrusted, apply::apply, check, install::Installation, transport::MirrorTransport,
 };
 
 fn shell(version: u8) -> Vec<u8> {
-    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-    let mut bytes: Vec<u8> = (0..1024 * 1024 / 8)
-        .flat_map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x.to_le_bytes()
-        })
-        .collect();
+    let mut bytes = support::noise(1024 * 1024, 0x2545_f491_4f6c_dd1d);
     bytes[4096] = version;
     bytes
 }
@@ -44,11 +33,7 @@ struct Fixture {
 
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let repo = RepoDir::new(dir.path().join("repo"));
-    let keys = KeyDir::new(dir.path().join("keys"));
-    repository::init(&repo, &keys, &Lifetimes::default())
-        .await
-        .unwrap();
+    let (repo, keys) = support::new_repository(dir.path()).await;
     for (v, tag) in [("1.0.0", 1), ("1.1.0", 2)] {
         repository::publish(
             &repo,

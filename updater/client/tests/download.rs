@@ -7,25 +7,9 @@ mod support;
 use std::sync::atomic::Ordering;
 
 use support::{Override, Server, release};
-use weft_release::{
-    keys::KeyDir,
-    repository::{self, Lifetimes, RepoDir},
-};
+use weft_release::repository::{self, Lifetimes};
 use weft_update_repo::archive::Files;
 use weft_updater::{TargetRef, Untrusted, check, download, transport::MirrorTransport};
-
-/// 2 MiB that do not compress, so that the archive is about as large.
-fn noise() -> Vec<u8> {
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    (0..2 * 1024 * 1024 / 8)
-        .flat_map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x.to_le_bytes()
-        })
-        .collect()
-}
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -35,12 +19,11 @@ struct Fixture {
 
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let repo = RepoDir::new(dir.path().join("repo"));
-    let keys = KeyDir::new(dir.path().join("keys"));
-    repository::init(&repo, &keys, &Lifetimes::default())
-        .await
-        .unwrap();
-    let files = Files::from([("weft".to_owned(), (noise(), true))]);
+    let (repo, keys) = support::new_repository(dir.path()).await;
+    let files = Files::from([(
+        "weft".to_owned(),
+        (support::noise(2 * 1024 * 1024, 0x9e37_79b9_7f4a_7c15), true),
+    )]);
     repository::publish(
         &repo,
         &keys,

@@ -36,11 +36,7 @@ fn files(tag: &str) -> Files {
 
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let repo = RepoDir::new(dir.path().join("repo"));
-    let keys = KeyDir::new(dir.path().join("keys"));
-    repository::init(&repo, &keys, &Lifetimes::default())
-        .await
-        .unwrap();
+    let (repo, keys) = support::new_repository(dir.path()).await;
     for v in ["1.0.0", "1.1.0"] {
         repository::publish(
             &repo,
@@ -124,23 +120,11 @@ async fn the_newest_release_for_this_install_is_offered_from_signed_fields_alone
         .await
         .unwrap();
     assert_eq!(
-        check(&f.settings("1.0.0"))
-            .await
-            .unwrap()
-            .offer
-            .unwrap()
-            .release
-            .version,
+        support::offered(&f.settings("1.0.0")).await,
         Version::new(1, 1, 0)
     );
     assert_eq!(
-        check(&f.settings("1.1.0"))
-            .await
-            .unwrap()
-            .offer
-            .unwrap()
-            .release
-            .version,
+        support::offered(&f.settings("1.1.0")).await,
         Version::new(2, 0, 0)
     );
     repository::set_rollout(
@@ -267,13 +251,7 @@ async fn older_expired_or_endless_metadata_and_a_clock_set_back_are_refused() {
     .await
     .unwrap();
     assert_eq!(
-        check(&f.settings("1.0.0"))
-            .await
-            .unwrap()
-            .offer
-            .unwrap()
-            .release
-            .version,
+        support::offered(&f.settings("1.0.0")).await,
         Version::new(1, 2, 0)
     );
 

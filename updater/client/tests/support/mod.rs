@@ -253,3 +253,43 @@ pub fn settings(
         refused: BTreeSet::new(),
     }
 }
+
+/// `len` bytes that do not compress, the same for the same `seed`.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len.div_ceil(8))
+        .flat_map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()
+        })
+        .take(len)
+        .collect()
+}
+
+/// A new repository in `dir/repo` with its keys in `dir/keys`.
+pub async fn new_repository(
+    dir: &Path,
+) -> (
+    weft_release::repository::RepoDir,
+    weft_release::keys::KeyDir,
+) {
+    let repo = weft_release::repository::RepoDir::new(dir.join("repo"));
+    let keys = weft_release::keys::KeyDir::new(dir.join("keys"));
+    weft_release::repository::init(&repo, &keys, &Default::default())
+        .await
+        .unwrap();
+    (repo, keys)
+}
+
+/// The version a check with `settings` offers (panics when none is).
+pub async fn offered(settings: &weft_updater::CheckSettings) -> semver::Version {
+    weft_updater::check(settings)
+        .await
+        .unwrap()
+        .offer
+        .expect("a release is offered")
+        .release
+        .version
+}
