@@ -91,6 +91,9 @@ fn main() -> ExitCode {
     );
     if !starts_shell {
         logging::init_for_command();
+    } else if let Err(e) = update_command::on_start(data_dir, config_file) {
+        // The updater's bookkeeping never keeps the shell from starting.
+        eprintln!("weft: the update state could not be used: {e:#}");
     }
     let result = match cli.command {
         None => commands::launch(

@@ -1,7 +1,7 @@
 //! `weft self-test`: whether this build works on this machine and can read this user's
 //! data, without opening a window — a broker on a private socket, a bus round trip
-//! through it, the settings, and the data directory's stores (remembered permissions,
-//! layout snapshots). It does not touch a running shell. It is the check a new version
+//! through it, the app host beside this `weft` answering, the settings, and the data
+//! directory's stores (remembered permissions, layout snapshots). It does not touch a running shell. It is the check a new version
 //! on trial must pass to be kept.
 
 use std::{
@@ -86,6 +86,7 @@ fn checks(data_dir: Option<&Path>, config_file: Option<&Path>) -> Vec<Check> {
         Config::load_user(config_file).map(|c| format!("read ({})", c.provenance.file.display())),
     );
     record("bus", bus_round_trip());
+    record("app host", app_host());
     match crate::data_dir::resolve(data_dir) {
         Ok(dir) => {
             record("permissions", permissions(&dir));
@@ -144,6 +145,34 @@ fn bus_round_trip() -> anyhow::Result<String> {
         served.abort();
         result
     })
+}
+
+/// The `weft-app` this shell would start answers `--version` with its name.
+fn app_host() -> anyhow::Result<String> {
+    let binary = crate::shell_process::app_host_binary()?;
+    let out = std::process::Command::new(&binary)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .with_context(|| format!("starting {}", binary.display()))?;
+    let said = String::from_utf8_lossy(&out.stdout);
+    anyhow::ensure!(
+        out.status.success() && said.starts_with("weft-app "),
+        "{} --version answered {} with {:?}",
+        binary.display(),
+        out.status,
+        said.trim()
+    );
+    Ok(format!("{} ({})", said.trim(), binary.display()))
+}
+
+/// The names and failures of the checks that failed; empty when healthy.
+pub fn failures(data_dir: Option<&Path>, config_file: Option<&Path>) -> Vec<String> {
+    checks(data_dir, config_file)
+        .into_iter()
+        .filter(|c| !c.ok)
+        .map(|c| format!("{}: {}", c.name, c.detail))
+        .collect()
 }
 
 fn permissions(data_dir: &Path) -> anyhow::Result<String> {

@@ -674,7 +674,7 @@ pub fn load_demo(data_dir: &Path) -> anyhow::Result<Workspace> {
 }
 
 /// The `weft-app` executable: `WEFT_APP_BIN`, or the one beside this executable.
-fn app_host_binary() -> anyhow::Result<PathBuf> {
+pub fn app_host_binary() -> anyhow::Result<PathBuf> {
     if let Some(path) = std::env::var_os("WEFT_APP_BIN") {
         return Ok(PathBuf::from(path));
     }

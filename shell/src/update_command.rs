@@ -12,13 +12,19 @@ use std::{
 
 use anyhow::{Context, bail};
 use semver::Version;
-use weft_updater::{CheckSettings, Mirror, install::Installation};
+use weft_updater::{
+    CheckSettings, Mirror,
+    install::{Installation, StartCheck, TRIAL_STARTS},
+};
 
 use crate::config::{Config, UpdatesConfig};
 
-/// This build's version.
+/// The version installed: the install's folder name when this `weft` runs from a
+/// side-by-side install, else this build's own version.
 fn installed() -> Version {
-    Version::parse(env!("CARGO_PKG_VERSION")).expect("the package version is semver")
+    running_version().unwrap_or_else(|| {
+        Version::parse(env!("CARGO_PKG_VERSION")).expect("the package version is semver")
+    })
 }
 
 /// Where this `weft` is installed side by side (`ROOT/versions/VERSION/weft`), if it is.
@@ -26,6 +32,56 @@ pub fn install_root() -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
     let versions = exe.parent()?.parent()?;
     (versions.file_name()? == "versions").then(|| versions.parent().map(Path::to_owned))?
+}
+
+/// The version this install runs: its folder's name (`ROOT/versions/VERSION/weft`),
+/// which the installer chose, whatever the binary says of itself.
+fn running_version() -> Option<Version> {
+    install_root()?;
+    let exe = std::env::current_exe().ok()?;
+    Version::parse(exe.parent()?.file_name()?.to_str()?).ok()
+}
+
+/// What a start of the shell does first when it runs from a side-by-side install:
+/// finishes or undoes an interrupted update step, counts the start of a version on
+/// trial and keeps it once `weft self-test`'s checks pass, and — when the version used
+/// up its trial starts without passing — switches back to the previous version, refuses
+/// the failed one and runs the previous one in its place (never returns then).
+pub fn on_start(data_dir: Option<&Path>, config_file: Option<&Path>) -> anyhow::Result<()> {
+    let (Some(root), Some(running)) = (install_root(), running_version()) else {
+        return Ok(());
+    };
+    let (mut install, recovered) = Installation::open(&root)?;
+    if let Some(step) = recovered {
+        eprintln!("weft: finished an interrupted update step: {step:?}");
+    }
+    match install.begin_start(&running)? {
+        StartCheck::Run => Ok(()),
+        StartCheck::Trial { start } => {
+            let failed = crate::self_test::failures(data_dir, config_file);
+            if failed.is_empty() {
+                install.mark_healthy(&running)?;
+                eprintln!("weft: {running} passed its self-test and is kept");
+            } else {
+                eprintln!(
+                    "weft: {running} is on trial (start {start} of {TRIAL_STARTS}) and not healthy: {}",
+                    failed.join("; ")
+                );
+            }
+            Ok(())
+        }
+        StartCheck::Reverted { to, binary } => {
+            eprintln!(
+                "weft: {running} did not pass its self-test within {TRIAL_STARTS} starts: back to \
+                 {to}, and {running} is not offered again"
+            );
+            use std::os::unix::process::CommandExt;
+            let e = std::process::Command::new(&binary)
+                .args(std::env::args_os().skip(1))
+                .exec();
+            bail!("cannot start {to} ({}): {e}", binary.display())
+        }
+    }
 }
 
 /// Where the updater keeps what it trusts, for this data directory.

@@ -321,7 +321,10 @@ fn self_test_checks_the_bus_and_the_data_without_a_window_and_names_what_fails()
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["settings", "bus", "permissions", "layouts"]);
+    assert_eq!(
+        names,
+        ["settings", "bus", "app host", "permissions", "layouts"]
+    );
     assert!(
         report["checks"][1]["detail"]
             .as_str()

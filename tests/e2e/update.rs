@@ -238,3 +238,146 @@ fn weft_update_check_offers_what_the_signed_repository_holds_and_policy_can_turn
         "{err}"
     );
 }
+
+/// A shell started by the test; killed if the test ends without stopping it (its apps
+/// die with it: they have a parent-death signal).
+struct Started(std::process::Child);
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `weft ARGS` from `binary` in `env` (on `display`), its output in `log`.
+fn start_from(
+    env: &TestEnv,
+    binary: &Path,
+    display: &weft_e2e::Display,
+    args: &[&str],
+    log: &Path,
+) -> Started {
+    let out = std::fs::File::create(log).unwrap();
+    Started(
+        env.command(binary, Some(display))
+            .args(args)
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("starting weft"),
+    )
+}
+
+/// Waits until `log` holds `text`.
+fn log_shows(log: &Path, text: &str) {
+    weft_e2e::wait_for(
+        &format!("{text:?} in {}", log.display()),
+        std::time::Duration::from_secs(60),
+        || {
+            std::fs::read_to_string(log)
+                .ok()
+                .filter(|t| t.contains(text))
+                .map(drop)
+        },
+    );
+}
+
+/// Stops the running shell and waits for it to end.
+fn stop(env: &TestEnv, mut started: Started) {
+    let out = env.run_weft(&["stop"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = weft_e2e::wait_for(
+        "the shell to exit",
+        std::time::Duration::from_secs(60),
+        || started.0.try_wait().unwrap(),
+    );
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn a_release_that_never_passes_its_self_test_is_reverted_after_its_trial_starts_and_not_offered_again()
+ {
+    let _serial = weft_e2e::webview_lock();
+    let display = weft_e2e::Display::start();
+    let env = TestEnv::new();
+    let root = env.path("install");
+    let read = |name: &str| (std::fs::read(weft_e2e::binary(name)).unwrap(), true);
+    let good = Files::from([
+        ("weft".to_owned(), read("weft")),
+        ("weft-app".to_owned(), read("weft-app")),
+    ]);
+    // 9.0.0: this shell with an app host that does not run.
+    let mut bad = good.clone();
+    bad.insert(
+        "weft-app".to_owned(),
+        (b"#!/bin/sh\nexit 1\n".to_vec(), true),
+    );
+    let (mut install, _) = Installation::open(&root).unwrap();
+    let (v1, v9) = (Version::new(0, 1, 0), Version::new(9, 0, 0));
+    install.install(&v1, &good, &mut |_| {}).unwrap();
+    install.mark_healthy(&v1).unwrap();
+    install.install(&v9, &bad, &mut |_| {}).unwrap();
+    drop(install);
+
+    let ws = env.workspace("trial", &[("echo", "echo/index.html")]);
+    let current = root.join("current/weft");
+    let args = ["launch", ws.to_str().unwrap(), "--no-panel"];
+    for start in 1..=3 {
+        let log = env.path(&format!("start-{start}.log"));
+        let child = start_from(&env, &current, &display, &args, &log);
+        log_shows(
+            &log,
+            &format!("9.0.0 is on trial (start {start} of 3) and not healthy: app host"),
+        );
+        stop(&env, child);
+    }
+    // The fourth start runs 0.1.0 instead, which starts the app.
+    let log = env.path("start-4.log");
+    let child = start_from(&env, &current, &display, &args, &log);
+    log_shows(&log, "back to 0.1.0, and 9.0.0 is not offered again");
+    weft_e2e::wait_for("the app to run", std::time::Duration::from_secs(60), || {
+        let out = env.run_weft(&["ps", "--json"]);
+        let ps: Value = serde_json::from_slice(&out.stdout).ok()?;
+        (ps["apps"][0]["state"] == "ready").then_some(())
+    });
+    stop(&env, child);
+    let status = Installation::open(&root).unwrap().0.status();
+    assert_eq!(status.current, Some(v1.clone()));
+    assert!(status.refused.contains(&v9));
+    assert_eq!(
+        std::fs::read_link(root.join("current")).unwrap(),
+        Path::new("versions/0.1.0")
+    );
+
+    // The repository still offers 9.0.0; this install never takes it again.
+    let repo = RepoDir::new(env.path("repo"));
+    let keys = KeyDir::new(env.path("keys"));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime
+        .block_on(repository::init(&repo, &keys, &Lifetimes::default()))
+        .unwrap();
+    publish(&repo, &keys, "9.0.0", 100);
+    let server = StaticServer::serve(&env.path("repo"));
+    env.write_config(format!(
+        "[updates]\nmirror = {:?}\nroot = {:?}\n",
+        server.base,
+        repo.first_root().display().to_string()
+    ));
+    let out = env
+        .command(&current, None)
+        .args(["update", "check", "--json", "--now"])
+        .output()
+        .unwrap();
+    let checked = json_of(&out);
+    assert_eq!(checked["installed"], "0.1.0");
+    assert_eq!(checked["offer"], Value::Null, "{checked}");
+    assert_eq!(checked["newest"], "9.0.0");
+}

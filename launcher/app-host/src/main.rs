@@ -35,6 +35,11 @@ use anyhow::{Context, bail};
 use weft_proto::launch::LaunchSpec;
 
 fn main() -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("--version") {
+        // What `weft self-test` asks to know this host runs.
+        println!("weft-app {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
     let log = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -63,7 +68,7 @@ fn read_spec() -> anyhow::Result<LaunchSpec> {
             .parse()
             .with_context(|| format!("--launch-fd takes a file descriptor number, not {fd:?}"))?,
         _ => bail!(
-            "usage: weft-app --launch-fd FD\n\
+            "usage: weft-app --launch-fd FD | --version\n\
              weft-app is started by the Weft shell; run `weft` instead"
         ),
     };
