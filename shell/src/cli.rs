@@ -500,6 +500,16 @@ pub enum UpdateCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Download (by delta when possible, verified) and install what the repository
+    /// offers, beside the running version; it runs from the next start, on trial.
+    Apply {
+        /// Past staged rollout (a halted release is still not offered).
+        #[arg(long)]
+        now: bool,
+    },
+    /// Return to the newest kept earlier version from the next start; the version left
+    /// is never offered again.
+    Rollback,
     /// Ask the update repository (TUF-verified) what it offers this install.
     Check {
         /// Check now, past staged rollout (a halted release is still not offered).

@@ -76,6 +76,8 @@ fn update(
         cli::UpdateCommand::Check { now, json } => {
             update_command::check(&data_dir, &config, now, json)
         }
+        cli::UpdateCommand::Apply { now } => update_command::apply(&data_dir, &config, now),
+        cli::UpdateCommand::Rollback => update_command::rollback(),
     }
 }
 

@@ -297,3 +297,84 @@ pub fn check(data_dir: &Path, config: &Config, now: bool, json: bool) -> anyhow:
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// `weft update apply [--now]`: downloads (by delta when it can) and installs what the
+/// repository offers beside the running version; it runs from the next start.
+pub fn apply(data_dir: &Path, config: &Config, now: bool) -> anyhow::Result<ExitCode> {
+    let Some(root) = install_root() else {
+        bail!(
+            "this weft ({}) is not installed side by side (ROOT/versions/VERSION/weft), so it \
+             cannot be updated in place",
+            std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        );
+    };
+    let settings = settings(config, data_dir, now)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting a runtime")?;
+    let checked = runtime.block_on(weft_updater::check(&settings))?;
+    let Some(offer) = checked.offer else {
+        println!("up to date: nothing to apply");
+        return Ok(ExitCode::SUCCESS);
+    };
+    let (mut install, _) = Installation::open(&root)?;
+    let bar = indicatif::ProgressBar::new(offer.full.length).with_style(
+        indicatif::ProgressStyle::with_template("{msg} {bar:30} {bytes}/{total_bytes} {eta}")
+            .expect("a valid template"),
+    );
+    bar.set_message(format!("weft {}", offer.release.version));
+    let applied = weft_updater::apply::apply(
+        &mut install,
+        &offer,
+        &weft_updater::transport::MirrorTransport::download_agent(),
+        &state_dir(data_dir).join("downloads"),
+        &mut |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        },
+    );
+    bar.finish_and_clear();
+    let applied = applied?;
+    let how = match (&applied.by_delta, &applied.delta_failed) {
+        (true, _) => format!(
+            "by delta, {} KiB downloaded",
+            applied.transferred.div_ceil(1024)
+        ),
+        (false, Some(why)) => format!(
+            "from the full archive, {} KiB downloaded, because the delta failed: {why}",
+            applied.transferred.div_ceil(1024)
+        ),
+        (false, None) => format!(
+            "from the full archive, {} KiB downloaded",
+            applied.transferred.div_ceil(1024)
+        ),
+    };
+    println!(
+        "weft {} is installed ({how}). It runs from the next start, on trial until its \
+         self-test passes; `weft update rollback` returns to {}.",
+        offer.release.version,
+        installed()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weft update rollback`: back to the newest kept earlier version from the next start;
+/// the version left is never offered again.
+pub fn rollback() -> anyhow::Result<ExitCode> {
+    let Some(root) = install_root() else {
+        bail!("this weft is not installed side by side, so there is nothing to roll back to");
+    };
+    let (mut install, _) = Installation::open(&root)?;
+    let from = install.status().current;
+    let to = install.rollback()?;
+    match from {
+        Some(from) => {
+            println!("back to weft {to} from the next start; {from} is not offered again")
+        }
+        None => println!("back to weft {to} from the next start"),
+    }
+    Ok(ExitCode::SUCCESS)
+}

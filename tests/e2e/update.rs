@@ -381,3 +381,89 @@ fn a_release_that_never_passes_its_self_test_is_reverted_after_its_trial_starts_
     assert_eq!(checked["offer"], Value::Null, "{checked}");
     assert_eq!(checked["newest"], "9.0.0");
 }
+
+#[test]
+fn weft_update_apply_installs_beside_the_running_version_and_rollback_returns_to_it() {
+    let env = TestEnv::new();
+    let root = env.path("install");
+    let read = |name: &str| (std::fs::read(weft_e2e::binary(name)).unwrap(), true);
+    let (mut install, _) = Installation::open(&root).unwrap();
+    let v1 = Version::new(0, 1, 0);
+    let real = Files::from([
+        ("weft".to_owned(), read("weft")),
+        ("weft-app".to_owned(), read("weft-app")),
+    ]);
+    install.install(&v1, &real, &mut |_| {}).unwrap();
+    install.mark_healthy(&v1).unwrap();
+    drop(install);
+
+    let repo = RepoDir::new(env.path("repo"));
+    let keys = KeyDir::new(env.path("keys"));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime
+        .block_on(repository::init(&repo, &keys, &Lifetimes::default()))
+        .unwrap();
+    publish(&repo, &keys, "0.2.0", 100);
+    let server = StaticServer::serve(&env.path("repo"));
+    env.write_config(format!(
+        "[updates]\nmirror = {:?}\nroot = {:?}\n",
+        server.base,
+        repo.first_root().display().to_string()
+    ));
+    let run = |binary: &Path, args: &[&str]| {
+        let out = env.command(binary, None).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let current = root.join("current/weft");
+    let old = root.join("versions/0.1.0/weft");
+    assert_eq!(run(&current, &["--version"]).trim(), "weft 0.1.0");
+
+    let said = run(&current, &["update", "apply"]);
+    assert!(
+        said.contains("weft 0.2.0 is installed (from the full archive"),
+        "{said}"
+    );
+    assert!(
+        said.contains("`weft update rollback` returns to 0.1.0"),
+        "{said}"
+    );
+    assert_eq!(
+        run(&current, &["--version"]).trim(),
+        "0.2.0",
+        "the new version starts"
+    );
+    let status: Value = serde_json::from_str(&run(&old, &["update", "status", "--json"])).unwrap();
+    assert_eq!(status["current"], "0.2.0");
+    assert_eq!(status["trial"], "0.2.0");
+    assert_eq!(status["previous"][0], "0.1.0");
+
+    // One step back: the previous version starts, reads its data, and is not offered
+    // the version it left.
+    let said = run(&old, &["update", "rollback"]);
+    assert!(
+        said.contains("back to weft 0.1.0") && said.contains("0.2.0 is not offered again"),
+        "{said}"
+    );
+    assert_eq!(run(&current, &["--version"]).trim(), "weft 0.1.0");
+    let healthy: Value = serde_json::from_str(&run(&current, &["self-test", "--json"])).unwrap();
+    assert_eq!(healthy["healthy"], true, "{healthy}");
+    let checked: Value =
+        serde_json::from_str(&run(&current, &["update", "check", "--json"])).unwrap();
+    assert_eq!(checked["offer"], Value::Null, "{checked}");
+    // Nothing left to roll back to: said, not guessed.
+    let out = env
+        .command(&current, None)
+        .args(["update", "rollback"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no earlier version"));
+}
