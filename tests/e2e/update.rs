@@ -214,6 +214,25 @@ fn weft_update_check_offers_what_the_signed_repository_holds_and_policy_can_turn
         env.data_dir().join("updates/root.json").is_file(),
         "the trusted root is kept"
     );
+    // A clock set two days back (Debian's faketime) is below the latest time this
+    // install has seen: refused, so that expired metadata cannot come back to life.
+    let out = env
+        .command(Path::new("faketime"), None)
+        .arg("-2 days")
+        .arg(weft_e2e::binary("weft"))
+        .args(["update", "check"])
+        .output()
+        .expect("faketime (Debian package faketime) runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        err.contains("the clock is earlier than a time already seen"),
+        "{err}"
+    );
     let status = json_of(&env.run_weft(&["update", "status", "--json"]));
     assert_eq!(status["enabled"], true);
     assert_eq!(status["mirror"], server.base.as_str());
