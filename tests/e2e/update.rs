@@ -218,7 +218,7 @@ fn weft_update_check_offers_what_the_signed_repository_holds_and_policy_can_turn
     // install has seen: refused, so that expired metadata cannot come back to life.
     let out = env
         .command(Path::new("faketime"), None)
-        .arg("-2 days")
+        .args(["-f", "-2d"])
         .arg(weft_e2e::binary("weft"))
         .args(["update", "check"])
         .output()
