@@ -81,6 +81,7 @@ pub fn run(
 ) -> anyhow::Result<()> {
     let show_panel = settings.show_panel;
     let panel_settings = panel::SettingsUi {
+        config: settings.config.clone(),
         rows: panel::SettingRow::of(&settings.config),
         file: settings.config.provenance.file.display().to_string(),
     };

@@ -267,40 +267,34 @@ pub fn check(data_dir: &Path, config: &Config, now: bool, json: bool) -> anyhow:
         );
         return Ok(ExitCode::SUCCESS);
     }
-    match &checked.offer {
-        Some(offer) => {
-            let size = match &offer.delta {
-                Some(d) => format!(
-                    "a {} KiB delta from {} (the full archive is {} KiB)",
-                    d.length.div_ceil(1024),
-                    settings.installed,
-                    offer.full.length.div_ceil(1024)
-                ),
-                None => format!("{} KiB", offer.full.length.div_ceil(1024)),
-            };
-            println!(
-                "{} is available on {}: {size}",
-                offer.release.version, settings.channel
-            );
-        }
-        None => match &checked.newest {
-            Some(newest) if newest.version > settings.installed => println!(
-                "up to date for this install: {} is published on {} but not offered here \
-                 (staged at {} %, halted, pinned or refused)",
-                newest.version, settings.channel, newest.rollout_percent
-            ),
-            _ => println!(
-                "up to date: {} is the newest on {}",
-                settings.installed, settings.channel
-            ),
-        },
-    }
+    println!("{}", describe(&settings, &checked));
     Ok(ExitCode::SUCCESS)
 }
 
 /// `weft update apply [--now]`: downloads (by delta when it can) and installs what the
 /// repository offers beside the running version; it runs from the next start.
 pub fn apply(data_dir: &Path, config: &Config, now: bool) -> anyhow::Result<ExitCode> {
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template("weft update {bar:30} {bytes}/{total_bytes} {eta}")
+            .expect("a valid template"),
+    );
+    let said = apply_offer(data_dir, config, now, &mut |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    });
+    bar.finish_and_clear();
+    println!("{}", said?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Checks, downloads and installs what the repository offers (reporting download
+/// progress); what was done, in words.
+pub fn apply_offer(
+    data_dir: &Path,
+    config: &Config,
+    now: bool,
+    progress: &mut dyn FnMut(u64, u64),
+) -> anyhow::Result<String> {
     let Some(root) = install_root() else {
         bail!(
             "this weft ({}) is not installed side by side (ROOT/versions/VERSION/weft), so it \
@@ -317,64 +311,132 @@ pub fn apply(data_dir: &Path, config: &Config, now: bool) -> anyhow::Result<Exit
         .context("starting a runtime")?;
     let checked = runtime.block_on(weft_updater::check(&settings))?;
     let Some(offer) = checked.offer else {
-        println!("up to date: nothing to apply");
-        return Ok(ExitCode::SUCCESS);
+        return Ok("up to date: nothing to apply".into());
     };
     let (mut install, _) = Installation::open(&root)?;
-    let bar = indicatif::ProgressBar::new(offer.full.length).with_style(
-        indicatif::ProgressStyle::with_template("{msg} {bar:30} {bytes}/{total_bytes} {eta}")
-            .expect("a valid template"),
-    );
-    bar.set_message(format!("weft {}", offer.release.version));
     let applied = weft_updater::apply::apply(
         &mut install,
         &offer,
         &weft_updater::transport::MirrorTransport::download_agent(),
         &state_dir(data_dir).join("downloads"),
-        &mut |done, total| {
-            bar.set_length(total);
-            bar.set_position(done);
-        },
-    );
-    bar.finish_and_clear();
-    let applied = applied?;
+        progress,
+    )?;
+    let kib = applied.transferred.div_ceil(1024);
     let how = match (&applied.by_delta, &applied.delta_failed) {
-        (true, _) => format!(
-            "by delta, {} KiB downloaded",
-            applied.transferred.div_ceil(1024)
-        ),
-        (false, Some(why)) => format!(
-            "from the full archive, {} KiB downloaded, because the delta failed: {why}",
-            applied.transferred.div_ceil(1024)
-        ),
-        (false, None) => format!(
-            "from the full archive, {} KiB downloaded",
-            applied.transferred.div_ceil(1024)
-        ),
+        (true, _) => format!("by delta, {kib} KiB downloaded"),
+        (false, Some(why)) => {
+            format!("from the full archive, {kib} KiB downloaded, because the delta failed: {why}")
+        }
+        (false, None) => format!("from the full archive, {kib} KiB downloaded"),
     };
-    println!(
+    Ok(format!(
         "weft {} is installed ({how}). It runs from the next start, on trial until its \
          self-test passes; `weft update rollback` returns to {}.",
         offer.release.version,
         installed()
-    );
-    Ok(ExitCode::SUCCESS)
+    ))
 }
 
 /// `weft update rollback`: back to the newest kept earlier version from the next start;
 /// the version left is never offered again.
 pub fn rollback() -> anyhow::Result<ExitCode> {
+    println!("{}", roll_back()?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Switches the install back one version; what was done, in words.
+pub fn roll_back() -> anyhow::Result<String> {
     let Some(root) = install_root() else {
         bail!("this weft is not installed side by side, so there is nothing to roll back to");
     };
     let (mut install, _) = Installation::open(&root)?;
     let from = install.status().current;
     let to = install.rollback()?;
-    match from {
-        Some(from) => {
-            println!("back to weft {to} from the next start; {from} is not offered again")
+    Ok(match from {
+        Some(from) => format!("back to weft {to} from the next start; {from} is not offered again"),
+        None => format!("back to weft {to} from the next start"),
+    })
+}
+
+/// What the panel's Updates view shows: the settings in force with their sources, and
+/// the install's versions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdatesView {
+    /// Whether updates are on.
+    pub enabled: bool,
+    /// Where each setting came from, as `key: value (source)` lines.
+    pub settings: Vec<String>,
+    /// This install's versions, when it is installed side by side.
+    pub install: Option<weft_updater::install::Status>,
+    /// The version running.
+    pub running: Version,
+}
+
+impl UpdatesView {
+    /// The view of `config` and the install this `weft` runs from.
+    pub fn read(config: &Config) -> UpdatesView {
+        let line =
+            |key: &str, value: String| format!("{key}: {value} ({})", source_of(config, key));
+        let updates = &config.updates;
+        let mut settings = vec![
+            line("updates.enabled", updates.enabled.to_string()),
+            line("updates.channel", updates.channel.clone()),
+            line(
+                "updates.mirror",
+                updates.mirror.clone().unwrap_or_else(|| "none".into()),
+            ),
+        ];
+        if let Some(pin) = &updates.pin {
+            settings.push(line("updates.pin", pin.clone()));
         }
-        None => println!("back to weft {to} from the next start"),
+        UpdatesView {
+            enabled: updates.enabled,
+            settings,
+            install: install_root().and_then(|root| Installation::peek(&root).ok()),
+            running: installed(),
+        }
     }
-    Ok(ExitCode::SUCCESS)
+}
+
+/// What the repository offers this install, in words (the panel's "Check now").
+pub fn offer_text(data_dir: &Path, config: &Config, now: bool) -> anyhow::Result<String> {
+    let settings = settings(config, data_dir, now)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting a runtime")?;
+    let checked = runtime.block_on(weft_updater::check(&settings))?;
+    Ok(describe(&settings, &checked))
+}
+
+/// A check's result, in words.
+fn describe(settings: &CheckSettings, checked: &weft_updater::Checked) -> String {
+    match &checked.offer {
+        Some(offer) => {
+            let size = match &offer.delta {
+                Some(d) => format!(
+                    "a {} KiB delta from {} (the full archive is {} KiB)",
+                    d.length.div_ceil(1024),
+                    settings.installed,
+                    offer.full.length.div_ceil(1024)
+                ),
+                None => format!("{} KiB", offer.full.length.div_ceil(1024)),
+            };
+            format!(
+                "{} is available on {}: {size}",
+                offer.release.version, settings.channel
+            )
+        }
+        None => match &checked.newest {
+            Some(newest) if newest.version > settings.installed => format!(
+                "up to date for this install: {} is published on {} but not offered here \
+                 (staged at {} %, halted, pinned or refused)",
+                newest.version, settings.channel, newest.rollout_percent
+            ),
+            _ => format!(
+                "up to date: {} is the newest on {}",
+                settings.installed, settings.channel
+            ),
+        },
+    }
 }

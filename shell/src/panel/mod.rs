@@ -15,6 +15,7 @@ mod launcher;
 mod notifications;
 mod permissions;
 mod settings;
+mod updates;
 mod workspaces;
 
 use std::{
@@ -39,6 +40,7 @@ use self::{
     notifications::draw_notifications,
     permissions::{draw_choices, draw_permissions},
     settings::draw_settings,
+    updates::draw_updates,
     workspaces::draw_workspaces,
 };
 use crate::{
@@ -57,7 +59,7 @@ use crate::{
     workspace_snapshots::{self, Layouts, Listed},
 };
 
-/// How often the Workspaces view reads the snapshots' folder again.
+/// How often the Workspaces and Updates views read their files again.
 const LAYOUTS_REREAD: Duration = Duration::from_secs(5);
 
 /// Lets other threads bring the panel window forward once it is open.
@@ -145,6 +147,12 @@ pub enum PanelAction {
     RestoreLayout(String),
     /// Delete the layout snapshot of this name.
     DeleteLayout(String),
+    /// Ask the update repository now, past staged rollout.
+    CheckUpdates,
+    /// Download and install the update offered.
+    ApplyUpdate,
+    /// Return to the previous version from the next start.
+    RollbackUpdate,
 }
 
 /// The notification centre.
@@ -186,6 +194,8 @@ pub struct SecurityUi {
 
 /// The settings in force, for the Settings view.
 pub struct SettingsUi {
+    /// The whole configuration (the Updates view reads its `[updates]`).
+    pub config: crate::config::Config,
     /// Each setting and where it came from.
     pub rows: Vec<SettingRow>,
     /// The user's settings file.
@@ -206,6 +216,8 @@ struct PanelApp {
     saved_layouts: (Vec<Listed>, Option<Instant>),
     /// The name typed to save the layout under.
     layout_name: String,
+    /// The Updates view as last read (the install's state file), and when.
+    updates_view: (Option<crate::update_command::UpdatesView>, Option<Instant>),
     /// The launcher's search.
     launcher: LauncherState,
     /// The consent prompt on screen and since when (its buttons arm after a delay).
@@ -320,6 +332,7 @@ impl PanelApp {
         let layouts = self.workspaces.layouts.clone();
         let catalogue = self.workspaces.catalogue.clone();
         let agent = self.fdc3.agent.clone();
+        let config = self.settings.config.clone();
         // The list is read again once the action is done.
         self.saved_layouts.1 = None;
         std::thread::spawn(move || {
@@ -381,6 +394,13 @@ impl PanelApp {
                     .window(target.as_deref(), action)
                     .map(|told| format!("{}: {} window(s)", action.name(), told.len()))
                     .map_err(anyhow::Error::from),
+                PanelAction::CheckUpdates => {
+                    crate::update_command::offer_text(&data_dir, &config, true)
+                }
+                PanelAction::ApplyUpdate => {
+                    crate::update_command::apply_offer(&data_dir, &config, true, &mut |_, _| {})
+                }
+                PanelAction::RollbackUpdate => crate::update_command::roll_back(),
                 PanelAction::ForgetChoice { .. }
                 | PanelAction::Revoke { .. }
                 | PanelAction::Notification { .. }
@@ -413,6 +433,19 @@ impl eframe::App for PanelApp {
         if let Some(outcome) = lock(&self.pending).take() {
             self.form.status = Some(outcome);
             self.saved_layouts.1 = None;
+            self.updates_view.1 = None;
+        }
+        if self
+            .updates_view
+            .1
+            .is_none_or(|at| at.elapsed() > LAYOUTS_REREAD)
+        {
+            self.updates_view = (
+                Some(crate::update_command::UpdatesView::read(
+                    &self.settings.config,
+                )),
+                Some(Instant::now()),
+            );
         }
         let stale = self
             .saved_layouts
@@ -463,6 +496,9 @@ impl eframe::App for PanelApp {
                             &self.saved_layouts.0,
                             &mut self.layout_name,
                         ));
+                        if let Some(view) = &self.updates_view.0 {
+                            actions.extend(draw_updates(ui, view));
+                        }
                         draw_settings(ui, &self.settings.rows, &self.settings.file);
                         actions
                     })
@@ -577,6 +613,7 @@ pub fn run(parts: PanelParts) -> anyhow::Result<()> {
         notifications,
         saved_layouts: (vec![], None),
         layout_name: String::new(),
+        updates_view: (None, None),
         launcher: LauncherState::default(),
         consent_shown: None,
         lifecycle: Lifecycle {

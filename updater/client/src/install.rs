@@ -167,6 +167,24 @@ impl Installation {
         Ok((install, recovered))
     }
 
+    /// What the install at `root` looks like, read without changing anything (no
+    /// recovery): for views that only show it.
+    pub fn peek(root: &Path) -> Result<Status, UpdateError> {
+        let path = root.join("state.json");
+        let state: State = match std::fs::read(&path) {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|e| UpdateError::state(&path, e))?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
+            Err(e) => return Err(UpdateError::state(&path, e)),
+        };
+        Ok(Installation {
+            root: root.to_owned(),
+            state,
+        }
+        .status())
+    }
+
     /// What the install looks like.
     pub fn status(&self) -> Status {
         Status {

@@ -1,0 +1,144 @@
+//! The Updates view: the update settings in force and where each came from (a policy
+//! lock shows as such), this install's versions, and the buttons: check now, install
+//! the update, roll back to the previous version in one click.
+
+use eframe::egui;
+
+use super::PanelAction;
+use crate::update_command::UpdatesView;
+
+/// Draws the Updates view and returns what the user asked for.
+pub fn draw_updates(ui: &mut egui::Ui, view: &UpdatesView) -> Vec<PanelAction> {
+    let mut actions = Vec::new();
+    egui::CollapsingHeader::new(format!("Updates (weft {})", view.running))
+        .id_salt("updates")
+        .show(ui, |ui| {
+            for line in &view.settings {
+                if line.contains("locked by policy") {
+                    ui.strong(line);
+                } else {
+                    ui.label(line);
+                }
+            }
+            match &view.install {
+                None => {
+                    ui.label(
+                        "This weft is not installed side by side: it cannot be updated in place.",
+                    );
+                }
+                Some(status) => {
+                    if let Some(trial) = &status.trial {
+                        ui.label(format!(
+                            "{} is on trial ({} starts so far) until its self-test passes.",
+                            trial.version, trial.starts
+                        ));
+                    }
+                    if !status.refused.is_empty() {
+                        let refused: Vec<String> =
+                            status.refused.iter().map(ToString::to_string).collect();
+                        ui.label(format!("Never offered again: {}", refused.join(", ")));
+                    }
+                    ui.horizontal(|ui| {
+                        if ui
+                            .add_enabled(view.enabled, egui::Button::new("Check now"))
+                            .clicked()
+                        {
+                            actions.push(PanelAction::CheckUpdates);
+                        }
+                        if ui
+                            .add_enabled(view.enabled, egui::Button::new("Install update"))
+                            .clicked()
+                        {
+                            actions.push(PanelAction::ApplyUpdate);
+                        }
+                        if let Some(previous) = status.previous.first()
+                            && ui.button(format!("Roll back to {previous}")).clicked()
+                        {
+                            actions.push(PanelAction::RollbackUpdate);
+                        }
+                    });
+                }
+            }
+        });
+    actions
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use egui_kittest::{Harness, kittest::Queryable};
+    use semver::Version;
+    use weft_updater::install::{Status, Trial};
+
+    use super::*;
+
+    fn view(enabled: bool, install: Option<Status>) -> UpdatesView {
+        UpdatesView {
+            enabled,
+            settings: vec![
+                format!("updates.enabled: {enabled} (locked by policy /etc/weft/policy.toml)"),
+                "updates.channel: stable (default)".into(),
+            ],
+            install,
+            running: Version::new(2, 0, 0),
+        }
+    }
+
+    fn harness(view: UpdatesView) -> Harness<'static, Vec<PanelAction>> {
+        let mut h = Harness::new_ui_state(
+            move |ui, actions: &mut Vec<PanelAction>| {
+                actions.extend(draw_updates(ui, &view));
+            },
+            Vec::new(),
+        );
+        h.get_by_label("Updates (weft 2.0.0)").click();
+        h.run();
+        h
+    }
+
+    #[test]
+    fn rollback_is_one_click_and_what_policy_decided_is_shown() {
+        let status = Status {
+            current: Some(Version::new(2, 0, 0)),
+            previous: vec![Version::new(1, 9, 0)],
+            trial: Some(Trial {
+                version: Version::new(2, 0, 0),
+                starts: 1,
+            }),
+            refused: BTreeSet::from([Version::new(1, 9, 5)]),
+        };
+        let mut h = harness(view(true, Some(status)));
+        h.get_by_label("updates.enabled: true (locked by policy /etc/weft/policy.toml)");
+        h.get_by_label("2.0.0 is on trial (1 starts so far) until its self-test passes.");
+        h.get_by_label("Never offered again: 1.9.5");
+        h.get_by_label("Roll back to 1.9.0").click();
+        h.run();
+        h.get_by_label("Check now").click();
+        h.run();
+        assert_eq!(
+            h.state(),
+            &[PanelAction::RollbackUpdate, PanelAction::CheckUpdates]
+        );
+    }
+
+    #[test]
+    fn updates_turned_off_disable_the_buttons_and_an_unmanaged_build_says_why() {
+        let status = Status {
+            current: Some(Version::new(2, 0, 0)),
+            previous: vec![],
+            trial: None,
+            refused: BTreeSet::new(),
+        };
+        let mut h = harness(view(false, Some(status)));
+        h.get_by_label("Install update").click();
+        h.run();
+        assert!(h.state().is_empty(), "disabled by policy");
+        assert!(
+            h.query_by_label_contains("Roll back").is_none(),
+            "nothing to roll back to"
+        );
+        let h = harness(view(true, None));
+        h.get_by_label("This weft is not installed side by side: it cannot be updated in place.");
+    }
+}
