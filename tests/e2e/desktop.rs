@@ -645,10 +645,15 @@ fn notifications_reach_the_desktop_and_the_centre_a_click_focuses_the_app_and_th
             "copied elsewhere",
             false,
         );
-        assert_eq!(
-            value(&notifier, "paste", json!({})).await,
-            "copied elsewhere"
-        );
+        // xclip takes the selection in the background: poll until the paste sees it.
+        until_with(
+            &notifier,
+            "paste",
+            json!({}),
+            "the text copied elsewhere",
+            |v| v == "copied elsewhere",
+        )
+        .await;
         let refused = other.action("paste", json!({})).await;
         assert_eq!(refused["code"], "AccessDenied", "{refused}");
     });
