@@ -163,6 +163,21 @@ fn settings(config: &Config, data_dir: &Path, now: bool) -> anyhow::Result<Check
     })
 }
 
+/// Checks the repository under the settings in force; the settings and what it found.
+fn check_repository(
+    config: &Config,
+    data_dir: &Path,
+    now: bool,
+) -> anyhow::Result<(CheckSettings, weft_updater::Checked)> {
+    let settings = settings(config, data_dir, now)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting a runtime")?;
+    let checked = runtime.block_on(weft_updater::check(&settings))?;
+    Ok((settings, checked))
+}
+
 /// `weft update status`: the settings in force and the install's versions.
 pub fn status(data_dir: &Path, config: &Config, json: bool) -> anyhow::Result<ExitCode> {
     let updates = &config.updates;
@@ -241,12 +256,7 @@ pub fn status(data_dir: &Path, config: &Config, json: bool) -> anyhow::Result<Ex
 
 /// `weft update check [--now]`: what the repository offers this install.
 pub fn check(data_dir: &Path, config: &Config, now: bool, json: bool) -> anyhow::Result<ExitCode> {
-    let settings = settings(config, data_dir, now)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting a runtime")?;
-    let checked = runtime.block_on(weft_updater::check(&settings))?;
+    let (settings, checked) = check_repository(config, data_dir, now)?;
     let target =
         |t: &weft_updater::TargetRef| serde_json::json!({"name": t.name, "length": t.length});
     if json {
@@ -304,12 +314,7 @@ pub fn apply_offer(
                 .unwrap_or_default()
         );
     };
-    let settings = settings(config, data_dir, now)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting a runtime")?;
-    let checked = runtime.block_on(weft_updater::check(&settings))?;
+    let (settings, checked) = check_repository(config, data_dir, now)?;
     let Some(offer) = checked.offer else {
         return Ok("up to date: nothing to apply".into());
     };
@@ -400,12 +405,7 @@ impl UpdatesView {
 
 /// What the repository offers this install, in words (the panel's "Check now").
 pub fn offer_text(data_dir: &Path, config: &Config, now: bool) -> anyhow::Result<String> {
-    let settings = settings(config, data_dir, now)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting a runtime")?;
-    let checked = runtime.block_on(weft_updater::check(&settings))?;
+    let (settings, checked) = check_repository(config, data_dir, now)?;
     Ok(describe(&settings, &checked))
 }
 
