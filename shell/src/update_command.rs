@@ -314,7 +314,7 @@ pub fn apply_offer(
                 .unwrap_or_default()
         );
     };
-    let (settings, checked) = check_repository(config, data_dir, now)?;
+    let (_, checked) = check_repository(config, data_dir, now)?;
     let Some(offer) = checked.offer else {
         return Ok("up to date: nothing to apply".into());
     };
