@@ -161,6 +161,39 @@ fn publish(repo: &RepoDir, keys: &KeyDir, version: &str, percent: u8) {
         .unwrap();
 }
 
+/// A repository made by `weft-release` with `releases` (version, rollout %) in `env`,
+/// served over HTTP on 127.0.0.1; the server and the `[updates]` settings naming it.
+fn serve_releases(env: &TestEnv, releases: &[(&str, u8)]) -> (StaticServer, String) {
+    let repo = RepoDir::new(env.path("repo"));
+    let keys = KeyDir::new(env.path("keys"));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime
+        .block_on(repository::init(&repo, &keys, &Lifetimes::default()))
+        .unwrap();
+    for (version, percent) in releases {
+        publish(&repo, &keys, version, *percent);
+    }
+    let server = StaticServer::serve(&env.path("repo"));
+    let config = format!(
+        "[updates]\nmirror = {:?}\nroot = {:?}\n",
+        server.base,
+        repo.first_root().display().to_string()
+    );
+    (server, config)
+}
+
+/// This build's `weft` and `weft-app`, as a release's files.
+fn this_build() -> Files {
+    let read = |name: &str| (std::fs::read(weft_e2e::binary(name)).unwrap(), true);
+    Files::from([
+        ("weft".to_owned(), read("weft")),
+        ("weft-app".to_owned(), read("weft-app")),
+    ])
+}
+
 fn json_of(out: &std::process::Output) -> Value {
     assert!(
         out.status.success(),
@@ -173,29 +206,13 @@ fn json_of(out: &std::process::Output) -> Value {
 #[test]
 fn weft_update_check_offers_what_the_signed_repository_holds_and_policy_can_turn_it_off() {
     let env = TestEnv::new();
-    let repo = RepoDir::new(env.path("repo"));
-    let keys = KeyDir::new(env.path("keys"));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime
-        .block_on(repository::init(&repo, &keys, &Lifetimes::default()))
-        .unwrap();
-    publish(&repo, &keys, "0.5.0", 100);
-    publish(&repo, &keys, "0.6.0", 0);
-    let server = StaticServer::serve(&env.path("repo"));
+    let (server, config) = serve_releases(&env, &[("0.5.0", 100), ("0.6.0", 0)]);
 
     // Nothing configured: said, and nothing is fetched.
     let out = env.run_weft(&["update", "check"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no update repository is configured"));
 
-    let config = format!(
-        "[updates]\nmirror = {:?}\nroot = {:?}\n",
-        server.base,
-        repo.first_root().display().to_string()
-    );
     env.write_config(&config);
     let checked = json_of(&env.run_weft(&["update", "check", "--json"]));
     assert_eq!(checked["installed"], env!("CARGO_PKG_VERSION"));
@@ -325,11 +342,7 @@ fn a_release_that_never_passes_its_self_test_is_reverted_after_its_trial_starts_
     let display = weft_e2e::Display::start();
     let env = TestEnv::new();
     let root = env.path("install");
-    let read = |name: &str| (std::fs::read(weft_e2e::binary(name)).unwrap(), true);
-    let good = Files::from([
-        ("weft".to_owned(), read("weft")),
-        ("weft-app".to_owned(), read("weft-app")),
-    ]);
+    let good = this_build();
     // 9.0.0: this shell with an app host that does not run.
     let mut bad = good.clone();
     bad.insert(
@@ -374,22 +387,8 @@ fn a_release_that_never_passes_its_self_test_is_reverted_after_its_trial_starts_
     );
 
     // The repository still offers 9.0.0; this install never takes it again.
-    let repo = RepoDir::new(env.path("repo"));
-    let keys = KeyDir::new(env.path("keys"));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime
-        .block_on(repository::init(&repo, &keys, &Lifetimes::default()))
-        .unwrap();
-    publish(&repo, &keys, "9.0.0", 100);
-    let server = StaticServer::serve(&env.path("repo"));
-    env.write_config(format!(
-        "[updates]\nmirror = {:?}\nroot = {:?}\n",
-        server.base,
-        repo.first_root().display().to_string()
-    ));
+    let (_server, config) = serve_releases(&env, &[("9.0.0", 100)]);
+    env.write_config(&config);
     let out = env
         .command(&current, None)
         .args(["update", "check", "--json", "--now"])
@@ -405,33 +404,14 @@ fn a_release_that_never_passes_its_self_test_is_reverted_after_its_trial_starts_
 fn weft_update_apply_installs_beside_the_running_version_and_rollback_returns_to_it() {
     let env = TestEnv::new();
     let root = env.path("install");
-    let read = |name: &str| (std::fs::read(weft_e2e::binary(name)).unwrap(), true);
     let (mut install, _) = Installation::open(&root).unwrap();
     let v1 = Version::new(0, 1, 0);
-    let real = Files::from([
-        ("weft".to_owned(), read("weft")),
-        ("weft-app".to_owned(), read("weft-app")),
-    ]);
-    install.install(&v1, &real, &mut |_| {}).unwrap();
+    install.install(&v1, &this_build(), &mut |_| {}).unwrap();
     install.mark_healthy(&v1).unwrap();
     drop(install);
 
-    let repo = RepoDir::new(env.path("repo"));
-    let keys = KeyDir::new(env.path("keys"));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime
-        .block_on(repository::init(&repo, &keys, &Lifetimes::default()))
-        .unwrap();
-    publish(&repo, &keys, "0.2.0", 100);
-    let server = StaticServer::serve(&env.path("repo"));
-    env.write_config(format!(
-        "[updates]\nmirror = {:?}\nroot = {:?}\n",
-        server.base,
-        repo.first_root().display().to_string()
-    ));
+    let (_server, config) = serve_releases(&env, &[("0.2.0", 100)]);
+    env.write_config(&config);
     let run = |binary: &Path, args: &[&str]| {
         let out = env.command(binary, None).args(args).output().unwrap();
         assert!(
