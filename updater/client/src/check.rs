@@ -221,12 +221,7 @@ fn target_ref(
             name: name.to_owned(),
             reason: "it is named by a release but not signed as a target".into(),
         })?;
-    let sha256: String = target
-        .hashes
-        .sha256
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sha256 = hex::encode(&target.hashes.sha256);
     let url = mirror
         .targets
         .join(&format!("{sha256}.{name}"))

@@ -211,9 +211,5 @@ pub fn file_sha256(path: &Path) -> std::io::Result<String> {
         }
         hasher.update(&chunk[..n]);
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(hex::encode(hasher.finalize()))
 }

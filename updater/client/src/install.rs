@@ -151,17 +151,9 @@ impl Installation {
     /// Opens (creating) the install at `root`, finishing or undoing an interrupted step.
     pub fn open(root: &Path) -> Result<(Installation, Option<Recovered>), UpdateError> {
         std::fs::create_dir_all(root.join("versions")).map_err(|e| UpdateError::state(root, e))?;
-        let state_path = root.join("state.json");
-        let state = match std::fs::read(&state_path) {
-            Ok(bytes) => {
-                serde_json::from_slice(&bytes).map_err(|e| UpdateError::state(&state_path, e))?
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
-            Err(e) => return Err(UpdateError::state(&state_path, e)),
-        };
         let mut install = Installation {
             root: root.to_owned(),
-            state,
+            state: read_state(root)?,
         };
         let recovered = install.recover()?;
         Ok((install, recovered))
@@ -170,17 +162,9 @@ impl Installation {
     /// What the install at `root` looks like, read without changing anything (no
     /// recovery): for views that only show it.
     pub fn peek(root: &Path) -> Result<Status, UpdateError> {
-        let path = root.join("state.json");
-        let state: State = match std::fs::read(&path) {
-            Ok(bytes) => {
-                serde_json::from_slice(&bytes).map_err(|e| UpdateError::state(&path, e))?
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
-            Err(e) => return Err(UpdateError::state(&path, e)),
-        };
         Ok(Installation {
             root: root.to_owned(),
-            state,
+            state: read_state(root)?,
         }
         .status())
     }
@@ -498,6 +482,16 @@ impl Installation {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(UpdateError::state(&path, e)),
         }
+    }
+}
+
+/// The state kept at `root`; empty when there is none yet.
+fn read_state(root: &Path) -> Result<State, UpdateError> {
+    let path = root.join("state.json");
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| UpdateError::state(&path, e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
+        Err(e) => Err(UpdateError::state(&path, e)),
     }
 }
 

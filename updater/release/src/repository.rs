@@ -23,7 +23,7 @@ use tough::{
         RepositoryEditor,
         signed::{PathExists, SignedRole},
     },
-    schema::{KeyHolder, RoleKeys, RoleType, Root, Target, decoded::Decoded, decoded::Hex},
+    schema::{KeyHolder, RoleKeys, RoleType, Root, Target},
 };
 use weft_update_repo::{
     Artifact, FileDigest, Release,
@@ -236,9 +236,11 @@ pub async fn publish(
                 r.channel
             );
         }
-        let file = repo
-            .targets()
-            .join(format!("{}.{}", hex(&target.hashes.sha256), name.raw()));
+        let file = repo.targets().join(format!(
+            "{}.{}",
+            hex::encode(&target.hashes.sha256),
+            name.raw()
+        ));
         earlier.push((r.version, file));
     }
     earlier.sort_by(|a, b| b.0.cmp(&a.0));
@@ -442,8 +444,4 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)?;
     Ok(())
-}
-
-fn hex(bytes: &Decoded<Hex>) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

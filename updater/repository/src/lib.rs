@@ -73,10 +73,7 @@ impl FileDigest {
 
 /// SHA-256 of `bytes`, lowercase hex.
 pub fn hex_sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// What a target is, in its signed custom fields.
