@@ -140,11 +140,26 @@ async fn main() -> anyhow::Result<()> {
             };
             let published = repository::publish(&repo, &keys, release, &files, &lifetimes).await?;
             println!("{} ({} bytes)", published.full.0, published.full.1);
-            for (from, (name, length)) in &published.deltas {
+            for (from, delta) in &published.deltas {
                 println!(
-                    "{name} ({length} bytes, {:.1} % of the full archive) from {from}",
-                    *length as f64 * 100.0 / published.full.1 as f64
+                    "{} ({} bytes, {:.1} % of the full archive) from {from}",
+                    delta.name,
+                    delta.length,
+                    delta.length as f64 * 100.0 / published.full.1 as f64
                 );
+                for file in &delta.patches {
+                    let sizes: Vec<String> = file
+                        .sizes
+                        .iter()
+                        .map(|(format, size)| format!("{} {size} bytes", format.label()))
+                        .collect();
+                    println!(
+                        "  {}: {} kept ({})",
+                        file.name,
+                        file.chosen.label(),
+                        sizes.join(", ")
+                    );
+                }
             }
         }
         Command::Rollout {

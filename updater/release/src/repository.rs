@@ -197,8 +197,19 @@ pub async fn init(repo: &RepoDir, keys: &KeyDir, lifetimes: &Lifetimes) -> anyho
 pub struct Published {
     /// The full target's name and length.
     pub full: (String, u64),
-    /// The deltas' names and lengths, by the version each starts from.
-    pub deltas: BTreeMap<Version, (String, u64)>,
+    /// The deltas, by the version each starts from.
+    pub deltas: BTreeMap<Version, PublishedDelta>,
+}
+
+/// One delta [`publish`] added.
+#[derive(Debug)]
+pub struct PublishedDelta {
+    /// Its target name.
+    pub name: String,
+    /// Its length in bytes.
+    pub length: u64,
+    /// How each changed file is patched (both formats measured, the smaller kept).
+    pub patches: Vec<archive::FilePatch>,
 }
 
 /// Publishes `release` with `files`: its full archive, and a delta from each of the
@@ -261,16 +272,22 @@ pub async fn publish(
             .with_context(|| format!("reading the published archive of {from}"))?;
         let name = delta_target_name(&release, from);
         let path = staging.join(&name);
-        std::fs::write(&path, archive::make_delta(&old, files))?;
+        let delta = archive::make_delta(&old, files);
+        std::fs::write(&path, &delta.bytes)?;
         let mut target = Target::from_path(&path).await?;
         target.custom = Artifact::Delta {
             release: release.clone(),
             from: from.clone(),
         }
         .to_custom();
-        published
-            .deltas
-            .insert(from.clone(), (name.clone(), target.length));
+        published.deltas.insert(
+            from.clone(),
+            PublishedDelta {
+                name: name.clone(),
+                length: target.length,
+                patches: delta.patches,
+            },
+        );
         deltas.insert(from.clone(), name.clone());
         staged.push((TargetName::new(name)?, path, target));
     }

@@ -87,7 +87,11 @@ async fn releases_are_published_with_deltas_rolled_out_halted_and_timestamped() 
     )
     .await
     .unwrap();
-    let (delta_name, delta_len) = &second.deltas[&Version::new(1, 0, 0)];
+    let delta = &second.deltas[&Version::new(1, 0, 0)];
+    let (delta_name, delta_len) = (&delta.name, &delta.length);
+    let weft_patch = delta.patches.iter().find(|p| p.name == "weft").unwrap();
+    assert_eq!(weft_patch.sizes.len(), 2, "both formats measured");
+    assert_eq!(weft_patch.sizes[0].0, weft_patch.chosen, "the smaller kept");
     assert!(
         *delta_len * 20 < second.full.1,
         "a small patch: {delta_len} of {}",

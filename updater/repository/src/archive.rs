@@ -1,6 +1,6 @@
 //! The artifacts' formats: a full release is a gzip-compressed tar of its files; a delta
-//! is a tar of bsdiff patches (`NAME.bsdiff`, against the earlier release's file) and of
-//! new files whole. Archives are deterministic (sorted names, zero times, fixed owners),
+//! is a tar of patches against the earlier release's files (`NAME.bsdiff` or
+//! `NAME.zst-patch`, whichever is smaller, see [`crate::patch`]) and of new files whole. Archives are deterministic (sorted names, zero times, fixed owners),
 //! so the same files always make the same bytes.
 //!
 //! Reading is bounded: an archive may name only plain files with simple names (no
@@ -10,6 +10,8 @@ use std::{
     collections::BTreeMap,
     io::{Read, Write},
 };
+
+use crate::patch::{self, PatchFormat};
 
 /// The files of a release: name → (bytes, executable).
 pub type Files = BTreeMap<String, (Vec<u8>, bool)>;
@@ -119,26 +121,56 @@ pub fn unpack_full(archive: &[u8], max_file: u64) -> Result<Files, ArchiveError>
     read_tar(flate2::read::GzDecoder::new(archive), max_file)
 }
 
-/// The delta from `old` to `new`: a bsdiff patch of each changed file that `old` has,
-/// each new file whole; unchanged files are left out.
-pub fn make_delta(old: &Files, new: &Files) -> Vec<u8> {
+/// How one changed file is patched in a delta: both formats' sizes, and the one kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilePatch {
+    /// The file.
+    pub name: String,
+    /// The format kept (the smaller patch).
+    pub chosen: PatchFormat,
+    /// Each format's patch size in bytes.
+    pub sizes: Vec<(PatchFormat, u64)>,
+}
+
+/// A delta: its bytes, and how each changed file was patched.
+#[derive(Debug, Clone)]
+pub struct Delta {
+    /// The tar the client downloads.
+    pub bytes: Vec<u8>,
+    /// The changed files' patches, by name.
+    pub patches: Vec<FilePatch>,
+}
+
+/// The delta from `old` to `new`: for each changed file that `old` has, the smaller of
+/// its bsdiff and zstd patches (`NAME.bsdiff` or `NAME.zst-patch`); each new file
+/// whole; unchanged files are left out.
+pub fn make_delta(old: &Files, new: &Files) -> Delta {
     let mut entries = Vec::new();
+    let mut patches = Vec::new();
     for (name, (bytes, executable)) in new {
         match old.get(name) {
             Some((before, _)) if before == bytes => {}
             Some((before, _)) => {
-                let mut patch = Vec::new();
-                qbsdiff::Bsdiff::new(before, bytes)
-                    .compare(std::io::Cursor::new(&mut patch))
-                    .expect("diffing in memory");
-                entries.push((format!("{name}.bsdiff"), patch, *executable));
+                let mut made = patch::smallest(before, bytes).into_iter();
+                let (chosen, kept) = made.next().expect("two formats");
+                let mut sizes = vec![(chosen, kept.len() as u64)];
+                sizes.extend(made.map(|(f, p)| (f, p.len() as u64)));
+                entries.push((format!("{name}{}", chosen.suffix()), kept, *executable));
+                patches.push(FilePatch {
+                    name: name.clone(),
+                    chosen,
+                    sizes,
+                });
             }
             None => entries.push((name.clone(), bytes.clone(), *executable)),
         }
     }
     let mut out = Vec::new();
     tar_of(entries, &mut out).expect("writing to memory");
-    out
+    Delta {
+        bytes: out,
+        patches,
+    }
 }
 
 /// Applies `delta` to the installed files `old`, giving the new release's files as far
@@ -147,28 +179,18 @@ pub fn make_delta(old: &Files, new: &Files) -> Vec<u8> {
 pub fn apply_delta(old: &Files, delta: &[u8], max_file: u64) -> Result<Files, ArchiveError> {
     let mut out = Files::new();
     for (entry, (bytes, executable)) in read_tar(delta, max_file)? {
-        match entry.strip_suffix(".bsdiff") {
-            Some(name) => {
+        match PatchFormat::of_entry(&entry) {
+            Some((format, name)) => {
                 let (base, _) = old
                     .get(name)
                     .ok_or_else(|| ArchiveError::MissingBase(name.to_owned()))?;
-                let patcher = qbsdiff::Bspatch::new(&bytes).map_err(|e| ArchiveError::Patch {
-                    name: name.to_owned(),
-                    reason: e.to_string(),
-                })?;
-                if patcher.hint_target_size() > max_file {
-                    return Err(ArchiveError::TooLarge {
-                        name: name.to_owned(),
-                        limit: max_file,
-                    });
-                }
-                let mut result = Vec::with_capacity(patcher.hint_target_size() as usize);
-                patcher
-                    .apply(base, std::io::Cursor::new(&mut result))
-                    .map_err(|e| ArchiveError::Patch {
-                        name: name.to_owned(),
-                        reason: e.to_string(),
-                    })?;
+                let result =
+                    format
+                        .apply(base, &bytes, max_file)
+                        .map_err(|reason| ArchiveError::Patch {
+                            name: name.to_owned(),
+                            reason,
+                        })?;
                 out.insert(name.to_owned(), (result, executable));
             }
             None => {
@@ -213,7 +235,16 @@ mod tests {
             ("weft-app", b"host 1"),
             ("extra", b"new file"),
         ]);
-        let delta = make_delta(&old, &new);
+        let made = make_delta(&old, &new);
+        assert_eq!(made.patches.len(), 1, "only weft changed");
+        assert_eq!(made.patches[0].name, "weft");
+        let sizes = &made.patches[0].sizes;
+        assert!(
+            sizes[0].1 <= sizes[1].1,
+            "the smaller patch is kept: {sizes:?}"
+        );
+        assert_eq!(sizes[0].0, made.patches[0].chosen);
+        let delta = made.bytes;
         assert!(delta.len() < big.len() / 20, "{} bytes", delta.len());
         let applied = apply_delta(&old, &delta, 1 << 24).unwrap();
         assert_eq!(applied.get("weft"), new.get("weft"));
@@ -232,6 +263,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("does not have"), "{e}");
+    }
+
+    #[test]
+    fn a_delta_may_carry_zstd_patches() {
+        let old_weft: Vec<u8> = (0..20_000u32).flat_map(|i| (i * 7).to_le_bytes()).collect();
+        let mut new_weft = old_weft.clone();
+        new_weft[10] = 1;
+        let patch = PatchFormat::Zstd.diff(&old_weft, &new_weft);
+        let mut delta = Vec::new();
+        tar_of([("weft.zst-patch".to_owned(), patch, true)], &mut delta).unwrap();
+        let applied = apply_delta(&files(&[("weft", &old_weft)]), &delta, 1 << 24).unwrap();
+        assert_eq!(applied.get("weft").map(|f| &f.0), Some(&new_weft));
     }
 
     #[test]

@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 
 pub mod archive;
+pub mod patch;
 
 use semver::Version;
 use serde::{Deserialize, Serialize};
