@@ -28,10 +28,11 @@ pub struct Applied {
     pub transferred: u64,
 }
 
-/// Downloads and installs `offer` (files land in `downloads`), reporting download
-/// progress as `(bytes, total)`.
+/// Downloads and installs `offer` into the install at `root` (files land in
+/// `downloads`), reporting download progress as `(bytes, total)`. The install is held
+/// (see [`Installation::open`]) only once the download is done.
 pub fn apply(
-    install: &mut Installation,
+    root: &Path,
     offer: &Offer,
     agent: &ureq::Agent,
     downloads: &Path,
@@ -39,21 +40,25 @@ pub fn apply(
 ) -> Result<Applied, UpdateError> {
     let mut transferred = 0;
     let mut delta_failed = None;
-    let installed = install.status().current;
+    let installed = Installation::peek(root)?.current;
     if let (Some(delta), Some(from)) = (&offer.delta, &installed) {
-        match files_from_delta(install, offer, delta, from, agent, downloads, progress) {
-            Ok((files, bytes)) => {
-                install.install(&offer.release.version, &files, &mut |_: Step| {})?;
-                return Ok(Applied {
-                    by_delta: true,
-                    delta_failed: None,
-                    transferred: bytes,
-                });
+        match download(agent, delta, downloads, progress) {
+            Ok(got) => {
+                transferred += got.transferred;
+                let (mut install, _) = Installation::open(root)?;
+                match files_from_delta(&install, offer, delta, &got.path, from) {
+                    Ok(files) => {
+                        install.install(&offer.release.version, &files, &mut |_: Step| {})?;
+                        return Ok(Applied {
+                            by_delta: true,
+                            delta_failed: None,
+                            transferred,
+                        });
+                    }
+                    Err(e) => delta_failed = Some(e.to_string()),
+                }
             }
-            Err((e, bytes)) => {
-                transferred += bytes;
-                delta_failed = Some(e.to_string());
-            }
+            Err(e) => delta_failed = Some(e.to_string()),
         }
     }
     let got = download(agent, &offer.full, downloads, progress)?;
@@ -64,6 +69,7 @@ pub fn apply(
         reason: e.to_string(),
     })?;
     check_files(offer, &files)?;
+    let (mut install, _) = Installation::open(root)?;
     install.install(&offer.release.version, &files, &mut |_: Step| {})?;
     Ok(Applied {
         by_delta: false,
@@ -72,43 +78,38 @@ pub fn apply(
     })
 }
 
-/// The release's files made from the installed ones and the delta; on failure, the
-/// error and the bytes spent.
+/// The release's files made from the installed version `from` and the downloaded
+/// delta at `path`, each checked against the release's signed digests.
 fn files_from_delta(
     install: &Installation,
     offer: &Offer,
     delta: &crate::check::TargetRef,
+    path: &Path,
     from: &semver::Version,
-    agent: &ureq::Agent,
-    downloads: &Path,
-    progress: &mut dyn FnMut(u64, u64),
-) -> Result<(Files, u64), (UpdateError, u64)> {
-    let got = download(agent, delta, downloads, progress).map_err(|e| (e, 0))?;
-    let spent = got.transferred;
-    let fail = |e: UpdateError| (e, spent);
-    let bytes = std::fs::read(&got.path).map_err(|e| fail(UpdateError::state(&got.path, e)))?;
-    let base = install.files_of(from).map_err(fail)?;
-    let patched = archive::apply_delta(&base, &bytes, MAX_FILE).map_err(|e| {
-        fail(UpdateError::Artifact {
+) -> Result<Files, UpdateError> {
+    let bytes = std::fs::read(path).map_err(|e| UpdateError::state(path, e))?;
+    let base = install.files_of(from)?;
+    let patched =
+        archive::apply_delta(&base, &bytes, MAX_FILE).map_err(|e| UpdateError::Artifact {
             name: delta.name.clone(),
             reason: e.to_string(),
-        })
-    })?;
+        })?;
     let mut files = Files::new();
     for (name, digest) in &offer.files {
         let made = match patched.get(name) {
             Some(file) => file.clone(),
-            None => base.get(name).cloned().ok_or_else(|| {
-                fail(UpdateError::Artifact {
+            None => base
+                .get(name)
+                .cloned()
+                .ok_or_else(|| UpdateError::Artifact {
                     name: delta.name.clone(),
                     reason: format!("{name} is neither in the delta nor installed"),
-                })
-            })?,
+                })?,
         };
         files.insert(name.clone(), (made.0, digest.executable));
     }
-    check_files(offer, &files).map_err(fail)?;
-    Ok((files, spent))
+    check_files(offer, &files)?;
+    Ok(files)
 }
 
 /// Every file is the one the release's signed digests name, and no other file is there.

@@ -75,6 +75,44 @@ struct State {
     refused: BTreeSet<Version>,
 }
 
+impl State {
+    fn status(&self) -> Status {
+        Status {
+            current: self.current.clone(),
+            previous: self.previous.clone(),
+            trial: self.trial.clone(),
+            refused: self.refused.clone(),
+        }
+    }
+}
+
+/// The install's lock, taken within [`LOCK_WAIT`].
+fn lock_install(root: &Path) -> Result<std::fs::File, UpdateError> {
+    let path = root.join("install.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| UpdateError::state(&path, e))?;
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(UpdateError::state(
+                    &path,
+                    "another weft has been changing this install for 30 s; try again once it is done",
+                ));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(UpdateError::state(&path, e)),
+        }
+    }
+}
+
 /// A version on trial.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -140,20 +178,30 @@ pub enum Recovered {
     Reverted(Version),
 }
 
-/// An install root.
+/// How long [`Installation::open`] waits for another process (or thread) changing the
+/// same install to finish.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// An install root, open for changes: while it is, no other [`Installation`] of the
+/// same root can be opened (an exclusive lock on `ROOT/install.lock`), so a background
+/// update, `weft update` and a start never interleave their steps.
 #[derive(Debug)]
 pub struct Installation {
     root: PathBuf,
     state: State,
+    _lock: std::fs::File,
 }
 
 impl Installation {
-    /// Opens (creating) the install at `root`, finishing or undoing an interrupted step.
+    /// Opens (creating) the install at `root`, finishing or undoing an interrupted step;
+    /// waits up to 30 s for another holder of the install to let go.
     pub fn open(root: &Path) -> Result<(Installation, Option<Recovered>), UpdateError> {
         std::fs::create_dir_all(root.join("versions")).map_err(|e| UpdateError::state(root, e))?;
+        let lock = lock_install(root)?;
         let mut install = Installation {
             root: root.to_owned(),
             state: read_state(root)?,
+            _lock: lock,
         };
         let recovered = install.recover()?;
         Ok((install, recovered))
@@ -162,21 +210,12 @@ impl Installation {
     /// What the install at `root` looks like, read without changing anything (no
     /// recovery): for views that only show it.
     pub fn peek(root: &Path) -> Result<Status, UpdateError> {
-        Ok(Installation {
-            root: root.to_owned(),
-            state: read_state(root)?,
-        }
-        .status())
+        Ok(read_state(root)?.status())
     }
 
     /// What the install looks like.
     pub fn status(&self) -> Status {
-        Status {
-            current: self.state.current.clone(),
-            previous: self.state.previous.clone(),
-            trial: self.state.trial.clone(),
-            refused: self.state.refused.clone(),
-        }
+        self.state.status()
     }
 
     /// The folder of `version`.
@@ -555,6 +594,7 @@ mod tests {
         let back = install.files_of(&v("1.2.0")).unwrap();
         assert_eq!(back, files("1.2.0"), "files and their modes read back");
         // Reopening finds the same state, and nothing to recover.
+        drop(install);
         let (again, recovered) = Installation::open(dir.path()).unwrap();
         assert_eq!((again.status(), recovered), (status, None));
     }
@@ -577,6 +617,7 @@ mod tests {
                 StartCheck::Trial { start }
             );
             // Counted on disk: a crash right after loses nothing.
+            drop(install);
             install = Installation::open(dir.path()).unwrap().0;
         }
         let StartCheck::Reverted { to, binary } = install.begin_start(&v("2.0.0")).unwrap() else {
@@ -626,6 +667,7 @@ mod tests {
             })
             .unwrap();
         std::fs::create_dir_all(install.unpack_dir(&v("2.0.0"))).unwrap();
+        drop(install);
         let (install, recovered) = Installation::open(dir.path()).unwrap();
         assert_eq!(recovered, Some(Recovered::Undone(v("2.0.0"))));
         assert_eq!(install.status().current, Some(v("1.0.0")));
@@ -638,10 +680,42 @@ mod tests {
                 unpacked: true,
             })
             .unwrap();
+        drop(install);
         let (install, recovered) = Installation::open(dir.path()).unwrap();
         assert_eq!(recovered, Some(Recovered::Finished(v("2.0.0"))));
         assert_eq!(link(&install), "versions/2.0.0");
         assert_eq!(install.status().previous, [v("1.0.0")]);
         assert_eq!(install.status().trial.map(|t| t.version), Some(v("2.0.0")));
+    }
+
+    #[test]
+    fn one_holder_at_a_time_changes_an_install() {
+        let dir = tempfile::tempdir().unwrap();
+        let install = installed(dir.path(), &["1.0.0"]);
+        let root = dir.path().to_owned();
+        let (opened_tx, opened_rx) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            let (second, _) = Installation::open(&root).unwrap();
+            opened_tx.send(second.status().current).unwrap();
+        });
+        assert!(
+            opened_rx
+                .recv_timeout(std::time::Duration::from_millis(300))
+                .is_err(),
+            "a second holder waits while the first has the install"
+        );
+        assert_eq!(
+            Installation::peek(dir.path()).unwrap().current,
+            Some(v("1.0.0")),
+            "reading needs no lock"
+        );
+        drop(install);
+        assert_eq!(
+            opened_rx
+                .recv_timeout(std::time::Duration::from_secs(30))
+                .unwrap(),
+            Some(v("1.0.0"))
+        );
+        waiter.join().unwrap();
     }
 }
