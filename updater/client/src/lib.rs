@@ -7,10 +7,11 @@
 
 pub mod apply;
 pub mod check;
+pub mod data_format;
 pub mod download;
 pub mod error;
 pub mod install;
-mod state_file;
+pub mod state_file;
 pub mod transport;
 
 pub use check::{CheckSettings, Checked, Mirror, Offer, TargetRef, check};
