@@ -16,7 +16,7 @@ use weft_audit::{Anchor, AuditLog, AuditSettings, SyslogAnchor};
 use weft_broker::BusAction;
 use weft_proto::{
     Identity,
-    frame::{AppInfo, ControlRequest, PageViolation},
+    frame::{AppInfo, ControlRequest, PageViolation, UpdateChange},
 };
 use weft_supervisor::LifecycleObserver;
 
@@ -170,11 +170,20 @@ impl AuditTrail {
                 );
                 return;
             }
+            ControlRequest::UpdateChanged(change) => {
+                self.update_changed(change);
+                return;
+            }
         };
         self.record(
             "cli.request",
             json!({"client": from.instance_id, "action": action, "details": details}),
         );
+    }
+
+    /// A change to the installed versions.
+    pub fn update_changed(&self, change: &UpdateChange) {
+        self.record(change.event.audit_name(), update_details(change));
     }
 
     /// A remembered permission answer forgotten, from the panel or the command line.
@@ -253,4 +262,9 @@ pub fn record_offline(
     trail.record(event, data);
     trail.flush();
     Ok(())
+}
+
+/// The audit details of an update change.
+pub fn update_details(change: &UpdateChange) -> serde_json::Value {
+    json!({"version": change.version, "from": change.from, "how": change.how})
 }

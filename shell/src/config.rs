@@ -139,6 +139,14 @@ pub struct UpdatesConfig {
     /// The TUF root to trust first (the repository's `1.root.json`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root: Option<PathBuf>,
+    /// Minutes between the running shell's checks (plus up to a tenth, at random, so
+    /// that desktops started together do not check together); 0: only on request.
+    #[serde(default = "UpdatesConfig::default_check_every_minutes")]
+    pub check_every_minutes: u32,
+    /// Install what a scheduled check finds without asking (it runs from the next
+    /// start, on trial); otherwise the panel offers it.
+    #[serde(default = "UpdatesConfig::default_enabled")]
+    pub auto_install: bool,
 }
 
 impl UpdatesConfig {
@@ -148,6 +156,10 @@ impl UpdatesConfig {
 
     fn default_channel() -> String {
         "stable".into()
+    }
+
+    fn default_check_every_minutes() -> u32 {
+        6 * 60
     }
 }
 
@@ -159,6 +171,8 @@ impl Default for UpdatesConfig {
             channel: Self::default_channel(),
             pin: None,
             root: None,
+            check_every_minutes: Self::default_check_every_minutes(),
+            auto_install: Self::default_enabled(),
         }
     }
 }

@@ -19,6 +19,7 @@ mod config;
 mod config_command;
 mod consent;
 mod data_dir;
+mod data_versions;
 mod demo;
 mod desktop_session;
 mod diag;
@@ -49,6 +50,7 @@ mod shutdown;
 mod trace_export;
 mod tray;
 mod update_command;
+mod update_service;
 mod workspace_command;
 mod workspace_snapshots;
 
@@ -77,7 +79,7 @@ fn update(
             update_command::check(&data_dir, &config, now, json)
         }
         cli::UpdateCommand::Apply { now } => update_command::apply(&data_dir, &config, now),
-        cli::UpdateCommand::Rollback => update_command::rollback(),
+        cli::UpdateCommand::Rollback => update_command::rollback(&data_dir, &config),
     }
 }
 

@@ -26,7 +26,7 @@ use crate::{
     clipboard::Clipboard,
     config::Config,
     consent::Prompts,
-    demo, desktop_session,
+    data_versions, demo, desktop_session,
     fdc3_agent::{self, AgentHandle},
     fdc3_prompts,
     gatekeeper::Gatekeeper,
@@ -41,6 +41,7 @@ use crate::{
     shutdown::Shutdown,
     trace_export,
     tray::{self, TrayAction},
+    update_service::UpdateService,
     workspace_snapshots::{self, Layouts},
 };
 
@@ -79,6 +80,7 @@ pub fn run(
     initial: Initial,
     settings: ShellSettings,
 ) -> anyhow::Result<()> {
+    let prepared = data_versions::prepare(data_dir)?;
     let show_panel = settings.show_panel;
     let panel_settings = panel::SettingsUi {
         config: settings.config.clone(),
@@ -228,6 +230,8 @@ pub fn run(
             });
         }
     };
+    data_versions::record(&prepared, &audit);
+    let updates = UpdateService::start(data_dir, &settings.config, audit.clone());
     let shutdown = Shutdown::default();
     watch_signals(&shutdown)?;
     desktop_session::watch_display(&shutdown)?;
@@ -311,6 +315,7 @@ pub fn run(
                 centre: notifications.clone(),
             },
             tray,
+            updates: updates.clone(),
         };
         // The panel has a thread of its own, so that a lost display, which ends its
         // event loop inside Xlib, still leaves this thread to stop the shell.
@@ -338,6 +343,7 @@ pub fn run(
         Err(e) => tracing::warn!("the session could not be saved: {e:#}"),
     }
     tracing::info!("shutting down: {reason}");
+    updates.stop();
     supervisor.stop_all();
     broker_handle.shutdown();
     audit.record("shell.stop", serde_json::json!({"reason": reason}));
@@ -618,7 +624,9 @@ fn control(shell: &ShellParts, request: ControlRequest) -> Result<ControlReply, 
         ControlRequest::DlqRedrive { id } => shell.broker.redrive(id).map(ControlReply::Count),
         ControlRequest::DlqPurge => shell.broker.purge_dead_letters().map(ControlReply::Count),
         // Recorded with the other command-line requests.
-        ControlRequest::KeysRotated { .. } => Ok(ControlReply::Done),
+        ControlRequest::KeysRotated { .. } | ControlRequest::UpdateChanged(_) => {
+            Ok(ControlReply::Done)
+        }
         ControlRequest::RevokePermission { app_id, api } => {
             let api = api
                 .map(|name| {

@@ -17,11 +17,16 @@ use weft_updater::{
     install::{Installation, StartCheck, TRIAL_STARTS},
 };
 
-use crate::config::{Config, UpdatesConfig};
+use weft_proto::frame::{ControlReply, ControlRequest, UpdateChange, UpdateEvent};
+
+use crate::{
+    audit_trail,
+    config::{Config, UpdatesConfig},
+};
 
 /// The version installed: the install's folder name when this `weft` runs from a
 /// side-by-side install, else this build's own version.
-fn installed() -> Version {
+pub fn installed() -> Version {
     running_version().unwrap_or_else(|| {
         Version::parse(env!("CARGO_PKG_VERSION")).expect("the package version is semver")
     })
@@ -61,7 +66,18 @@ pub fn on_start(data_dir: Option<&Path>, config_file: Option<&Path>) -> anyhow::
             let failed = crate::self_test::failures(data_dir, config_file);
             if failed.is_empty() {
                 install.mark_healthy(&running)?;
+                drop(install);
                 eprintln!("weft: {running} passed its self-test and is kept");
+                record_at_start(
+                    data_dir,
+                    config_file,
+                    UpdateChange {
+                        event: UpdateEvent::Kept,
+                        version: running.to_string(),
+                        from: None,
+                        how: format!("its self-test passed at start {start} of {TRIAL_STARTS}"),
+                    },
+                );
             } else {
                 eprintln!(
                     "weft: {running} is on trial (start {start} of {TRIAL_STARTS}) and not healthy: {}",
@@ -75,12 +91,34 @@ pub fn on_start(data_dir: Option<&Path>, config_file: Option<&Path>) -> anyhow::
                 "weft: {running} did not pass its self-test within {TRIAL_STARTS} starts: back to \
                  {to}, and {running} is not offered again"
             );
+            drop(install);
+            record_at_start(
+                data_dir,
+                config_file,
+                UpdateChange {
+                    event: UpdateEvent::Reverted,
+                    version: to.to_string(),
+                    from: Some(running.to_string()),
+                    how: format!("its self-test did not pass within {TRIAL_STARTS} starts"),
+                },
+            );
             use std::os::unix::process::CommandExt;
             let e = std::process::Command::new(&binary)
                 .args(std::env::args_os().skip(1))
                 .exec();
             bail!("cannot start {to} ({}): {e}", binary.display())
         }
+    }
+}
+
+/// Records what a start did to the installed versions; a start goes on without it.
+fn record_at_start(data_dir: Option<&Path>, config_file: Option<&Path>, change: UpdateChange) {
+    let recorded = crate::data_dir::resolve(data_dir).and_then(|dir| {
+        let config = Config::load_user(config_file)?;
+        record_change(&dir, &config, &change)
+    });
+    if let Err(e) = recorded {
+        eprintln!("weft: {e:#}");
     }
 }
 
@@ -146,7 +184,7 @@ fn settings(config: &Config, data_dir: &Path, now: bool) -> anyhow::Result<Check
     let mirror = Mirror::at(&mirror.parse().context("updates.mirror is not a URL")?)?;
     let state_dir = state_dir(data_dir);
     let refused = match install_root() {
-        Some(root) => Installation::open(&root)?.0.status().refused,
+        Some(root) => Installation::peek(&root)?.refused,
         None => Default::default(),
     };
     Ok(CheckSettings {
@@ -183,7 +221,7 @@ pub fn status(data_dir: &Path, config: &Config, json: bool) -> anyhow::Result<Ex
     let updates = &config.updates;
     let managed = install_root();
     let install = match &managed {
-        Some(root) => Some(Installation::open(root)?.0.status()),
+        Some(root) => Some(Installation::peek(root)?),
         None => None,
     };
     if json {
@@ -288,23 +326,43 @@ pub fn apply(data_dir: &Path, config: &Config, now: bool) -> anyhow::Result<Exit
         indicatif::ProgressStyle::with_template("weft update {bar:30} {bytes}/{total_bytes} {eta}")
             .expect("a valid template"),
     );
-    let said = apply_offer(data_dir, config, now, &mut |done, total| {
-        bar.set_length(total);
-        bar.set_position(done);
-    });
+    let done = apply_offer(
+        data_dir,
+        config,
+        now,
+        "the command line",
+        &mut |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        },
+    );
     bar.finish_and_clear();
-    println!("{}", said?);
+    let done = done?;
+    if let Some(change) = &done.change {
+        record_change(data_dir, config, change)?;
+    }
+    println!("{}", done.text);
     Ok(ExitCode::SUCCESS)
 }
 
+/// What an update command did: in words, and as the audit log records it.
+#[derive(Debug, Clone)]
+pub struct Done {
+    /// What was done, for the user.
+    pub text: String,
+    /// The change to the installed versions, when there was one.
+    pub change: Option<UpdateChange>,
+}
+
 /// Checks, downloads and installs what the repository offers (reporting download
-/// progress); what was done, in words.
+/// progress); `by` says who asked, for the audit log.
 pub fn apply_offer(
     data_dir: &Path,
     config: &Config,
     now: bool,
+    by: &str,
     progress: &mut dyn FnMut(u64, u64),
-) -> anyhow::Result<String> {
+) -> anyhow::Result<Done> {
     let Some(root) = install_root() else {
         bail!(
             "this weft ({}) is not installed side by side (ROOT/versions/VERSION/weft), so it \
@@ -316,11 +374,20 @@ pub fn apply_offer(
     };
     let (_, checked) = check_repository(config, data_dir, now)?;
     let Some(offer) = checked.offer else {
-        return Ok("up to date: nothing to apply".into());
+        return Ok(Done {
+            text: "up to date: nothing to apply".into(),
+            change: None,
+        });
     };
-    let (mut install, _) = Installation::open(&root)?;
+    let version = &offer.release.version;
+    if Installation::peek(&root)?.current.as_ref() == Some(version) {
+        return Ok(Done {
+            text: format!("weft {version} is already installed and runs from the next start"),
+            change: None,
+        });
+    }
     let applied = weft_updater::apply::apply(
-        &mut install,
+        &root,
         &offer,
         &weft_updater::transport::MirrorTransport::download_agent(),
         &state_dir(data_dir).join("downloads"),
@@ -334,33 +401,77 @@ pub fn apply_offer(
         }
         (false, None) => format!("from the full archive, {kib} KiB downloaded"),
     };
-    Ok(format!(
-        "weft {} is installed ({how}). It runs from the next start, on trial until its \
-         self-test passes; `weft update rollback` returns to {}.",
-        offer.release.version,
-        installed()
-    ))
+    Ok(Done {
+        text: format!(
+            "weft {version} is installed ({how}). It runs from the next start, on trial until \
+             its self-test passes; `weft update rollback` returns to {}.",
+            installed()
+        ),
+        change: Some(UpdateChange {
+            event: UpdateEvent::Installed,
+            version: version.to_string(),
+            from: Some(installed().to_string()),
+            how: format!("{how}; asked by {by}"),
+        }),
+    })
 }
 
 /// `weft update rollback`: back to the newest kept earlier version from the next start;
 /// the version left is never offered again.
-pub fn rollback() -> anyhow::Result<ExitCode> {
-    println!("{}", roll_back()?);
+pub fn rollback(data_dir: &Path, config: &Config) -> anyhow::Result<ExitCode> {
+    let done = roll_back("the command line")?;
+    if let Some(change) = &done.change {
+        record_change(data_dir, config, change)?;
+    }
+    println!("{}", done.text);
     Ok(ExitCode::SUCCESS)
 }
 
-/// Switches the install back one version; what was done, in words.
-pub fn roll_back() -> anyhow::Result<String> {
+/// Switches the install back one version; `by` says who asked, for the audit log.
+pub fn roll_back(by: &str) -> anyhow::Result<Done> {
     let Some(root) = install_root() else {
         bail!("this weft is not installed side by side, so there is nothing to roll back to");
     };
     let (mut install, _) = Installation::open(&root)?;
     let from = install.status().current;
     let to = install.rollback()?;
-    Ok(match from {
+    let text = match &from {
         Some(from) => format!("back to weft {to} from the next start; {from} is not offered again"),
         None => format!("back to weft {to} from the next start"),
+    };
+    Ok(Done {
+        text,
+        change: Some(UpdateChange {
+            event: UpdateEvent::RolledBack,
+            version: to.to_string(),
+            from: from.map(|v| v.to_string()),
+            how: format!("asked by {by}"),
+        }),
     })
+}
+
+/// Records a change in the audit log: through the running shell (its only writer), or
+/// directly while holding the data directory's lock when none runs.
+pub fn record_change(
+    data_dir: &Path,
+    config: &Config,
+    change: &UpdateChange,
+) -> anyhow::Result<()> {
+    crate::commands::through_shell_or_locked(
+        data_dir,
+        ControlRequest::UpdateChanged(change.clone()),
+        || {
+            audit_trail::record_offline(
+                data_dir,
+                config,
+                change.event.audit_name(),
+                audit_trail::update_details(change),
+            )
+            .map(|()| ControlReply::Done)
+        },
+    )
+    .map(drop)
+    .context("recording the update in the audit log")
 }
 
 /// What the panel's Updates view shows: the settings in force with their sources, and

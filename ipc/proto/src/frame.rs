@@ -613,6 +613,47 @@ pub enum ControlRequest {
         /// Where it is kept.
         store: String,
     },
+    /// `weft update` changed the install, or a start kept or reverted a version on
+    /// trial, while the shell runs: record it in the audit log.
+    UpdateChanged(UpdateChange),
+}
+
+/// A change to the installed versions, for the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateChange {
+    /// What happened.
+    pub event: UpdateEvent,
+    /// The version it concerns: installed, kept, or returned to.
+    pub version: String,
+    /// The version left, when one was.
+    pub from: Option<String>,
+    /// How, in words (by delta or full archive; from the command line or the panel).
+    pub how: String,
+}
+
+/// What happened to the installed versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UpdateEvent {
+    /// A new version was installed beside the running one (it runs from the next start).
+    Installed,
+    /// The user went back to an earlier version.
+    RolledBack,
+    /// A version on trial passed its self-test and is kept.
+    Kept,
+    /// A version on trial failed its starts and the previous one was put back.
+    Reverted,
+}
+
+impl UpdateEvent {
+    /// The audit log's name for it (`update.installed`, …).
+    pub fn audit_name(self) -> &'static str {
+        match self {
+            UpdateEvent::Installed => "update.installed",
+            UpdateEvent::RolledBack => "update.rolledBack",
+            UpdateEvent::Kept => "update.kept",
+            UpdateEvent::Reverted => "update.reverted",
+        }
+    }
 }
 
 /// The shell's answer to a [`ControlRequest`].

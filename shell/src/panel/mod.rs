@@ -56,6 +56,7 @@ use crate::{
     shell_process,
     shutdown::Shutdown,
     tray::TrayIcon,
+    update_service::UpdateService,
     workspace_snapshots::{self, Layouts, Listed},
 };
 
@@ -218,6 +219,8 @@ struct PanelApp {
     layout_name: String,
     /// The Updates view as last read (the install's state file), and when.
     updates_view: (Option<crate::update_command::UpdatesView>, Option<Instant>),
+    /// The shell's updater: its schedule and progress, and the Updates view's buttons.
+    updates: UpdateService,
     /// The launcher's search.
     launcher: LauncherState,
     /// The consent prompt on screen and since when (its buttons arm after a delay).
@@ -332,7 +335,7 @@ impl PanelApp {
         let layouts = self.workspaces.layouts.clone();
         let catalogue = self.workspaces.catalogue.clone();
         let agent = self.fdc3.agent.clone();
-        let config = self.settings.config.clone();
+        let updates = self.updates.clone();
         // The list is read again once the action is done.
         self.saved_layouts.1 = None;
         std::thread::spawn(move || {
@@ -394,13 +397,9 @@ impl PanelApp {
                     .window(target.as_deref(), action)
                     .map(|told| format!("{}: {} window(s)", action.name(), told.len()))
                     .map_err(anyhow::Error::from),
-                PanelAction::CheckUpdates => {
-                    crate::update_command::offer_text(&data_dir, &config, true)
-                }
-                PanelAction::ApplyUpdate => {
-                    crate::update_command::apply_offer(&data_dir, &config, true, &mut |_, _| {})
-                }
-                PanelAction::RollbackUpdate => crate::update_command::roll_back(),
+                PanelAction::CheckUpdates => updates.check_now(),
+                PanelAction::ApplyUpdate => updates.install_now(),
+                PanelAction::RollbackUpdate => updates.roll_back(),
                 PanelAction::ForgetChoice { .. }
                 | PanelAction::Revoke { .. }
                 | PanelAction::Notification { .. }
@@ -497,7 +496,11 @@ impl eframe::App for PanelApp {
                             &mut self.layout_name,
                         ));
                         if let Some(view) = &self.updates_view.0 {
-                            actions.extend(draw_updates(ui, view));
+                            let progress = self.updates.progress();
+                            if progress.activity.is_some() {
+                                ui.ctx().request_repaint_after(Duration::from_millis(250));
+                            }
+                            actions.extend(draw_updates(ui, view, &progress));
                         }
                         draw_settings(ui, &self.settings.rows, &self.settings.file);
                         actions
@@ -568,6 +571,8 @@ pub struct PanelParts {
     pub notifications: NotificationsUi,
     /// The tray icon, where the desktop has a tray.
     pub tray: Option<TrayIcon>,
+    /// The shell's updater.
+    pub updates: UpdateService,
 }
 
 /// Shows the panel until the user closes it or the shell is told to stop.
@@ -583,6 +588,7 @@ pub fn run(parts: PanelParts) -> anyhow::Result<()> {
         workspaces,
         notifications,
         tray,
+        updates,
     } = parts;
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
@@ -614,6 +620,7 @@ pub fn run(parts: PanelParts) -> anyhow::Result<()> {
         saved_layouts: (vec![], None),
         layout_name: String::new(),
         updates_view: (None, None),
+        updates,
         launcher: LauncherState::default(),
         consent_shown: None,
         lifecycle: Lifecycle {
