@@ -194,6 +194,39 @@ fn this_build() -> Files {
     ])
 }
 
+/// The audit log's records of updates (`update.*`), as `weft audit export --json`
+/// prints them.
+fn update_records(env: &TestEnv) -> Vec<Value> {
+    let out = env.run_weft(&["audit", "export", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| {
+            r["event"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("update."))
+        })
+        .collect()
+}
+
+/// Installs `versions` (each this build's binaries) into `root`, the last current; all
+/// but the last marked healthy.
+fn install_this_build(root: &Path, versions: &[Version]) {
+    let (mut install, _) = Installation::open(root).unwrap();
+    let files = this_build();
+    for (i, version) in versions.iter().enumerate() {
+        install.install(version, &files, &mut |_| {}).unwrap();
+        if i + 1 < versions.len() {
+            install.mark_healthy(version).unwrap();
+        }
+    }
+}
+
 fn json_of(out: &std::process::Output) -> Value {
     assert!(
         out.status.success(),
@@ -386,6 +419,15 @@ fn a_release_that_never_passes_its_self_test_is_reverted_after_its_trial_starts_
         Path::new("versions/0.1.0")
     );
 
+    let records = update_records(&env);
+    let reverted: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["event"] == "update.reverted")
+        .collect();
+    assert_eq!(reverted.len(), 1, "{records:?}");
+    assert_eq!(reverted[0]["data"]["from"], "9.0.0");
+    assert_eq!(reverted[0]["data"]["version"], "0.1.0");
+
     // The repository still offers 9.0.0; this install never takes it again.
     let (_server, config) = serve_releases(&env, &[("9.0.0", 100)]);
     env.write_config(&config);
@@ -465,4 +507,152 @@ fn weft_update_apply_installs_beside_the_running_version_and_rollback_returns_to
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no earlier version"));
+}
+
+#[test]
+fn a_running_shell_checks_on_its_schedule_and_installs_the_update_silently() {
+    let _serial = weft_e2e::webview_lock();
+    let display = weft_e2e::Display::start();
+    let env = TestEnv::new();
+    let root = env.path("install");
+    let v1 = Version::new(0, 1, 0);
+    install_this_build(&root, std::slice::from_ref(&v1));
+    Installation::open(&root)
+        .unwrap()
+        .0
+        .mark_healthy(&v1)
+        .unwrap();
+    let (_server, config) = serve_releases(&env, &[("0.2.0", 100)]);
+    // Every minute (plus up to 6 s of jitter); the first check is due at once.
+    env.write_config(format!("{config}check_every_minutes = 1\n"));
+
+    let ws = env.workspace("scheduled", &[("echo", "echo/index.html")]);
+    let log = env.path("shell.log");
+    let shell = start_from(
+        &env,
+        &root.join("current/weft"),
+        &display,
+        &["launch", ws.to_str().unwrap(), "--no-panel"],
+        &log,
+    );
+    weft_e2e::wait_for(
+        "the scheduled check to install 0.2.0",
+        std::time::Duration::from_secs(90),
+        || {
+            let status = Installation::peek(&root).ok()?;
+            (status.current == Some(Version::new(0, 2, 0))).then_some(())
+        },
+    );
+    // Beside the running version, which goes on running its app.
+    let ps = json_of(&env.run_weft(&["ps", "--json"]));
+    assert_eq!(ps["apps"][0]["state"], "ready", "{ps}");
+    let status = Installation::peek(&root).unwrap();
+    assert_eq!(status.previous, std::slice::from_ref(&v1));
+    assert_eq!(status.trial.map(|t| t.version), Some(Version::new(0, 2, 0)));
+    assert!(env.data_dir().join("updates/last-check.json").is_file());
+    stop(&env, shell);
+
+    let records = update_records(&env);
+    let installed: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["event"] == "update.installed")
+        .collect();
+    assert_eq!(installed.len(), 1, "{records:?}");
+    assert_eq!(installed[0]["data"]["version"], "0.2.0");
+    assert_eq!(installed[0]["data"]["from"], "0.1.0");
+    let how = installed[0]["data"]["how"].as_str().unwrap();
+    assert!(how.contains("asked by the scheduled check"), "{how}");
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        said.contains("scheduled update check: weft 0.2.0 is installed"),
+        "{said}"
+    );
+}
+
+#[test]
+fn data_the_new_version_wrote_is_read_by_the_previous_one_after_the_one_click_rollback() {
+    let _serial = weft_e2e::webview_lock();
+    let display = weft_e2e::Display::start();
+    let env = TestEnv::new();
+    let root = env.path("install");
+    let (v1, v2) = (Version::new(0, 1, 0), Version::new(0, 2, 0));
+    // 0.2.0 installed as an update of 0.1.0, on trial.
+    install_this_build(&root, &[v1.clone(), v2.clone()]);
+    let current = root.join("current/weft");
+    let ws = env.workspace("desk", &[("echo", "echo/index.html")]);
+    let app_ready = || {
+        weft_e2e::wait_for("the app to run", std::time::Duration::from_secs(60), || {
+            let ps: Value = serde_json::from_slice(&env.run_weft(&["ps", "--json"]).stdout).ok()?;
+            (ps["apps"][0]["state"] == "ready").then_some(())
+        });
+    };
+
+    // 0.2.0 starts, passes its self-test, and the user saves a layout with it.
+    let log = env.path("v2.log");
+    let shell = start_from(
+        &env,
+        &current,
+        &display,
+        &["launch", ws.to_str().unwrap(), "--no-panel"],
+        &log,
+    );
+    log_shows(&log, "0.2.0 passed its self-test and is kept");
+    app_ready();
+    let saved = env.run_weft(&["workspace", "save", "written-by-0.2.0"]);
+    assert!(
+        saved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&saved.stderr)
+    );
+    stop(&env, shell);
+
+    // One click back (the panel's button runs the same step as this command).
+    let out = env
+        .command(&current, None)
+        .args(["update", "rollback"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("back to weft 0.1.0"), "{said}");
+    assert_eq!(
+        std::fs::read_link(root.join("current")).unwrap(),
+        Path::new("versions/0.1.0")
+    );
+
+    // 0.1.0 restores the layout 0.2.0 saved.
+    let log = env.path("v1.log");
+    let shell = start_from(
+        &env,
+        &current,
+        &display,
+        &["workspace", "restore", "written-by-0.2.0", "--no-panel"],
+        &log,
+    );
+    app_ready();
+    let version = env
+        .command(&current, None)
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        "weft 0.1.0"
+    );
+    stop(&env, shell);
+    let marker: Value =
+        serde_json::from_slice(&std::fs::read(env.data_dir().join("data-format.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        marker["writtenBy"], "0.2.0",
+        "one format: nothing to restore"
+    );
+
+    let records = update_records(&env);
+    let events: Vec<&str> = records
+        .iter()
+        .map(|r| r["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["update.kept", "update.rolledBack"], "{records:?}");
+    assert_eq!(records[1]["data"]["version"], "0.1.0");
+    assert_eq!(records[1]["data"]["from"], "0.2.0");
 }
