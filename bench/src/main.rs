@@ -7,6 +7,9 @@
 //!   again.
 //! - `weft-bench journal`: durable topics (fsync always and interval(100)), replay and
 //!   start-up on a 1 GB journal, each beside the storage engine alone.
+//! - `weft-bench update --old DIR --new DIR`: patch sizes and apply times (bsdiff beside
+//!   zstd `--patch-from`) and from `weft update apply` to the new version ready
+//!   (`scripts/bench-update` builds the two releases, one source line apart).
 //!
 //! Build in release mode first; the benchmark runs the `weft` and `weft-app` binaries
 //! that sit beside it, and itself as worker processes. It is a measuring tool, not a
@@ -16,6 +19,7 @@ mod bus;
 mod journal;
 mod recovery;
 mod startup;
+mod update;
 
 /// The shell uses the same allocator, so the broker is measured as it runs there.
 #[global_allocator]
@@ -63,6 +67,8 @@ enum BenchCommand {
         #[arg(long, default_value_t = 20)]
         kills: usize,
     },
+    /// What an update costs: patch sizes and apply times, and apply to ready.
+    Update(update::UpdateArgs),
     /// Internal: one side of a bus scenario, started by `weft-bench bus`.
     #[command(hide = true)]
     Worker(bus::worker::WorkerArgs),
@@ -93,6 +99,7 @@ fn main() -> anyhow::Result<()> {
         BenchCommand::Bus(args) => bus::run(args),
         BenchCommand::Recovery { kills } => recovery::run(kills.max(1)),
         BenchCommand::Journal(args) => journal::run(args),
+        BenchCommand::Update(args) => update::run(args),
         BenchCommand::Worker(args) => bus::worker::run(args),
         BenchCommand::ServeWeft { socket, token } => bus::servers::serve_weft(&socket, &token),
         BenchCommand::ServeUds { socket } => bus::servers::serve_uds(&socket),

@@ -94,46 +94,6 @@ fn kill_9_at_each_install_step_leaves_exactly_one_version_that_starts() {
     }
 }
 
-/// Serves `dir` over HTTP on 127.0.0.1 until dropped.
-struct StaticServer {
-    base: String,
-    server: std::sync::Arc<tiny_http::Server>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl StaticServer {
-    fn serve(dir: &Path) -> StaticServer {
-        let server = std::sync::Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
-        let port = server.server_addr().to_ip().unwrap().port();
-        let (s, root) = (server.clone(), dir.to_owned());
-        let thread = std::thread::spawn(move || {
-            for request in s.incoming_requests() {
-                let path = request.url().trim_start_matches('/').to_owned();
-                let _ = match std::fs::read(root.join(&path)) {
-                    Ok(bytes) if !path.contains("..") => {
-                        request.respond(tiny_http::Response::from_data(bytes))
-                    }
-                    _ => request.respond(tiny_http::Response::empty(404)),
-                };
-            }
-        });
-        StaticServer {
-            base: format!("http://127.0.0.1:{port}/"),
-            server,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for StaticServer {
-    fn drop(&mut self) {
-        self.server.unblock();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 fn publish(repo: &RepoDir, keys: &KeyDir, version: &str, percent: u8) {
     let release = Release {
         version: Version::parse(version).unwrap(),
@@ -163,7 +123,7 @@ fn publish(repo: &RepoDir, keys: &KeyDir, version: &str, percent: u8) {
 
 /// A repository made by `weft-release` with `releases` (version, rollout %) in `env`,
 /// served over HTTP on 127.0.0.1; the server and the `[updates]` settings naming it.
-fn serve_releases(env: &TestEnv, releases: &[(&str, u8)]) -> (StaticServer, String) {
+fn serve_releases(env: &TestEnv, releases: &[(&str, u8)]) -> (weft_e2e::StaticServer, String) {
     let repo = RepoDir::new(env.path("repo"));
     let keys = KeyDir::new(env.path("keys"));
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -176,7 +136,7 @@ fn serve_releases(env: &TestEnv, releases: &[(&str, u8)]) -> (StaticServer, Stri
     for (version, percent) in releases {
         publish(&repo, &keys, version, *percent);
     }
-    let server = StaticServer::serve(&env.path("repo"));
+    let server = weft_e2e::StaticServer::serve(&env.path("repo"));
     let config = format!(
         "[updates]\nmirror = {:?}\nroot = {:?}\n",
         server.base,

@@ -13,10 +13,12 @@ mod notification_server;
 pub mod process_tree;
 mod secret_service;
 mod session_bus;
+mod static_server;
 mod tray_host;
 
 pub use notification_server::PrivateNotifications;
 pub use secret_service::PrivateKeyring;
+pub use static_server::StaticServer;
 pub use tray_host::PrivateTray;
 
 use std::{
