@@ -122,6 +122,34 @@ fn record_at_start(data_dir: Option<&Path>, config_file: Option<&Path>, change: 
     }
 }
 
+/// The TUF root this build was made with (`WEFT_UPDATE_ROOT`, see `build.rs`), which an
+/// install trusts first unless `updates.root` names another (an internal repository's).
+#[cfg(weft_shipped_root)]
+const SHIPPED_ROOT: Option<&[u8]> = Some(include_bytes!(concat!(
+    env!("OUT_DIR"),
+    "/shipped-root.json"
+)));
+#[cfg(not(weft_shipped_root))]
+const SHIPPED_ROOT: Option<&[u8]> = None;
+
+/// Whether there is a root to trust first: configured or built in.
+pub fn has_root(config: &Config) -> bool {
+    config.updates.root.is_some() || SHIPPED_ROOT.is_some()
+}
+
+/// Where the root trusted first comes from, in words.
+fn root_source(config: &Config) -> String {
+    match (&config.updates.root, SHIPPED_ROOT) {
+        (Some(root), _) => format!(
+            "{} (from {})",
+            root.display(),
+            source_of(config, "updates.root")
+        ),
+        (None, Some(_)) => "built into this weft".into(),
+        (None, None) => "none: this build has none built in; set updates.root".into(),
+    }
+}
+
 /// Where the updater keeps what it trusts, for this data directory.
 fn state_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("updates")
@@ -173,14 +201,15 @@ fn settings(config: &Config, data_dir: &Path, now: bool) -> anyhow::Result<Check
     let Some(mirror) = &updates.mirror else {
         bail!("no update repository is configured (set updates.mirror; see docs/configuration.md)");
     };
-    let Some(root) = &updates.root else {
-        bail!(
-            "no TUF root is configured (set updates.root to the repository's 1.root.json; this \
-             build ships without one)"
-        );
+    let shipped_root = match (&updates.root, SHIPPED_ROOT) {
+        (Some(root), _) => std::fs::read(root)
+            .with_context(|| format!("reading the TUF root {}", root.display()))?,
+        (None, Some(built_in)) => built_in.to_vec(),
+        (None, None) => bail!(
+            "no TUF root to trust: this build was made without one (WEFT_UPDATE_ROOT, see \
+             docs/releasing.md); set updates.root to the repository's 1.root.json"
+        ),
     };
-    let shipped_root =
-        std::fs::read(root).with_context(|| format!("reading the TUF root {}", root.display()))?;
     let mirror = Mirror::at(&mirror.parse().context("updates.mirror is not a URL")?)?;
     let state_dir = state_dir(data_dir);
     let refused = match install_root() {
@@ -234,6 +263,7 @@ pub fn status(data_dir: &Path, config: &Config, json: bool) -> anyhow::Result<Ex
                 "mirror": updates.mirror,
                 "channel": updates.channel,
                 "pin": updates.pin,
+                "root": root_source(config),
                 "stateDir": state_dir(data_dir),
                 "installRoot": managed,
                 "current": install.as_ref().and_then(|s| s.current.as_ref().map(Version::to_string)),
@@ -254,6 +284,7 @@ pub fn status(data_dir: &Path, config: &Config, json: bool) -> anyhow::Result<Ex
         "repository: {}",
         updates.mirror.as_deref().unwrap_or("none configured")
     );
+    println!("TUF root trusted first: {}", root_source(config));
     if let Some(pin) = &updates.pin {
         println!(
             "pinned to {pin} (from {})",
@@ -505,6 +536,7 @@ impl UpdatesView {
         if let Some(pin) = &updates.pin {
             settings.push(line("updates.pin", pin.clone()));
         }
+        settings.push(format!("TUF root trusted first: {}", root_source(config)));
         UpdatesView {
             enabled: updates.enabled,
             settings,

@@ -107,7 +107,7 @@ impl UpdateService {
         let updates = &config.updates;
         let scheduled = updates.enabled
             && updates.mirror.is_some()
-            && updates.root.is_some()
+            && update_command::has_root(config)
             && updates.check_every_minutes > 0;
         if scheduled {
             let every = Duration::from_secs(u64::from(updates.check_every_minutes) * 60);
@@ -222,7 +222,11 @@ impl UpdateService {
             if !self.wait_until(due) {
                 return;
             }
-            let outcome = if self.inner.config.updates.auto_install {
+            // A build not installed side by side (a distribution's package, a build
+            // tree) can only say what is available.
+            let install =
+                self.inner.config.updates.auto_install && update_command::install_root().is_some();
+            let outcome = if install {
                 self.install(false, "the scheduled check")
             } else {
                 self.run(Activity::Checking, || {

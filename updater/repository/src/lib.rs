@@ -168,10 +168,60 @@ pub fn in_rollout(install_id: &str, release: &Release) -> bool {
         < u32::from(release.rollout_percent) * 100
 }
 
+/// Checks that `bytes` look like a TUF root a client can start from — signed root
+/// metadata of version 1 or more, with keys, roles and at least one signature — and
+/// returns its version. The signatures themselves are checked by the client (`tough`)
+/// when it loads the repository; this catches the wrong file at build time.
+pub fn check_root_metadata(bytes: &[u8]) -> Result<u64, String> {
+    let root: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
+    let signed = &root["signed"];
+    if signed["_type"] != "root" {
+        return Err(format!(
+            "not root metadata (its signed._type is {})",
+            signed["_type"]
+        ));
+    }
+    let version = signed["version"]
+        .as_u64()
+        .filter(|v| *v >= 1)
+        .ok_or("signed.version is not a version number of 1 or more")?;
+    let has = |key: &str| signed[key].as_object().is_some_and(|o| !o.is_empty());
+    if !has("keys") || !has("roles") {
+        return Err("signed.keys or signed.roles is missing or empty".into());
+    }
+    if root["signatures"].as_array().is_none_or(Vec::is_empty) {
+        return Err("it carries no signatures".into());
+    }
+    Ok(version)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_root_file_is_told_from_other_files() {
+        let root = br#"{"signed": {"_type": "root", "version": 1, "keys": {"k": {}},
+            "roles": {"root": {}}}, "signatures": [{"keyid": "k", "sig": "00"}]}"#;
+        assert_eq!(check_root_metadata(root), Ok(1));
+        let timestamp = br#"{"signed": {"_type": "timestamp", "version": 1}, "signatures": []}"#;
+        let e = check_root_metadata(timestamp).unwrap_err();
+        assert!(e.contains("not root metadata"), "{e}");
+        let unsigned = br#"{"signed": {"_type": "root", "version": 1, "keys": {"k": {}},
+            "roles": {"root": {}}}, "signatures": []}"#;
+        assert!(
+            check_root_metadata(unsigned)
+                .unwrap_err()
+                .contains("no signatures")
+        );
+        assert!(
+            check_root_metadata(b"<html>")
+                .unwrap_err()
+                .contains("not JSON")
+        );
+    }
 
     fn release(percent: u8) -> Release {
         Release {
