@@ -72,7 +72,10 @@ fn median(mut times: Vec<Duration>) -> f64 {
 }
 
 fn patches(old: &[u8], new: &[u8], runs: usize) -> anyhow::Result<()> {
-    ensure!(old != new, "the two weft binaries are the same: nothing to patch");
+    ensure!(
+        old != new,
+        "the two weft binaries are the same: nothing to patch"
+    );
     for format in PatchFormat::ALL {
         let start = Instant::now();
         let patch = format.diff(old, new);
