@@ -175,8 +175,13 @@ impl UpdateService {
         activity: Activity,
         operation: impl FnOnce() -> anyhow::Result<Done>,
     ) -> anyhow::Result<String> {
-        let Ok(_one) = self.inner.running.try_lock() else {
-            anyhow::bail!("the updater is busy; try again once it is done");
+        let _one = match self.inner.running.try_lock() {
+            Ok(guard) => guard,
+            // A panicked operation left nothing half done that the next one relies on.
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                anyhow::bail!("the updater is busy; try again once it is done")
+            }
         };
         lock(&self.inner.progress).activity = Some(activity);
         let result = operation();
