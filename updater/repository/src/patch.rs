@@ -70,18 +70,70 @@ impl PatchFormat {
     pub fn apply(self, old: &[u8], patch: &[u8], max: u64) -> Result<Vec<u8>, String> {
         match self {
             PatchFormat::Bsdiff => {
+                check_bsdiff_header(patch)?;
                 let patcher = qbsdiff::Bspatch::new(patch).map_err(|e| e.to_string())?;
                 if patcher.hint_target_size() > max {
                     return Err(format!("the result would be larger than {max} bytes"));
                 }
-                let mut out = Vec::with_capacity(patcher.hint_target_size() as usize);
-                patcher
-                    .apply(old, std::io::Cursor::new(&mut out))
-                    .map_err(|e| e.to_string())?;
-                Ok(out)
+                // The header's size is a hint: the patch's own streams decide how much
+                // is written, so the output is bounded here too.
+                let mut out = Bounded {
+                    bytes: Vec::with_capacity(patcher.hint_target_size() as usize),
+                    max,
+                };
+                patcher.apply(old, &mut out).map_err(|e| e.to_string())?;
+                Ok(out.bytes)
             }
             PatchFormat::Zstd => zstd_apply(old, patch, max),
         }
+    }
+}
+
+/// Refuses a bsdiff header that `qbsdiff` would trip over: its three sizes must be
+/// non-negative and the two stream lengths must fit in the patch (`qbsdiff` adds them
+/// unchecked, which overflows on a crafted header).
+fn check_bsdiff_header(patch: &[u8]) -> Result<(), String> {
+    if patch.len() < 32 || &patch[..8] != b"BSDIFF40" {
+        return Err("not a bsdiff 4 patch".into());
+    }
+    let size = |at: usize| {
+        let raw = u64::from_le_bytes(patch[at..at + 8].try_into().expect("8 bytes"));
+        // Sign and magnitude: the top bit is the sign.
+        (raw >> 63 == 0).then_some(raw)
+    };
+    let (Some(controls), Some(delta), Some(_target)) = (size(8), size(16), size(24)) else {
+        return Err("the patch's header holds a negative size".into());
+    };
+    let streams = controls
+        .checked_add(delta)
+        .and_then(|n| n.checked_add(32))
+        .filter(|n| *n <= patch.len() as u64);
+    if streams.is_none() {
+        return Err("the patch's header names streams longer than the patch".into());
+    }
+    Ok(())
+}
+
+/// A memory writer that refuses to grow past `max` bytes.
+struct Bounded {
+    bytes: Vec<u8>,
+    max: u64,
+}
+
+impl Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if (self.bytes.len() + buf.len()) as u64 > self.max {
+            return Err(std::io::Error::other(format!(
+                "the result would be larger than {} bytes",
+                self.max
+            )));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -170,6 +222,34 @@ mod tests {
             Ok(out) => assert_ne!(out, new),
             Err(e) => assert!(!e.is_empty()),
         }
+    }
+
+    #[test]
+    fn a_bsdiff_header_with_sizes_that_overflow_is_refused() {
+        let mut patch = b"BSDIFF40".to_vec();
+        for size in [u64::MAX >> 1, u64::MAX >> 1, 10] {
+            patch.extend_from_slice(&size.to_le_bytes());
+        }
+        let e = PatchFormat::Bsdiff
+            .apply(b"old", &patch, 1 << 20)
+            .unwrap_err();
+        assert!(e.contains("longer than the patch"), "{e}");
+        patch[15] = 0x80;
+        let e = PatchFormat::Bsdiff
+            .apply(b"old", &patch, 1 << 20)
+            .unwrap_err();
+        assert!(e.contains("negative"), "{e}");
+    }
+
+    #[test]
+    fn a_bsdiff_patch_writing_more_than_its_header_says_is_cut_at_the_limit() {
+        let old = noise(10_000, 9);
+        let new = noise(200_000, 10);
+        let mut patch = PatchFormat::Bsdiff.diff(&old, &new);
+        // The header claims a small result; the streams still make 800 000 bytes.
+        patch[24..32].copy_from_slice(&100u64.to_le_bytes());
+        let e = PatchFormat::Bsdiff.apply(&old, &patch, 1000).unwrap_err();
+        assert!(e.contains("larger than 1000"), "{e}");
     }
 
     #[test]
