@@ -16,20 +16,6 @@ async fn page(client: &Client, app_id: &str) -> PageService {
     PageService::connect(client, &format!("e2e.security.{app_id}")).await
 }
 
-/// The audit log's records, as `weft audit export --json` prints them.
-fn audit_records(env: &TestEnv) -> Vec<Value> {
-    let out = env.run_weft(&["audit", "export", "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 fn records_of<'a>(records: &'a [Value], event: &str) -> Vec<&'a Value> {
     records.iter().filter(|r| r["event"] == event).collect()
 }
@@ -158,7 +144,7 @@ fn an_app_is_held_to_its_declared_bus_patterns_and_every_refusal_is_audited() {
     assert!(stop.status.success(), "{}", stderr(&stop));
     assert!(shell.wait_exit(Duration::from_secs(60)).success());
 
-    let records = audit_records(&shell.env);
+    let records = shell.env.audit_records();
     let denied: Vec<(Value, Value, Value)> = records_of(&records, "bus.denied")
         .iter()
         .map(|r| {
@@ -300,7 +286,7 @@ fn a_malformed_policy_stops_the_shell_and_a_policy_refuses_apps_it_does_not_allo
         why.contains("the desktop owner's policy does not allow the app `echo`"),
         "{why}"
     );
-    let records = audit_records(&env);
+    let records = env.audit_records();
     let violations = records_of(&records, "policy.violation");
     assert_eq!(violations.len(), 1, "{records:?}");
     assert_eq!(violations[0]["data"]["appId"], "echo");
@@ -519,7 +505,7 @@ fn consent_answers_behave_as_labelled_survive_a_restart_and_revocation_is_immedi
     let stop = shell.env.run_weft(&["stop"]);
     assert!(stop.status.success(), "{}", stderr(&stop));
     assert!(shell.wait_exit(Duration::from_secs(60)).success());
-    let records = audit_records(&shell.env);
+    let records = shell.env.audit_records();
     let decisions: Vec<(String, String, bool, Value)> = records_of(&records, "permission.decision")
         .iter()
         .map(|r| {
@@ -690,7 +676,7 @@ fn a_page_cannot_forge_its_identity_leave_its_origins_or_open_windows_inside_wef
     let stop = shell.env.run_weft(&["stop"]);
     assert!(stop.status.success(), "{}", stderr(&stop));
     assert!(shell.wait_exit(Duration::from_secs(60)).success());
-    let records = audit_records(&shell.env);
+    let records = shell.env.audit_records();
     let dropped = records_of(&records, "identity.violation");
     assert_eq!(
         dropped.len(),
@@ -720,7 +706,7 @@ fn wait_for_record(shell: &Shell, event: &str) -> Value {
         &format!("an audit record {event}"),
         Duration::from_secs(30),
         || {
-            records_of(&audit_records(&shell.env), event)
+            records_of(&shell.env.audit_records(), event)
                 .first()
                 .map(|r| (*r).clone())
         },
@@ -860,7 +846,7 @@ fn manifests_must_be_signed_by_a_trusted_key_when_policy_says_so() {
     assert!(!ok);
     assert!(text.contains("which the policy does not trust"), "{text}");
 
-    let records = audit_records(&env);
+    let records = env.audit_records();
     let refused = records_of(&records, "policy.violation");
     assert_eq!(refused.len(), 3, "{refused:?}");
     assert!(refused.iter().all(|r| r["data"]["appId"] == "echo"));
@@ -932,7 +918,7 @@ fn the_policys_collector_receives_the_chain_head_and_catches_a_rewritten_log() {
     // The shell anchored its last line there before it exited.
     let bodies = collector.bodies.lock().unwrap().clone();
     let last: Value = serde_json::from_str(bodies.last().expect("an anchor was posted")).unwrap();
-    let records = audit_records(&env);
+    let records = env.audit_records();
     assert_eq!(records.last().unwrap()["event"], "shell.stop");
     assert_eq!(last["seq"], records.last().unwrap()["seq"]);
     let anchors = env.path("collected.txt");

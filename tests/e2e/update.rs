@@ -157,15 +157,8 @@ fn this_build() -> Files {
 /// The audit log's records of updates (`update.*`), as `weft audit export --json`
 /// prints them.
 fn update_records(env: &TestEnv) -> Vec<Value> {
-    let out = env.run_weft(&["audit", "export", "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+    env.audit_records()
+        .into_iter()
         .filter(|r| {
             r["event"]
                 .as_str()

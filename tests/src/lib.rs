@@ -528,6 +528,20 @@ impl TestEnv {
         self.weft(None).args(args).output().expect("running weft")
     }
 
+    /// The audit log's records, as `weft audit export --json` prints them.
+    pub fn audit_records(&self) -> Vec<serde_json::Value> {
+        let out = self.run_weft(&["audit", "export", "--json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("an audit record"))
+            .collect()
+    }
+
     /// Copies the fixture pages into the test directory and writes a workspace there
     /// with one app per `(appId, page)`; returns the workspace file.
     pub fn workspace(&self, name: &str, apps: &[(&str, &str)]) -> PathBuf {
