@@ -139,7 +139,7 @@ impl Write for Bounded {
 
 /// The window a zstd patch needs: reference and result both inside it.
 fn zstd_window_log(old: usize, new: usize) -> u32 {
-    let span = (old + new).max(1 << 10) as u64;
+    let span = old.saturating_add(new).max(1 << 10) as u64;
     (u64::BITS - (span - 1).leading_zeros()).min(ZSTD_WINDOW_LOG_MAX)
 }
 
